@@ -1,0 +1,57 @@
+"""METS: a multi-entity support ticket system."""
+import os
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app; `config` overrides settings (tests pass their database here)."""
+    app = Flask(__name__, instance_path=os.environ.get("METS_INSTANCE_DIR") or None)
+    app.config.from_object("mets.config.Config")
+    if config:
+        app.config.update(config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:"):
+        os.makedirs(app.config["METS_INSTANCE_DIR"], exist_ok=True)
+        # SQLite has no server-side pool; keep its defaults.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+
+    from mets.extensions import csrf, db, login_manager, mail, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    mail.init_app(app)
+    login_manager.init_app(app)
+
+    from mets import auth_setup, cli, errors, web
+    from mets.blueprints import admin, auth, portal, tickets
+
+    auth_setup.init_app(app)
+    web.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    for module in (auth, tickets, admin, portal):
+        app.register_blueprint(module.bp)
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:"):
+        _sqlite_pragmas(app)
+    return app
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    """Foreign keys on, and WAL so the web server and the worker can share the file."""
+    from sqlalchemy import event
+
+    from mets.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            if ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()

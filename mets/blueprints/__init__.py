@@ -1,0 +1,1 @@
+"""One blueprint per domain; routes parse input, call one service, render."""

@@ -1,0 +1,167 @@
+"""Admin pages: the entity tree, users and their memberships."""
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, or_, select
+
+from mets.extensions import db
+from mets.forms import EntityForm, MembershipForm, UserForm, show_errors
+from mets.models import Entity, Membership, User
+from mets.services import entities, users
+from mets.services.errors import DomainError
+from mets.web import admin_required, render
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.get("/")
+@admin_required
+def index():
+    return redirect(url_for("admin.entity_list"))
+
+
+# --- entities -------------------------------------------------------------------------------
+
+def _entity_form(entity: Entity | None = None) -> EntityForm:
+    form = EntityForm(obj=entity)
+    tree = entities.entity_tree(db.session)
+    form.parent_id.choices = [(None, "— none (top level) —")] + [
+        (e.id, "\u00a0\u00a0" * depth + e.name) for e, depth in tree if entity is None or e.id != entity.id
+    ]
+    return form
+
+
+def _entity_data(form: EntityForm) -> dict:
+    return {"name": form.name.data, "slug": form.slug.data, "parent_id": form.parent_id.data,
+            "timezone": (form.timezone.data or "").strip(), "sender_name": form.sender_name.data,
+            "sender_email": form.sender_email.data, "active": form.active.data}
+
+
+@bp.get("/entities")
+@admin_required
+def entity_list():
+    return render_template("admin/entities.html", tree=entities.entity_tree(db.session))
+
+
+@bp.route("/entities/new", methods=["GET", "POST"])
+@admin_required
+def entity_new():
+    form = _entity_form()
+    if form.validate_on_submit():
+        try:
+            entities.create_entity(db.session, _entity_data(form))
+            db.session.commit()
+            return redirect(url_for("admin.entity_list"), 303)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+    return render_template("admin/entity_form.html", form=form, entity=None), 422 if form.is_submitted() else 200
+
+
+@bp.route("/entities/<int:entity_id>", methods=["GET", "POST"])
+@admin_required
+def entity_edit(entity_id):
+    entity = db.session.get(Entity, entity_id) or abort(404)
+    form = _entity_form(entity)
+    if form.validate_on_submit():
+        try:
+            entities.update_entity(db.session, entity, _entity_data(form))
+            db.session.commit()
+            return redirect(url_for("admin.entity_list"), 303)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+    return render_template("admin/entity_form.html", form=form, entity=entity), 422 if form.is_submitted() else 200
+
+
+# --- users ----------------------------------------------------------------------------------
+
+@bp.get("/users")
+@admin_required
+def user_list():
+    kind = request.args.get("kind", "staff")
+    q = request.args.get("q", "").strip().lower()[:100]
+    query = select(User).order_by(User.name)
+    if kind in ("staff", "customer"):
+        query = query.where(User.kind == kind)
+    if q:
+        query = query.where(or_(func.lower(User.name).contains(q, autoescape=True), User.email.contains(q, autoescape=True)))
+    rows = list(db.session.scalars(query.limit(200)))
+    return render("admin/users.html", "admin/_user_rows.html", rows=rows, kind=kind, q=q)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@admin_required
+def user_new():
+    form = UserForm()
+    if form.validate_on_submit():
+        try:
+            user = users.create_user(db.session, _user_data(form))
+            db.session.commit()
+            return redirect(url_for("admin.user_edit", user_id=user.id), 303)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+    return render_template("admin/user_form.html", form=form, user=None), 422 if form.is_submitted() else 200
+
+
+def _user_data(form: UserForm) -> dict:
+    return {"name": form.name.data, "email": form.email.data, "kind": form.kind.data,
+            "password": form.password.data, "is_admin": form.is_admin.data, "active": form.active.data}
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def user_edit(user_id):
+    user = db.session.get(User, user_id) or abort(404)
+    form = UserForm(obj=user)
+    if form.validate_on_submit():
+        try:
+            users.update_user(db.session, user, _user_data(form), actor=current_user)
+            db.session.commit()
+            return redirect(url_for("admin.user_edit", user_id=user.id), 303)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+    return render_template("admin/user_form.html", form=form, user=user,
+                           membership_form=_membership_form(blank=True)), 422 if form.is_submitted() else 200
+
+
+def _membership_form(blank: bool = False) -> MembershipForm:
+    """The add-membership form; `blank` ignores the request (a fresh form after saving)."""
+    form = MembershipForm(formdata=None) if blank else MembershipForm()
+    form.entity_id.choices = [(e.id, "\u00a0\u00a0" * d + e.name) for e, d in entities.entity_tree(db.session)]
+    return form
+
+
+@bp.post("/users/<int:user_id>/memberships")
+@admin_required
+def membership_save(user_id):
+    user = db.session.get(User, user_id) or abort(404)
+    form = _membership_form()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            entity = db.session.get(Entity, form.entity_id.data) or abort(404)
+            users.set_membership(db.session, user, entity, form.role.data, form.tier.data,
+                                 users.parse_skills(form.skills.data))
+            db.session.commit()
+            form = _membership_form(blank=True)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+            status = 422
+    else:
+        status = 422
+    return render("admin/user_form.html", "admin/_memberships.html", status=status, user=user,
+                  form=UserForm(obj=user), membership_form=form)
+
+
+@bp.delete("/users/<int:user_id>/memberships/<int:membership_id>")
+@admin_required
+def membership_delete(user_id, membership_id):
+    membership = db.session.get(Membership, membership_id)
+    if membership is None or membership.user_id != user_id:
+        abort(404)
+    users.remove_membership(db.session, membership)
+    db.session.commit()
+    return ""

@@ -1,0 +1,55 @@
+"""Staff sign-in and sign-out (customers sign in through portal links)."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from mets.extensions import db
+from mets.forms import LoginForm
+from mets.services import users
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths, so the login form cannot bounce users to another site."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+@bp.get("/")
+def home():
+    if current_user.is_authenticated:
+        return redirect(url_for("tickets.index" if current_user.is_staff else "portal.index"))
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated and current_user.is_staff:
+        return redirect(url_for("tickets.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = users.authenticate(db.session, form.email.data, form.password.data)
+        if user is None:
+            form.form_errors.append("Wrong email or password.")
+        else:
+            db.session.commit()
+            session.clear()  # no session fixation across sign-ins
+            login_user(user, remember=form.remember.data)
+            return redirect(_safe_next(request.args.get("next")) or url_for("tickets.index"))
+    status = 200 if not form.is_submitted() else 422
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout():
+    was_customer = current_user.is_authenticated and current_user.is_customer
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("portal.login" if was_customer else "auth.login"))

@@ -1,0 +1,103 @@
+"""The customer portal: sign in by emailed link, open tickets, follow and answer them."""
+from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask_login import current_user, login_user
+from sqlalchemy import select
+
+from mets.extensions import db
+from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, show_errors
+from mets.models import Entity, Ticket
+from mets.services import portal_auth, tickets
+from mets.services.errors import DomainError
+from mets.services.portal_mail import send_sign_in_link
+from mets.web import customer_required, get_ticket_or_404, is_htmx
+
+bp = Blueprint("portal", __name__, url_prefix="/portal")
+
+
+@bp.get("/")
+@customer_required
+def index():
+    rows = db.session.scalars(
+        select(Ticket).where(Ticket.customer_id == current_user.id).order_by(Ticket.updated_at.desc())
+    ).all()
+    return render_template("portal/index.html", tickets=rows)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated and current_user.is_customer:
+        return redirect(url_for("portal.index"))
+    form = PortalLinkForm()
+    if form.validate_on_submit():
+        config = current_app.config
+        if portal_auth.should_send_link(db.session, form.email.data, config["PORTAL_OPEN_SIGNUP"]):
+            send_sign_in_link(form.email.data, form.next.data or None)
+        # The same answer whether or not the address is known: it reveals nothing.
+        return render_template("portal/link_sent.html", email=form.email.data)
+    return render_template("portal/login.html", form=form), 422 if form.is_submitted() else 200
+
+
+@bp.get("/auth/<token>")
+def redeem(token):
+    config = current_app.config
+    result = portal_auth.redeem(db.session, config["SECRET_KEY"], token, config["PORTAL_LINK_MAX_AGE"],
+                                config["PORTAL_OPEN_SIGNUP"])
+    if result.error:
+        db.session.rollback()
+        return render_template("portal/link_invalid.html", reason=result.error, form=PortalLinkForm()), 400
+    db.session.commit()
+    session.clear()
+    login_user(result.user)
+    return redirect(result.next_path or url_for("portal.index"))
+
+
+def _entity_choices():
+    rows = db.session.scalars(select(Entity).where(Entity.active.is_(True)).order_by(Entity.name))
+    return [(e.id, e.name) for e in rows]
+
+
+@bp.route("/tickets/new", methods=["GET", "POST"])
+@customer_required
+def new():
+    form = PortalTicketForm()
+    form.entity_id.choices = _entity_choices()
+    if form.validate_on_submit():
+        try:
+            change = tickets.create_ticket(
+                db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data),
+                customer=current_user, subject=form.subject.data, body=form.body.data,
+                priority=form.priority.data, via="portal")
+            db.session.commit()
+            return redirect(url_for("portal.show", number=change.ticket.number), 303)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+    return render_template("portal/new.html", form=form), 422 if form.is_submitted() else 200
+
+
+@bp.get("/tickets/<number>")
+@customer_required
+def show(number):
+    ticket = get_ticket_or_404(number)
+    return render_template("portal/show.html", ticket=ticket, form=ReplyForm())
+
+
+@bp.post("/tickets/<number>/replies")
+@customer_required
+def reply(number):
+    ticket = get_ticket_or_404(number)
+    form = ReplyForm()
+    status = 422
+    if form.validate_on_submit():
+        try:
+            tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data, via="portal")
+            db.session.commit()
+            form, status = ReplyForm(formdata=None), 200
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+    if not is_htmx():
+        if status == 200:
+            return redirect(url_for("portal.show", number=ticket.number), 303)
+        return render_template("portal/show.html", ticket=ticket, form=form), status
+    return render_template("portal/_conversation.html", ticket=ticket, form=form), status

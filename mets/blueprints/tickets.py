@@ -1,0 +1,167 @@
+"""The staff portal: ticket list, ticket page with its inline edits, creating tickets for customers."""
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from mets.extensions import db
+from mets.forms import ReplyForm, StaffTicketForm, show_errors
+from mets.models import PRIORITIES, STATUSES, Entity, User
+from mets.models.tickets import STATUS_LABELS
+from mets.services import access, tickets, users
+from mets.services.errors import DomainError
+from mets.services.ticket_search import STATUS_FILTERS, TicketFilters, search_tickets
+from mets.web import get_ticket_or_404, is_htmx, render, staff_required
+
+bp = Blueprint("tickets", __name__, url_prefix="/tickets")
+
+# The fields the ticket page edits inline, each in its own htmx box.
+INLINE_FIELDS = ("status", "priority", "assignee_id", "entity_id", "category")
+
+
+@bp.get("/")
+@staff_required
+def index():
+    filters = TicketFilters.from_args(request.args)
+    result = search_tickets(db.session, current_user, filters, per_page=current_app.config["TICKETS_PER_PAGE"])
+    entities = access.visible_entities(db.session, current_user)
+    assignees = _assignee_choices(entities)
+    return render("tickets/index.html", "tickets/_table.html", result=result, f=filters, entities=entities,
+                  assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES)
+
+
+def _assignee_choices(entities: list[Entity]) -> list[User]:
+    people: dict[int, User] = {}
+    for entity in entities:
+        for user in access.members_of(db.session, entity):
+            people[user.id] = user
+    return sorted(people.values(), key=lambda u: u.name.lower())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@staff_required
+def new():
+    form = StaffTicketForm()
+    entities = [e for e in access.visible_entities(db.session, current_user) if e.active]
+    form.entity_id.choices = [(e.id, e.name) for e in entities]
+    if form.validate_on_submit():
+        try:
+            customer = users.get_or_create_customer(db.session, form.customer_email.data, form.customer_name.data)
+            change = tickets.create_ticket(
+                db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data),
+                customer=customer, subject=form.subject.data, body=form.body.data,
+                priority=form.priority.data, category=form.category.data, via="agent")
+            db.session.commit()
+            return redirect(url_for("tickets.show", number=change.ticket.number), 303)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+    status = 422 if form.is_submitted() else 200
+    return render_template("tickets/new.html", form=form), status
+
+
+@bp.get("/<number>")
+@staff_required
+def show(number):
+    ticket = get_ticket_or_404(number)
+    return render_template("tickets/show.html", ticket=ticket, form=ReplyForm(), fields=_field_boxes(ticket))
+
+
+@bp.post("/<number>/replies")
+@staff_required
+def reply(number):
+    ticket = get_ticket_or_404(number)
+    form = ReplyForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data, internal=form.internal.data)
+            db.session.commit()
+            form = ReplyForm(formdata=None)
+        except DomainError as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+            status = 422
+    else:
+        status = 422
+    if not is_htmx():
+        return redirect(url_for("tickets.show", number=ticket.number), 303) if status == 200 else \
+            (render_template("tickets/show.html", ticket=ticket, form=form, fields=_field_boxes(ticket)), status)
+    headers = {"HX-Trigger": "ticket-changed"} if status == 200 else {}
+    # base.html tells htmx to swap 422 answers too, so field errors show in place.
+    return render_template("tickets/_conversation.html", ticket=ticket, form=form), status, headers
+
+
+@bp.get("/<number>/activity")
+@staff_required
+def activity(number):
+    ticket = get_ticket_or_404(number)
+    return render_template("tickets/_activity.html", ticket=ticket)
+
+
+@bp.get("/<number>/properties")
+@staff_required
+def properties(number):
+    ticket = get_ticket_or_404(number)
+    return render_template("tickets/_properties.html", ticket=ticket, fields=_field_boxes(ticket))
+
+
+@bp.post("/<number>/fields/<name>")
+@staff_required
+def edit_field(number, name):
+    if name not in INLINE_FIELDS:
+        abort(404)
+    ticket = get_ticket_or_404(number)
+    raw = request.form.get(name, "")
+    error = None
+    try:
+        change = _apply_field(ticket, name, raw)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        error = exc.for_field(name) or "; ".join(exc.errors.values())
+        change = None
+    if error is None and not access.find_ticket(db.session, current_user, ticket.number):
+        # Moved to an entity this user does not work in: leave the page.
+        return "", 200, {"HX-Redirect": url_for("tickets.index")}
+    box = _field_box(ticket, name, error=error, submitted=raw if error else None)
+    headers = {"HX-Trigger": "ticket-changed"} if change is not None and change.changed else {}
+    return render_template("tickets/_field.html", ticket=ticket, box=box), 422 if error else 200, headers
+
+
+def _apply_field(ticket, name: str, raw: str):
+    if name == "status":
+        return tickets.change_status(db.session, ticket, raw, actor=current_user)
+    if name == "assignee_id":
+        assignee = db.session.get(User, int(raw)) if raw.isdigit() else None
+        if raw and assignee is None:
+            raise DomainError({"assignee_id": "That person does not exist."})
+        return tickets.assign(db.session, ticket, assignee, actor=current_user)
+    if name == "entity_id":
+        return tickets.update_fields(db.session, ticket, {"entity_id": int(raw) if raw.isdigit() else None},
+                                     actor=current_user)
+    return tickets.update_fields(db.session, ticket, {name: raw}, actor=current_user)
+
+
+def _field_box(ticket, name: str, error: str | None = None, submitted: str | None = None) -> dict:
+    """What one inline-edit box shows: label, current value, choices, and an error in place."""
+    if name == "status":
+        choices = [(s, STATUS_LABELS[s]) for s in STATUSES]
+        value = ticket.status
+    elif name == "priority":
+        choices = [(p, p.capitalize()) for p in PRIORITIES]
+        value = ticket.priority
+    elif name == "assignee_id":
+        choices = [("", "Unassigned")] + [(str(u.id), u.name) for u in access.members_of(db.session, ticket.entity)]
+        value = str(ticket.assignee_id or "")
+    elif name == "entity_id":
+        choices = [(str(e.id), e.name) for e in access.visible_entities(db.session, current_user) if e.active]
+        value = str(ticket.entity_id)
+    else:
+        choices, value = None, ticket.category or ""
+    labels = {"status": "Status", "priority": "Priority", "assignee_id": "Assignee", "entity_id": "Entity",
+              "category": "Category"}
+    return {"name": name, "label": labels[name], "choices": choices,
+            "value": submitted if submitted is not None else value, "error": error}
+
+
+def _field_boxes(ticket) -> list[dict]:
+    return [_field_box(ticket, name) for name in INLINE_FIELDS]

@@ -1,0 +1,62 @@
+"""`flask --app wsgi mets ...` commands."""
+import click
+from flask import current_app
+from sqlalchemy import func, select
+
+from mets.extensions import db
+from mets.models import User
+from mets.services import demo, users
+from mets.services.errors import DomainError
+
+
+def init_app(app):
+    app.cli.add_command(mets_group)
+
+
+@click.group("mets")
+def mets_group():
+    """METS administration commands."""
+
+
+@mets_group.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing (and succeed) when the database already has users.")
+@click.option("--tickets", default=300, show_default=True, help="How many demo tickets to create.")
+def seed_demo(if_empty, tickets):
+    """Fill an empty database with a realistic demo install."""
+    if db.session.scalar(select(func.count()).select_from(User)):
+        if if_empty:
+            click.echo("Demo data already present; not seeding again.")
+            _print_logins()
+            return
+        raise click.ClickException("The database already has users; seed-demo only fills an empty one.")
+    info = demo.seed(db.session, tickets_count=tickets)
+    db.session.commit()
+    click.echo(f"Seeded {info['tickets']} tickets.")
+    _print_logins()
+
+
+def _print_logins():
+    base = current_app.config["METS_BASE_URL"]
+    click.echo("")
+    click.echo(f"  Staff portal:    {base}/login")
+    click.echo(f"    admin:         {demo.ADMIN_EMAIL} / {demo.DEMO_PASSWORD}")
+    click.echo(f"    manager:       maria@acme.example / {demo.DEMO_PASSWORD}")
+    click.echo(f"    agent:         bill@acme.example / {demo.DEMO_PASSWORD}")
+    click.echo(f"  Customer portal: {base}/portal/login  (e.g. alice.smith0@example.com;")
+    click.echo("                   the sign-in link is printed here and written to instance/maildir)")
+    click.echo("")
+
+
+@mets_group.command("create-admin")
+@click.option("--email", prompt=True)
+@click.option("--name", prompt=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_admin(email, name, password):
+    """Create the first administrator of a production install."""
+    try:
+        users.create_user(db.session, {"email": email, "name": name, "kind": "staff", "password": password,
+                                       "is_admin": True})
+    except DomainError as exc:
+        raise click.ClickException(str(exc))
+    db.session.commit()
+    click.echo(f"Administrator {email} created.")

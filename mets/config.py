@@ -1,0 +1,46 @@
+"""Settings from the environment, with defaults for the embedded (SQLite, no Redis) run."""
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(os.environ.get("METS_INSTANCE_DIR", Path(__file__).resolve().parent.parent / "instance"))
+
+
+def _bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Read once at app creation; `create_app(config)` overrides any key for tests."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'mets.db'}")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    METS_BASE_URL = os.environ.get("METS_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    METS_INSTANCE_DIR = str(INSTANCE_DIR)
+
+    # Customer portal sign-in links: lifetime in seconds.
+    PORTAL_LINK_MAX_AGE = int(os.environ.get("PORTAL_LINK_MAX_AGE", 3600))
+    # Whether an unknown address may get a sign-in link (creating the customer on first use).
+    PORTAL_OPEN_SIGNUP = _bool("PORTAL_OPEN_SIGNUP", True)
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", 25))
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = _bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "METS <support@mets.localhost>")
+    # Maildir used when no MAIL_SERVER is configured (embedded run).
+    MAILDIR = os.environ.get("METS_MAILDIR", str(INSTANCE_DIR / "maildir"))
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None  # tied to the session instead of a clock
+
+    TICKETS_PER_PAGE = 25

@@ -1,0 +1,36 @@
+"""Entities: the organisations and departments that share one install."""
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mets import clock
+from mets.extensions import db
+from mets.models.types import UTCDateTime
+
+
+class Entity(db.Model):
+    __tablename__ = "entities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Lower-case, also the ticket-number prefix (upper-cased): acme -> ACME-1001.
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("entities.id", ondelete="RESTRICT"), index=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    sender_name: Mapped[str | None] = mapped_column(String(200))
+    sender_email: Mapped[str | None] = mapped_column(String(254))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Last ticket number handed out; bumped with UPDATE ... RETURNING so numbers never collide.
+    ticket_seq: Mapped[int] = mapped_column(Integer, default=1000)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    parent: Mapped["Entity | None"] = relationship(remote_side="Entity.id", back_populates="children")
+    children: Mapped[list["Entity"]] = relationship(back_populates="parent", order_by="Entity.name")
+
+    @property
+    def ticket_prefix(self) -> str:
+        return self.slug.upper()
+
+    def __repr__(self):
+        return f"<Entity {self.slug}>"

@@ -1,0 +1,89 @@
+"""Tickets, their conversation and their audit trail."""
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mets import clock
+from mets.extensions import db
+from mets.models.types import UTCDateTime
+
+STATUSES = ("new", "open", "pending", "on_hold", "resolved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+VIAS = ("portal", "agent", "email", "system")
+STATUS_LABELS = {"new": "New", "open": "Open", "pending": "Pending", "on_hold": "On hold",
+                 "resolved": "Resolved", "closed": "Closed"}
+
+
+class Ticket(db.Model):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("entity_id", "seq"),
+        Index("ix_tickets_entity_status", "entity_id", "status"),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
+        Index("ix_tickets_created_at", "created_at"),
+        Index("ix_tickets_updated_at", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="RESTRICT"))
+    seq: Mapped[int]  # per-entity sequence number
+    number: Mapped[str] = mapped_column(String(60), unique=True)  # "ACME-1042"
+    subject: Mapped[str] = mapped_column(String(250))
+    body: Mapped[str] = mapped_column(Text, default="")  # sanitised HTML
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    priority: Mapped[str] = mapped_column(String(20), default="normal")
+    category: Mapped[str | None] = mapped_column(String(80))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    entity = relationship("Entity")
+    customer = relationship("User", foreign_keys=[customer_id])
+    assignee = relationship("User", foreign_keys=[assignee_id])
+    replies: Mapped[list["Reply"]] = relationship(
+        back_populates="ticket", order_by="Reply.created_at, Reply.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list["TicketEvent"]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.at, TicketEvent.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def public_replies(self):
+        return [r for r in self.replies if not r.internal]
+
+    def __repr__(self):
+        return f"<Ticket {self.number}>"
+
+
+class Reply(db.Model):
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)  # sanitised HTML
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)  # agents' note; customers never see it
+    via: Mapped[str] = mapped_column(String(20), default="agent")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="replies")
+    author = relationship("User")
+
+
+class TicketEvent(db.Model):
+    """The audit trail: one row per change, `changes` maps field -> [old, new]."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_at", "ticket_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+    actor = relationship("User")

@@ -1,0 +1,94 @@
+"""Who may see what. Every ticket, rule or metric query goes through `scope_tickets`."""
+from sqlalchemy import false, select
+
+from mets.models import Entity, Membership, Ticket, User
+
+
+def _children_map(session) -> dict[int | None, list[int]]:
+    children: dict[int | None, list[int]] = {}
+    for entity_id, parent_id in session.execute(select(Entity.id, Entity.parent_id)):
+        children.setdefault(parent_id, []).append(entity_id)
+    return children
+
+
+def with_descendants(session, entity_ids) -> set[int]:
+    """The given entities and every entity below them."""
+    children = _children_map(session)
+    seen: set[int] = set()
+    stack = list(entity_ids)
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(children.get(current, []))
+    return seen
+
+
+def ancestors(session, entity: Entity) -> list[Entity]:
+    """Parent, grandparent, ... (nearest first)."""
+    chain, seen, current = [], {entity.id}, entity.parent
+    while current is not None and current.id not in seen:
+        chain.append(current)
+        seen.add(current.id)
+        current = current.parent
+    return chain
+
+
+def visible_entity_ids(session, user: User) -> set[int] | None:
+    """Entities a staff user works in (memberships and their children); None means all (admin)."""
+    if user.is_admin:
+        return None
+    if not user.is_staff:
+        return set()
+    direct = session.scalars(select(Membership.entity_id).where(Membership.user_id == user.id)).all()
+    return with_descendants(session, direct)
+
+
+def visible_entities(session, user: User) -> list[Entity]:
+    """Entities the user may pick in filters and forms, by name."""
+    query = select(Entity).order_by(Entity.name)
+    ids = visible_entity_ids(session, user)
+    if ids is not None:
+        query = query.where(Entity.id.in_(ids))
+    return list(session.scalars(query))
+
+
+def scope_tickets(query, session, user: User):
+    """Restrict a select over Ticket to what `user` may see."""
+    if user.is_customer:
+        return query.where(Ticket.customer_id == user.id)
+    ids = visible_entity_ids(session, user)
+    if ids is None:
+        return query
+    return query.where(Ticket.entity_id.in_(ids)) if ids else query.where(false())
+
+
+def find_ticket(session, user: User, number: str) -> Ticket | None:
+    """The ticket with this number if `user` may see it, else None (callers answer 404)."""
+    query = scope_tickets(select(Ticket).where(Ticket.number == number.upper()), session, user)
+    return session.scalars(query).first()
+
+
+def can_work_entity(session, user: User, entity: Entity) -> bool:
+    """Staff who may see and change tickets of this entity."""
+    ids = visible_entity_ids(session, user)
+    return user.is_staff and (ids is None or entity.id in ids)
+
+
+def is_member(session, user: User, entity: Entity) -> bool:
+    """A membership in the entity or one of its ancestors (admins need one too to be assignees)."""
+    covering = {entity.id} | {a.id for a in ancestors(session, entity)}
+    return any(m.entity_id in covering for m in user.memberships)
+
+
+def members_of(session, entity: Entity) -> list[User]:
+    """Active staff who can be assigned tickets of this entity, by name."""
+    covering = [entity.id] + [a.id for a in ancestors(session, entity)]
+    query = (
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.entity_id.in_(covering), User.active.is_(True), User.kind == "staff")
+        .distinct()
+        .order_by(User.name)
+    )
+    return list(session.scalars(query))

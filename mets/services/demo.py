@@ -1,0 +1,120 @@
+"""Demo data: a company with two departments, an unrelated entity, staff, customers and ~300 tickets."""
+import random
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from mets import clock
+from mets.models import Entity, User
+from mets.services import access, entities, tickets, users
+
+DEMO_PASSWORD = "demo-password"
+ADMIN_EMAIL = "admin@mets.example"
+
+ENTITIES = [
+    # slug, name, parent slug, time zone, sender
+    ("acme", "Acme Corp", None, "America/New_York", "support@acme.example"),
+    ("billing", "Acme Billing", "acme", "America/New_York", "billing@acme.example"),
+    ("it", "Acme IT", "acme", "Europe/London", "it@acme.example"),
+    ("globex", "Globex", None, "Europe/Berlin", "help@globex.example"),
+]
+STAFF = [
+    # email, name, [(entity slug, role, tier, skills)]
+    ("maria@acme.example", "Maria Manager", [("acme", "manager", 3, ["billing", "escalations"])]),
+    ("bill@acme.example", "Bill Agent", [("billing", "agent", 1, ["billing", "refunds"])]),
+    ("bea@acme.example", "Bea Senior", [("billing", "agent", 2, ["billing", "invoices"])]),
+    ("ian@acme.example", "Ian Agent", [("it", "agent", 1, ["hardware"])]),
+    ("nora@acme.example", "Nora Network", [("it", "agent", 2, ["network", "hardware"])]),
+    ("greta@globex.example", "Greta Manager", [("globex", "manager", 2, [])]),
+    ("gus@globex.example", "Gus Agent", [("globex", "agent", 1, ["shipping"])]),
+]
+FIRST = ["Alice", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Liam",
+         "Mia", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tara", "Uma", "Victor", "Wen", "Yusuf"]
+LAST = ["Smith", "Okafor", "Novak", "Garcia", "Lindqvist", "Tanaka", "Rossi", "Dubois", "Khan", "Meyer"]
+DOMAINS = ["example.com", "example.org", "mail.example", "vip.example"]
+SUBJECTS = {
+    "billing": ["Charged twice for {m}", "Refund for order #{n}", "Invoice {n} shows the wrong VAT",
+                "Cannot update my card", "Why did my plan price change?"],
+    "it": ["Laptop will not boot after update", "VPN drops every {n} minutes", "Printer on floor {d} offline",
+           "Need access to the {m} share", "Monitor flickers"],
+    "acme": ["Question about my account", "Feedback on your service", "Password reset link not arriving"],
+    "globex": ["Parcel {n} not delivered", "Damaged item in order #{n}", "Change delivery address",
+               "Customs fees on order #{n}"],
+}
+CATEGORIES = {"billing": ["billing", "refunds"], "it": ["hardware", "network", "access"], "acme": ["general"],
+              "globex": ["shipping", "returns"]}
+AGENT_REPLIES = ["Thanks for reaching out. I'm looking into this now.",
+                 "Could you send a screenshot of what you see?",
+                 "I've applied a fix on our side. Can you check again?",
+                 "This is resolved now. Let us know if anything else comes up."]
+CUSTOMER_REPLIES = ["Thanks, here is the screenshot.", "Still happening, unfortunately.",
+                    "That worked, thank you!", "Any update on this?"]
+NOTES = ["Looks like the known issue from last week.", "Escalating internally to tier 2."]
+
+
+def seed(session, tickets_count: int = 300, seed_value: int = 7) -> dict:
+    """Create the demo install in an empty database and return what to print."""
+    if session.scalar(select(func.count()).select_from(User)):
+        raise RuntimeError("the database already has users; seed-demo only fills an empty one")
+    rng = random.Random(seed_value)
+    now = clock.now()
+    by_slug: dict[str, Entity] = {}
+    for slug, name, parent, tz, sender in ENTITIES:
+        by_slug[slug] = entities.create_entity(session, {
+            "slug": slug, "name": name, "parent_id": by_slug[parent].id if parent else None, "timezone": tz,
+            "sender_name": f"{name} Support", "sender_email": sender, "active": True})
+    admin = users.create_user(session, {"email": ADMIN_EMAIL, "name": "Ada Admin", "kind": "staff",
+                                        "password": DEMO_PASSWORD, "is_admin": True})
+    staff = []
+    for email, name, memberships in STAFF:
+        user = users.create_user(session, {"email": email, "name": name, "kind": "staff", "password": DEMO_PASSWORD})
+        for slug, role, tier, skills in memberships:
+            users.set_membership(session, user, by_slug[slug], role, tier, skills)
+        staff.append(user)
+    customers = []
+    for i in range(36):
+        first, last = FIRST[i % len(FIRST)], LAST[(i * 7) % len(LAST)]
+        email = f"{first}.{last}{i}@{DOMAINS[i % len(DOMAINS)]}".lower()
+        customers.append(users.get_or_create_customer(session, email, f"{first} {last}"))
+    members = {slug: access.members_of(session, entity) for slug, entity in by_slug.items()}
+    for _ in range(tickets_count):
+        _demo_ticket(session, rng, now, by_slug, members, admin, customers)
+    return {"admin": ADMIN_EMAIL, "password": DEMO_PASSWORD, "staff": [u.email for u in staff],
+            "customer": customers[0].email, "tickets": tickets_count}
+
+
+def _demo_ticket(session, rng, now, by_slug, members_by_slug, admin, customers):
+    slug = rng.choices(["billing", "it", "acme", "globex"], weights=[4, 4, 1, 3])[0]
+    entity = by_slug[slug]
+    customer = rng.choice(customers)
+    created = now - timedelta(days=rng.uniform(0, 30))
+    subject = rng.choice(SUBJECTS[slug]).format(m=rng.choice(["March", "April", "May"]), n=rng.randint(1000, 9999),
+                                                d=rng.randint(1, 9))
+    priority = rng.choices(["low", "normal", "high", "urgent"], weights=[2, 6, 3, 1])[0]
+    ticket = tickets.create_ticket(
+        session, actor=customer, entity=entity, customer=customer, subject=subject,
+        body=f"Hello,\n\n{subject}. Could you help?\n\nThanks,\n{customer.name}", priority=priority,
+        category=rng.choice(CATEGORIES[slug]), via=rng.choice(["portal", "email"]), now=created).ticket
+    members = members_by_slug[slug]
+    at = created
+    if members and rng.random() < 0.85:
+        at += timedelta(minutes=rng.randint(5, 240))
+        agent = rng.choice(members)
+        tickets.assign(session, ticket, agent, actor=admin, now=min(at, now))
+        for step in range(rng.randint(0, 4)):
+            at += timedelta(minutes=rng.randint(10, 600))
+            if at >= now:
+                break
+            if step % 2 == 0:
+                internal = rng.random() < 0.15
+                body = rng.choice(NOTES if internal else AGENT_REPLIES)
+                tickets.add_reply(session, ticket, actor=agent, body=body, internal=internal, now=at)
+                if not internal and rng.random() < 0.5:
+                    tickets.change_status(session, ticket, "pending", actor=agent, now=at)
+            else:
+                tickets.add_reply(session, ticket, actor=customer, body=rng.choice(CUSTOMER_REPLIES), now=at)
+        final = rng.choices(["keep", "resolved", "closed", "on_hold"], weights=[5, 3, 2, 1])[0]
+        at += timedelta(minutes=rng.randint(30, 900))
+        if final != "keep" and at < now and ticket.status != "closed":
+            tickets.change_status(session, ticket, final, actor=agent, now=at)
+

@@ -1,0 +1,87 @@
+"""Creating and editing entities: a tree of organisations with no cycles."""
+from sqlalchemy import select
+
+from mets.models import Entity
+from mets.services.errors import check
+from mets.services.validation import SLUG_RE, email_error, text_error, timezone_error
+
+
+def _validate(session, entity: Entity | None, data: dict) -> dict[str, str]:
+    errors = {}
+    if msg := text_error(data.get("name"), "Name", 200):
+        errors["name"] = msg
+    if msg := timezone_error(data.get("timezone") or ""):
+        errors["timezone"] = msg
+    if data.get("sender_email") and (msg := email_error(data["sender_email"])):
+        errors["sender_email"] = msg
+    if msg := text_error(data.get("sender_name"), "Sender name", 200, required=False):
+        errors["sender_name"] = msg
+    parent_id = data.get("parent_id")
+    if parent_id:
+        parent = session.get(Entity, parent_id)
+        if parent is None:
+            errors["parent_id"] = "That parent entity does not exist."
+        elif entity is not None and _would_cycle(entity, parent):
+            errors["parent_id"] = f"{parent.name} is {entity.name} itself or one of its departments: that would make a cycle."
+    return errors
+
+
+def _would_cycle(entity: Entity, new_parent: Entity) -> bool:
+    current = new_parent
+    seen = set()
+    while current is not None and current.id not in seen:
+        if current.id == entity.id:
+            return True
+        seen.add(current.id)
+        current = current.parent
+    return False
+
+
+def _apply(entity: Entity, data: dict) -> None:
+    entity.name = data["name"].strip()
+    entity.timezone = data["timezone"]
+    entity.parent_id = data.get("parent_id") or None
+    entity.sender_name = (data.get("sender_name") or "").strip() or None
+    entity.sender_email = (data.get("sender_email") or "").strip().lower() or None
+    entity.active = bool(data.get("active", True))
+
+
+def create_entity(session, data: dict) -> Entity:
+    """Validate and add an entity. `data`: name, slug, timezone, parent_id, sender_name, sender_email, active."""
+    errors = _validate(session, None, data)
+    slug = (data.get("slug") or "").strip().lower()
+    if not SLUG_RE.match(slug):
+        errors["slug"] = "Use 1-40 lower-case letters, digits or dashes (it prefixes ticket numbers)."
+    elif session.scalar(select(Entity.id).where(Entity.slug == slug)):
+        errors["slug"] = f"The slug '{slug}' is taken."
+    check(errors)
+    entity = Entity(slug=slug)
+    _apply(entity, data)
+    session.add(entity)
+    session.flush()
+    return entity
+
+
+def update_entity(session, entity: Entity, data: dict) -> Entity:
+    """Validate and change an entity. The slug never changes: existing ticket numbers carry it."""
+    check(_validate(session, entity, data))
+    _apply(entity, data)
+    session.flush()
+    return entity
+
+
+def entity_tree(session) -> list[tuple[Entity, int]]:
+    """All entities depth-first with their depth, for the admin tree and indented selects."""
+    entities = list(session.scalars(select(Entity).order_by(Entity.name)))
+    by_parent: dict[int | None, list[Entity]] = {}
+    for e in entities:
+        by_parent.setdefault(e.parent_id, []).append(e)
+    out: list[tuple[Entity, int]] = []
+
+    def walk(parent_id, depth):
+        for e in by_parent.get(parent_id, []):
+            out.append((e, depth))
+            walk(e.id, depth + 1)
+
+    walk(None, 0)
+    return out

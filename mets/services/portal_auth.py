@@ -1,0 +1,63 @@
+"""Signed, expiring sign-in links for the customer portal (itsdangerous)."""
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from mets.models import User
+from mets.services import users
+from mets.services.validation import email_error, normalize_email
+
+SALT = "mets-portal-login"
+
+
+@dataclass
+class LinkResult:
+    user: User | None = None
+    error: str | None = None  # "expired" or "invalid"
+    next_path: str | None = None
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=SALT)
+
+
+def make_token(secret_key: str, email: str, next_path: str | None = None) -> str:
+    """A token that signs the customer in as `email` (and optionally lands on `next_path`)."""
+    payload = {"e": normalize_email(email)}
+    if next_path:
+        payload["n"] = next_path
+    return _serializer(secret_key).dumps(payload)
+
+
+def should_send_link(session, email: str, open_signup: bool) -> bool:
+    """Whether `email` gets a link: known active customers, and new addresses when sign-up is open.
+
+    The page shown afterwards is the same either way, so it reveals nothing.
+    """
+    email = normalize_email(email)
+    if email_error(email):
+        return False
+    user = users.find_by_email(session, email)
+    if user is None:
+        return open_signup
+    return user.is_customer and user.active
+
+
+def redeem(session, secret_key: str, token: str, max_age: int, open_signup: bool) -> LinkResult:
+    """Check a token and return the customer it signs in (created on first use when allowed)."""
+    try:
+        payload = _serializer(secret_key).loads(token, max_age=max_age)
+    except SignatureExpired:
+        return LinkResult(error="expired")
+    except BadSignature:
+        return LinkResult(error="invalid")
+    email = payload.get("e", "") if isinstance(payload, dict) else ""
+    next_path = payload.get("n") if isinstance(payload, dict) else None
+    if next_path and not (next_path.startswith("/portal/") and "//" not in next_path):
+        next_path = None  # only ever land inside the portal
+    user = users.find_by_email(session, email)
+    if user is None and open_signup and not email_error(email):
+        user = users.get_or_create_customer(session, email)
+    if user is None or not user.is_customer or not user.active:
+        return LinkResult(error="invalid")
+    return LinkResult(user=user, next_path=next_path)

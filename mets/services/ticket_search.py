@@ -1,0 +1,106 @@
+"""The staff ticket list: filters, sorting and pagination, always scoped to what the user may see."""
+from dataclasses import dataclass, field
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from mets.models import PRIORITIES, STATUSES, Ticket, User
+from mets.services import access
+
+SORTS = {
+    "updated": Ticket.updated_at,
+    "created": Ticket.created_at,
+    "number": Ticket.id,
+    "priority": case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority),
+    "status": case({s: i for i, s in enumerate(STATUSES)}, value=Ticket.status),
+    "subject": Ticket.subject,
+}
+# "active" is the default view: everything not yet resolved or closed.
+STATUS_FILTERS = ("active", *STATUSES, "all")
+
+
+@dataclass
+class TicketFilters:
+    entity_id: int | None = None
+    status: str = "active"
+    priority: str = ""
+    assignee: str = ""  # "", "mine", "unassigned" or a user id
+    q: str = ""
+    sort: str = "updated"
+    direction: str = "desc"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> "TicketFilters":
+        """Read query-string arguments, dropping anything unknown instead of failing."""
+        f = cls()
+        entity = args.get("entity", "")
+        f.entity_id = int(entity) if entity.isdigit() else None
+        f.status = args.get("status", "active") if args.get("status", "active") in STATUS_FILTERS else "active"
+        f.priority = args.get("priority", "") if args.get("priority", "") in PRIORITIES else ""
+        assignee = args.get("assignee", "")
+        f.assignee = assignee if assignee in {"mine", "unassigned"} or assignee.isdigit() else ""
+        f.q = args.get("q", "").strip()[:100]
+        f.sort = args.get("sort", "updated") if args.get("sort") in SORTS else "updated"
+        f.direction = "asc" if args.get("dir") == "asc" else "desc"
+        page = args.get("page", "1")
+        f.page = max(1, int(page)) if page.isdigit() else 1
+        return f
+
+    def as_args(self, **overrides) -> dict:
+        """Query-string arguments for links (sort headers, pages) that keep the other filters."""
+        values = {"entity": self.entity_id or "", "status": self.status, "priority": self.priority,
+                  "assignee": self.assignee, "q": self.q, "sort": self.sort, "dir": self.direction,
+                  "page": self.page}
+        values.update(overrides)
+        return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+@dataclass
+class TicketPage:
+    items: list[Ticket]
+    total: int
+    page: int
+    per_page: int
+    filters: TicketFilters
+    pages: int = field(init=False)
+
+    def __post_init__(self):
+        self.pages = max(1, -(-self.total // self.per_page))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25) -> TicketPage:
+    """One page of tickets matching the filters, among those `user` may see."""
+    query = access.scope_tickets(select(Ticket), session, user)
+    if f.entity_id:
+        query = query.where(Ticket.entity_id == f.entity_id)
+    if f.status == "active":
+        query = query.where(Ticket.status.notin_(("resolved", "closed")))
+    elif f.status != "all":
+        query = query.where(Ticket.status == f.status)
+    if f.priority:
+        query = query.where(Ticket.priority == f.priority)
+    if f.assignee == "mine":
+        query = query.where(Ticket.assignee_id == user.id)
+    elif f.assignee == "unassigned":
+        query = query.where(Ticket.assignee_id.is_(None))
+    elif f.assignee:
+        query = query.where(Ticket.assignee_id == int(f.assignee))
+    if f.q:
+        pattern = f"%{_escape_like(f.q.lower())}%"
+        query = query.where(or_(func.lower(Ticket.subject).like(pattern, escape="\\"),
+                                func.lower(Ticket.number).like(pattern, escape="\\")))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    order = SORTS[f.sort].asc() if f.direction == "asc" else SORTS[f.sort].desc()
+    pages = max(1, -(-total // per_page))
+    page = min(f.page, pages)
+    f.page = page
+    rows = session.scalars(
+        query.order_by(order, Ticket.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        .options(selectinload(Ticket.entity), selectinload(Ticket.customer), selectinload(Ticket.assignee))
+    )
+    return TicketPage(items=list(rows), total=total, page=page, per_page=per_page, filters=f)

@@ -1,0 +1,239 @@
+"""The only way tickets change: create, reply, update fields, change status, assign.
+
+Each function validates, writes the change and its TicketEvent rows, flushes and returns a
+`Change`. The caller commits, so the change and its audit trail land together.
+"""
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from mets import clock
+from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, Ticket, TicketEvent, User
+from mets.services import access
+from mets.services.errors import DomainError, check
+from mets.services.html import clean_html, is_blank
+from mets.services.validation import text_error
+
+# Statuses a ticket cannot leave by a plain status change.
+FINAL = {"closed"}
+EDITABLE_FIELDS = ("subject", "category", "priority", "entity_id")
+
+
+@dataclass
+class Change:
+    """What one service call did: the ticket and the audit events it wrote."""
+
+    ticket: Ticket
+    events: list[TicketEvent] = field(default_factory=list)
+    reply: Reply | None = None
+
+    @property
+    def changes(self) -> dict:
+        merged: dict = {}
+        for event in self.events:
+            merged.update(event.changes)
+        return merged
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+
+def _record(session, change: Change, event: str, actor: User | None, changes: dict, now: datetime) -> None:
+    row = TicketEvent(ticket=change.ticket, event=event, actor_id=actor.id if actor else None, changes=changes, at=now)
+    session.add(row)
+    change.events.append(row)
+    change.ticket.updated_at = now
+
+
+def _next_number(session, entity: Entity) -> tuple[int, str]:
+    # The UPDATE takes the entity row's lock until commit, so concurrent creators queue here
+    # instead of reading the same value; the unique key on (entity_id, seq) backs it up.
+    seq = session.execute(
+        update(Entity).where(Entity.id == entity.id).values(ticket_seq=Entity.ticket_seq + 1)
+        .returning(Entity.ticket_seq)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    return seq, f"{entity.ticket_prefix}-{seq}"
+
+
+def _check_assignee(session, ticket_entity: Entity, assignee: User | None) -> str | None:
+    if assignee is None:
+        return None
+    if not assignee.is_staff or not assignee.active or not access.is_member(session, assignee, ticket_entity):
+        return f"{assignee.name} is not an active member of {ticket_entity.name}."
+    return None
+
+
+def create_ticket(session, *, actor: User, entity: Entity | None, customer: User, subject: str, body: str,
+                  priority: str = "normal", category: str | None = None, via: str = "agent",
+                  assignee: User | None = None, now: datetime | None = None) -> Change:
+    """Open a ticket for `customer` in `entity`, by the customer (portal) or by staff on their behalf."""
+    now = now or clock.now()
+    body_html = clean_html(body)
+    errors = {}
+    if entity is None or not entity.active:
+        errors["entity_id"] = "Choose an active entity."
+    elif actor.is_staff and not access.can_work_entity(session, actor, entity):
+        errors["entity_id"] = "You cannot create tickets in that entity."
+    elif actor.is_customer and actor.id != customer.id:
+        errors["entity_id"] = "Customers open tickets only for themselves."
+    if msg := text_error(subject, "Subject", 250):
+        errors["subject"] = msg
+    if is_blank(body_html):
+        errors["body"] = "Describe the request."
+    if priority not in PRIORITIES:
+        errors["priority"] = f"Unknown priority '{priority}'."
+    if msg := text_error(category, "Category", 80, required=False):
+        errors["category"] = msg
+    if via not in VIAS:
+        errors["via"] = f"Unknown channel '{via}'."
+    if not customer.is_customer:
+        errors["customer_email"] = "Tickets are opened for customers, not staff."
+    if entity is not None and (msg := _check_assignee(session, entity, assignee)):
+        errors["assignee_id"] = msg
+    check(errors)
+
+    seq, number = _next_number(session, entity)
+    ticket = Ticket(entity=entity, seq=seq, number=number, subject=subject.strip(), body=body_html,
+                    status="new", priority=priority, category=(category or "").strip() or None,
+                    customer=customer, assignee=assignee, created_at=now, updated_at=now)
+    session.add(ticket)
+    change = Change(ticket)
+    _record(session, change, "ticket_created", actor,
+            {"number": number, "priority": priority, "via": via,
+             **({"assignee_id": [None, assignee.id]} if assignee else {})}, now)
+    session.flush()
+    return change
+
+
+def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool = False,
+              via: str | None = None, now: datetime | None = None) -> Change:
+    """Add a public reply or an internal note; a customer's reply reopens a pending or resolved ticket."""
+    now = now or clock.now()
+    body_html = clean_html(body)
+    via = via or ("portal" if actor.is_customer else "agent")
+    errors = {}
+    if is_blank(body_html):
+        errors["body"] = "Write something before sending."
+    if ticket.status in FINAL:
+        errors["body"] = "This ticket is closed; open a new ticket instead."
+    if internal and not actor.is_staff:
+        errors["internal"] = "Only staff can write internal notes."
+    if actor.is_customer and actor.id != ticket.customer_id:
+        errors["body"] = "You can only reply to your own tickets."
+    if via not in VIAS:
+        errors["via"] = f"Unknown channel '{via}'."
+    check(errors)
+
+    reply = Reply(ticket=ticket, author=actor, body=body_html, internal=internal, via=via, created_at=now)
+    session.add(reply)
+    change = Change(ticket, reply=reply)
+    session.flush()
+    _record(session, change, "reply_added", actor,
+            {"reply_id": reply.id, "internal": internal, "via": via, "public": not internal}, now)
+    new_status = _status_after_reply(ticket, actor, internal)
+    if new_status != ticket.status:
+        old, ticket.status = ticket.status, new_status
+        _record(session, change, "status_changed", actor, {"status": [old, new_status]}, now)
+    session.flush()
+    return change
+
+
+def _status_after_reply(ticket: Ticket, actor: User, internal: bool) -> str:
+    if internal:
+        return ticket.status
+    if actor.is_customer and ticket.status in {"pending", "resolved"}:
+        return "open"  # the customer answered: the ball is back with the agents
+    if actor.is_staff and ticket.status == "new":
+        return "open"
+    return ticket.status
+
+
+def change_status(session, ticket: Ticket, status: str, *, actor: User, now: datetime | None = None) -> Change:
+    """Move the ticket to `status`. A closed ticket stays closed; nothing goes back to new."""
+    now = now or clock.now()
+    change = Change(ticket)
+    if status not in STATUSES:
+        raise DomainError({"status": f"Unknown status '{status}'."})
+    if status == ticket.status:
+        return change
+    if ticket.status in FINAL:
+        raise DomainError({"status": "This ticket is closed and cannot be reopened; open a new ticket instead."})
+    if status == "new":
+        raise DomainError({"status": "A ticket cannot go back to New."})
+    old, ticket.status = ticket.status, status
+    _record(session, change, "status_changed", actor, {"status": [old, status]}, now)
+    session.flush()
+    return change
+
+
+def assign(session, ticket: Ticket, assignee: User | None, *, actor: User, now: datetime | None = None) -> Change:
+    """Give the ticket to a member of its entity, or unassign it with None."""
+    now = now or clock.now()
+    change = Change(ticket)
+    if (assignee.id if assignee else None) == ticket.assignee_id:
+        return change
+    if msg := _check_assignee(session, ticket.entity, assignee):
+        raise DomainError({"assignee_id": msg})
+    old = ticket.assignee_id
+    ticket.assignee = assignee
+    _record(session, change, "assigned_to_changed", actor, {"assignee_id": [old, assignee.id if assignee else None]}, now)
+    session.flush()
+    return change
+
+
+def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: datetime | None = None) -> Change:
+    """Change subject, category, priority or entity. A priority-only change is `priority_changed`."""
+    now = now or clock.now()
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise DomainError({"": f"Unknown field(s): {', '.join(sorted(unknown))}."})
+    errors, changes = {}, {}
+    if "subject" in values:
+        if msg := text_error(values["subject"], "Subject", 250):
+            errors["subject"] = msg
+        elif values["subject"].strip() != ticket.subject:
+            changes["subject"] = [ticket.subject, values["subject"].strip()]
+    if "category" in values:
+        new = (values["category"] or "").strip() or None
+        if msg := text_error(new, "Category", 80, required=False):
+            errors["category"] = msg
+        elif new != ticket.category:
+            changes["category"] = [ticket.category, new]
+    if "priority" in values:
+        if values["priority"] not in PRIORITIES:
+            errors["priority"] = f"Unknown priority '{values['priority']}'."
+        elif values["priority"] != ticket.priority:
+            changes["priority"] = [ticket.priority, values["priority"]]
+    new_entity = None
+    if "entity_id" in values and values["entity_id"] != ticket.entity_id:
+        new_entity = session.get(Entity, values["entity_id"]) if values["entity_id"] else None
+        if new_entity is None or not new_entity.active or not access.can_work_entity(session, actor, new_entity):
+            errors["entity_id"] = "Choose an active entity you work in."
+        else:
+            changes["entity_id"] = [ticket.entity_id, new_entity.id]
+    check(errors)
+
+    change = Change(ticket)
+    if not changes:
+        return change
+    for name, (_, new) in changes.items():
+        if name != "entity_id":
+            setattr(ticket, name, new)
+    if new_entity is not None:
+        ticket.entity = new_entity
+    if new_entity is not None and ticket.assignee and not access.is_member(session, ticket.assignee, new_entity):
+        # The assignee cannot work in the new entity: the ticket goes back to its queue.
+        changes["assignee_id"] = [ticket.assignee_id, None]
+        ticket.assignee = None
+    event = "priority_changed" if set(changes) == {"priority"} else "ticket_updated"
+    _record(session, change, event, actor, changes, now)
+    session.flush()
+    return change
+
+
+def find_by_number(session, number: str) -> Ticket | None:
+    """Unscoped lookup, for jobs and the CLI; routes use access.find_ticket."""
+    return session.scalar(select(Ticket).where(Ticket.number == number.upper()))

@@ -1,0 +1,23 @@
+// Tell the user when an htmx request fails instead of silently doing nothing.
+document.addEventListener("htmx:responseError", function (event) {
+  var status = event.detail.xhr.status;
+  var text = status === 400 ? "This page is out of date. Reload it and try again."
+           : status === 404 ? "That item is no longer available to you."
+           : "Something went wrong (" + status + "). Please try again.";
+  showNotice(text);
+});
+document.addEventListener("htmx:sendError", function () {
+  showNotice("The server cannot be reached. Check your connection and try again.");
+});
+
+function showNotice(text) {
+  var box = document.getElementById("notice");
+  if (!box) {
+    box = document.createElement("p");
+    box.id = "notice";
+    box.className = "flash error";
+    box.setAttribute("role", "alert");
+    document.querySelector("main").prepend(box);
+  }
+  box.textContent = text;
+}

@@ -1,0 +1,86 @@
+"""Helpers shared by the blueprints: page-or-partial rendering, role guards, load-or-404."""
+from functools import wraps
+
+from flask import abort, render_template, request
+from flask_login import current_user, login_required
+
+from mets import clock
+from mets.extensions import db
+from mets.models import STATUSES
+from mets.models.tickets import STATUS_LABELS
+from mets.services import access
+
+
+def is_htmx() -> bool:
+    """An htmx request that wants a fragment (a history restore wants the whole page)."""
+    return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
+
+
+def render(page: str, partial: str | None = None, status: int = 200, **context):
+    """The partial for htmx requests, the full page (which includes that partial) otherwise."""
+    template = partial if partial and is_htmx() else page
+    # One URL answers with a page or a fragment: caches must keep them apart.
+    return render_template(template, **context), status, {"Vary": "HX-Request"}
+
+
+def staff_required(view):
+    """Signed-in staff only; customers get 404 so staff URLs reveal nothing to them."""
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not current_user.is_staff:
+            abort(404)
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def admin_required(view):
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not (current_user.is_staff and current_user.is_admin):
+            abort(404)
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def customer_required(view):
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not current_user.is_customer:
+            abort(404)
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def get_ticket_or_404(number: str):
+    """The ticket if the current user may see it; out-of-scope and missing look the same."""
+    ticket = access.find_ticket(db.session, current_user, number)
+    if ticket is None:
+        abort(404)
+    return ticket
+
+
+def _local(value, tz: str = "UTC", fmt: str = "%Y-%m-%d %H:%M"):
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+def _ago(value):
+    if value is None:
+        return ""
+    seconds = int((clock.now() - value).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds // size}{unit} ago"
+    return "just now"
+
+
+def init_app(app):
+    app.jinja_env.filters["local"] = _local
+    app.jinja_env.filters["ago"] = _ago
+    app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx)
