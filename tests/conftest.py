@@ -1,0 +1,175 @@
+"""Fixtures shared by every test: an app on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL.
+
+The schema is built once per backend by running the Alembic migrations (so the migrations are
+tested too); each test then starts from empty tables.
+"""
+import os
+import re
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import create_engine, text
+
+from mets import clock, create_app
+from mets.extensions import db
+from tests.factories import PASSWORD
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI every service exists, so a skipped test is a failure, never a silent pass."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI: {report.longrepr}"
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def _migrated_url(backend: str, tmp_path_factory) -> str:
+    if backend == "postgresql":
+        if not PG_URL:
+            pytest.skip("TEST_DATABASE_URL is not set")
+        _reset_postgres(PG_URL)
+        url = PG_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mets.db'}"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_urls(tmp_path_factory):
+    """Migrated databases, built lazily once per backend."""
+    cache: dict[str, str] = {}
+
+    def get(backend: str) -> str:
+        if backend not in cache:
+            cache[backend] = _migrated_url(backend, tmp_path_factory)
+        return cache[backend]
+
+    return get
+
+
+def _truncate_all() -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    else:
+        for name in tables:
+            db.session.execute(text(f"DELETE FROM {name}"))
+    db.session.commit()
+
+
+def make_app(url: str, tmp_path: Path, **overrides):
+    config = {
+        "SQLALCHEMY_DATABASE_URI": url,
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "METS_BASE_URL": "http://mets.test",
+        "MAILDIR": str(tmp_path / "maildir"),
+        "MAIL_SERVER": None,
+        "SERVER_NAME": None,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def app(backend, database_urls, tmp_path):
+    """An app on a migrated, empty database, with its app context pushed."""
+    url = database_urls(backend)
+    application = make_app(url, tmp_path)
+    ctx = application.app_context()
+    ctx.push()
+    _truncate_all()
+    try:
+        yield application
+    finally:
+        db.session.rollback()
+        _truncate_all()
+        db.session.remove()
+        db.engine.dispose()
+        ctx.pop()
+        clock.set_now(None)
+
+
+@pytest.fixture
+def session(app):
+    return db.session
+
+
+CSRF_RAW = "test-csrf-raw-token"
+
+
+class CSRFClient(FlaskClient):
+    """A test client that sends a valid CSRF token with every unsafe request, like base.html does.
+
+    Pass `csrf=False` to send none (to test that the app refuses it).
+    """
+
+    def open(self, *args, csrf: bool = True, **kwargs):
+        method = (kwargs.get("method") or "GET").upper()
+        if csrf and method not in ("GET", "HEAD", "OPTIONS"):
+            with self.session_transaction() as sess:
+                sess["csrf_token"] = CSRF_RAW
+            token = URLSafeTimedSerializer(self.application.secret_key, salt="wtf-csrf-token").dumps(CSRF_RAW)
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", token)
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    app.test_client_class = CSRFClient
+    return app.test_client()
+
+
+HTMX = {"HX-Request": "true"}
+
+
+def login(client, user, password: str = PASSWORD):
+    """Sign a staff user in through the real form."""
+    response = client.post("/login", data={"email": user.email, "password": password})
+    assert response.status_code == 302, response.data[:500]
+    return response
+
+
+def login_customer(client, customer):
+    """Sign a customer in through a real portal link."""
+    from mets.services import portal_auth
+
+    token = portal_auth.make_token(client.application.secret_key, customer.email)
+    response = client.get(f"/portal/auth/{token}")
+    assert response.status_code == 302
+    return response
+
+
+def text_of(response) -> str:
+    """The response body as text with tags removed and whitespace collapsed, for user-visible asserts."""
+    body = response.get_data(as_text=True)
+    body = re.sub(r"<script.*?</script>", " ", body, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
