@@ -18,7 +18,10 @@ def create_app(config: dict | None = None) -> Flask:
     from mets.extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"), render_as_batch=True)
+    from mets.models.schema import include_object
+
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"),
+                     render_as_batch=True, include_object=include_object, compare_type=True)
     csrf.init_app(app)
     mail.init_app(app)
     login_manager.init_app(app)

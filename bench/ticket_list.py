@@ -1,0 +1,109 @@
+"""Benchmark: the staff ticket list at scale (default one million tickets on PostgreSQL).
+
+    BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench python bench/ticket_list.py
+
+The database's public schema is dropped and rebuilt by migrations. Tickets are bulk-inserted
+with generate_series (PostgreSQL) so the run takes a minute, not an hour. It times
+services.ticket_search.search_tickets, which the /tickets page runs, for an agent and an admin.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from mets import create_app  # noqa: E402
+from mets.extensions import db  # noqa: E402
+from mets.services import entities, users  # noqa: E402
+from mets.services.ticket_search import TicketFilters, search_tickets  # noqa: E402
+
+TARGET_MS = 200
+
+
+def build(url: str, count: int):
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        s = db.session
+        ents = [entities.create_entity(s, {"name": f"Entity {i}", "slug": f"e{i}", "timezone": "UTC"})
+                for i in range(20)]
+        agent = users.create_user(s, {"email": "agent@bench.example", "name": "Agent", "kind": "staff",
+                                      "password": "bench-password"})
+        users.set_membership(s, agent, ents[0], "agent", 1, [])
+        admin = users.create_user(s, {"email": "admin@bench.example", "name": "Admin", "kind": "staff",
+                                      "password": "bench-password", "is_admin": True})
+        customer = users.get_or_create_customer(s, "customer@bench.example", "Customer")
+        s.commit()
+        started = time.perf_counter()
+        # Spread tickets over 20 entities, 6 statuses, 4 priorities, a third unassigned, 90 days.
+        s.execute(text("""
+            INSERT INTO tickets (entity_id, seq, number, subject, body, status, priority, category,
+                                 customer_id, assignee_id, created_at, updated_at)
+            SELECT e.id, 1000 + g, upper(e.slug) || '-' || (1000 + g),
+                   'Ticket ' || g || CASE WHEN g % 97 = 0 THEN ' refund request' ELSE ' printer issue' END,
+                   'Body', (ARRAY['new','open','pending','on_hold','resolved','closed'])[1 + g % 6],
+                   (ARRAY['low','normal','high','urgent'])[1 + g % 4], 'general', :customer,
+                   CASE WHEN g % 3 = 0 THEN NULL ELSE :agent END,
+                   now() - (g % 7776000) * interval '1 second', now() - (g % 7776000) * interval '1 second'
+            FROM generate_series(1, :per_entity) AS g CROSS JOIN entities e
+        """), {"customer": customer.id, "agent": agent.id, "per_entity": count // 20})
+        s.commit()
+    with create_engine(url).connect() as conn:
+        # Steady state, as autovacuum leaves a busy table: visibility map set, statistics fresh.
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE tickets"))
+    print(f"inserted and vacuumed {count} tickets in {time.perf_counter() - started:.1f}s")
+    return app
+
+
+def timed(fn, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    url = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench")
+    app = build(url, args.tickets)
+    with app.app_context():
+        from mets.models import User
+        from sqlalchemy import select
+
+        agent = db.session.scalar(select(User).where(User.email == "agent@bench.example"))
+        admin = db.session.scalar(select(User).where(User.email == "admin@bench.example"))
+        cases = {
+            "agent, default view (active, by updated)": (agent, {}),
+            "agent, search 'refund'": (agent, {"q": "refund", "status": "all"}),
+            "agent, unassigned, sort by priority": (agent, {"assignee": "unassigned", "sort": "priority"}),
+            "admin, all entities, page 200": (admin, {"status": "all", "page": "200"}),
+            "admin, search a ticket number": (admin, {"q": "E7-1500", "status": "all"}),
+        }
+        worst = 0.0
+        for label, (user, args_) in cases.items():
+            ms = timed(lambda: search_tickets(db.session, user, TicketFilters.from_args(args_)), args.runs)
+            worst = max(worst, ms)
+            print(f"{label:45s} {ms:8.1f} ms (median of {args.runs})")
+    print(f"bench ticket_list: {worst:.0f} ms worst median at {args.tickets} tickets (target <= {TARGET_MS} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
