@@ -26,4 +26,6 @@ def init_app(app):
 def _login_url() -> str:
     if request.blueprint == "portal":
         return url_for("portal.login")
-    return url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+    # An htmx GET asks for a fragment: coming back to it after signing in would show a bare partial.
+    wants_page = request.method == "GET" and not request.headers.get("HX-Request")
+    return url_for("auth.login", next=request.full_path if wants_page else None)

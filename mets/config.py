@@ -37,6 +37,9 @@ class Config:
     # Maildir used when no MAIL_SERVER is configured (embedded run).
     MAILDIR = os.environ.get("METS_MAILDIR", str(INSTANCE_DIR / "maildir"))
 
+    # werkzeug's method string; tests lower the work factor, production keeps scrypt.
+    PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")

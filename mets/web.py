@@ -80,7 +80,32 @@ def _ago(value):
     return "just now"
 
 
+CHANGE_LABELS = {"assignee_id": "assignee", "entity_id": "entity"}
+
+
+def change_label(name: str) -> str:
+    return CHANGE_LABELS.get(name, name).replace("_", " ")
+
+
+def change_value(name: str, value) -> str:
+    """An audit value as people read it: names instead of ids, labels instead of codes."""
+    from mets.models import Entity, User
+
+    if value is None or value == "":
+        return "—"
+    if name == "assignee_id":
+        user = db.session.get(User, value)
+        return user.name if user else f"#{value}"
+    if name == "entity_id":
+        entity = db.session.get(Entity, value)
+        return entity.name if entity else f"#{value}"
+    if name == "status":
+        return STATUS_LABELS.get(value, value)
+    return str(value)
+
+
 def init_app(app):
     app.jinja_env.filters["local"] = _local
     app.jinja_env.filters["ago"] = _ago
-    app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx)
+    app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx,
+                                 change_label=change_label, change_value=change_value)

@@ -68,13 +68,12 @@ def database_urls(tmp_path_factory):
     return get
 
 
-def _truncate_all() -> None:
-    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    else:
-        for name in tables:
-            db.session.execute(text(f"DELETE FROM {name}"))
+def _empty_all_tables() -> None:
+    """DELETE is far cheaper than TRUNCATE on small PostgreSQL tables; tests never rely on ids."""
+    # Departments point at their parent with ON DELETE RESTRICT, which SQLite checks row by row.
+    db.session.execute(text("UPDATE entities SET parent_id = NULL WHERE parent_id IS NOT NULL"))
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
     db.session.commit()
 
 
@@ -87,6 +86,8 @@ def make_app(url: str, tmp_path: Path, **overrides):
         "MAILDIR": str(tmp_path / "maildir"),
         "MAIL_SERVER": None,
         "SERVER_NAME": None,
+        # Real hashing and checking, with a work factor that lets the suite sign in hundreds of times.
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
     }
     config.update(overrides)
     return create_app(config)
@@ -98,18 +99,22 @@ def backend(request):
 
 
 @pytest.fixture
-def app(backend, database_urls, tmp_path):
+def app_overrides() -> dict:
+    """Extra settings for the `app` fixture; a test module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def app(backend, database_urls, tmp_path, app_overrides):
     """An app on a migrated, empty database, with its app context pushed."""
     url = database_urls(backend)
-    application = make_app(url, tmp_path)
+    application = make_app(url, tmp_path, **app_overrides)
     ctx = application.app_context()
     ctx.push()
-    _truncate_all()
+    _empty_all_tables()
     try:
         yield application
     finally:
-        db.session.rollback()
-        _truncate_all()
         db.session.remove()
         db.engine.dispose()
         ctx.pop()

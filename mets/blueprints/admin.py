@@ -6,7 +6,7 @@ from sqlalchemy import func, or_, select
 from mets.extensions import db
 from mets.forms import EntityForm, MembershipForm, UserForm, show_errors
 from mets.models import Entity, Membership, User
-from mets.services import entities, users
+from mets.services import access, entities, users
 from mets.services.errors import DomainError
 from mets.web import admin_required, render
 
@@ -23,9 +23,10 @@ def index():
 
 def _entity_form(entity: Entity | None = None) -> EntityForm:
     form = EntityForm(obj=entity)
-    tree = entities.entity_tree(db.session)
+    # An entity cannot sit under itself or one of its own departments.
+    excluded = access.with_descendants(db.session, [entity.id]) if entity else set()
     form.parent_id.choices = [(None, "— none (top level) —")] + [
-        (e.id, "\u00a0\u00a0" * depth + e.name) for e, depth in tree if entity is None or e.id != entity.id
+        (e.id, "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session) if e.id not in excluded
     ]
     return form
 

@@ -9,6 +9,7 @@ from mets.models import Entity, Ticket
 from mets.services import portal_auth, tickets
 from mets.services.errors import DomainError
 from mets.services.portal_mail import send_sign_in_link
+from mets.services.validation import normalize_email
 from mets.web import customer_required, get_ticket_or_404, is_htmx
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -31,7 +32,7 @@ def login():
     if form.validate_on_submit():
         config = current_app.config
         if portal_auth.should_send_link(db.session, form.email.data, config["PORTAL_OPEN_SIGNUP"]):
-            send_sign_in_link(form.email.data, form.next.data or None)
+            send_sign_in_link(normalize_email(form.email.data), form.next.data or None)
         # The same answer whether or not the address is known: it reveals nothing.
         return render_template("portal/link_sent.html", email=form.email.data)
     return render_template("portal/login.html", form=form), 422 if form.is_submitted() else 200

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from mets.models import Entity
 from mets.services.errors import check
-from mets.services.validation import SLUG_RE, email_error, text_error, timezone_error
+from mets.services.validation import SLUG_RE, email_error, normalize_email, text_error, timezone_error
 
 
 def _validate(session, entity: Entity | None, data: dict) -> dict[str, str]:
@@ -12,7 +12,8 @@ def _validate(session, entity: Entity | None, data: dict) -> dict[str, str]:
         errors["name"] = msg
     if msg := timezone_error(data.get("timezone") or ""):
         errors["timezone"] = msg
-    if data.get("sender_email") and (msg := email_error(data["sender_email"])):
+    # Check the address as it will be stored (trimmed, lower-cased by _apply).
+    if (sender := normalize_email(data.get("sender_email"))) and (msg := email_error(sender)):
         errors["sender_email"] = msg
     if msg := text_error(data.get("sender_name"), "Sender name", 200, required=False):
         errors["sender_name"] = msg

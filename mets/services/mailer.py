@@ -26,12 +26,14 @@ def send_email(to: str, subject: str, text: str, html: str | None = None, sender
     _reject_crlf(to, subject, sender)
     domain = sender.rsplit("@", 1)[-1].strip(">") or "mets.localhost"
     message_id = make_msgid(domain=domain)
-    headers = {"Auto-Submitted": "auto-generated", "Message-ID": message_id}
+    headers = {"Auto-Submitted": "auto-generated"}
     if current_app.config.get("MAIL_SERVER"):
         msg = Message(subject=subject, recipients=[to], body=text, html=html, sender=sender, extra_headers=headers)
+        # Flask-Mail writes its own Message-ID (and extra_headers would add a second one): use ours.
+        msg.msgId = message_id
         mail.send(msg)
     else:
-        _write_maildir(to, subject, text, html, sender, headers)
+        _write_maildir(to, subject, text, html, sender, {**headers, "Message-ID": message_id})
     return message_id
 
 

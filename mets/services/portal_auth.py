@@ -53,8 +53,8 @@ def redeem(session, secret_key: str, token: str, max_age: int, open_signup: bool
         return LinkResult(error="invalid")
     email = payload.get("e", "") if isinstance(payload, dict) else ""
     next_path = payload.get("n") if isinstance(payload, dict) else None
-    if next_path and not (next_path.startswith("/portal/") and "//" not in next_path):
-        next_path = None  # only ever land inside the portal
+    if next_path and not (next_path.startswith("/portal/") and "//" not in next_path and next_path.isprintable()):
+        next_path = None  # only ever land inside the portal (and no line breaks: it becomes a header)
     user = users.find_by_email(session, email)
     if user is None and open_signup and not email_error(email):
         user = users.get_or_create_customer(session, email)

@@ -47,6 +47,18 @@ def _record(session, change: Change, event: str, actor: User | None, changes: di
     change.ticket.updated_at = now
 
 
+def _require_actor(session, actor: User | None, ticket: Ticket, customer_may: bool = False) -> None:
+    """Defence in depth behind the routes' scoping: staff only in their entities, customers only
+    on their own tickets and only where `customer_may`; None is the system (jobs, rules)."""
+    if actor is None:
+        return
+    if actor.is_staff and access.can_work_entity(session, actor, ticket.entity):
+        return
+    if actor.is_customer and customer_may and actor.id == ticket.customer_id:
+        return
+    raise DomainError({"": "You cannot change this ticket."})
+
+
 def _next_number(session, entity: Entity) -> tuple[int, str]:
     # The UPDATE takes the entity row's lock until commit, so concurrent creators queue here
     # instead of reading the same value; the unique key on (entity_id, seq) backs it up.
@@ -112,17 +124,16 @@ def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool
               via: str | None = None, now: datetime | None = None) -> Change:
     """Add a public reply or an internal note; a customer's reply reopens a pending or resolved ticket."""
     now = now or clock.now()
+    _require_actor(session, actor, ticket, customer_may=True)
     body_html = clean_html(body)
-    via = via or ("portal" if actor.is_customer else "agent")
+    via = via or ("portal" if actor is not None and actor.is_customer else "agent")
     errors = {}
     if is_blank(body_html):
         errors["body"] = "Write something before sending."
     if ticket.status in FINAL:
         errors["body"] = "This ticket is closed; open a new ticket instead."
-    if internal and not actor.is_staff:
+    if internal and actor is not None and not actor.is_staff:
         errors["internal"] = "Only staff can write internal notes."
-    if actor.is_customer and actor.id != ticket.customer_id:
-        errors["body"] = "You can only reply to your own tickets."
     if via not in VIAS:
         errors["via"] = f"Unknown channel '{via}'."
     check(errors)
@@ -142,7 +153,7 @@ def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool
 
 
 def _status_after_reply(ticket: Ticket, actor: User, internal: bool) -> str:
-    if internal:
+    if internal or actor is None:
         return ticket.status
     if actor.is_customer and ticket.status in {"pending", "resolved"}:
         return "open"  # the customer answered: the ball is back with the agents
@@ -154,6 +165,7 @@ def _status_after_reply(ticket: Ticket, actor: User, internal: bool) -> str:
 def change_status(session, ticket: Ticket, status: str, *, actor: User, now: datetime | None = None) -> Change:
     """Move the ticket to `status`. A closed ticket stays closed; nothing goes back to new."""
     now = now or clock.now()
+    _require_actor(session, actor, ticket)
     change = Change(ticket)
     if status not in STATUSES:
         raise DomainError({"status": f"Unknown status '{status}'."})
@@ -172,6 +184,7 @@ def change_status(session, ticket: Ticket, status: str, *, actor: User, now: dat
 def assign(session, ticket: Ticket, assignee: User | None, *, actor: User, now: datetime | None = None) -> Change:
     """Give the ticket to a member of its entity, or unassign it with None."""
     now = now or clock.now()
+    _require_actor(session, actor, ticket)
     change = Change(ticket)
     if (assignee.id if assignee else None) == ticket.assignee_id:
         return change
@@ -187,6 +200,7 @@ def assign(session, ticket: Ticket, assignee: User | None, *, actor: User, now: 
 def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: datetime | None = None) -> Change:
     """Change subject, category, priority or entity. A priority-only change is `priority_changed`."""
     now = now or clock.now()
+    _require_actor(session, actor, ticket)
     unknown = set(values) - set(EDITABLE_FIELDS)
     if unknown:
         raise DomainError({"": f"Unknown field(s): {', '.join(sorted(unknown))}."})
@@ -210,7 +224,8 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
     new_entity = None
     if "entity_id" in values and values["entity_id"] != ticket.entity_id:
         new_entity = session.get(Entity, values["entity_id"]) if values["entity_id"] else None
-        if new_entity is None or not new_entity.active or not access.can_work_entity(session, actor, new_entity):
+        if new_entity is None or not new_entity.active or (
+                actor is not None and not access.can_work_entity(session, actor, new_entity)):
             errors["entity_id"] = "Choose an active entity you work in."
         else:
             changes["entity_id"] = [ticket.entity_id, new_entity.id]

@@ -108,7 +108,7 @@ def set_membership(session, user: User, entity: Entity, role: str, tier: int, sk
         errors["user"] = "Only staff can be members of an entity."
     if role not in ROLES:
         errors["role"] = "Role must be manager or agent."
-    if not isinstance(tier, int) or not 1 <= tier <= 9:
+    if isinstance(tier, bool) or not isinstance(tier, int) or not 1 <= tier <= 9:
         errors["tier"] = "Tier must be a whole number from 1 to 9."
     if any(len(s) > 40 for s in skills):
         errors["skills"] = "Each skill must be at most 40 characters."
@@ -125,5 +125,6 @@ def set_membership(session, user: User, entity: Entity, role: str, tier: int, sk
 
 
 def remove_membership(session, membership: Membership) -> None:
-    session.delete(membership)
+    """Remove the membership; the user's loaded list forgets it at once (access checks read it)."""
+    membership.user.memberships.remove(membership)  # delete-orphan deletes the row on flush
     session.flush()

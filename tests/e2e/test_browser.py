@@ -37,8 +37,9 @@ def test_agent_searches_replies_and_changes_status(live_server, page, tmp_path):
         globex = make_entity(name="Globex", slug="globex")
         agent = make_staff(acme, name="Dana Agent", email="dana@staff.example")
         carol = make_customer(name="Carol Customer", email="carol@example.com")
-        ticket = make_ticket(acme, carol, subject="VPN drops every hour",
+        ticket = make_ticket(acme, carol, subject="VPN drops every hour", priority="high",
                              body="Since Monday the VPN disconnects on the hour, every hour.")
+        make_ticket(acme, subject="VPN client will not install", priority="low")
         make_ticket(acme, subject="Printer is on fire")
         make_ticket(acme, subject="Refund for invoice 42")
         make_ticket(globex, subject="VPN at Globex")  # another entity: the agent must never see it
@@ -53,15 +54,31 @@ def test_agent_searches_replies_and_changes_status(live_server, page, tmp_path):
     expect(page).to_have_url(re.compile(r"/tickets/$"))
     expect(page.get_by_role("heading", name="Tickets")).to_be_visible()
     rows = page.locator("#ticket-table tbody tr")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(4)
 
     # Search filters the table in place and pushes the filter into the URL.
+    table_requests = []
+    page.on("request", lambda r: table_requests.append(r.url)
+            if r.headers.get("hx-request") and "/tickets/?" in r.url else None)
     mark_page(page)
-    page.get_by_role("searchbox", name="Search").fill("vpn")
+    search = page.get_by_role("searchbox", name="Search")
+    search.fill("vpn")
     expect(page).to_have_url(re.compile(r"/tickets/\?(.*&)?q=vpn(&|$)"))
+    expect(rows).to_have_count(2)
+    expect(page.locator("#ticket-table .count")).to_have_text("2 tickets")
+    expect(page.locator("#ticket-table")).not_to_contain_text("Globex")
+    assert len(table_requests) == 1, table_requests
+
+    # A select narrows it further. Leaving the search box must not reload the table on its own:
+    # that swap used to land between mousedown and mouseup and swallow the click on a result.
+    search.press("Tab")
+    page.get_by_role("combobox", name="Priority").select_option(label="High")
+    expect(page).to_have_url(re.compile(r"[?&]priority=high(&|$)"))
+    expect(page).to_have_url(re.compile(r"[?&]q=vpn(&|$)"))
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("VPN drops every hour")
     expect(page.locator("#ticket-table .count")).to_have_text("1 ticket")
+    assert len(table_requests) == 2, table_requests
     assert_not_reloaded(page)
 
     # Open the ticket.
@@ -87,11 +104,11 @@ def test_agent_searches_replies_and_changes_status(live_server, page, tmp_path):
     assert_not_reloaded(page)
     # The reply moved the ticket from New to Open; both side panels follow (ticket-changed).
     expect(status).to_have_value("open")
-    expect(activity).to_contain_text("status: new → open")
+    expect(activity).to_contain_text("status: New → Open")
 
     # Change the status inline; the activity panel shows the change.
     status.select_option(label="Pending")
-    expect(activity).to_contain_text("status: open → pending")
+    expect(activity).to_contain_text("status: Open → Pending")
     expect(status).to_have_value("pending")
     expect(page.locator("#properties .error")).to_have_count(0)
     assert_not_reloaded(page)
@@ -104,7 +121,7 @@ def test_agent_searches_replies_and_changes_status(live_server, page, tmp_path):
     page.reload()
     assert page.evaluate("window.__noReload") is None
     expect(status).to_have_value("pending")
-    expect(activity).to_contain_text("status: open → pending")
+    expect(activity).to_contain_text("status: Open → Pending")
     expect(messages).to_have_count(2)
     expect(messages.last).to_contain_text(reply_text)
 

@@ -119,7 +119,8 @@ def sign_in(client, role, people):
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("method, rule, path, data, htmx, expected", [pytest.param(*r, id=f"{r[0]} {r[1]}") for r in ROUTES])
+@pytest.mark.parametrize("method, rule, path, data, htmx, expected",
+                         [pytest.param(*r, id=f"{r[0]} {r[1]}") for r in ROUTES])
 def test_route_answers_each_role_exactly(app, client, world, role, method, rule, path, data, htmx, expected):
     missing = app_routes(app) - {(r[0], r[1]) for r in ROUTES}
     assert not missing, f"routes with no access expectation: {sorted(missing)}"
