@@ -1,5 +1,7 @@
 """WTForms for every page form; the services do the domain checks and forms show their errors."""
 from flask_wtf import FlaskForm
+
+from mets.extensions import db
 from wtforms import BooleanField, EmailField, HiddenField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
@@ -15,6 +17,29 @@ def show_errors(form: FlaskForm, exc: DomainError) -> None:
             field.errors = list(field.errors) + [message]
         else:
             form.form_errors.append(message)
+
+
+def submit(form: FlaskForm, action):
+    """Validate `form`, run `action()` (one service call) and commit.
+
+    Returns what the action returned, or None when the form or the service refused the input:
+    then the session is rolled back and the messages sit on the form's fields.
+    """
+    if not form.validate_on_submit():
+        return None
+    try:
+        result = action()
+        db.session.commit()
+        return result
+    except DomainError as exc:
+        db.session.rollback()
+        show_errors(form, exc)
+        return None
+
+
+def status_for(form: FlaskForm) -> int:
+    """422 for a submitted form shown again with errors, 200 for a first view."""
+    return 422 if form.is_submitted() else 200
 
 
 PRIORITY_CHOICES = [(p, p.capitalize()) for p in PRIORITIES]

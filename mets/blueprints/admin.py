@@ -4,10 +4,9 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from mets.extensions import db
-from mets.forms import EntityForm, MembershipForm, UserForm, show_errors
+from mets.forms import EntityForm, MembershipForm, UserForm, status_for, submit
 from mets.models import Entity, Membership, User
 from mets.services import access, entities, users
-from mets.services.errors import DomainError
 from mets.web import admin_required, render
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -47,15 +46,9 @@ def entity_list():
 @admin_required
 def entity_new():
     form = _entity_form()
-    if form.validate_on_submit():
-        try:
-            entities.create_entity(db.session, _entity_data(form))
-            db.session.commit()
-            return redirect(url_for("admin.entity_list"), 303)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-    return render_template("admin/entity_form.html", form=form, entity=None), 422 if form.is_submitted() else 200
+    if submit(form, lambda: entities.create_entity(db.session, _entity_data(form))):
+        return redirect(url_for("admin.entity_list"), 303)
+    return render_template("admin/entity_form.html", form=form, entity=None), status_for(form)
 
 
 @bp.route("/entities/<int:entity_id>", methods=["GET", "POST"])
@@ -63,15 +56,9 @@ def entity_new():
 def entity_edit(entity_id):
     entity = db.session.get(Entity, entity_id) or abort(404)
     form = _entity_form(entity)
-    if form.validate_on_submit():
-        try:
-            entities.update_entity(db.session, entity, _entity_data(form))
-            db.session.commit()
-            return redirect(url_for("admin.entity_list"), 303)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-    return render_template("admin/entity_form.html", form=form, entity=entity), 422 if form.is_submitted() else 200
+    if submit(form, lambda: entities.update_entity(db.session, entity, _entity_data(form))):
+        return redirect(url_for("admin.entity_list"), 303)
+    return render_template("admin/entity_form.html", form=form, entity=entity), status_for(form)
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -94,15 +81,10 @@ def user_list():
 @admin_required
 def user_new():
     form = UserForm()
-    if form.validate_on_submit():
-        try:
-            user = users.create_user(db.session, _user_data(form))
-            db.session.commit()
-            return redirect(url_for("admin.user_edit", user_id=user.id), 303)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-    return render_template("admin/user_form.html", form=form, user=None), 422 if form.is_submitted() else 200
+    user = submit(form, lambda: users.create_user(db.session, _user_data(form)))
+    if user:
+        return redirect(url_for("admin.user_edit", user_id=user.id), 303)
+    return render_template("admin/user_form.html", form=form, user=None), status_for(form)
 
 
 def _user_data(form: UserForm) -> dict:
@@ -115,16 +97,10 @@ def _user_data(form: UserForm) -> dict:
 def user_edit(user_id):
     user = db.session.get(User, user_id) or abort(404)
     form = UserForm(obj=user)
-    if form.validate_on_submit():
-        try:
-            users.update_user(db.session, user, _user_data(form), actor=current_user)
-            db.session.commit()
-            return redirect(url_for("admin.user_edit", user_id=user.id), 303)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
+    if submit(form, lambda: users.update_user(db.session, user, _user_data(form), actor=current_user)):
+        return redirect(url_for("admin.user_edit", user_id=user.id), 303)
     return render_template("admin/user_form.html", form=form, user=user,
-                           membership_form=_membership_form(blank=True)), 422 if form.is_submitted() else 200
+                           membership_form=_membership_form(blank=True)), status_for(form)
 
 
 def _membership_form(blank: bool = False) -> MembershipForm:
@@ -139,20 +115,12 @@ def _membership_form(blank: bool = False) -> MembershipForm:
 def membership_save(user_id):
     user = db.session.get(User, user_id) or abort(404)
     form = _membership_form()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            entity = db.session.get(Entity, form.entity_id.data) or abort(404)
-            users.set_membership(db.session, user, entity, form.role.data, form.tier.data,
-                                 users.parse_skills(form.skills.data))
-            db.session.commit()
-            form = _membership_form(blank=True)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-            status = 422
-    else:
-        status = 422
+    saved = submit(form, lambda: users.set_membership(
+        db.session, user, db.session.get(Entity, form.entity_id.data) or abort(404), form.role.data,
+        form.tier.data, users.parse_skills(form.skills.data)))
+    status = 200 if saved else 422
+    if saved:
+        form = _membership_form(blank=True)
     return render("admin/user_form.html", "admin/_memberships.html", status=status, user=user,
                   form=UserForm(obj=user), membership_form=form)
 

@@ -4,10 +4,9 @@ from flask_login import current_user, login_user
 from sqlalchemy import select
 
 from mets.extensions import db
-from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, show_errors
+from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, status_for, submit
 from mets.models import Entity, Ticket
 from mets.services import portal_auth, tickets
-from mets.services.errors import DomainError
 from mets.services.portal_mail import send_sign_in_link
 from mets.services.validation import normalize_email
 from mets.web import customer_required, get_ticket_or_404, is_htmx
@@ -35,7 +34,7 @@ def login():
             send_sign_in_link(normalize_email(form.email.data), form.next.data or None)
         # The same answer whether or not the address is known: it reveals nothing.
         return render_template("portal/link_sent.html", email=form.email.data)
-    return render_template("portal/login.html", form=form), 422 if form.is_submitted() else 200
+    return render_template("portal/login.html", form=form), status_for(form)
 
 
 @bp.get("/auth/<token>")
@@ -62,18 +61,12 @@ def _entity_choices():
 def new():
     form = PortalTicketForm()
     form.entity_id.choices = _entity_choices()
-    if form.validate_on_submit():
-        try:
-            change = tickets.create_ticket(
-                db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data),
-                customer=current_user, subject=form.subject.data, body=form.body.data,
-                priority=form.priority.data, via="portal")
-            db.session.commit()
-            return redirect(url_for("portal.show", number=change.ticket.number), 303)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-    return render_template("portal/new.html", form=form), 422 if form.is_submitted() else 200
+    change = submit(form, lambda: tickets.create_ticket(
+        db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data), customer=current_user,
+        subject=form.subject.data, body=form.body.data, priority=form.priority.data, via="portal"))
+    if change:
+        return redirect(url_for("portal.show", number=change.ticket.number), 303)
+    return render_template("portal/new.html", form=form), status_for(form)
 
 
 @bp.get("/tickets/<number>")
@@ -88,15 +81,11 @@ def show(number):
 def reply(number):
     ticket = get_ticket_or_404(number)
     form = ReplyForm()
-    status = 422
-    if form.validate_on_submit():
-        try:
-            tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data, via="portal")
-            db.session.commit()
-            form, status = ReplyForm(formdata=None), 200
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
+    saved = submit(form, lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+                                                   via="portal"))
+    status = 200 if saved else 422
+    if saved:
+        form = ReplyForm(formdata=None)
     if not is_htmx():
         if status == 200:
             return redirect(url_for("portal.show", number=ticket.number), 303)

@@ -3,7 +3,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask_login import current_user
 
 from mets.extensions import db
-from mets.forms import ReplyForm, StaffTicketForm, show_errors
+from mets.forms import ReplyForm, StaffTicketForm, status_for, submit
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import access, tickets, users
@@ -42,20 +42,14 @@ def new():
     form = StaffTicketForm()
     entities = [e for e in access.visible_entities(db.session, current_user) if e.active]
     form.entity_id.choices = [(e.id, e.name) for e in entities]
-    if form.validate_on_submit():
-        try:
-            customer = users.get_or_create_customer(db.session, form.customer_email.data, form.customer_name.data)
-            change = tickets.create_ticket(
-                db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data),
-                customer=customer, subject=form.subject.data, body=form.body.data,
-                priority=form.priority.data, category=form.category.data, via="agent")
-            db.session.commit()
-            return redirect(url_for("tickets.show", number=change.ticket.number), 303)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-    status = 422 if form.is_submitted() else 200
-    return render_template("tickets/new.html", form=form), status
+    change = submit(form, lambda: tickets.create_ticket(
+        db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data),
+        customer=users.get_or_create_customer(db.session, form.customer_email.data, form.customer_name.data),
+        subject=form.subject.data, body=form.body.data, priority=form.priority.data,
+        category=form.category.data, via="agent"))
+    if change:
+        return redirect(url_for("tickets.show", number=change.ticket.number), 303)
+    return render_template("tickets/new.html", form=form), status_for(form)
 
 
 @bp.get("/<number>")
@@ -70,18 +64,11 @@ def show(number):
 def reply(number):
     ticket = get_ticket_or_404(number)
     form = ReplyForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data, internal=form.internal.data)
-            db.session.commit()
-            form = ReplyForm(formdata=None)
-        except DomainError as exc:
-            db.session.rollback()
-            show_errors(form, exc)
-            status = 422
-    else:
-        status = 422
+    saved = submit(form, lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+                                                   internal=form.internal.data))
+    status = 200 if saved else 422
+    if saved:
+        form = ReplyForm(formdata=None)
     if not is_htmx():
         return redirect(url_for("tickets.show", number=ticket.number), 303) if status == 200 else \
             (render_template("tickets/show.html", ticket=ticket, form=form, fields=_field_boxes(ticket)), status)

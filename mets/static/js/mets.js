@@ -21,3 +21,12 @@ function showNotice(text) {
   }
   box.textContent = text;
 }
+
+// Keep pushed URLs short and shareable: drop empty filter values from GET requests.
+document.addEventListener("htmx:configRequest", function (event) {
+  var data = event.detail.formData;
+  if (event.detail.verb !== "get" || !data) return;
+  Array.from(new Set(data.keys())).forEach(function (key) {
+    if (data.getAll(key).every(function (value) { return value === ""; })) data.delete(key);
+  });
+});
