@@ -77,17 +77,17 @@ def seed(session, tickets_count: int = 300, seed_value: int = 7) -> dict:
         email = f"{first}.{last}{i}@{DOMAINS[i % len(DOMAINS)]}".lower()
         customers.append(users.get_or_create_customer(session, email, f"{first} {last}"))
     members = {slug: access.members_of(session, entity) for slug, entity in by_slug.items()}
-    for _ in range(tickets_count):
-        _demo_ticket(session, rng, now, by_slug, members, admin, customers)
+    # Oldest first, so ticket numbers rise with creation time as they would in real life.
+    for created in sorted(now - timedelta(days=rng.uniform(0, 30)) for _ in range(tickets_count)):
+        _demo_ticket(session, rng, now, created, by_slug, members, admin, customers)
     return {"admin": ADMIN_EMAIL, "password": DEMO_PASSWORD, "staff": [u.email for u in staff],
             "customer": customers[0].email, "tickets": tickets_count}
 
 
-def _demo_ticket(session, rng, now, by_slug, members_by_slug, admin, customers):
+def _demo_ticket(session, rng, now, created, by_slug, members_by_slug, admin, customers):
     slug = rng.choices(["billing", "it", "acme", "globex"], weights=[4, 4, 1, 3])[0]
     entity = by_slug[slug]
     customer = rng.choice(customers)
-    created = now - timedelta(days=rng.uniform(0, 30))
     subject = rng.choice(SUBJECTS[slug]).format(m=rng.choice(["March", "April", "May"]), n=rng.randint(1000, 9999),
                                                 d=rng.randint(1, 9))
     priority = rng.choices(["low", "normal", "high", "urgent"], weights=[2, 6, 3, 1])[0]
