@@ -21,6 +21,10 @@ class Entity(db.Model):
     sender_name: Mapped[str | None] = mapped_column(String(200))
     sender_email: Mapped[str | None] = mapped_column(String(254))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # False: this entity uses its parent's business hours (or the default Mon-Fri 09-17 at the top).
+    custom_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped on every change to the entity's hours, so cached calendars know they are stale.
+    hours_version: Mapped[int] = mapped_column(Integer, default=0)
     # Last ticket number handed out; bumped with UPDATE ... RETURNING so numbers never collide.
     ticket_seq: Mapped[int] = mapped_column(Integer, default=1000)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

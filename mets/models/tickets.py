@@ -39,7 +39,27 @@ class Ticket(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
+    # SLA clocks (services/sla.py keeps them; due times are None while a clock is stopped or paused).
+    sla_rule_id: Mapped[int | None] = mapped_column(ForeignKey("sla_rules.id", ondelete="SET NULL"))
+    sla_response_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_next_reply_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_resolution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_escalation_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_response_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    sla_next_reply_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    sla_resolution_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The unanswered customer message that started the running next-reply clock, and its round.
+    sla_next_reply_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_next_reply_cycle: Mapped[int] = mapped_column(default=0)
+    # The earliest instant the tick must look at this ticket (next warning/breach/escalation point).
+    sla_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The nearest running due time, for sorting and filtering the list by SLA state.
+    sla_nearest_due: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
     entity = relationship("Entity")
+    sla_rule = relationship("SlaRule")
     customer = relationship("User", foreign_keys=[customer_id])
     assignee = relationship("User", foreign_keys=[assignee_id])
     replies: Mapped[list["Reply"]] = relationship(
