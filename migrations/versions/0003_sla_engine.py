@@ -17,7 +17,7 @@ depends_on = None
 
 
 def upgrade():
-        op.create_table('business_hours',
+    op.create_table('business_hours',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('entity_id', sa.Integer(), nullable=False),
     sa.Column('day_of_week', sa.Integer(), nullable=False),
@@ -125,7 +125,7 @@ def upgrade():
 
 
 def downgrade():
-        with op.batch_alter_table('tickets', schema=None) as batch_op:
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_tickets_sla_rule_id_sla_rules'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_tickets_sla_next_check_at'))
         batch_op.drop_index(batch_op.f('ix_tickets_sla_nearest_due'))
