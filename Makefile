@@ -27,8 +27,8 @@ seed: migrate
 	$(BIN)/flask --app wsgi mets seed-demo --if-empty
 
 run: seed
-	@echo "METS on http://$(HOST):$(PORT)  (Ctrl-C to stop)"
-	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+	@echo "METS on http://$(HOST):$(PORT) with its worker (SLA tick every minute). Ctrl-C stops both."
+	@trap 'kill 0' INT TERM EXIT; $(BIN)/python worker.py & $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -42,7 +42,7 @@ def build(url: str, count: int):
         agent = users.create_user(s, {"email": "agent@bench.example", "name": "Agent", "kind": "staff",
                                       "password": "bench-password"})
         users.set_membership(s, agent, ents[0], "agent", 1, [])
-        admin = users.create_user(s, {"email": "admin@bench.example", "name": "Admin", "kind": "staff",
+        users.create_user(s, {"email": "admin@bench.example", "name": "Admin", "kind": "staff",
                                       "password": "bench-password", "is_admin": True})
         customer = users.get_or_create_customer(s, "customer@bench.example", "Customer")
         s.commit()

@@ -60,3 +60,12 @@ def create_admin(email, name, password):
         raise click.ClickException(str(exc))
     db.session.commit()
     click.echo(f"Administrator {email} created.")
+
+
+@mets_group.command("tick")
+def tick_command():
+    """Run the SLA tick once: act on every warning, breach and escalation point now due."""
+    from mets.services import sla_tick
+
+    result = sla_tick.tick(db.session)
+    click.echo(f"SLA tick: looked at {result.tickets} tickets, fired {len(result.fired)} points.")

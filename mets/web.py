@@ -104,8 +104,16 @@ def change_value(name: str, value) -> str:
     return str(value)
 
 
+def _duration(value) -> str:
+    """A timedelta as "1h 20m" (whole minutes, rounded down)."""
+    from mets.services.durations import format_minutes
+
+    return "" if value is None else format_minutes(int(value.total_seconds() // 60))
+
+
 def init_app(app):
     app.jinja_env.filters["local"] = _local
     app.jinja_env.filters["ago"] = _ago
+    app.jinja_env.filters["duration"] = _duration
     app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx,
                                  change_label=change_label, change_value=change_value)

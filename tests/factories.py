@@ -40,3 +40,13 @@ def make_ticket(entity: Entity, customer: User | None = None, actor: User | None
     kw.setdefault("body", "Please help.")
     kw.setdefault("via", "portal" if actor.is_customer else "agent")
     return tickets.create_ticket(db.session, actor=actor, entity=entity, customer=customer, **kw).ticket
+
+
+def make_rule(entity: Entity, name: str | None = None, **kw):
+    """An active SLA rule in `entity` (targets in minutes; business hours by default)."""
+    from mets.models import SlaRule
+
+    rule = SlaRule(entity_id=entity.id, name=name or f"Rule {next(_counter)}", **kw)
+    db.session.add(rule)
+    db.session.flush()
+    return rule

@@ -2,11 +2,12 @@
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from mets import clock
 from mets.extensions import db
 from mets.forms import ReplyForm, StaffTicketForm, status_for, submit
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
-from mets.services import access, tickets, users
+from mets.services import access, sla, tickets, users
 from mets.services.errors import DomainError
 from mets.services.ticket_search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.web import get_ticket_or_404, is_htmx, render, staff_required
@@ -24,8 +25,10 @@ def index():
     result = search_tickets(db.session, current_user, filters, per_page=current_app.config["TICKETS_PER_PAGE"])
     entities = access.visible_entities(db.session, current_user)
     assignees = _assignee_choices(entities)
+    now = clock.now()
     return render("tickets/index.html", "tickets/_table.html", result=result, f=filters, entities=entities,
-                  assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES)
+                  assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
+                  sla_summary=lambda t: sla.summary(db.session, t, now))
 
 
 def _assignee_choices(entities: list[Entity]) -> list[User]:
@@ -56,7 +59,12 @@ def new():
 @staff_required
 def show(number):
     ticket = get_ticket_or_404(number)
-    return render_template("tickets/show.html", ticket=ticket, form=ReplyForm(), fields=_field_boxes(ticket))
+    return _show_page(ticket, ReplyForm())
+
+
+def _show_page(ticket, form, status: int = 200):
+    return render_template("tickets/show.html", ticket=ticket, form=form, fields=_field_boxes(ticket),
+                           sla_clocks=sla.clocks(db.session, ticket)), status
 
 
 @bp.post("/<number>/replies")
@@ -70,11 +78,19 @@ def reply(number):
     if saved:
         form = ReplyForm(formdata=None)
     if not is_htmx():
-        return redirect(url_for("tickets.show", number=ticket.number), 303) if status == 200 else \
-            (render_template("tickets/show.html", ticket=ticket, form=form, fields=_field_boxes(ticket)), status)
+        if saved:
+            return redirect(url_for("tickets.show", number=ticket.number), 303)
+        return _show_page(ticket, form, status)
     headers = {"HX-Trigger": "ticket-changed"} if status == 200 else {}
     # base.html tells htmx to swap 422 answers too, so field errors show in place.
     return render_template("tickets/_conversation.html", ticket=ticket, form=form), status, headers
+
+
+@bp.get("/<number>/sla")
+@staff_required
+def sla_panel(number):
+    ticket = get_ticket_or_404(number)
+    return render_template("tickets/_sla.html", ticket=ticket, sla_clocks=sla.clocks(db.session, ticket))
 
 
 @bp.get("/<number>/activity")

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 
 from mets import clock
 from mets.models import Entity, User
-from mets.services import access, entities, tickets, users
+from mets.models import SlaRule
+from mets.services import access, entities, hours_edit, sla_tick, tickets, users
 
 DEMO_PASSWORD = "demo-password"
 ADMIN_EMAIL = "admin@mets.example"
@@ -63,6 +64,7 @@ def seed(session, tickets_count: int = 300, seed_value: int = 7) -> dict:
         by_slug[slug] = entities.create_entity(session, {
             "slug": slug, "name": name, "parent_id": by_slug[parent].id if parent else None, "timezone": tz,
             "sender_name": f"{name} Support", "sender_email": sender, "active": True})
+    _hours_and_rules(session, by_slug, now)
     admin = users.create_user(session, {"email": ADMIN_EMAIL, "name": "Ada Admin", "kind": "staff",
                                         "password": DEMO_PASSWORD, "is_admin": True})
     staff = []
@@ -80,8 +82,39 @@ def seed(session, tickets_count: int = 300, seed_value: int = 7) -> dict:
     # Oldest first, so ticket numbers rise with creation time as they would in real life.
     for created in sorted(now - timedelta(days=rng.uniform(0, 30)) for _ in range(tickets_count)):
         _demo_ticket(session, rng, now, created, by_slug, members, admin, customers)
+    session.commit()
+    sla_tick.tick(session, now=now)  # act on the points the last 30 days passed, as the worker would have
     return {"admin": ADMIN_EMAIL, "password": DEMO_PASSWORD, "staff": [u.email for u in staff],
             "customer": customers[0].email, "tickets": tickets_count}
+
+
+def _hours_and_rules(session, by_slug, now):
+    """Own hours and public holidays for Acme, Acme IT and Globex; SLA rules for Acme (its departments
+    inherit them) and a 24/7 rule for Globex."""
+    years = (now.year - 1, now.year, now.year + 1)
+    for slug, country, week in (("acme", "US", {d: [("09:00", "17:00")] for d in range(5)}),
+                                ("it", "GB", {d: [("08:00", "18:00")] for d in range(5)}),
+                                ("globex", "DE", {d: [("08:00", "12:00"), ("13:00", "17:00")] for d in range(5)})):
+        entity = by_slug[slug]
+        hours_edit.set_custom_hours(session, entity, True)
+        for day in range(7):
+            hours_edit.set_weekday(session, entity, day, week.get(day, []))
+        for year in years:
+            hours_edit.import_holidays(session, entity, country, year)
+    acme, globex = by_slug["acme"], by_slug["globex"]
+    session.add_all([
+        SlaRule(entity_id=acme.id, name="Urgent", priority="urgent", position=0, response_minutes=60,
+                next_reply_minutes=120, resolution_minutes=8 * 60, escalation_minutes=4 * 60,
+                warnings=[{"percent": 80}, {"minutes_before": 15}]),
+        SlaRule(entity_id=acme.id, name="VIP customers", position=1, response_minutes=2 * 60,
+                next_reply_minutes=4 * 60, resolution_minutes=16 * 60, escalation_minutes=8 * 60,
+                conditions={"all": [{"field": "customer.domain", "op": "is", "value": "vip.example"}]}),
+        SlaRule(entity_id=acme.id, name="Standard", position=2, response_minutes=4 * 60,
+                next_reply_minutes=8 * 60, resolution_minutes=24 * 60, escalation_minutes=16 * 60),
+        SlaRule(entity_id=globex.id, name="Globex 24/7", position=0, business_hours_only=False,
+                response_minutes=2 * 60, next_reply_minutes=4 * 60, resolution_minutes=24 * 60),
+    ])
+    session.flush()
 
 
 def _demo_ticket(session, rng, now, created, by_slug, members_by_slug, admin, customers):

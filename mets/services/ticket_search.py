@@ -1,9 +1,11 @@
 """The staff ticket list: filters, sorting and pagination, always scoped to what the user may see."""
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from mets import clock
 from mets.models import PRIORITIES, STATUSES, Ticket, User
 from mets.services import access
 
@@ -14,7 +16,10 @@ SORTS = {
     "priority": case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority),
     "status": case({s: i for i, s in enumerate(STATUSES)}, value=Ticket.status),
     "subject": Ticket.subject,
+    "sla": Ticket.sla_nearest_due,
 }
+# SLA filters: "breached" = a running clock is past due; "due_1h"/"due_4h" = due within that wall time.
+SLA_FILTERS = {"breached": None, "due_1h": timedelta(hours=1), "due_4h": timedelta(hours=4)}
 # "active" is the default view: everything not yet resolved or closed.
 STATUS_FILTERS = ("active", *STATUSES, "all")
 
@@ -26,6 +31,7 @@ class TicketFilters:
     priority: str = ""
     assignee: str = ""  # "", "mine", "unassigned" or a user id
     q: str = ""
+    sla: str = ""
     sort: str = "updated"
     direction: str = "desc"
     page: int = 1
@@ -41,6 +47,7 @@ class TicketFilters:
         assignee = args.get("assignee", "")
         f.assignee = assignee if assignee in {"mine", "unassigned"} or assignee.isdigit() else ""
         f.q = args.get("q", "").strip()[:100]
+        f.sla = args.get("sla", "") if args.get("sla", "") in SLA_FILTERS else ""
         f.sort = args.get("sort", "updated") if args.get("sort") in SORTS else "updated"
         f.direction = "asc" if args.get("dir") == "asc" else "desc"
         page = args.get("page", "1")
@@ -50,7 +57,7 @@ class TicketFilters:
     def as_args(self, **overrides) -> dict:
         """Query-string arguments for links (sort headers, pages) that keep the other filters."""
         values = {"entity": self.entity_id or "", "status": self.status, "priority": self.priority,
-                  "assignee": self.assignee, "q": self.q, "sort": self.sort, "dir": self.direction,
+                  "assignee": self.assignee, "q": self.q, "sla": self.sla, "sort": self.sort, "dir": self.direction,
                   "page": self.page}
         values.update(overrides)
         return {k: v for k, v in values.items() if v not in ("", None)}
@@ -73,7 +80,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25) -> TicketPage:
+def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25, now: datetime | None = None) -> TicketPage:
     """One page of tickets matching the filters, among those `user` may see."""
     query = access.scope_tickets(select(Ticket), session, user)
     if f.entity_id:
@@ -90,6 +97,12 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25) ->
         query = query.where(Ticket.assignee_id.is_(None))
     elif f.assignee:
         query = query.where(Ticket.assignee_id == int(f.assignee))
+    if f.sla:
+        # sla_nearest_due holds only running clocks (paused and stopped ones are None).
+        now = now or clock.now()
+        window = SLA_FILTERS[f.sla]
+        query = query.where(Ticket.sla_nearest_due <= now) if window is None else \
+            query.where(Ticket.sla_nearest_due > now, Ticket.sla_nearest_due <= now + window)
     if f.q:
         # Shapes that PostgreSQL's trigram indexes serve (migration 0002): numbers are stored upper-case.
         pattern = f"%{_escape_like(f.q)}%"
@@ -97,11 +110,14 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25) ->
                                 Ticket.number.like(pattern.upper(), escape="\\")))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     order = SORTS[f.sort].asc() if f.direction == "asc" else SORTS[f.sort].desc()
+    if f.sort == "sla":
+        order = order.nulls_last()  # tickets without a running clock after those with one
     pages = max(1, -(-total // per_page))
     page = min(f.page, pages)
     f.page = page
     rows = session.scalars(
         query.order_by(order, Ticket.id.desc()).limit(per_page).offset((page - 1) * per_page)
-        .options(selectinload(Ticket.entity), selectinload(Ticket.customer), selectinload(Ticket.assignee))
+        .options(selectinload(Ticket.entity), selectinload(Ticket.customer), selectinload(Ticket.assignee),
+                 selectinload(Ticket.sla_rule))
     )
     return TicketPage(items=list(rows), total=total, page=page, per_page=per_page, filters=f)

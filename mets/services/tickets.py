@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from mets import clock
 from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, Ticket, TicketEvent, User
-from mets.services import access
+from mets.services import access, sla
 from mets.services.errors import DomainError, check
 from mets.services.html import clean_html, is_blank
 from mets.services.validation import text_error
@@ -57,6 +57,14 @@ def _require_actor(session, actor: User | None, ticket: Ticket, customer_may: bo
     if actor.is_customer and customer_may and actor.id == ticket.customer_id:
         return
     raise DomainError({"": "You cannot change this ticket."})
+
+
+def _set_status(session, change: Change, actor: User | None, new: str, now: datetime) -> None:
+    """Every status change goes through here: the audit row and the SLA pause bookkeeping."""
+    ticket = change.ticket
+    old, ticket.status = ticket.status, new
+    _record(session, change, "status_changed", actor, {"status": [old, new]}, now)
+    sla.status_changed(session, ticket, old, new, now)
 
 
 def _next_number(session, entity: Entity) -> tuple[int, str]:
@@ -117,6 +125,7 @@ def create_ticket(session, *, actor: User, entity: Entity | None, customer: User
             {"number": number, "priority": priority, "via": via,
              **({"assignee_id": [None, assignee.id]} if assignee else {})}, now)
     session.flush()
+    sla.assign_rule(session, ticket, now)
     return change
 
 
@@ -146,8 +155,9 @@ def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool
             {"reply_id": reply.id, "internal": internal, "via": via, "public": not internal}, now)
     new_status = _status_after_reply(ticket, actor, internal)
     if new_status != ticket.status:
-        old, ticket.status = ticket.status, new_status
-        _record(session, change, "status_changed", actor, {"status": [old, new_status]}, now)
+        _set_status(session, change, actor, new_status, now)
+    sla.reply_added(session, ticket, author_is_staff=actor is not None and actor.is_staff, public=not internal,
+                    now=now)
     session.flush()
     return change
 
@@ -175,8 +185,7 @@ def change_status(session, ticket: Ticket, status: str, *, actor: User, now: dat
         raise DomainError({"status": "This ticket is closed and cannot be reopened; open a new ticket instead."})
     if status == "new":
         raise DomainError({"status": "A ticket cannot go back to New."})
-    old, ticket.status = ticket.status, status
-    _record(session, change, "status_changed", actor, {"status": [old, status]}, now)
+    _set_status(session, change, actor, status, now)
     session.flush()
     return change
 
@@ -246,6 +255,8 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
     event = "priority_changed" if set(changes) == {"priority"} else "ticket_updated"
     _record(session, change, event, actor, changes, now)
     session.flush()
+    if {"priority", "category", "entity_id"} & set(changes):
+        sla.assign_rule(session, ticket, now)  # due times recomputed from the original start
     return change
 
 

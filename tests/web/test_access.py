@@ -6,9 +6,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mets.services import portal_auth
+from mets.services import hours, hours_edit, portal_auth
 from tests.conftest import HTMX, login, login_customer
-from tests.factories import make_customer, make_entity, make_staff, make_ticket
+from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 
 ROLES = ("admin", "manager", "agent", "owner", "customer", "anonymous")
 
@@ -22,10 +22,13 @@ ADMIN_SAVE = "303 404 404 404 404 302>/login"
 ADMIN_HTMX = "200 404 404 404 404 401>/login"
 CUSTOMER_PAGE = "404 404 404 200 200 302>/portal/login"
 OWNER_PAGE = "404 404 404 200 404 302>/portal/login"
+STAFF_HTMX = "200 200 200 404 404 401>/login"
 
 NEW_TICKET = {"entity_id": "{billing}", "customer_email": "new.person@example.com", "customer_name": "New Person",
               "subject": "Cannot log in", "body": "It says my password is wrong.", "priority": "normal"}
 ENTITY = {"name": "Acme Billing", "slug": "", "parent_id": "{acme}", "timezone": "Europe/Paris", "active": "y"}
+SLA_RULE = {"entity_id": "{acme}", "name": "Gold", "priority": "", "response": "4h 30m", "resolution": "2d",
+            "business_hours_only": "y", "warnings": "80%", "pause_statuses": "pending", "conditions": ""}
 STAFF_USER = {"name": "Nina New", "email": "nina@staff.example", "kind": "staff",
               "password": "long-enough-secret", "active": "y"}
 
@@ -47,6 +50,8 @@ ROUTES = [
     ("GET", "/tickets/<number>", "/tickets/{number}", None, False, TICKET_PAGE),
     ("POST", "/tickets/<number>/replies", "/tickets/{number}/replies", {"body": "On it."}, True, TICKET_HTMX),
     ("GET", "/tickets/<number>/activity", "/tickets/{number}/activity", None, True, TICKET_HTMX),
+    # The SLA panel: a partial the ticket page fetches with htmx.
+    ("GET", "/tickets/<number>/sla", "/tickets/{number}/sla", None, True, TICKET_HTMX),
     ("GET", "/tickets/<number>/properties", "/tickets/{number}/properties", None, True, TICKET_HTMX),
     ("POST", "/tickets/<number>/fields/<name>", "/tickets/{number}/fields/priority", {"priority": "high"}, True,
      TICKET_HTMX),
@@ -67,6 +72,43 @@ ROUTES = [
      {"entity_id": "{acme}", "role": "agent", "tier": "2", "skills": "billing"}, True, ADMIN_HTMX),
     ("DELETE", "/admin/users/<int:user_id>/memberships/<int:membership_id>",
      "/admin/users/{agent_id}/memberships/{agent_membership}", None, True, ADMIN_HTMX),
+
+    ("GET", "/admin/hours/", None, None, False, ADMIN_PAGE),
+    ("GET", "/admin/hours/<int:entity_id>", "/admin/hours/{billing}", None, False, ADMIN_PAGE),
+    ("POST", "/admin/hours/<int:entity_id>/own", "/admin/hours/{billing}/own", {"own": "1"}, False, ADMIN_SAVE),
+    ("POST", "/admin/hours/<int:entity_id>/timezone", "/admin/hours/{acme}/timezone", {"timezone": "Europe/Paris"},
+     True, ADMIN_HTMX),
+    ("POST", "/admin/hours/<int:entity_id>/days/<int:weekday>", "/admin/hours/{acme}/days/5",
+     {"d5-start": "10:00", "d5-end": "14:00"}, True, ADMIN_HTMX),
+    ("DELETE", "/admin/hours/<int:entity_id>/intervals/<int:interval_id>", "/admin/hours/{acme}/intervals/{interval}",
+     None, True, ADMIN_HTMX),
+    ("POST", "/admin/hours/<int:entity_id>/holidays", "/admin/hours/{acme}/holidays",
+     {"holiday-date": "2026-07-03", "holiday-name": "Summer day"}, True, ADMIN_HTMX),
+    ("POST", "/admin/hours/<int:entity_id>/holidays/import", "/admin/hours/{acme}/holidays/import",
+     {"import-country": "US", "import-year": "2026"}, True, ADMIN_HTMX),
+    ("DELETE", "/admin/hours/<int:entity_id>/holidays/<int:holiday_id>", "/admin/hours/{acme}/holidays/{holiday}",
+     None, True, ADMIN_HTMX),
+    ("POST", "/admin/hours/<int:entity_id>/exceptions", "/admin/hours/{acme}/exceptions",
+     {"exception-date": "2026-12-31", "exception-note": "Closed"}, True, ADMIN_HTMX),
+    ("DELETE", "/admin/hours/<int:entity_id>/exceptions/<int:exception_id>",
+     "/admin/hours/{acme}/exceptions/{exception}", None, True, ADMIN_HTMX),
+    ("GET", "/admin/hours/<int:entity_id>/preview",
+     "/admin/hours/{billing}/preview?created_at=2026-03-06T16:55&target=4h", None, True, ADMIN_HTMX),
+
+    ("GET", "/admin/sla/", None, None, False, ADMIN_PAGE),
+    ("GET", "/admin/sla/new", None, None, False, ADMIN_PAGE),
+    ("POST", "/admin/sla/new", None, SLA_RULE, False, ADMIN_SAVE),
+    ("GET", "/admin/sla/<int:rule_id>", "/admin/sla/{rule}", None, False, ADMIN_PAGE),
+    ("POST", "/admin/sla/<int:rule_id>", "/admin/sla/{rule}", SLA_RULE, False, ADMIN_SAVE),
+    ("POST", "/admin/sla/<int:rule_id>/active", "/admin/sla/{rule}/active", {"active": "0"}, True, ADMIN_HTMX),
+    ("POST", "/admin/sla/<int:rule_id>/move", "/admin/sla/{rule}/move", {"direction": "down"}, True, ADMIN_HTMX),
+    ("POST", "/admin/sla/<int:rule_id>/test", "/admin/sla/{rule}/test", {"ticket": "{number}"}, True, ADMIN_HTMX),
+
+    # The condition builder's fragments: any staff member (host pages decide who may save a rule).
+    ("POST", "/rules/builder/row", None, {"registry": "ticket"}, True, STAFF_HTMX),
+    ("POST", "/rules/builder/group", None, {"registry": "ticket", "depth": "2"}, True, STAFF_HTMX),
+    ("POST", "/rules/builder/check", None, {"registry": "ticket", "row": "rbr1", "rb-rbr1-field": "priority",
+                                            "rb-rbr1-op": "is", "rb-rbr1-value": "high"}, True, STAFF_HTMX),
 
     ("GET", "/portal/", None, None, False, CUSTOMER_PAGE),
     ("GET", "/portal/login", None, None, False, "200 200 200 302>/portal/ 302>/portal/ 200"),
@@ -101,12 +143,17 @@ def world(session, client):
         "owner": make_customer("Olive Owner"),
         "customer": make_customer("Carl Other"),
     }
+    rule = make_rule(acme, "Standard", response_minutes=240)
     ticket = make_ticket(billing, customer=people["owner"], subject="Charged twice")
+    hours_edit.set_custom_hours(session, acme, True)  # Acme's own hours, which Billing inherits
+    holiday = hours_edit.add_holiday(session, acme, "2026-12-25", "Christmas Day")
+    exception = hours_edit.add_exception(session, acme, "2026-12-24", "09:00", "13:00")
     session.commit()
     values = {"acme": acme.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
-              "owner_email": people["owner"].email,
+              "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,
+              "interval": hours.week_of(session, acme)[0][0].id, "rule": rule.id,
               "token": portal_auth.make_token(client.application.secret_key, people["owner"].email)}
     return people, values
 

@@ -23,6 +23,9 @@ def test_seed_demo_builds_a_realistic_install_once(app, session):
     assert count(session, User, User.kind == "customer") >= 30
     assert {m.tier for m in session.scalars(select(Membership))} >= {1, 2, 3}
     assert users.authenticate(session, "admin@mets.example", "demo-password").is_admin
+    # SLA clocks run on the demo: most tickets have a rule, and the catch-up tick found breaches.
+    assert count(session, Ticket, Ticket.sla_rule_id.is_not(None)) > 250
+    assert count(session, Ticket, Ticket.sla_response_breached.is_(True)) > 0
     # Numbers rise with creation time within each entity.
     for entity in session.scalars(select(Entity)):
         rows = session.execute(select(Ticket.seq, Ticket.created_at).where(Ticket.entity_id == entity.id)

@@ -1,0 +1,232 @@
+"""Admin pages for business hours: the entity list with whose hours apply, and one entity's hours edited in place.
+
+Each part of the page (a weekday, the holidays, the exceptions, the time zone, the preview) is
+its own htmx box; every verb on a box answers with that box's partial (422 with the errors in
+place when the input is refused) and, after a change, triggers "hours-changed" so the preview
+recomputes. Without htmx the same forms post normally: a redirect after success, the page
+with its errors otherwise.
+"""
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, g, redirect, request, url_for
+
+from mets import clock
+from mets.extensions import db
+from mets.forms import show_errors
+from mets.forms_hours import ExceptionForm, HolidayForm, HolidayImportForm, IntervalForm, PreviewForm, TimezoneForm
+from mets.models import BusinessHours, Entity, Holiday, HoursException
+from mets.services import entities, hours, hours_edit
+from mets.services.durations import format_minutes
+from mets.services.errors import DomainError
+from mets.services.validation import timezones
+from mets.web import admin_required, is_htmx, render
+
+bp = Blueprint("hours", __name__, url_prefix="/admin/hours")
+
+DEFAULT_TARGET = "4h"
+
+
+@bp.get("/")
+@admin_required
+def index():
+    rows = [(e, depth, hours.hours_source(db.session, e)) for e, depth in entities.entity_tree(db.session)]
+    return render("hours/index.html", rows=rows)
+
+
+@bp.get("/<int:entity_id>")
+@admin_required
+def page(entity_id):
+    return render("hours/page.html", **_context(_entity(entity_id)))
+
+
+@bp.post("/<int:entity_id>/own")
+@admin_required
+def own(entity_id):
+    """Define own hours (a copy of the inherited week) or go back to inheriting: the whole page changes."""
+    entity = _entity(entity_id)
+    hours_edit.set_custom_hours(db.session, entity, request.form.get("own") == "1")
+    db.session.commit()
+    return redirect(url_for("hours.page", entity_id=entity.id), 303)
+
+
+@bp.post("/<int:entity_id>/timezone")
+@admin_required
+def timezone(entity_id):
+    entity = _entity(entity_id)
+    form = TimezoneForm()
+    ok, _ = _apply(form, lambda: hours_edit.set_timezone(db.session, entity, form.timezone.data))
+    return _answer(entity, "hours/_timezone.html", ok, timezone_form=None if ok else form)
+
+
+@bp.post("/<int:entity_id>/days/<int:weekday>")
+@admin_required
+def add_interval(entity_id, weekday):
+    entity = _entity(entity_id)
+    if not 0 <= weekday <= 6:
+        abort(404)
+    form = IntervalForm(prefix=f"d{weekday}")
+    ok, _ = _apply(form, lambda: hours_edit.add_interval(db.session, entity, weekday, form.start.data,
+                                                        form.end.data))
+    return _answer(entity, "hours/_day.html", ok, weekday=weekday, day_form=None if ok else form)
+
+
+@bp.delete("/<int:entity_id>/intervals/<int:interval_id>")
+@admin_required
+def remove_interval(entity_id, interval_id):
+    entity = _entity(entity_id)
+    row = _row(BusinessHours, interval_id, entity)
+    weekday = row.day_of_week  # (the row is gone after the commit)
+    ok, _ = _apply(None, lambda: hours_edit.remove_interval(db.session, entity, row))
+    return _answer(entity, "hours/_day.html", ok, weekday=weekday)
+
+
+@bp.post("/<int:entity_id>/holidays")
+@admin_required
+def add_holiday(entity_id):
+    entity = _entity(entity_id)
+    form = HolidayForm(prefix="holiday")
+    ok, _ = _apply(form, lambda: hours_edit.add_holiday(db.session, entity, form.date.data, form.name.data))
+    return _answer(entity, "hours/_holidays.html", ok, holiday_form=None if ok else form)
+
+
+@bp.post("/<int:entity_id>/holidays/import")
+@admin_required
+def import_holidays(entity_id):
+    entity = _entity(entity_id)
+    form = HolidayImportForm(prefix="import")
+    ok, added = _apply(form, lambda: hours_edit.import_holidays(db.session, entity, form.country.data,
+                                                                form.year.data))
+    notice = None
+    if ok:
+        code, year = form.country.data.strip().upper(), form.year.data.strip()
+        notice = (f"Imported {added} holiday{'s' if added != 1 else ''} for {code} {year}." if added else
+                  f"Every holiday for {code} {year} was already listed.")
+    return _answer(entity, "hours/_holidays.html", ok, import_form=form, notice=notice)
+
+
+@bp.delete("/<int:entity_id>/holidays/<int:holiday_id>")
+@admin_required
+def remove_holiday(entity_id, holiday_id):
+    entity = _entity(entity_id)
+    row = _row(Holiday, holiday_id, entity)
+    ok, _ = _apply(None, lambda: hours_edit.remove_holiday(db.session, entity, row))
+    return _answer(entity, "hours/_holidays.html", ok)
+
+
+@bp.post("/<int:entity_id>/exceptions")
+@admin_required
+def add_exception(entity_id):
+    entity = _entity(entity_id)
+    form = ExceptionForm(prefix="exception")
+    ok, _ = _apply(form, lambda: hours_edit.add_exception(db.session, entity, form.date.data, form.start.data,
+                                                       form.end.data, form.note.data))
+    return _answer(entity, "hours/_exceptions.html", ok, exception_form=None if ok else form)
+
+
+@bp.delete("/<int:entity_id>/exceptions/<int:exception_id>")
+@admin_required
+def remove_exception(entity_id, exception_id):
+    entity = _entity(entity_id)
+    row = _row(HoursException, exception_id, entity)
+    ok, _ = _apply(None, lambda: hours_edit.remove_exception(db.session, entity, row))
+    return _answer(entity, "hours/_exceptions.html", ok)
+
+
+@bp.get("/<int:entity_id>/preview")
+@admin_required
+def preview(entity_id):
+    entity = _entity(entity_id)
+    form = PreviewForm(request.args)
+    result = _preview(entity, form)
+    return render("hours/page.html", "hours/_preview_result.html", status=200 if result else 422,
+                  **_context(entity, preview_form=form, preview=result))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _entity(entity_id: int) -> Entity:
+    return db.session.get(Entity, entity_id) or abort(404)
+
+
+def _row(model, row_id: int, entity: Entity):
+    """A row of this entity's own hours; another entity's or a missing one is a 404."""
+    row = db.session.get(model, row_id)
+    if row is None or row.entity_id != entity.id:
+        abort(404)
+    return row
+
+
+def _apply(form, action) -> tuple[bool, object]:
+    """Validate `form` (if any), run `action()` and commit: (True, its result); refused: roll back, (False, None).
+
+    A refusal's messages go on the form's fields (the rest on the form), or to the box when there is no form.
+    """
+    if form is not None and not form.validate_on_submit():
+        return False, None
+    try:
+        result = action()
+        db.session.commit()
+        return True, result
+    except DomainError as exc:
+        db.session.rollback()
+        if form is not None:
+            show_errors(form, exc)
+        else:
+            g.box_errors = list(exc.errors.values())  # _answer files them under the box
+        return False, None
+
+
+def _answer(entity: Entity, partial: str, ok: bool, **state):
+    """The box after a change: its partial for htmx (422 when refused), else a redirect or the page with errors."""
+    box = partial.split("/_")[-1].removesuffix(".html") + (f"-{state['weekday']}" if "weekday" in state else "")
+    g.hours_errors = {box: g.get("box_errors", [])}
+    context = _context(entity, **state)
+    if not is_htmx():
+        if ok:
+            return redirect(url_for("hours.page", entity_id=entity.id), 303)
+        return render("hours/page.html", status=422, **context)
+    body, status, headers = render("hours/page.html", partial, status=200 if ok else 422, **context)
+    if ok:
+        headers["HX-Trigger"] = "hours-changed"  # the preview box listens for it
+    return body, status, headers
+
+
+def _preview(entity: Entity, form: PreviewForm) -> dict | None:
+    try:
+        return hours.preview_from_text(db.session, entity, form.created_at.data, form.target.data)
+    except DomainError as exc:
+        show_errors(form, exc)
+        return None
+
+
+def _context(entity: Entity, weekday: int | None = None, day_form: IntervalForm | None = None,
+             timezone_form=None, holiday_form=None, import_form=None, exception_form=None, notice=None,
+             preview_form=None, preview=None) -> dict:
+    """Everything the page shows; one box's refused form (with its errors) replaces that box's blank form."""
+    session = db.session
+    source = hours.hours_source(session, entity)
+    week = hours.week_of(session, entity)
+    days = []
+    for day in range(7):
+        form = day_form if (day_form is not None and day == weekday) else IntervalForm(formdata=None, prefix=f"d{day}")
+        days.append({"weekday": day, "name": hours.WEEKDAYS[day], "intervals": week[day], "form": form})
+    if preview_form is None:
+        now_local = clock.now().astimezone(ZoneInfo(entity.timezone)).replace(second=0, microsecond=0, tzinfo=None)
+        preview_form = PreviewForm(formdata=None, created_at=now_local.isoformat(timespec="minutes"),
+                                   target=DEFAULT_TARGET)
+        preview = _preview(entity, preview_form)
+    return {
+        "entity": entity, "source": source, "editable": entity.custom_hours, "days": days,
+        "day": days[weekday] if weekday is not None else None,
+        "holidays": hours.holidays_of(session, entity), "exceptions": hours.exceptions_of(session, entity),
+        "today": clock.now().astimezone(ZoneInfo(source.timezone)).date(),
+        "timezone_form": timezone_form or TimezoneForm(formdata=None, timezone=entity.timezone),
+        "holiday_form": holiday_form or HolidayForm(formdata=None, prefix="holiday"),
+        "import_form": import_form or HolidayImportForm(formdata=None, prefix="import", year=str(clock.now().year)),
+        "exception_form": exception_form or ExceptionForm(formdata=None, prefix="exception"),
+        "timezones": sorted(timezones()),
+        "countries": hours_edit.holiday_countries(), "notice": notice,
+        "box_errors": g.get("hours_errors", {}),
+        "preview_form": preview_form, "preview": preview,
+        "format_interval": hours_edit.format_interval, "format_minutes": format_minutes,
+    }

@@ -1,0 +1,122 @@
+"""The SLA tick: find tickets whose warning, breach or escalation point has passed and act once.
+
+Run every minute (jobs.sla_tick; `flask --app wsgi mets tick` once). It reads only tickets with
+`sla_next_check_at <= now` (an indexed column `sla.refresh` keeps at the earliest pending
+point), in batches, so an idle tick costs one index lookup however many tickets are open.
+
+At most once: each point is inserted into `sla_firings`, whose unique key (ticket, clock,
+point, cycle) refuses a second insert; only the rows this tick actually inserted emit events.
+On PostgreSQL, batches are also claimed with FOR UPDATE SKIP LOCKED, so ticks running at once
+split the work instead of colliding.
+"""
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import selectinload
+
+from mets import clock
+from mets.models import SlaFiring, SlaPause, Ticket, TicketEvent
+from mets.services import sla
+
+EVENTS = {"breach": "sla_breach_occurred", "escalation": "escalation_due"}  # anything else is a warning
+WARNING_EVENT = "sla_breach_warning"
+
+# Later features (notifications, automation, escalation) subscribe here:
+# handler(session, ticket, event) with the event's ticket_events values as a dict.
+HANDLERS: dict[str, list[Callable]] = defaultdict(list)
+
+
+def on(event: str):
+    """Decorator: call the function for every `event` the tick emits, in the tick's transaction."""
+    def register(fn):
+        HANDLERS[event].append(fn)
+        return fn
+    return register
+
+
+@dataclass
+class TickResult:
+    tickets: int = 0
+    fired: list[tuple[int, str, str]] = field(default_factory=list)  # (ticket id, clock, point)
+
+
+def tick(session, now: datetime | None = None, batch_size: int = 500) -> TickResult:
+    """Act on every point due at `now`; commits after each batch."""
+    now = now or clock.now()
+    result = TickResult()
+    seen: set[int] = set()
+    while True:
+        query = (select(Ticket).where(Ticket.sla_next_check_at <= now)
+                 .order_by(Ticket.sla_next_check_at).limit(batch_size)
+                 .options(selectinload(Ticket.sla_rule), selectinload(Ticket.entity)))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Ticket)
+        batch = session.scalars(query).all()
+        if not batch or {t.id for t in batch} <= seen:
+            break  # (the second case would mean a ticket whose next check did not move: never loop)
+        _process(session, batch, now, result)
+        seen.update(t.id for t in batch)
+        session.commit()
+    return result
+
+
+def _process(session, batch: list[Ticket], now: datetime, result: TickResult) -> None:
+    ids = [t.id for t in batch]
+    pauses = _pauses_by_ticket(session, ids)
+    fired = sla.fired_keys(session, ids)
+    due_points, later = [], {}
+    for ticket in batch:
+        pending = sla.refresh(session, ticket, now, pauses=pauses[ticket.id], fired=fired[ticket.id])
+        due_points += [(ticket, p) for p in pending if p.at <= now]
+        later[ticket.id] = next((p.at for p in pending if p.at > now), None)
+    inserted = _insert_firings(session, due_points, now)
+    for ticket, point in due_points:  # inserted now or by another tick: either way, done
+        fired[ticket.id].add(point.key)
+    by_id = {t.id: t for t in batch}
+    emitted = [_event(ticket_id, clock_name, point_name, due_at, now)
+               for ticket_id, clock_name, point_name, _cycle, due_at in inserted]
+    if emitted:
+        # RETURNING makes SQLAlchemy send many rows per INSERT instead of one statement per row.
+        session.connection().execute(insert(TicketEvent.__table__).returning(TicketEvent.id), emitted)
+    for event in emitted:
+        for handler in HANDLERS.get(event["event"], []):
+            handler(session, by_id[event["ticket_id"]], event)
+        result.fired.append((event["ticket_id"], event["changes"]["clock"], event["changes"]["point"]))
+    for ticket in batch:
+        ticket.sla_next_check_at = later[ticket.id]  # every point up to now is done
+    result.tickets += len(batch)
+    session.flush()
+
+
+def _pauses_by_ticket(session, ids) -> dict[int, list]:
+    out: dict[int, list] = {i: [] for i in ids}
+    rows = session.execute(select(SlaPause.ticket_id, SlaPause.started_at, SlaPause.ended_at)
+                           .where(SlaPause.ticket_id.in_(ids)).order_by(SlaPause.started_at))
+    for ticket_id, started, ended in rows:
+        out[ticket_id].append((started, ended))
+    return out
+
+
+def _insert_firings(session, due_points, now: datetime) -> list:
+    """Insert the points; the unique key drops any another tick already recorded. Returns the new ones."""
+    if not due_points:
+        return []
+    rows = [{"ticket_id": t.id, "clock": p.clock, "point": p.name, "cycle": p.cycle, "due_at": p.at,
+             "fired_at": now, "suppressed": False} for t, p in due_points]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(SlaFiring.__table__)
+                 .on_conflict_do_nothing(index_elements=["ticket_id", "clock", "point", "cycle"])
+                 .returning(SlaFiring.ticket_id, SlaFiring.clock, SlaFiring.point, SlaFiring.cycle,
+                            SlaFiring.due_at))
+    # Core executemany: one compiled statement, rows sent in pages ("insertmanyvalues").
+    return session.connection().execute(statement, rows).all()
+
+
+def _event(ticket_id: int, clock_name: str, point_name: str, due_at: datetime, now: datetime) -> dict:
+    """The ticket_events row for one fired point (written in bulk; the audit trail shows it)."""
+    return {"ticket_id": ticket_id, "event": EVENTS.get(point_name, WARNING_EVENT), "actor_id": None, "at": now,
+            "changes": {"clock": clock_name, "point": point_name, "due": due_at.isoformat()}}
