@@ -1,11 +1,14 @@
 """Factories that build data through the services, as the app does."""
 import itertools
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from mets.extensions import db
 from mets.models import Entity, User
 from mets.services import entities, tickets, users
 
 PASSWORD = "correct-horse-battery"
+NY = ZoneInfo("America/New_York")
 _counter = itertools.count(1)
 
 
@@ -50,3 +53,8 @@ def make_rule(entity: Entity, name: str | None = None, **kw):
     db.session.add(rule)
     db.session.flush()
     return rule
+
+
+def ny(*args) -> datetime:
+    """A New York wall-clock instant: ny(2026, 11, 27, 16, 55)."""
+    return datetime(*args, tzinfo=NY)

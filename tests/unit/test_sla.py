@@ -1,19 +1,13 @@
 """SLA clocks through the ticket services: rule choice, due times in business hours, pauses."""
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from mets import clock
 from mets.services import sla, tickets
-from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
-
-NY = ZoneInfo("America/New_York")
-UTC = ZoneInfo("UTC")
+from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket, ny
 
 
-def ny(*args) -> datetime:
-    return datetime(*args, tzinfo=NY)
 
 
 @pytest.fixture

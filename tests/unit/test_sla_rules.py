@@ -1,6 +1,5 @@
 """SLA rules as admins edit them: validation, order, (de)activation, re-timing open tickets, test mode."""
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -9,14 +8,11 @@ from mets import clock
 from mets.models import SlaFiring, SlaPause, TicketEvent
 from mets.services import sla, sla_rules, sla_tick, tickets
 from mets.services.errors import DomainError
-from tests.factories import make_customer, make_entity, make_staff, make_ticket
+from tests.factories import make_customer, make_entity, make_staff, make_ticket, ny
 
-NY = ZoneInfo("America/New_York")
-UTC = ZoneInfo("UTC")
+UTC = timezone.utc
 
 
-def ny(*args) -> datetime:
-    return datetime(*args, tzinfo=NY)
 
 
 @pytest.fixture

@@ -1,20 +1,14 @@
 """What staff see of the SLA clocks: the list's nearest state, its filters and sort, the ticket's panel."""
 import re
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from mets import clock
 from mets.services import tickets
 from tests.conftest import HTMX, login, text_of
-from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
-
-NY = ZoneInfo("America/New_York")
+from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket, ny
 
 
-def ny(*args):
-    return datetime(*args, tzinfo=NY)
 
 
 @pytest.fixture
