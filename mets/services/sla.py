@@ -230,15 +230,21 @@ def refresh(session, ticket: Ticket, now: datetime | None = None, pauses=None, f
     states = {s.name: s for s in clocks(session, ticket, now, pauses)}
     for name in ("response", "next_reply", "resolution", "escalation"):
         state = states.get(name)
-        setattr(ticket, f"sla_{name}_due", state.due if state else None)
+        _set(ticket, f"sla_{name}_due", state.due if state else None)
         if name != "escalation":
-            setattr(ticket, f"sla_{name}_breached", bool(state and state.breached))
+            _set(ticket, f"sla_{name}_breached", bool(state and state.breached))
     running = [s for s in states.values() if s.running and s.due is not None and s.name != "escalation"]
-    ticket.sla_nearest_due = min((s.due for s in running), default=None)
+    _set(ticket, "sla_nearest_due", min((s.due for s in running), default=None))
     fired = fired_keys(session, [ticket.id])[ticket.id] if fired is None else fired
     pending = [p for p in points(session, ticket, list(states.values()), pauses) if p.key not in fired]
-    ticket.sla_next_check_at = pending[0].at if pending else None
+    _set(ticket, "sla_next_check_at", pending[0].at if pending else None)
     return pending
+
+
+def _set(ticket: Ticket, name: str, value) -> None:
+    """Assign only real changes, so the UPDATE the tick flushes carries only what moved."""
+    if getattr(ticket, name) != value:
+        setattr(ticket, name, value)
 
 
 # --- reacting to ticket changes (called by services/tickets.py) -------------------------------

@@ -87,7 +87,8 @@ def _process(session, batch: list[Ticket], now: datetime, result: TickResult) ->
             handler(session, by_id[event["ticket_id"]], event)
         result.fired.append((event["ticket_id"], event["changes"]["clock"], event["changes"]["point"]))
     for ticket in batch:
-        ticket.sla_next_check_at = later[ticket.id]  # every point up to now is done
+        if ticket.sla_next_check_at != later[ticket.id]:
+            ticket.sla_next_check_at = later[ticket.id]  # every point up to now is done
     result.tickets += len(batch)
     session.flush()
 
