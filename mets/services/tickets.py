@@ -156,8 +156,8 @@ def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool
     new_status = _status_after_reply(ticket, actor, internal)
     if new_status != ticket.status:
         _set_status(session, change, actor, new_status, now)
-    sla.reply_added(session, ticket, author_is_staff=actor is not None and actor.is_staff, public=not internal,
-                    now=now)
+    if actor is not None:  # a system message answers nobody and asks nothing
+        sla.reply_added(session, ticket, author_is_staff=actor.is_staff, public=not internal, now=now)
     session.flush()
     return change
 

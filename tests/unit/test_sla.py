@@ -135,3 +135,12 @@ def test_naive_datetimes_are_refused(session, world):
     ticket = open_ticket(world, ny(2026, 11, 24, 9, 0))
     with pytest.raises(ValueError):
         sla.clocks(session, ticket, datetime(2026, 11, 24, 10, 0))
+
+
+def test_a_system_message_neither_answers_nor_starts_a_clock(session, world):
+    make_rule(world["acme"], "Standard", response_minutes=60, next_reply_minutes=60)
+    ticket = open_ticket(world, ny(2026, 11, 24, 9, 0))
+    tickets.add_reply(session, ticket, actor=None, body="Auto-reply: we got your message", via="system",
+                      now=ny(2026, 11, 24, 9, 1))
+    assert ticket.first_response_at is None and ticket.sla_next_reply_since is None
+    assert ticket.sla_response_due == ny(2026, 11, 24, 10, 0)
