@@ -19,22 +19,30 @@ def show_errors(form: FlaskForm, exc: DomainError) -> None:
             form.form_errors.append(message)
 
 
+def commit_call(action) -> tuple[bool, object, DomainError | None]:
+    """Run `action()` (one service call) and commit: (True, its result, None); when the service
+    refuses the input, roll back: (False, None, the DomainError)."""
+    try:
+        result = action()
+        db.session.commit()
+        return True, result, None
+    except DomainError as exc:
+        db.session.rollback()
+        return False, None, exc
+
+
 def submit(form: FlaskForm, action):
-    """Validate `form`, run `action()` (one service call) and commit.
+    """Validate `form`, run `action()` and commit.
 
     Returns what the action returned, or None when the form or the service refused the input:
     then the session is rolled back and the messages sit on the form's fields.
     """
     if not form.validate_on_submit():
         return None
-    try:
-        result = action()
-        db.session.commit()
-        return result
-    except DomainError as exc:
-        db.session.rollback()
-        show_errors(form, exc)
-        return None
+    _, result, refusal = commit_call(action)
+    if refusal is not None:
+        show_errors(form, refusal)
+    return result
 
 
 def status_for(form: FlaskForm) -> int:

@@ -12,7 +12,7 @@ from flask import Blueprint, abort, g, redirect, request, url_for
 
 from mets import clock
 from mets.extensions import db
-from mets.forms import show_errors
+from mets.forms import commit_call, show_errors
 from mets.forms_hours import ExceptionForm, HolidayForm, HolidayImportForm, IntervalForm, PreviewForm, TimezoneForm
 from mets.models import BusinessHours, Entity, Holiday, HoursException
 from mets.services import entities, hours, hours_edit
@@ -163,17 +163,12 @@ def _apply(form, action) -> tuple[bool, object]:
     """
     if form is not None and not form.validate_on_submit():
         return False, None
-    try:
-        result = action()
-        db.session.commit()
-        return True, result
-    except DomainError as exc:
-        db.session.rollback()
-        if form is not None:
-            show_errors(form, exc)
-        else:
-            g.box_errors = list(exc.errors.values())  # _answer files them under the box
-        return False, None
+    ok, result, refusal = commit_call(action)
+    if refusal is not None and form is not None:
+        show_errors(form, refusal)
+    elif refusal is not None:
+        g.box_errors = list(refusal.errors.values())  # _answer files them under the box
+    return ok, result
 
 
 def _answer(entity: Entity, partial: str, ok: bool, **state):
