@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from mets import clock, create_app
 from mets.extensions import db
@@ -178,3 +178,10 @@ def text_of(response) -> str:
     body = response.get_data(as_text=True)
     body = re.sub(r"<script.*?</script>", " ", body, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
+def count_rows(session, model, *where) -> int:
+    """Rows of `model` in the database (matching `where`); loaded objects are expired first, so the
+    test reads afterwards what the app wrote."""
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model).where(*where))

@@ -10,16 +10,12 @@ import pytest
 
 from mets.extensions import db
 from tests.factories import PASSWORD, make_customer, make_entity, make_staff, make_ticket
+from tests.e2e.helpers import expect
 
 pytestmark = pytest.mark.e2e
 
 SCREENSHOT_COPY = "/tmp/mets-ticket.png"
 
-
-def expect(*args, **kwargs):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(*args, **kwargs)
 
 
 def mark_page(page) -> None:

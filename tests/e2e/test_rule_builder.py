@@ -14,6 +14,7 @@ from mets.services import rules
 from mets.services.errors import DomainError
 from mets.web import admin_required
 from tests.factories import PASSWORD, make_entity, make_staff
+from tests.e2e.helpers import expect, settled
 
 pytestmark = pytest.mark.e2e
 
@@ -23,16 +24,6 @@ HOST_PAGE = """{% extends "base.html" %}{% block content %}
 {% if saved %}<pre id="saved">{{ saved }}</pre>{% endif %}{% endblock %}"""
 
 
-def expect(*args, **kwargs):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(*args, **kwargs)
-
-
-def settled(page) -> None:
-    """Wait until htmx has swapped and processed what it fetched (a row drawn in is live after settling)."""
-    page.wait_for_function("() => !document.querySelector("
-                           "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
 
 
 def add_host_page(app) -> None:

@@ -11,20 +11,12 @@ import pytest
 from mets import clock
 from mets.extensions import db
 from tests.factories import PASSWORD, make_customer, make_entity, make_rule, make_staff, make_ticket
+from tests.e2e.helpers import expect, settled
 
 pytestmark = pytest.mark.e2e
 NY = ZoneInfo("America/New_York")
 
 
-def expect(*args, **kwargs):
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(*args, **kwargs)
-
-
-def settled(page) -> None:
-    page.wait_for_function("() => !document.querySelector("
-                           "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
 
 
 def test_admin_tests_an_sla_rule_against_a_ticket_while_editing(live_server, page):

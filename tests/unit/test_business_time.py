@@ -10,15 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mets.services.business_time import BusinessCalendar
+from tests.factories import ny
 
 UTC = timezone.utc
-NY = ZoneInfo("America/New_York")
 H = timedelta(hours=1)
 WEEKDAYS_9_TO_5 = {day: [(time(9), time(17))] for day in range(5)}
 
-
-def ny(*args) -> datetime:
-    return datetime(*args, tzinfo=NY)
 
 
 def nine_to_five(**kwargs) -> BusinessCalendar:

@@ -2,17 +2,15 @@
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mets import clock
 from mets.models import Entity, Membership, User
 from mets.services import entities, users
 from mets.services.errors import DomainError
+from tests.conftest import count_rows
 from tests.factories import PASSWORD, make_customer, make_entity, make_staff
 
-
-def count(session, model) -> int:
-    return session.scalar(select(func.count()).select_from(model))
 
 
 def entity_data(**kw) -> dict:
@@ -27,7 +25,7 @@ def test_bad_slugs_are_refused(session, slug):
         entities.create_entity(session, entity_data(slug=slug))
     assert set(exc.value.errors) == {"slug"}
     assert "lower-case letters, digits or dashes" in exc.value.for_field("slug")
-    assert count(session, Entity) == 0
+    assert count_rows(session, Entity) == 0
 
 
 @pytest.mark.parametrize("slug, stored", [("a", "a"), ("acme-eu-2", "acme-eu-2"), ("a" * 40, "a" * 40),
@@ -46,7 +44,7 @@ def test_slug_is_unique(session, second):
     with pytest.raises(DomainError) as exc:
         entities.create_entity(session, entity_data(name="Acme again", slug=second))
     assert exc.value.for_field("slug") == "The slug 'acme' is taken."
-    assert count(session, Entity) == 1
+    assert count_rows(session, Entity) == 1
 
 
 @pytest.mark.parametrize("tz", ["", "Mars/Olympus_Mons", "Europe/Pariss", "GMT+25"])
@@ -78,7 +76,7 @@ def test_name_is_required_and_parent_must_exist(session):
     with pytest.raises(DomainError) as exc:
         entities.create_entity(session, entity_data(name="  ", parent_id=424242))
     assert set(exc.value.errors) == {"name", "parent_id"}
-    assert count(session, Entity) == 0
+    assert count_rows(session, Entity) == 0
 
 
 @pytest.fixture
@@ -150,7 +148,7 @@ def test_emails_are_unique_whatever_their_case(session):
         assert exc.value.for_field("email") == "Another user has this email address."
     with pytest.raises(DomainError):
         users.create_user(session, {"email": "FOO@X.EXAMPLE", "name": "Customer Foo", "kind": "customer"})
-    assert count(session, User) == 1
+    assert count_rows(session, User) == 1
     assert users.find_by_email(session, "FOO@x.Example").id == user.id
 
 
@@ -184,7 +182,7 @@ def test_staff_need_a_password_of_ten_characters(session, password):
     with pytest.raises(DomainError) as exc:
         users.create_user(session, staff_data(password=password))
     assert exc.value.for_field("password") == "Use at least 10 characters."
-    assert count(session, User) == 0
+    assert count_rows(session, User) == 0
 
 
 def test_authenticate_signs_in_active_staff_and_records_the_time(session):
@@ -221,7 +219,7 @@ def test_get_or_create_customer_reuses_the_customer(session):
     assert again.id == first.id
     assert (first.email, first.name, first.kind) == ("alice@example.com", "Alice Smith", "customer")
     assert first.password_hash is None
-    assert count(session, User) == 1
+    assert count_rows(session, User) == 1
     bob = users.get_or_create_customer(session, "bob.jones@example.com")
     assert bob.name == "bob.jones"
 
@@ -240,7 +238,7 @@ def test_get_or_create_customer_refuses_staff_and_deactivated_customers(session)
     with pytest.raises(DomainError) as exc:
         users.get_or_create_customer(session, "not an address")
     assert "customer_email" in exc.value.errors
-    assert count(session, User) == 2
+    assert count_rows(session, User) == 2
 
 
 def test_you_cannot_deactivate_yourself_or_drop_your_own_admin_rights(session):
@@ -282,7 +280,7 @@ def test_membership_values_are_validated(session, role, tier, skills, field):
     with pytest.raises(DomainError) as exc:
         users.set_membership(session, user, entity, role, tier, skills)
     assert set(exc.value.errors) == {field}
-    assert count(session, Membership) == 0
+    assert count_rows(session, Membership) == 0
 
 
 def test_customers_cannot_be_members(session):
@@ -291,7 +289,7 @@ def test_customers_cannot_be_members(session):
     with pytest.raises(DomainError) as exc:
         users.set_membership(session, customer, entity, "agent", 1, [])
     assert "Only staff" in exc.value.for_field("user")
-    assert count(session, Membership) == 0
+    assert count_rows(session, Membership) == 0
 
 
 def test_setting_a_membership_again_updates_the_one_row(session):
@@ -314,4 +312,4 @@ def test_membership_can_be_removed(session):
     session.commit()
     session.expire_all()
     assert session.get(User, user.id).memberships == []
-    assert count(session, Membership) == 0
+    assert count_rows(session, Membership) == 0

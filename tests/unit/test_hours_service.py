@@ -8,15 +8,13 @@ from sqlalchemy import func, select
 from mets.models import BusinessHours, Holiday, HoursException
 from mets.services import entities, hours, hours_edit
 from mets.services.errors import DomainError
+from tests.conftest import count_rows
 from tests.factories import make_entity
 
 NY = ZoneInfo("America/New_York")
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
 
-
-def count(session, model) -> int:
-    return session.scalar(select(func.count()).select_from(model))
 
 
 def local(zone, *args) -> datetime:
@@ -208,7 +206,7 @@ def test_editing_inherited_hours_is_refused(session, tree):
     with pytest.raises(DomainError) as exc:
         hours_edit.add_interval(session, tree["billing"], 0, "09:00", "10:00")
     assert exc.value.errors == {"": "Acme Billing has no hours of its own yet: define its own hours first."}
-    assert count(session, BusinessHours) == 0
+    assert count_rows(session, BusinessHours) == 0
 
 
 # --- weekly intervals -----------------------------------------------------------------------
@@ -337,7 +335,7 @@ def test_import_refuses_unknown_countries_and_bad_years(session, tree, country, 
     with pytest.raises(DomainError) as exc:
         hours_edit.import_holidays(session, tree["globex"], country, year)
     assert exc.value.errors == errors
-    assert count(session, Holiday) == 0
+    assert count_rows(session, Holiday) == 0
 
 
 # --- exceptions -----------------------------------------------------------------------------
@@ -386,7 +384,7 @@ def test_conflicting_exceptions_are_refused(session, tree, first, second, errors
         hours_edit.add_exception(session, tree["acme"], "2026-12-24", *second)
     assert exc.value.errors == errors
     session.rollback()
-    assert count(session, HoursException) == 1
+    assert count_rows(session, HoursException) == 1
 
 
 def test_removing_another_entitys_row_is_refused(session, tree):

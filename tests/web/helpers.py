@@ -1,5 +1,6 @@
 """Small helpers shared by the web tests."""
 import html
+import re
 
 from tests.conftest import text_of
 
@@ -11,3 +12,9 @@ def screen(response) -> str:
 
 def vary(response) -> set[str]:
     return {v.strip() for v in response.headers.get("Vary", "").split(",")}
+
+
+def textarea(page: str, name: str = "conditions") -> str:
+    """The JSON the condition builder keeps in its hidden textarea, as the browser would submit it."""
+    raw = re.search(rf'<textarea class="rb-json" name="{name}" hidden>(.*?)</textarea>', page, re.S).group(1)
+    return html.unescape(raw)

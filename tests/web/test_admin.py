@@ -1,10 +1,10 @@
 """Admin pages: the entity tree, users and their memberships."""
 import pytest
 from markupsafe import escape
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mets.models import Entity, Membership, User
-from tests.conftest import HTMX, login, text_of
+from tests.conftest import HTMX, count_rows, login, text_of
 from tests.factories import make_customer, make_entity, make_staff
 from tests.web.helpers import screen
 
@@ -24,10 +24,6 @@ def admin(session, client, tree):
     login(client, user)
     return user
 
-
-def count(session, model) -> int:
-    session.expire_all()
-    return session.scalar(select(func.count()).select_from(model))
 
 
 # --- entities -------------------------------------------------------------------------------
@@ -71,7 +67,7 @@ def test_create_entity_errors_keep_the_input(client, session, admin, field, valu
     typed = {**ENTITY, field: value}
     for name in ("name", "slug", "timezone", "sender_email"):
         assert not typed[name] or f'value="{escape(typed[name])}"' in html
-    assert count(session, Entity) == 5
+    assert count_rows(session, Entity) == 5
 
 
 @pytest.mark.parametrize("new_parent", ["billing", "refunds"])
@@ -141,7 +137,7 @@ def test_create_user_errors_keep_the_input(client, session, admin, field, value,
     kept = {k: v for k, v in STAFF.items() if k in ("name", "email") and k != field}
     assert all(f'value="{v}"' in response.get_data(as_text=True) for v in kept.values())
     assert "a-long-enough-secret" not in response.get_data(as_text=True)  # a password is never echoed
-    assert count(session, User) == 1
+    assert count_rows(session, User) == 1
 
 
 def test_create_customer_never_makes_an_admin(client, session, admin):
@@ -233,7 +229,7 @@ def test_bad_membership_shows_the_error_in_place(client, session, admin, tree, s
     assert response.status_code == 422
     assert "<html" not in response.get_data(as_text=True)
     assert message in screen(response)
-    assert count(session, Membership) == 0
+    assert count_rows(session, Membership) == 0
 
 
 def test_customers_cannot_become_members(client, session, admin, tree):
@@ -243,7 +239,7 @@ def test_customers_cannot_become_members(client, session, admin, tree):
                            data={"entity_id": tree["billing"].id, "role": "agent", "tier": "1"}, headers=HTMX)
     assert response.status_code == 422
     assert "Only staff can be members of an entity." in screen(response)
-    assert count(session, Membership) == 0
+    assert count_rows(session, Membership) == 0
 
 
 def test_delete_membership_via_htmx(client, session, admin, tree):
@@ -254,7 +250,7 @@ def test_delete_membership_via_htmx(client, session, admin, tree):
     response = client.delete(f"/admin/users/{sam.id}/memberships/{membership_id}", headers=HTMX)
     assert response.status_code == 200
     assert response.get_data(as_text=True) == ""
-    assert count(session, Membership) == 0
+    assert count_rows(session, Membership) == 0
     assert "No memberships: this person sees no tickets." in text_of(client.get(f"/admin/users/{sam.id}"))
 
 
@@ -263,7 +259,7 @@ def test_delete_membership_through_another_users_url_is_not_found(client, sessio
     session.commit()
     response = client.delete(f"/admin/users/{sam.id}/memberships/{bea.memberships[0].id}", headers=HTMX)
     assert response.status_code == 404
-    assert count(session, Membership) == 1
+    assert count_rows(session, Membership) == 1
 
 
 # --- only admins ----------------------------------------------------------------------------

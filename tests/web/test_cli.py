@@ -1,12 +1,10 @@
 """The `flask --app wsgi mets ...` commands a newcomer and an operator run."""
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mets.models import Entity, Membership, Reply, Ticket, User
 from mets.services import users
+from tests.conftest import count_rows
 
-
-def count(session, model, *where):
-    return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def test_seed_demo_builds_a_realistic_install_once(app, session):
@@ -17,15 +15,15 @@ def test_seed_demo_builds_a_realistic_install_once(app, session):
 
     acme = session.scalar(select(Entity).where(Entity.slug == "acme"))
     assert sorted(child.name for child in acme.children) == ["Acme Billing", "Acme IT"]
-    assert count(session, Entity, Entity.parent_id.is_(None)) == 2  # Acme and the unrelated Globex
-    assert count(session, Ticket) == 300
-    assert count(session, Reply) > 300
-    assert count(session, User, User.kind == "customer") >= 30
+    assert count_rows(session, Entity, Entity.parent_id.is_(None)) == 2  # Acme and the unrelated Globex
+    assert count_rows(session, Ticket) == 300
+    assert count_rows(session, Reply) > 300
+    assert count_rows(session, User, User.kind == "customer") >= 30
     assert {m.tier for m in session.scalars(select(Membership))} >= {1, 2, 3}
     assert users.authenticate(session, "admin@mets.example", "demo-password").is_admin
     # SLA clocks run on the demo: most tickets have a rule, and the catch-up tick found breaches.
-    assert count(session, Ticket, Ticket.sla_rule_id.is_not(None)) > 250
-    assert count(session, Ticket, Ticket.sla_response_breached.is_(True)) > 0
+    assert count_rows(session, Ticket, Ticket.sla_rule_id.is_not(None)) > 250
+    assert count_rows(session, Ticket, Ticket.sla_response_breached.is_(True)) > 0
     # Numbers rise with creation time within each entity.
     for entity in session.scalars(select(Entity)):
         rows = session.execute(select(Ticket.seq, Ticket.created_at).where(Ticket.entity_id == entity.id)
@@ -36,7 +34,7 @@ def test_seed_demo_builds_a_realistic_install_once(app, session):
     assert again.exit_code != 0 and "already has users" in again.output
     idempotent = runner.invoke(args=["mets", "seed-demo", "--if-empty"])
     assert idempotent.exit_code == 0 and "not seeding again" in idempotent.output
-    assert count(session, Ticket) == 300
+    assert count_rows(session, Ticket) == 300
 
 
 def test_create_admin_makes_a_first_administrator(app, session):

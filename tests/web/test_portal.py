@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from itsdangerous import TimestampSigner
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mets.models import Reply, Ticket, User
 from mets.services import portal_auth
 from mets.services import tickets as ticket_service
-from tests.conftest import HTMX, login_customer, text_of
+from tests.conftest import HTMX, count_rows, login_customer, text_of
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.web.helpers import screen
 
@@ -27,10 +27,6 @@ def link_in(message) -> str:
     text = message.get_body(("plain",)).get_content()
     return re.search(r"https?://\S+", text).group(0)
 
-
-def count(session, model) -> int:
-    session.expire_all()
-    return session.scalar(select(func.count()).select_from(model))
 
 
 @pytest.fixture
@@ -94,7 +90,7 @@ def test_the_link_signs_the_customer_in(app, client, session, people):
 def test_open_signup_creates_the_customer_when_the_link_is_used(app, client, session, people):
     session.commit()
     client.post("/portal/login", data={"email": "Newbie@Example.com"})
-    assert count(session, User) == 3  # nobody is created for just asking
+    assert count_rows(session, User) == 3  # nobody is created for just asking
 
     client.get(urlsplit(link_in(inbox(app)[0])).path)
     newbie = session.scalar(select(User).where(User.email == "newbie@example.com"))
@@ -109,7 +105,7 @@ def test_closing_signup_voids_links_already_sent_to_unknown_addresses(app, clien
     response = client.get(urlsplit(link_in(inbox(app)[0])).path)
     assert response.status_code == 400
     assert "This sign-in link is not valid" in text_of(response)
-    assert count(session, User) == 3
+    assert count_rows(session, User) == 3
 
 
 def test_an_old_link_has_expired_and_offers_a_new_one(app, client, session, people, monkeypatch):
@@ -204,7 +200,7 @@ def test_open_a_request_errors_keep_the_input(client, session, desk, overrides, 
     assert response.status_code == 422
     assert message in text_of(response)
     assert data["subject"] == "" or 'value="Charged twice"' in response.get_data(as_text=True)
-    assert count(session, Ticket) == 0
+    assert count_rows(session, Ticket) == 0
 
 
 def test_lists_only_own_requests(client, session, desk):
@@ -260,7 +256,7 @@ def test_empty_reply_is_refused_in_place(client, session, desk):
     response = client.post(f"/portal/tickets/{ticket.number}/replies", data={"body": "  "}, headers=HTMX)
     assert response.status_code == 422
     assert "Write something before sending." in text_of(response)
-    assert count(session, Reply) == 0
+    assert count_rows(session, Reply) == 0
 
 
 def test_cannot_reply_to_a_closed_request(client, session, desk):
@@ -272,7 +268,7 @@ def test_cannot_reply_to_a_closed_request(client, session, desk):
     response = client.post(f"/portal/tickets/{ticket.number}/replies", data={"body": "Hello?"})
     assert response.status_code == 422
     assert "This request is closed." in screen(response)
-    assert count(session, Reply) == 0
+    assert count_rows(session, Reply) == 0
     session.expire_all()
     assert ticket.status == "closed"
 
@@ -284,5 +280,5 @@ def test_another_customers_request_is_not_found(client, session, desk):
     reply = client.post(f"/portal/tickets/{ticket.number}/replies", data={"body": "Peek"}, headers=HTMX)
     assert page.status_code == reply.status_code == 404
     assert "secret" not in page.get_data(as_text=True)
-    assert count(session, Reply) == 0
+    assert count_rows(session, Reply) == 0
     assert text_of(page) == text_of(client.get("/portal/tickets/BILLING-9999"))

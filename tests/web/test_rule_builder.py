@@ -10,6 +10,7 @@ from mets.services import rules
 from mets.services.errors import DomainError
 from mets.web import staff_required
 from tests.conftest import HTMX, login
+from tests.web.helpers import textarea
 from tests.factories import make_entity, make_staff
 from tests.web.helpers import screen
 
@@ -198,10 +199,6 @@ def render_include(app, **context) -> str:
     with app.test_request_context("/"):
         return render_template_string('<form>{% include "rules/_builder.html" %}</form>', **context)
 
-
-def textarea(html: str, name: str = "conditions") -> str:
-    raw = re.search(rf'<textarea class="rb-json" name="{name}" hidden>(.*?)</textarea>', html, re.S).group(1)
-    return html_module.unescape(raw)
 
 
 def test_the_builder_draws_a_stored_tree(app):

@@ -2,11 +2,11 @@
 import re
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mets.models import Reply, Ticket, TicketEvent, User
 from mets.services import tickets as ticket_service
-from tests.conftest import HTMX, login, login_customer, text_of
+from tests.conftest import HTMX, count_rows, login, login_customer, text_of
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.web.helpers import screen, vary
 
@@ -18,10 +18,6 @@ def acme(session):
     return {"acme": acme, "billing": make_entity("Acme Billing", "billing", parent=acme),
             "globex": make_entity("Globex", "globex")}
 
-
-def count(session, model) -> int:
-    session.expire_all()
-    return session.scalar(select(func.count()).select_from(model))
 
 
 # --- the list -------------------------------------------------------------------------------
@@ -223,7 +219,7 @@ def test_empty_reply_shows_the_error_in_place(client, session, case, body):
     assert "Write something before sending." in text_of(response)
     assert "checked" in re.search(r'<input[^>]*name="internal"[^>]*>', html).group(0)  # the choice is kept
     assert "HX-Trigger" not in response.headers
-    assert count(session, Reply) == 0
+    assert count_rows(session, Reply) == 0
 
 
 def test_reply_without_htmx_redirects_back_to_the_ticket(client, session, case):
@@ -270,7 +266,7 @@ def test_inline_edit_to_the_same_value_records_nothing(client, session, case):
     response = client.post(f"/tickets/{case.number}/fields/priority", data={"priority": "normal"}, headers=HTMX)
     assert response.status_code == 200
     assert "HX-Trigger" not in response.headers
-    assert count(session, TicketEvent) == 1  # ticket_created only
+    assert count_rows(session, TicketEvent) == 1  # ticket_created only
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -300,7 +296,7 @@ def test_inline_edit_refuses_bad_values_in_place(client, session, acme, case, na
     assert "HX-Trigger" not in response.headers
     session.expire_all()
     assert (case.status, case.priority, case.assignee_id, case.entity_id, case.category) == before
-    assert count(session, TicketEvent) == 1
+    assert count_rows(session, TicketEvent) == 1
 
 
 def test_ticket_cannot_go_back_to_new(client, session, case):
@@ -328,7 +324,7 @@ def test_closed_ticket_cannot_be_reopened_or_answered(client, session, case):
     assert "This ticket is closed." in text_of(reply)
     session.expire_all()
     assert case.status == "closed"
-    assert count(session, Reply) == 0
+    assert count_rows(session, Reply) == 0
 
 
 def test_missing_and_out_of_scope_tickets_look_the_same(client, session, acme, case):
@@ -374,7 +370,7 @@ def test_new_ticket_reuses_a_known_customer_whatever_the_case(client, session, a
     session.commit()
     client.post("/tickets/new", data=new_ticket_form(acme, customer_email="NINA.NEW@example.COM"))
     assert session.scalar(select(Ticket)).customer_id == known.id
-    assert count(session, User) == 2
+    assert count_rows(session, User) == 2
 
 
 def test_new_ticket_subject_is_shown_as_text(client, session, acme, agent):
@@ -400,5 +396,5 @@ def test_new_ticket_errors_keep_what_was_typed(client, session, acme, agent, ove
     assert message in text_of(response)
     assert f'value="{data["customer_email"]}"' in html
     assert "The link gives an error.</textarea>" in html
-    assert count(session, Ticket) == 0
-    assert count(session, User) == 1  # no customer was created either
+    assert count_rows(session, Ticket) == 0
+    assert count_rows(session, User) == 1  # no customer was created either
