@@ -37,6 +37,25 @@ class Config:
     # Maildir used when no MAIL_SERVER is configured (embedded run).
     MAILDIR = os.environ.get("METS_MAILDIR", str(INSTANCE_DIR / "maildir"))
 
+    # Extra addresses of this install (support inboxes) that METS must never mail: the loop guard.
+    # MAIL_DEFAULT_SENDER is always included.
+    METS_OWN_ADDRESSES = [a.strip() for a in os.environ.get("METS_OWN_ADDRESSES", "").split(",") if a.strip()]
+    # Portal links in customer notifications stay valid this long (sign-in links: PORTAL_LINK_MAX_AGE).
+    PORTAL_TICKET_LINK_MAX_AGE = int(os.environ.get("PORTAL_TICKET_LINK_MAX_AGE", 14 * 24 * 3600))
+
+    # The outbox (services/outbox.py).
+    MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", 5))
+    MAIL_RETRY_BASE_SECONDS = int(os.environ.get("MAIL_RETRY_BASE_SECONDS", 60))  # doubles per attempt
+    MAIL_RETRY_MAX_SECONDS = int(os.environ.get("MAIL_RETRY_MAX_SECONDS", 3600))
+    MAIL_BATCH_SIZE = int(os.environ.get("MAIL_BATCH_SIZE", 50))  # messages per SMTP connection
+    MAIL_RATE_PER_RECIPIENT_HOUR = int(os.environ.get("MAIL_RATE_PER_RECIPIENT_HOUR", 30))  # 0: no limit
+    MAIL_RATE_PER_MINUTE = int(os.environ.get("MAIL_RATE_PER_MINUTE", 0))  # the SMTP provider's cap; 0: none
+    MAIL_CLAIM_STALE_SECONDS = int(os.environ.get("MAIL_CLAIM_STALE_SECONDS", 300))  # a killed worker's claim
+    MAIL_SWEEP_SECONDS = int(os.environ.get("MAIL_SWEEP_SECONDS", 30))
+    MAIL_SMTP_TIMEOUT = int(os.environ.get("MAIL_SMTP_TIMEOUT", 20))
+    # RQ queue names start with this (lets several installs, or the tests, share one Redis).
+    RQ_QUEUE_PREFIX = os.environ.get("RQ_QUEUE_PREFIX", "mets")
+
     # werkzeug's method string; tests lower the work factor, production keeps scrypt.
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
 

@@ -1,10 +1,14 @@
 """All models, importable from one place (Alembic sees every table through this module)."""
 from mets.models.entities import Entity
+from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL, PENDING, SENDING, SENT,
+                              WARNING, AppSetting, EmailTemplate, NotificationSetting, QueuedEmail)
 from mets.models.hours import BusinessHours, HoursException, Holiday
 from mets.models.sla import CLOCKS, SlaFiring, SlaPause, SlaRule
 from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketEvent
 from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, User
 
 __all__ = ["Entity", "User", "Membership", "Ticket", "Reply", "TicketEvent", "BusinessHours", "Holiday",
-           "HoursException", "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",
+           "HoursException", "EmailTemplate", "NotificationSetting", "QueuedEmail", "AppSetting",
+           "MAIL_STATUSES", "PENDING", "SENDING", "SENT", "FAILED", "CANCELLED", "CRITICAL", "WARNING", "NORMAL",
+           "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",
            "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]

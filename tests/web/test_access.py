@@ -104,6 +104,10 @@ ROUTES = [
     ("POST", "/admin/sla/<int:rule_id>/move", "/admin/sla/{rule}/move", {"direction": "down"}, True, ADMIN_HTMX),
     ("POST", "/admin/sla/<int:rule_id>/test", "/admin/sla/{rule}/test", {"ticket": "{number}"}, True, ADMIN_HTMX),
 
+    # Email templates (blueprint mail_templates).
+
+    # The mail queue, mail settings and notification settings (blueprint mail).
+
     # The condition builder's fragments: any staff member (host pages decide who may save a rule).
     ("POST", "/rules/builder/row", None, {"registry": "ticket"}, True, STAFF_HTMX),
     ("POST", "/rules/builder/group", None, {"registry": "ticket", "depth": "2"}, True, STAFF_HTMX),
