@@ -51,7 +51,8 @@ class Config:
     MAIL_RATE_PER_RECIPIENT_HOUR = int(os.environ.get("MAIL_RATE_PER_RECIPIENT_HOUR", 30))  # 0: no limit
     MAIL_RATE_PER_MINUTE = int(os.environ.get("MAIL_RATE_PER_MINUTE", 0))  # the SMTP provider's cap; 0: none
     MAIL_CLAIM_STALE_SECONDS = int(os.environ.get("MAIL_CLAIM_STALE_SECONDS", 300))  # a killed worker's claim
-    MAIL_SWEEP_SECONDS = int(os.environ.get("MAIL_SWEEP_SECONDS", 30))
+    MAIL_SWEEP_SECONDS = int(os.environ.get("MAIL_SWEEP_SECONDS", 30))  # the embedded loop sends this often
+    SLA_TICK_SECONDS = int(os.environ.get("SLA_TICK_SECONDS", 60))
     MAIL_SMTP_TIMEOUT = int(os.environ.get("MAIL_SMTP_TIMEOUT", 20))
     # RQ queue names start with this (lets several installs, or the tests, share one Redis).
     RQ_QUEUE_PREFIX = os.environ.get("RQ_QUEUE_PREFIX", "mets")

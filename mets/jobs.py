@@ -1,29 +1,84 @@
-"""Job functions (they take ids, not objects, and run in an app context) and the periodic schedule.
+"""Job functions and the periodic schedule.
 
-The notifications issue runs these on RQ; until then worker.py calls them in a simple loop.
+Jobs take ids, not objects, and run in an app context of their own (`in_app`), so the same
+functions run under an RQ worker (`worker.py`, `rq worker-pool`), under `rq cron`, and in the
+embedded loop of `worker.py` without Redis. Every periodic job is idempotent: `rq cron` or a
+restart may run one twice.
 """
+import functools
 import logging
+
+from flask import current_app, has_app_context
 
 from mets.extensions import db
 
 log = logging.getLogger("mets.jobs")
 
-# name -> (function, every N seconds). Each periodic job must be idempotent: the SLA tick is
-# (the firings' unique key makes every point act at most once).
+# name -> (function, name of the config key holding its period in seconds)
 PERIODIC = {}
+_app = None
 
 
-def periodic(name: str, seconds: int):
+def use_app(app) -> None:
+    """Run jobs in this app (worker.py passes the one it made; otherwise one is made on first use)."""
+    global _app
+    _app = app
+
+
+def in_app(fn):
+    """Run `fn` in an app context with a fresh session, even when RQ calls it bare."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        global _app
+        if has_app_context():
+            return fn(*args, **kwargs)
+        if _app is None:
+            from mets import create_app
+            _app = create_app()
+        with _app.app_context():
+            try:
+                return fn(*args, **kwargs)
+            except Exception:
+                db.session.rollback()
+                raise
+            finally:
+                db.session.remove()
+    return run
+
+
+def periodic(name: str, period_key: str):
     def register(fn):
-        PERIODIC[name] = (fn, seconds)
+        PERIODIC[name] = (fn, period_key)
         return fn
     return register
 
 
-@periodic("sla_tick", 60)
+@in_app
+def send_email(row_id: int) -> str:
+    """Send outbox row `row_id`, batched with other due rows over one SMTP connection."""
+    from mets.services import mail_delivery
+
+    return str(mail_delivery.deliver(db.session, first_id=row_id))
+
+
+@periodic("sla_tick", "SLA_TICK_SECONDS")
+@in_app
 def sla_tick() -> str:
     """Act on every SLA warning, breach and escalation point now due."""
     from mets.services import sla_tick as tick_service
 
     result = tick_service.tick(db.session)
     return f"SLA tick: {result.tickets} tickets looked at, {len(result.fired)} points fired"
+
+
+@periodic("outbox_sweep", "MAIL_SWEEP_SECONDS")
+@in_app
+def outbox_sweep() -> str:
+    """Free stale claims and hand due mail to the workers; without Redis, send it right here."""
+    from mets.services import mail_delivery, outbox
+
+    reclaimed, due = outbox.sweep(db.session)
+    summary = f"outbox sweep: {reclaimed} stale claims freed, {due} due"
+    if not current_app.config.get("REDIS_URL"):
+        summary += f"; {mail_delivery.deliver_due(db.session)}"
+    return summary

@@ -32,6 +32,7 @@ def login():
         config = current_app.config
         if portal_auth.should_send_link(db.session, form.email.data, config["PORTAL_OPEN_SIGNUP"]):
             send_sign_in_link(normalize_email(form.email.data), form.next.data or None)
+            db.session.commit()
         # The same answer whether or not the address is known: it reveals nothing.
         return render_template("portal/link_sent.html", email=form.email.data)
     return render_template("portal/login.html", form=form), status_for(form)

@@ -66,6 +66,7 @@ class QueuedEmail(db.Model):
     entity_id: Mapped[int | None] = mapped_column(ForeignKey("entities.id", ondelete="SET NULL"), index=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
     event: Mapped[str | None] = mapped_column(String(40))  # the notification event, "test" or "sign_in"
+    sender: Mapped[str | None] = mapped_column(String(460))  # From: the entity's sender, else the install's
     recipient_email: Mapped[str] = mapped_column(String(254))
     recipient_name: Mapped[str | None] = mapped_column(String(200))
     audience: Mapped[str] = mapped_column(String(20), default="staff")  # "customer" or "staff"

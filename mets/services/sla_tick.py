@@ -81,7 +81,10 @@ def _process(session, batch: list[Ticket], now: datetime, result: TickResult) ->
                for ticket_id, clock_name, point_name, _cycle, due_at in inserted]
     if emitted:
         # RETURNING makes SQLAlchemy send many rows per INSERT instead of one statement per row.
-        session.connection().execute(insert(TicketEvent.__table__).returning(TicketEvent.id), emitted)
+        ids = session.connection().execute(
+            insert(TicketEvent.__table__).returning(TicketEvent.id, sort_by_parameter_order=True), emitted).scalars()
+        for event, event_id in zip(emitted, ids):
+            event["id"] = event_id  # handlers key what they write on it (e.g. the outbox's dedupe key)
     for event in emitted:
         for handler in HANDLERS.get(event["event"], []):
             handler(session, by_id[event["ticket_id"]], event)

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from mets import clock
 from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, Ticket, TicketEvent, User
-from mets.services import access, sla
+from mets.services import access, notify, sla
 from mets.services.errors import DomainError, check
 from mets.services.html import clean_html, is_blank
 from mets.services.validation import text_error
@@ -45,6 +45,13 @@ def _record(session, change: Change, event: str, actor: User | None, changes: di
     session.add(row)
     change.events.append(row)
     change.ticket.updated_at = now
+
+
+def _dispatch(session, change: Change, actor: User | None, now: datetime) -> Change:
+    """What follows every change in its own transaction: the notifications it causes."""
+    if change.events:
+        notify.ticket_changed(session, change, actor, now)
+    return change
 
 
 def _require_actor(session, actor: User | None, ticket: Ticket, customer_may: bool = False) -> None:
@@ -126,7 +133,7 @@ def create_ticket(session, *, actor: User, entity: Entity | None, customer: User
              **({"assignee_id": [None, assignee.id]} if assignee else {})}, now)
     session.flush()
     sla.assign_rule(session, ticket, now)
-    return change
+    return _dispatch(session, change, actor, now)
 
 
 def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool = False,
@@ -159,7 +166,7 @@ def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool
     if actor is not None:  # a system message answers nobody and asks nothing
         sla.reply_added(session, ticket, author_is_staff=actor.is_staff, public=not internal, now=now)
     session.flush()
-    return change
+    return _dispatch(session, change, actor, now)
 
 
 def _status_after_reply(ticket: Ticket, actor: User, internal: bool) -> str:
@@ -187,7 +194,7 @@ def change_status(session, ticket: Ticket, status: str, *, actor: User, now: dat
         raise DomainError({"status": "A ticket cannot go back to New."})
     _set_status(session, change, actor, status, now)
     session.flush()
-    return change
+    return _dispatch(session, change, actor, now)
 
 
 def assign(session, ticket: Ticket, assignee: User | None, *, actor: User, now: datetime | None = None) -> Change:
@@ -203,7 +210,7 @@ def assign(session, ticket: Ticket, assignee: User | None, *, actor: User, now: 
     ticket.assignee = assignee
     _record(session, change, "assigned_to_changed", actor, {"assignee_id": [old, assignee.id if assignee else None]}, now)
     session.flush()
-    return change
+    return _dispatch(session, change, actor, now)
 
 
 def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: datetime | None = None) -> Change:
@@ -257,7 +264,7 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
     session.flush()
     if {"priority", "category", "entity_id"} & set(changes):
         sla.assign_rule(session, ticket, now)  # due times recomputed from the original start
-    return change
+    return _dispatch(session, change, actor, now)
 
 
 def find_by_number(session, number: str) -> Ticket | None:

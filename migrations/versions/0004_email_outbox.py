@@ -55,6 +55,7 @@ def upgrade():
     sa.Column('entity_id', sa.Integer(), nullable=True),
     sa.Column('ticket_id', sa.Integer(), nullable=True),
     sa.Column('event', sa.String(length=40), nullable=True),
+    sa.Column('sender', sa.String(length=460), nullable=True),
     sa.Column('recipient_email', sa.String(length=254), nullable=False),
     sa.Column('recipient_name', sa.String(length=200), nullable=True),
     sa.Column('audience', sa.String(length=20), nullable=False),

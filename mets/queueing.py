@@ -1,0 +1,71 @@
+"""RQ on Redis: the two queues and the enqueueing of send jobs.
+
+Critical mail (SLA breach, escalation, sign-in links) goes to `<prefix>-critical`, which every
+worker listens to first, so it never waits behind a batch of ordinary notifications. Without
+REDIS_URL (the embedded run) nothing is enqueued: `worker.py`'s loop polls the outbox instead.
+"""
+import logging
+
+from flask import current_app
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+
+from mets.models import CRITICAL
+
+log = logging.getLogger("mets.queueing")
+
+_connections: dict[str, Redis] = {}
+
+
+def redis_connection(url: str | None = None) -> Redis | None:
+    """One client per URL and process; short timeouts, so a Redis outage never stalls a request."""
+    url = url or current_app.config.get("REDIS_URL")
+    if not url:
+        return None
+    if url not in _connections:
+        _connections[url] = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+    return _connections[url]
+
+
+def queue_names(prefix: str) -> list[str]:
+    """Queue names, most urgent first (the order workers listen in)."""
+    return [f"{prefix}-critical", f"{prefix}-default"]
+
+
+def queues(connection: Redis, prefix: str) -> list[Queue]:
+    return [Queue(name, connection=connection) for name in queue_names(prefix)]
+
+
+def send_job_id(row_id: int, attempts: int) -> str:
+    """One job per row and attempt: a duplicate enqueue of the same attempt is refused by RQ."""
+    return f"mets-mail-{row_id}-{attempts}"
+
+
+def enqueue_sends(items: list[tuple[int, int, int]]) -> int:
+    """Enqueue a send job per (row id, priority, attempts); returns how many were new.
+
+    A Redis error is logged, not raised: the rows are safe in the database and the sweep
+    enqueues them once Redis is back.
+    """
+    connection = redis_connection()
+    if connection is None or not items:
+        return 0
+    from mets.jobs import send_email
+
+    critical, default = queues(connection, current_app.config["RQ_QUEUE_PREFIX"])
+    enqueued = 0
+    try:
+        for row_id, priority, attempts in items:
+            queue = critical if priority <= CRITICAL else default
+            try:
+                queue.enqueue(send_email, row_id, job_id=send_job_id(row_id, attempts), unique=True,
+                              result_ttl=0, failure_ttl=7 * 24 * 3600, job_timeout=600)
+                enqueued += 1
+            except DuplicateJobError:
+                pass  # already queued (or running): the row will be sent once
+    except RedisError as exc:
+        log.warning("Redis unavailable (%s): %d message(s) wait for the sweep", exc, len(items) - enqueued)
+    return enqueued
+

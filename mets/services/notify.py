@@ -1,0 +1,133 @@
+"""Notifications: which change mails whom, rendered from the templates into the outbox.
+
+Called in the transaction of the change (`services.tickets` for people's changes, the SLA tick
+for warnings, breaches and escalations), so a notification exists exactly when its change does.
+Each row's dedupe key is (ticket event, recipient): the same event can never mail anyone twice.
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from mets.models import Membership, Reply, Ticket, User
+from mets.services import access, mail_templates, notification_settings, outbox, sla_tick
+from mets.services.notification_settings import EVENTS, FROM_TICKET_EVENT
+
+FINISHED = {"resolved", "closed"}
+_MUTED = "mets_notify_muted"  # session.info key
+
+
+@contextmanager
+def muted(session):
+    """Write history without mailing anyone (the demo's 30 days of past tickets)."""
+    session.info[_MUTED] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_MUTED, None)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str | None
+    audience: str  # "customer" or "staff"
+
+
+def ticket_changed(session, change, actor: User | None, now: datetime) -> int:
+    """Queue the notifications for every event of one `services.tickets` change; returns how many."""
+    kinds = {e.event for e in change.events}
+    queued = 0
+    for event in change.events:
+        if event.event == "status_changed" and "reply_added" in kinds:
+            continue  # the reply's own email tells the story; no second mail for its status side effect
+        reply = change.reply if event.event == "reply_added" else None
+        queued += notify_event(session, change.ticket, ticket_event=event.event, event_id=event.id, actor=actor,
+                               changes=event.changes, reply=reply, now=now)
+    return queued
+
+
+def notify_event(session, ticket: Ticket, *, ticket_event: str, event_id: int, actor: User | None,
+                 changes: dict, now: datetime, reply: Reply | None = None) -> int:
+    """Queue one email per recipient of this event, as the entity's settings say; returns how many."""
+    key = FROM_TICKET_EVENT.get(ticket_event)
+    if key is None or session.info.get(_MUTED):
+        return 0
+    spec = EVENTS[key]
+    setting = notification_settings.effective(session, ticket.entity, key)
+    if not setting.enabled or (ticket.status in FINISHED and key != "status_changed"):
+        return 0  # nobody hears about a finished ticket unless the news is that it finished
+    queued = 0
+    for recipient in recipients(session, ticket, setting, actor, internal=bool(reply and reply.internal)):
+        queued += _queue_one(session, ticket, spec, recipient, event_id=event_id, actor=actor, changes=changes,
+                             reply=reply, now=now)
+    return queued
+
+
+def _queue_one(session, ticket, spec, recipient: Recipient, *, event_id, actor, changes, reply, now) -> int:
+    template = spec.template_for(recipient.audience)
+    variables = mail_templates.variables_for(ticket, audience=recipient.audience, recipient_name=recipient.name or "",
+                                             recipient_email=recipient.email, actor=actor, reply=reply,
+                                             changes=changes, now=now)
+    rendered = mail_templates.render(session, ticket.entity, template, variables)
+    if recipient.audience == "customer":
+        rendered = mail_templates.ensure_portal_link(rendered, variables["portal_url"])
+    row = outbox.queue_message(
+        session, to=recipient.email, name=recipient.name, subject=rendered.subject, text=rendered.text,
+        html=rendered.html, audience=recipient.audience, priority=spec.priority, entity=ticket.entity,
+        ticket=ticket, event_name=spec.key, template_name=template, template_data=_plain(variables),
+        dedupe_key=f"event:{event_id}:{recipient.email}", now=now)
+    return 1 if row is not None else 0
+
+
+def _plain(variables: dict) -> dict:
+    """What the admin's message page shows of the data (the portal link is a credential: not kept)."""
+    return {k: v for k, v in variables.items() if k not in ("portal_url",) and not k.endswith("_html")
+            and not (k == "ticket_url" and "/portal/auth/" in str(v))}
+
+
+def recipients(session, ticket: Ticket, setting, actor: User | None, internal: bool) -> list[Recipient]:
+    """Who gets this event's email: the setting's choices, never the actor, customers never internal notes."""
+    chosen = set(setting.recipients)
+    found: dict[str, Recipient] = {}
+
+    def add(user: User | None, audience: str = "staff") -> None:
+        if user is not None and user.active and user.email not in found:
+            found[user.email] = Recipient(user.email, user.name, audience)
+
+    if "customer" in chosen and EVENTS[setting.event].customer_template and not internal:
+        add(ticket.customer, "customer")
+    if "assignee" in chosen:
+        add(ticket.assignee)
+    if chosen & {"agents", "managers"}:
+        for user in _members(session, ticket, managers_only="agents" not in chosen):
+            add(user)
+    if "admins" in chosen:
+        for user in session.scalars(select(User).where(User.is_admin.is_(True), User.kind == "staff")):
+            add(user)
+    for address in setting.extra_addresses:
+        found.setdefault(address, Recipient(address, None, "staff"))
+    if actor is not None and not (setting.event == "ticket_created" and actor.id == ticket.customer_id):
+        # Nobody is told about their own change; but a customer's new ticket earns them a receipt.
+        found.pop(actor.email, None)
+    return list(found.values())
+
+
+def _members(session, ticket: Ticket, managers_only: bool) -> list[User]:
+    """Staff members of the ticket's entity or an entity above it (they all work its tickets)."""
+    entity_ids = [ticket.entity_id, *(e.id for e in access.ancestors(session, ticket.entity))]
+    query = (select(User).join(Membership, Membership.user_id == User.id)
+             .where(Membership.entity_id.in_(entity_ids), User.kind == "staff").order_by(User.id))
+    if managers_only:
+        query = query.where(Membership.role == "manager")
+    return list(session.scalars(query).unique())
+
+
+def _on_sla_event(session, ticket: Ticket, event: dict) -> None:
+    notify_event(session, ticket, ticket_event=event["event"], event_id=event["id"], actor=None,
+                 changes=event["changes"], now=event["at"])
+
+
+for _name in ("sla_breach_warning", "sla_breach_occurred", "escalation_due"):
+    sla_tick.on(_name)(_on_sla_event)
