@@ -1,0 +1,398 @@
+"""Email templates: the defaults shipped in mets/email_templates/, per-entity overrides, sandboxed rendering.
+
+An entity's override of a template applies to it and to every entity below it that has none of
+its own (entity -> parent -> ... -> default). Templates are Jinja run in the immutable sandbox
+with StrictUndefined and plain values only (no model objects reach a template); the HTML part
+autoescapes, the subject and text parts do not (they are not HTML), and the subject is folded
+to one line so neither a template nor ticket data can add a mail header. A template is checked
+when saved (syntax, known variables, a sandboxed test render); one that still fails when a
+notification renders is logged and the default is used instead: a template never loses a mail.
+"""
+import logging
+import threading
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from markupsafe import Markup, escape
+from sqlalchemy import select
+
+from mets import clock
+from mets.models import EmailTemplate, Entity, Ticket, User
+from mets.services import access
+from mets.services.errors import DomainError
+from mets.services.html import clean_html
+from mets.services.mail_variables import plain_text, preview_variables, sample_variables, variables_for
+
+__all__ = ["NAMES", "DESCRIPTIONS", "VARIABLES", "Rendered", "Source", "default_source", "source_for", "validate",
+           "sample_variables", "render_source", "render", "variables_for", "ensure_portal_link", "save_override",
+           "reset_override", "overview", "preview", "preview_for", "Preview", "in_scope", "audience_of", "one_line", "plain_text"]
+
+log = logging.getLogger(__name__)
+
+DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "email_templates"
+NAMES = ("ticket-created-customer", "ticket-created-agent", "ticket-reply-customer", "ticket-reply-agent",
+         "ticket-assigned", "ticket-status-changed", "sla-breach-warning", "sla-breach-notification",
+         "escalation-notification")
+DESCRIPTIONS = {
+    "ticket-created-customer": "Sent to the customer when their ticket is created.",
+    "ticket-created-agent": "Sent to the entity's agents when a new ticket comes in.",
+    "ticket-reply-customer": "Sent to the customer when an agent replies publicly.",
+    "ticket-reply-agent": "Sent to the assignee when the customer replies.",
+    "ticket-assigned": "Sent to an agent when a ticket is assigned to them.",
+    "ticket-status-changed": "Sent to the customer when their ticket's status changes.",
+    "sla-breach-warning": "Sent to staff when an SLA target is about to be breached.",
+    "sla-breach-notification": "Sent to staff when an SLA target has been breached.",
+    "escalation-notification": "Sent to staff when a ticket is escalated.",
+}
+FIELDS = ("subject", "body_text", "body_html")
+FIELD_LABELS = {"subject": "Subject", "body_text": "Text part", "body_html": "HTML part"}
+VARIABLES = {
+    "ticket_number": "The ticket's number, e.g. ACME-1042.",
+    "customer_name": "The customer's name.",
+    "agent_name": "The assignee's name (empty if nobody is assigned).",
+    "entity_name": "The name of the ticket's entity.",
+    "ticket_subject": "The ticket's subject.",
+    "ticket_content": "The ticket's first message, as plain text.",
+    "ticket_content_html": "The ticket's first message as (sanitised) HTML; for the HTML part.",
+    "reply_content": "The reply this email is about, as plain text (empty if none).",
+    "reply_content_html": "The reply as (sanitised) HTML; for the HTML part (empty if none).",
+    "ticket_url": "Link to the ticket (staff: the ticket page; customers: their signed portal link).",
+    "portal_url": "Link to the customer portal (customers: their signed link to this ticket).",
+    "due_date": "The nearest SLA due time, in the entity's time zone (empty if none).",
+    "priority": "The ticket's priority (Low, Normal, High, Urgent).",
+    "status": "The ticket's status (New, Open, Pending, On hold, Resolved, Closed).",
+    "old_status": "The status before this change (status emails; empty otherwise).",
+    "actor_name": "Who made the change (\"METS\" when the system did).",
+    "recipient_name": "The name of the person this email is sent to.",
+    "sla_rule": "The name of the SLA rule on the ticket (empty if none).",
+    "sla_status": "The SLA state in words, e.g. \"Resolution due in 3h 10m (business time)\".",
+    "sla_response_due": "When the first response is due (empty if that clock is not running).",
+    "sla_resolution_due": "When resolution is due (empty if that clock is not running).",
+    "sla_breached": "True if any SLA target of the ticket has been breached.",
+    "sla_clock": "SLA emails: which clock, e.g. \"resolution\" or \"first response\".",
+    "sla_point": "SLA emails: \"warning\" or \"breach\".",
+    "escalation_level": "Escalation emails: the level reached (empty otherwise).",
+}
+CUSTOMER_NAMES = frozenset(n for n in NAMES if n.endswith("-customer")) | {"ticket-status-changed"}
+SAFE_HTML = ("ticket_content_html", "reply_content_html")  # trusted markup, in the HTML part only
+MAX_SOURCE = 20_000
+MAX_SUBJECT = 250
+
+
+@dataclass
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass
+class Source:
+    subject: str
+    body_text: str
+    body_html: str
+
+
+def audience_of(name: str) -> str:
+    """"customer" for the templates customers receive, else "staff"."""
+    return "customer" if name in CUSTOMER_NAMES else "staff"
+
+
+# --- the sandbox ------------------------------------------------------------------------------
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, minus globals (only VARIABLES exist) and with size checks on `*` and `**`."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, autoescape: bool):
+        super().__init__(undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
+        self.globals.clear()  # no range, cycler, lipsum...: a template sees its variables and nothing else
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            sized, count = (left, right) if isinstance(right, int) else (right, left)
+            if isinstance(sized, (str, list, tuple)) and isinstance(count, int) and len(sized) * count > MAX_SOURCE:
+                raise SecurityError("repeated text too long")
+        return super().call_binop(context, operator, left, right)
+
+
+_TEXT_ENV = _Sandbox(autoescape=False)
+_HTML_ENV = _Sandbox(autoescape=True)
+
+
+def _env(field: str) -> _Sandbox:
+    return _HTML_ENV if field == "body_html" else _TEXT_ENV
+
+
+def _compile(source: Source) -> tuple:
+    return tuple(_env(f).from_string(getattr(source, f)) for f in FIELDS)
+
+
+def _run(compiled: tuple, variables: dict) -> Rendered:
+    html_vars = {**variables, **{k: Markup(clean_html(variables.get(k) or "")) for k in SAFE_HTML}}
+    subject, text, body_html = (t.render(html_vars if i == 2 else variables) for i, t in enumerate(compiled))
+    return Rendered(one_line(subject), text, body_html)
+
+
+def one_line(subject: str) -> str:
+    """Every run of whitespace (line breaks included) as one space, stripped, at most 250 characters."""
+    return " ".join(subject.split())[:MAX_SUBJECT]
+
+
+def render_source(source: Source, variables: dict) -> Rendered:
+    """Render one source (not cached: the editor's preview)."""
+    return _run(_compile(source), variables)
+
+
+# --- checking a source ------------------------------------------------------------------------
+
+def validate(subject: str, body_text: str, body_html: str) -> dict[str, str]:
+    """Field -> "Line N: reason" for every part that cannot be saved; {} when all three are fine."""
+    errors = {}
+    for field, value in zip(FIELDS, (subject, body_text, body_html)):
+        if message := _check(field, value or ""):
+            errors[field] = message
+    return errors
+
+
+def _check(field: str, source: str) -> str | None:
+    if not source.strip():
+        return f"Write the {FIELD_LABELS[field].lower()}."
+    if len(source) > MAX_SOURCE:
+        return f"At most {MAX_SOURCE:,} characters (this has {len(source):,})."
+    if field == "subject" and ("\n" in source or "\r" in source):
+        return "The subject must be one line."
+    env = _env(field)
+    try:
+        tree = env.parse(source)
+        template = env.from_string(source)
+    except TemplateSyntaxError as exc:
+        return f"Line {exc.lineno}: {exc.message}"
+    unknown = meta.find_undeclared_variables(tree) - set(VARIABLES)
+    if unknown:
+        name = min(unknown, key=lambda n: (_first_line(tree, n), n))
+        return f"Line {_first_line(tree, name)}: unknown variable '{name}'"
+    try:
+        template.render(sample_variables() if field != "body_html" else _html_sample())
+    except Exception as exc:  # any failure on sample data would fail on real data too
+        return f"Line {_template_line(exc)}: {str(exc).rstrip('.')}"
+    return _hidden_attribute(tree)
+
+
+def _first_line(tree, name: str) -> int:
+    return min((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), default=1)
+
+
+def _template_line(exc: BaseException) -> int:
+    """The template line of a runtime error: Jinja rewrites its traceback into "<template>" frames."""
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<template>"]
+    return lines[-1] if lines else 1
+
+
+def _hidden_attribute(tree) -> str | None:
+    """The sandbox refuses "_" attributes at render time; catch them in branches the sample did not reach."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        if isinstance(name, str) and name.startswith("_"):
+            return f"Line {node.lineno}: access to attribute '{name}' is unsafe"
+    return None
+
+
+def _html_sample() -> dict:
+    values = sample_variables()
+    return {**values, **{k: Markup(values[k]) for k in SAFE_HTML}}
+
+
+# --- where a template comes from --------------------------------------------------------------
+
+def _known(name: str) -> None:
+    if name not in NAMES:
+        raise DomainError({"": f"Unknown email template '{name}'."})
+
+
+def default_source(name: str) -> Source:
+    """The shipped default (files in mets/email_templates/)."""
+    _known(name)
+    read = lambda ext: (DEFAULTS_DIR / f"{name}.{ext}").read_text(encoding="utf-8")  # noqa: E731
+    return Source(read("subject").strip(), read("txt"), read("html"))
+
+
+def _chain(session, entity: Entity | None) -> list[Entity]:
+    return [] if entity is None else [entity, *access.ancestors(session, entity)]
+
+
+def _overrides(session, chain: list[Entity], names) -> dict[tuple[int, str], EmailTemplate]:
+    if not chain:
+        return {}
+    rows = session.scalars(select(EmailTemplate).where(EmailTemplate.entity_id.in_([e.id for e in chain]),
+                                                       EmailTemplate.name.in_(list(names))))
+    return {(r.entity_id, r.name): r for r in rows}
+
+
+def _override(session, entity: Entity | None, name: str) -> tuple[EmailTemplate | None, Entity | None]:
+    chain = _chain(session, entity)
+    rows = _overrides(session, chain, [name])
+    for candidate in chain:
+        if (candidate.id, name) in rows:
+            return rows[(candidate.id, name)], candidate
+    return None, None
+
+
+def source_for(session, entity: Entity | None, name: str) -> tuple[Source, Entity | None]:
+    """The effective source for the entity and the entity whose override it is (None: the default)."""
+    _known(name)
+    row, owner = _override(session, entity, name)
+    if row is None:
+        return default_source(name), None
+    return Source(row.subject, row.body_text, row.body_html), owner
+
+
+def overview(session, entity: Entity) -> list[dict]:
+    """Each template for the list page: name, description and where it comes from ("own", "inherited", "default")."""
+    chain = _chain(session, entity)
+    rows = _overrides(session, chain, NAMES)
+    out = []
+    for name in NAMES:
+        owner = next((e for e in chain if (e.id, name) in rows), None)
+        state = "default" if owner is None else ("own" if owner.id == entity.id else "inherited")
+        out.append({"name": name, "description": DESCRIPTIONS[name], "state": state, "owner": owner})
+    return out
+
+
+# --- rendering for a notification -------------------------------------------------------------
+
+_default_cache: dict[str, tuple] = {}
+_override_cache: dict[tuple, tuple] = {}
+_cache_lock = threading.Lock()
+_OVERRIDE_CACHE_MAX = 512
+
+
+def _compiled_default(name: str) -> tuple:
+    if name not in _default_cache:
+        compiled = _compile(default_source(name))
+        with _cache_lock:
+            _default_cache[name] = compiled
+    return _default_cache[name]
+
+
+def _compiled_override(row: EmailTemplate) -> tuple:
+    # The sources are in the key too: a frozen clock (tests) or a reused SQLite id must not serve stale text.
+    key = (row.id, row.updated_at, hash((row.subject, row.body_text, row.body_html)))
+    compiled = _override_cache.get(key)
+    if compiled is None:
+        compiled = _compile(Source(row.subject, row.body_text, row.body_html))
+        with _cache_lock:
+            if len(_override_cache) >= _OVERRIDE_CACHE_MAX:
+                _override_cache.clear()
+            _override_cache[key] = compiled
+    return compiled
+
+
+def render(session, entity: Entity | None, name: str, variables: dict) -> Rendered:
+    """The entity's effective template rendered; a broken override is logged and the default used."""
+    _known(name)
+    row, owner = _override(session, entity, name)
+    if row is not None:
+        try:
+            return _run(_compiled_override(row), variables)
+        except Exception:
+            log.exception("email template %r of entity %s failed; sending the default instead", name, owner.id)
+    return _run(_compiled_default(name), variables)
+
+
+def ensure_portal_link(rendered: Rendered, link: str) -> Rendered:
+    """Append the link to any part that lacks it, so every customer email carries its portal link."""
+    text, body_html = rendered.text, rendered.html
+    if link not in text:
+        text = text.rstrip("\n") + f"\n\nView your request: {link}\n"
+    if link not in body_html and str(escape(link)) not in body_html:
+        body_html += f'\n<p><a href="{escape(link)}">View your request</a></p>\n'
+    return Rendered(rendered.subject, text, body_html)
+
+
+# --- saving -----------------------------------------------------------------------------------
+
+def save_override(session, entity: Entity, name: str, *, subject: str, body_text: str, body_html: str,
+                  actor: User | None) -> EmailTemplate:
+    """Validate and store the entity's own version of the template (DomainError by field when refused)."""
+    _known(name)
+    errors = validate(subject, body_text, body_html)
+    if errors:
+        raise DomainError(errors)
+    row = session.scalar(select(EmailTemplate).where(EmailTemplate.entity_id == entity.id,
+                                                     EmailTemplate.name == name))
+    if row is None:
+        row = EmailTemplate(entity_id=entity.id, name=name)
+        session.add(row)
+    row.subject, row.body_text, row.body_html = subject, body_text, body_html
+    row.updated_at = clock.now()
+    row.updated_by_id = actor.id if actor is not None else None
+    session.flush()
+    return row
+
+
+def reset_override(session, entity: Entity, name: str) -> bool:
+    """Delete the entity's own version (it then inherits again); False if it had none."""
+    _known(name)
+    row, owner = _override(session, entity, name)
+    if row is None or owner.id != entity.id:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+# --- the editor's preview ---------------------------------------------------------------------
+
+@dataclass
+class Preview:
+    """What the editor's preview box shows: the rendered parts, or the errors; and whose data it used."""
+
+    rendered: Rendered | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    ticket_number: str = ""  # the ticket whose data is shown; "" for sample data
+    notice: str = ""  # why sample data is shown instead of the ticket asked for
+
+
+def in_scope(session, entity: Entity, ticket: Ticket) -> bool:
+    """Whether the ticket belongs to the entity or one below it (the only tickets its templates reach)."""
+    return ticket.entity_id in access.with_descendants(session, [entity.id])
+
+
+def preview(session, name: str, source: Source, ticket: Ticket | None = None, now: datetime | None = None) -> Rendered:
+    """Unsaved sources rendered against a ticket (or sample data) as its recipient would get them; DomainError if invalid."""
+    _known(name)
+    errors = validate(source.subject, source.body_text, source.body_html)
+    if errors:
+        raise DomainError(errors)
+    variables = (sample_variables() if ticket is None
+                 else preview_variables(session, ticket, name, audience_of(name), now))
+    rendered = render_source(source, variables)
+    return ensure_portal_link(rendered, variables["portal_url"]) if audience_of(name) == "customer" else rendered
+
+
+def preview_for(session, user: User, entity: Entity, name: str, source: Source, number: str = "") -> Preview:
+    """The editor's preview: against ticket `number` if `user` may see it and it is the entity's (or below), else sample data."""
+    ticket, notice = None, ""
+    if number:
+        found = access.find_ticket(session, user, number)
+        if found is None:
+            notice = f"No ticket {number}: showing sample data."
+        elif not in_scope(session, entity, found):
+            # Its data stays out of this page: only tickets these templates can reach are previewed.
+            notice = (f"{number} is not a ticket of {entity.name} or the entities below it: "
+                      "showing sample data. Pick one of its tickets.")
+        else:
+            ticket = found
+    try:
+        rendered = preview(session, name, source, ticket)
+    except DomainError as exc:
+        return Preview(errors=exc.errors, notice=notice)
+    return Preview(rendered, ticket_number=ticket.number if ticket else "", notice=notice)
