@@ -8,14 +8,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import event as sa_event, select
+from sqlalchemy.orm import Session
 
 from mets.models import Membership, Reply, Ticket, User
 from mets.services import access, mail_templates, notification_settings, outbox, sla_tick
 from mets.services.notification_settings import EVENTS, FROM_TICKET_EVENT
 
 FINISHED = {"resolved", "closed"}
-_MUTED = "mets_notify_muted"  # session.info key
+_MUTED = "mets_notify_muted"  # session.info keys
+_CACHE = "mets_notify_cache"
 
 
 @contextmanager
@@ -55,7 +57,8 @@ def notify_event(session, ticket: Ticket, *, ticket_event: str, event_id: int, a
     if key is None or session.info.get(_MUTED):
         return 0
     spec = EVENTS[key]
-    setting = notification_settings.effective(session, ticket.entity, key)
+    setting = _cached(session, ("settings", ticket.entity_id),
+                      lambda: notification_settings.effective_all(session, ticket.entity))[key]
     if not setting.enabled or (ticket.status in FINISHED and key != "status_changed"):
         return 0  # nobody hears about a finished ticket unless the news is that it finished
     queued = 0
@@ -101,10 +104,13 @@ def recipients(session, ticket: Ticket, setting, actor: User | None, internal: b
     if "assignee" in chosen:
         add(ticket.assignee)
     if chosen & {"agents", "managers"}:
-        for user in _members(session, ticket, managers_only="agents" not in chosen):
+        managers_only = "agents" not in chosen
+        for user in _cached(session, ("members", ticket.entity_id, managers_only),
+                            lambda: _members(session, ticket, managers_only)):
             add(user)
     if "admins" in chosen:
-        for user in session.scalars(select(User).where(User.is_admin.is_(True), User.kind == "staff")):
+        for user in _cached(session, ("admins",), lambda: list(session.scalars(
+                select(User).where(User.is_admin.is_(True), User.kind == "staff")))):
             add(user)
     for address in setting.extra_addresses:
         found.setdefault(address, Recipient(address, None, "staff"))
@@ -112,6 +118,20 @@ def recipients(session, ticket: Ticket, setting, actor: User | None, internal: b
         # Nobody is told about their own change; but a customer's new ticket earns them a receipt.
         found.pop(actor.email, None)
     return list(found.values())
+
+
+def _cached(session, key: tuple, load):
+    """Settings and member lists, loaded once per transaction (the SLA tick notifies in bulk)."""
+    cache = session.info.setdefault(_CACHE, {})
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]
+
+
+@sa_event.listens_for(Session, "after_commit")
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_cache(session) -> None:
+    session.info.pop(_CACHE, None)
 
 
 def _members(session, ticket: Ticket, managers_only: bool) -> list[User]:
