@@ -1,13 +1,18 @@
 """Browser fixtures: the real app served on a free local port, and Chromium driven by Playwright.
 
 The server runs in a background thread of the test process (werkzeug, threaded) on a fresh SQLite
-file built by the Alembic migrations, with CSRF on exactly as in production. Chromium is the
+file built by the Alembic migrations, with CSRF on exactly as in production, and `worker.py` runs
+beside it as a process of its own (the embedded loop, as `make run` starts it): mail reaches the
+Maildir only the way it does for a user. Chromium is the
 system's (CHROMIUM_PATH, default /usr/bin/chromium); Playwright cannot download its own here.
 """
 import mailbox
 import os
 import secrets
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_binary_file, policy
 from pathlib import Path
@@ -24,6 +29,7 @@ CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 10_000
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -39,13 +45,21 @@ class LiveServer:
         """An app context for building data with tests/factories.py (commit before the browser looks)."""
         return self.app.app_context()
 
-    def messages_to(self, address: str) -> list:
-        """Messages in the Maildir addressed to `address`, as email.message.EmailMessage."""
+    def messages_to(self, address: str, count: int = 1, timeout: float = 15) -> list:
+        """Messages in the Maildir addressed to `address` (EmailMessage), once the worker has sent `count`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self._read(address)
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+    def _read(self, address: str) -> list:
         if not self.maildir.exists():
             return []
         box = mailbox.Maildir(self.maildir, factory=lambda f: message_from_binary_file(f, policy=policy.default),
                               create=False)
-        return [m for m in box if m["To"] == address]
+        return [m for m in box if address in m["To"]]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -73,8 +87,11 @@ def live_server(request, tmp_path_factory, tmp_path):
     got_request_exception.connect(record, app, weak=False)
     thread = threading.Thread(target=server.serve_forever, name="mets-e2e-server", daemon=True)
     thread.start()
+    worker = _start_worker(app, tmp_path)
 
     def stop():
+        worker.terminate()
+        worker.wait(timeout=10)
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
@@ -87,6 +104,18 @@ def live_server(request, tmp_path_factory, tmp_path):
     yield live
     # A 500 the page happened to survive is still a bug.
     assert not live.errors, f"the server raised: {live.errors!r}"
+
+
+def _start_worker(app: Flask, tmp_path: Path) -> subprocess.Popen:
+    """worker.py in its embedded loop on the same database, Maildir and links as the server."""
+    config = app.config
+    env = {**os.environ, "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "METS_MAILDIR": config["MAILDIR"],
+           "METS_BASE_URL": config["METS_BASE_URL"], "SECRET_KEY": config["SECRET_KEY"],
+           "METS_INSTANCE_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    env.pop("MAIL_SERVER", None)
+    log = open(tmp_path / "worker.log", "w")
+    return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="session")
