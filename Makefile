@@ -27,7 +27,7 @@ seed: migrate
 	$(BIN)/flask --app wsgi mets seed-demo --if-empty
 
 run: seed
-	@echo "METS on http://$(HOST):$(PORT) with its worker (SLA tick every minute). Ctrl-C stops both."
+	@echo "METS on http://$(HOST):$(PORT) with its worker (mail to instance/maildir every 2 s, SLA tick every minute). Ctrl-C stops both."
 	@trap 'kill 0' INT TERM EXIT; $(BIN)/python worker.py & $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-dev
