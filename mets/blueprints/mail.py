@@ -1,4 +1,239 @@
-"""Admin mail pages: the outbox queue, each message, pause/resume, SMTP settings, notification settings."""
-from flask import Blueprint
+"""Admin mail pages: the outbox queue, each message, pause/resume, SMTP settings, notification settings.
+
+The queue list is filtered with htmx like the ticket list (`mail/_queue.html` is both the htmx
+answer and part of the page). A message's status box (`mail/_status.html`) owns its verbs (retry,
+cancel) and refreshes itself while the message is on its way. Each notification event is a row
+box (`mail/_notification_row.html`) that saves and resets in place.
+"""
+from flask import Blueprint, abort, current_app, flash, has_request_context, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import Length
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from mets.extensions import db
+from mets.forms import commit_call, status_for, submit
+from mets.models import MAIL_STATUSES, Entity, QueuedEmail
+from mets.services import entities, mail_admin, notification_settings, outbox
+from mets.services.mail_admin import MailFilters
+from mets.web import admin_required, is_htmx, render
 
 bp = Blueprint("mail", __name__, url_prefix="/admin/mail")
+
+
+class TestEmailForm(FlaskForm):
+    address = StringField("Send a test email to", validators=[Length(max=254)])
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class NotificationForm(FlaskForm):
+    """One event's row; the event key is the prefix, so seven rows share a page without clashing."""
+
+    enabled = BooleanField("On")
+    recipients = CheckboxesField("Recipients")
+    extra_addresses = TextAreaField("Extra addresses", validators=[Length(max=5000)])
+
+
+@bp.app_context_processor
+def _mail_badge():
+    # A callable, so the COUNT runs only when base.html draws the nav (not for every htmx partial).
+    if has_request_context() and current_user.is_authenticated and current_user.is_staff and current_user.is_admin:
+        return {"mail_failed_count": lambda: mail_admin.failed_count(db.session)}
+    return {}
+
+
+@bp.app_template_filter("mail_due")
+def _due(value) -> str:
+    return mail_admin.due_in(value)
+
+
+@bp.app_template_global("mail_priority")
+def _priority(value) -> str:
+    return mail_admin.priority_label(value)
+
+
+# --- the queue --------------------------------------------------------------------------------
+
+@bp.get("/")
+@admin_required
+def index():
+    f = MailFilters.from_args(request.args)
+    rows, total = mail_admin.search(db.session, f, f.page)
+    f.page = min(f.page, mail_admin.page_count(total))
+    return render("mail/index.html", "mail/_queue.html", f=f, rows=rows, total=total,
+                  pages=mail_admin.page_count(total), counts=mail_admin.status_counts(db.session, f),
+                  statuses=MAIL_STATUSES, entity_tree=entities.entity_tree(db.session),
+                  templates=mail_admin.template_names(), no_template=mail_admin.NO_TEMPLATE,
+                  pause=mail_admin.pause_state(db.session))
+
+
+@bp.post("/retry-failed")
+@admin_required
+def retry_failed():
+    f = MailFilters.from_args(request.form)
+    _, count, _ = commit_call(lambda: mail_admin.retry_matching(db.session, f))
+    flash(f"{count} message{'' if count == 1 else 's'} will be retried.")
+    return redirect(url_for("mail.index", **f.as_args(page="")), 303)
+
+
+@bp.post("/pause")
+@admin_required
+def pause():
+    paused = request.form.get("paused") == "1"
+    outbox.set_paused(db.session, paused)
+    db.session.commit()
+    flash("Sending is paused: messages keep queueing." if paused else "Sending resumed.")
+    return redirect(url_for("mail.index"), 303)
+
+
+# --- one message --------------------------------------------------------------------------------
+
+def _message(message_id: int) -> QueuedEmail:
+    return db.session.get(QueuedEmail, message_id) or abort(404)
+
+
+def _message_page(row: QueuedEmail, status: int = 200, error: str | None = None, notice: str | None = None):
+    return render("mail/message.html", "mail/_status.html", status=status, row=row, error=error, notice=notice,
+                  can_act=mail_admin.can_act(row), paused=outbox.is_paused(db.session))
+
+
+@bp.get("/<int:message_id>")
+@admin_required
+def message(message_id):
+    return _message_page(_message(message_id))
+
+
+def _act(message_id: int, action, done: str):
+    """Run retry or cancel on one message: 303 (or the box) when done, the refusal in place (422) if not."""
+    row = _message(message_id)
+    ok, _, refusal = commit_call(lambda: action(db.session, row))
+    if not ok:
+        return _message_page(row, 422, error="; ".join(refusal.errors.values()))
+    if is_htmx():
+        return _message_page(row, notice=done)
+    flash(done)
+    return redirect(url_for("mail.message", message_id=row.id), 303)
+
+
+@bp.post("/<int:message_id>/retry")
+@admin_required
+def retry(message_id):
+    return _act(message_id, outbox.retry, "The message will be sent again now.")
+
+
+@bp.post("/<int:message_id>/cancel")
+@admin_required
+def cancel(message_id):
+    return _act(message_id, outbox.cancel, "The message was cancelled: it will not be sent.")
+
+
+# --- settings and the test email ------------------------------------------------------------------
+
+def _settings_page(form: TestEmailForm, status: int = 200):
+    config = current_app.config
+    return render_template("mail/settings.html", form=form, smtp=mail_admin.smtp_settings(config),
+                           sender=mail_admin.sender_settings(db.session, config),
+                           queue=mail_admin.queue_settings(config)), status
+
+
+@bp.get("/settings")
+@admin_required
+def settings():
+    return _settings_page(TestEmailForm(formdata=None))
+
+
+@bp.post("/test")
+@admin_required
+def send_test():
+    form = TestEmailForm()
+    row = submit(form, lambda: mail_admin.send_test(db.session, form.address.data or "",
+                                                    actor_name=current_user.name))
+    if row is None:
+        return _settings_page(form, status_for(form))
+    flash(f"Test email queued for {row.recipient_email}. Watch it go out below.")
+    return redirect(url_for("mail.message", message_id=row.id), 303)
+
+
+# --- notification settings ----------------------------------------------------------------------
+
+def _entity(entity_id: int) -> Entity:
+    return db.session.get(Entity, entity_id) or abort(404)
+
+
+def _notification_form(row: mail_admin.NotificationRow, submitted: bool = False) -> NotificationForm:
+    """The row's form: what was posted (to show it again with errors), or the setting in force."""
+    key = row.spec.key
+    if submitted:
+        form = NotificationForm(prefix=key)
+    else:
+        s = row.setting
+        form = NotificationForm(formdata=None, prefix=key, enabled=s.enabled, recipients=list(s.recipients),
+                                extra_addresses="\n".join(s.extra_addresses))
+    form.recipients.choices = list(row.spec.recipient_choices.items())
+    return form
+
+
+def _notifications_page(entity: Entity | None, forms: dict | None = None, status: int = 200):
+    rows = mail_admin.notification_rows(db.session, entity) if entity else []
+    forms = {r.spec.key: (forms or {}).get(r.spec.key) or _notification_form(r) for r in rows}
+    return render_template("mail/notifications.html", entity=entity, rows=rows, forms=forms,
+                           entity_tree=entities.entity_tree(db.session)), status
+
+
+def _row_answer(entity: Entity, row, form, status: int = 200):
+    """The htmx answer of every verb on a row: the row itself."""
+    return render_template("mail/_notification_row.html", entity=entity, row=row, form=form), status
+
+
+@bp.get("/notifications")
+@admin_required
+def notifications():
+    entity_id = request.args.get("entity_id", type=int)
+    tree = entities.entity_tree(db.session)
+    entity = _entity(entity_id) if entity_id else (tree[0][0] if tree else None)
+    return _notifications_page(entity)
+
+
+def _notification_target(entity_id: int, event: str):
+    if event not in notification_settings.EVENTS:
+        abort(404)
+    entity = _entity(entity_id)
+    return entity, mail_admin.notification_row(db.session, entity, event)
+
+
+@bp.post("/notifications/<int:entity_id>/<event>")
+@admin_required
+def save_notification(entity_id, event):
+    entity, row = _notification_target(entity_id, event)
+    form = _notification_form(row, submitted=True)
+    saved = submit(form, lambda: notification_settings.save(
+        db.session, entity, event, enabled=form.enabled.data, recipients=form.recipients.data or [],
+        extra_addresses=notification_settings.parse_addresses(form.extra_addresses.data or ""),
+        actor=current_user))
+    if saved is None:
+        if is_htmx():
+            return _row_answer(entity, row, form, 422)
+        return _notifications_page(entity, {event: form}, 422)
+    return _notification_done(entity, event, "Saved")
+
+
+@bp.post("/notifications/<int:entity_id>/<event>/reset")
+@admin_required
+def reset_notification(entity_id, event):
+    entity, _ = _notification_target(entity_id, event)
+    notification_settings.reset(db.session, entity, event)
+    db.session.commit()
+    return _notification_done(entity, event, "Reset to the inherited setting")
+
+
+def _notification_done(entity: Entity, event: str, what: str):
+    if not is_htmx():
+        flash(f"{what}: {notification_settings.EVENTS[event].label} for {entity.name}.")
+        return redirect(url_for("mail.notifications", entity_id=entity.id, _anchor=f"notify-{event}"), 303)
+    row = mail_admin.notification_row(db.session, entity, event)
+    return _row_answer(entity, row, _notification_form(row))

@@ -4,13 +4,14 @@ An entity without its own row for an event inherits its parent's, up to the defa
 """
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import select
 
 from mets import clock
 from mets.models import CRITICAL, NORMAL, WARNING, Entity, NotificationSetting, User
-from mets.services import access
+from mets.services import access, outbox
 from mets.services.errors import DomainError, check
-from mets.services.validation import email_error, normalize_email
+from mets.services.validation import normalize_email
 
 MAX_EXTRA_ADDRESSES = 20
 
@@ -122,7 +123,8 @@ def save(session, entity: Entity, event: str, *, enabled: bool, recipients: list
         errors["recipients"] = f"Unknown recipient(s): {', '.join(unknown)}."
     if len(extra_addresses) > MAX_EXTRA_ADDRESSES:
         errors["extra_addresses"] = f"At most {MAX_EXTRA_ADDRESSES} extra addresses."
-    bad = [f"{a}: {msg}" for a in extra_addresses if (msg := email_error(a))]
+    config = current_app.config
+    bad = [f"{a}: {msg}" for a in extra_addresses if (msg := outbox.refusal(session, a, config))]
     if bad:
         errors["extra_addresses"] = "; ".join(bad)
     check(errors)

@@ -22,6 +22,7 @@ from mets.services.validation import email_error, normalize_email
 log = logging.getLogger("mets.outbox")
 
 PAUSED_KEY = "mail_paused"
+ACTIONABLE = (PENDING, FAILED)  # the states an admin may retry or cancel
 _NEW_ROWS = "mets_outbox_new"  # session.info keys: rows added, not yet flushed...
 _AFTER_COMMIT = "mets_outbox_enqueue"  # ...and (id, priority, attempts) to enqueue once the commit lands
 _OWN = "mets_own_addresses"
@@ -144,7 +145,7 @@ def set_paused(session, paused: bool) -> None:
 
 def retry(session, row: QueuedEmail, now: datetime | None = None) -> None:
     """Send a pending or failed message again now; a failed one gets a fresh set of attempts."""
-    if row.status not in (PENDING, FAILED):
+    if row.status not in ACTIONABLE:
         raise DomainError(f"A {row.status} message cannot be retried.")
     now = now or clock.now()
     if row.status == FAILED:
@@ -164,7 +165,7 @@ def retry_failed(session, ids: list[int], now: datetime | None = None) -> int:
 
 def cancel(session, row: QueuedEmail) -> None:
     """Never send this message (a pending or failed one)."""
-    if row.status not in (PENDING, FAILED):
+    if row.status not in ACTIONABLE:
         raise DomainError(f"A {row.status} message cannot be cancelled.")
     row.status = CANCELLED
     session.flush()
