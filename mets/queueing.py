@@ -69,10 +69,10 @@ def enqueue_sends(items: list[tuple[int, int, int]]) -> int:
         for queue, (row_id, _priority, attempts) in jobs:
             try:
                 queue.enqueue(send_email, row_id, job_id=send_job_id(row_id, attempts), unique=True,
-                              result_ttl=0, failure_ttl=7 * 24 * 3600, job_timeout=600)
+                              result_ttl=0, failure_ttl=300, job_timeout=600)
                 enqueued += 1
             except DuplicateJobError:
-                pass  # already queued (or running): the row will be sent once
+                pass  # queued, running, or failed in the last 5 minutes (failure_ttl): the sweep retries
     except RedisError as exc:
         log.warning("Redis unavailable (%s): %d message(s) wait for the sweep", exc, len(items))
     return enqueued

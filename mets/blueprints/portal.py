@@ -42,7 +42,7 @@ def login():
 def redeem(token):
     config = current_app.config
     result = portal_auth.redeem(db.session, config["SECRET_KEY"], token, config["PORTAL_LINK_MAX_AGE"],
-                                config["PORTAL_OPEN_SIGNUP"])
+                                config["PORTAL_OPEN_SIGNUP"], config["PORTAL_TICKET_LINK_MAX_AGE"])
     if result.error:
         db.session.rollback()
         return render_template("portal/link_invalid.html", reason=result.error, form=PortalLinkForm()), 400

@@ -19,7 +19,7 @@ from sqlalchemy import case, func, select, text, update
 from mets import clock
 from mets.models import FAILED, PENDING, SENDING, SENT, QueuedEmail, Ticket
 from mets.services import outbox
-from mets.services.mailer import display_address, open_transport
+from mets.services.mailer import build_message, display_address, open_transport
 
 log = logging.getLogger("mets.mail")
 
@@ -137,6 +137,13 @@ def _headers(row, numbers: dict[int, str]) -> dict[str, str]:
     return headers
 
 
+def _message(row, numbers: dict[int, str]):
+    return build_message(sender=row.sender or current_app.config["MAIL_DEFAULT_SENDER"],
+                         to=display_address(row.recipient_name, row.recipient_email), subject=row.subject,
+                         text=row.body, html=row.body_html, message_id=row.message_id,
+                         headers=_headers(row, numbers))
+
+
 def _is_permanent(exc: Exception) -> bool:
     """5xx answers and bad data will not get better by retrying."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -194,9 +201,7 @@ def _send_all(session, rows, result: DeliveryResult) -> None:
     try:
         for index, row in enumerate(rows):
             try:
-                transport.send(to=display_address(row.recipient_name, row.recipient_email), subject=row.subject,
-                               text=row.body, html=row.body_html, message_id=row.message_id,
-                               headers=_headers(row, numbers), sender=row.sender)
+                transport.send(to_email=row.recipient_email, message=_message(row, numbers))
             except Exception as exc:  # noqa: BLE001 - every failure is recorded on its row
                 if _is_connection_error(exc):
                     raise ConnectionLost(_describe(exc)) from exc

@@ -174,7 +174,7 @@ def _check(field: str, source: str) -> str | None:
         tree = env.parse(source)
         template = env.from_string(source)
     except TemplateSyntaxError as exc:
-        return f"Line {exc.lineno}: {exc.message}"
+        return f"Line {exc.lineno}: {(exc.message or 'syntax error').rstrip('.')}"
     unknown = meta.find_undeclared_variables(tree) - set(VARIABLES)
     if unknown:
         name = min(unknown, key=lambda n: (_first_line(tree, n), n))

@@ -1,4 +1,10 @@
-"""Signed, expiring sign-in links for the customer portal (itsdangerous)."""
+"""Signed, expiring sign-in links for the customer portal (itsdangerous).
+
+Two kinds share one format: sign-in links the customer asks for (short-lived) and ticket links
+in notification emails (valid for days, so an email read next week still opens the ticket). The
+kind is inside the signed payload, so it cannot be changed without breaking the signature.
+"""
+import time
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -8,6 +14,8 @@ from mets.services import users
 from mets.services.validation import email_error, normalize_email
 
 SALT = "mets-portal-login"
+SIGN_IN = "s"
+TICKET = "t"
 
 
 @dataclass
@@ -21,12 +29,27 @@ def _serializer(secret_key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt=SALT)
 
 
-def make_token(secret_key: str, email: str, next_path: str | None = None) -> str:
-    """A token that signs the customer in as `email` (and optionally lands on `next_path`)."""
+def make_token(secret_key: str, email: str, next_path: str | None = None, kind: str = SIGN_IN) -> str:
+    """A token that signs the customer in as `email` (and optionally lands on `next_path`); `kind` sets its lifetime."""
+    if kind not in (SIGN_IN, TICKET):
+        raise ValueError(f"unknown link kind {kind!r}")
     payload = {"e": normalize_email(email)}
     if next_path:
         payload["n"] = next_path
+    if kind != SIGN_IN:
+        payload["k"] = kind  # sign-in tokens stay as they were, so links already sent keep working
     return _serializer(secret_key).dumps(payload)
+
+
+def _load(secret_key: str, token: str, max_age: int, ticket_max_age: int):
+    """The payload if the signature holds and the token is younger than its own kind's limit."""
+    payload, signed_at = _serializer(secret_key).loads(token, max_age=max(max_age, ticket_max_age),
+                                                       return_timestamp=True)
+    kind = payload.get("k", SIGN_IN) if isinstance(payload, dict) else SIGN_IN
+    limit = ticket_max_age if kind == TICKET else max_age
+    if int(time.time()) - int(signed_at.timestamp()) > limit:  # whole seconds, as itsdangerous counts
+        raise SignatureExpired("link expired", payload=payload, date_signed=signed_at)
+    return payload
 
 
 def should_send_link(session, email: str, open_signup: bool) -> bool:
@@ -43,10 +66,14 @@ def should_send_link(session, email: str, open_signup: bool) -> bool:
     return user.is_customer and user.active
 
 
-def redeem(session, secret_key: str, token: str, max_age: int, open_signup: bool) -> LinkResult:
-    """Check a token and return the customer it signs in (created on first use when allowed)."""
+def redeem(session, secret_key: str, token: str, max_age: int, open_signup: bool,
+           ticket_max_age: int) -> LinkResult:
+    """Check a token and return the customer it signs in (created on first use when allowed).
+
+    `max_age` limits sign-in links, `ticket_max_age` the ticket links in notification emails.
+    """
     try:
-        payload = _serializer(secret_key).loads(token, max_age=max_age)
+        payload = _load(secret_key, token, max_age, ticket_max_age)
     except SignatureExpired:
         return LinkResult(error="expired")
     except BadSignature:

@@ -149,7 +149,8 @@ def test_the_hourly_limit_per_recipient_defers_mail_and_lets_critical_mail_throu
         assert row.next_attempt_at == T0 + timedelta(hours=1)
     assert len(sink.envelopes) == 2
 
-    queue(session, "busy@example.com", "SLA breached", at=T0 + timedelta(minutes=5), priority=CRITICAL)
+    queue(session, "busy@example.com", "SLA breached", at=T0 + timedelta(minutes=5), priority=CRITICAL,
+          event_name="sla_breach")
     deliver_at(session, T0 + timedelta(minutes=5))
     assert [m["Subject"] for m in sink.messages][-1] == "SLA breached"  # not held back
 
@@ -159,6 +160,16 @@ def test_the_hourly_limit_per_recipient_defers_mail_and_lets_critical_mail_throu
     assert [r.status for r in outbox_rows(session)] == ["sent"] * 6  # deferred, never dropped
     assert [m["Subject"] for m in sink.messages] == [
         "Update 0", "Update 1", "SLA breached", "Update 2", "Update 3", "Update 4"]
+
+
+def test_sign_in_links_are_critical_but_still_limited_per_recipient(app, session, sink):
+    # Anyone may ask for a link to any address: the limit keeps that from flooding an inbox.
+    app.config["MAIL_RATE_PER_RECIPIENT_HOUR"] = 2
+    for i in range(3):
+        queue(session, "victim@example.com", f"Your sign-in link {i}", priority=CRITICAL, event_name="sign_in")
+    deliver_at(session, T0)
+    assert [r.status for r in outbox_rows(session)] == ["sent", "sent", "pending"]
+    assert len(sink.envelopes) == 2
 
 
 def test_the_per_minute_cap_sends_only_that_many_a_minute_most_urgent_first(app, session, sink):

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mets.services import hours, hours_edit, portal_auth
+from mets.services import hours, hours_edit, outbox, portal_auth
 from tests.conftest import HTMX, login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 
@@ -105,8 +105,33 @@ ROUTES = [
     ("POST", "/admin/sla/<int:rule_id>/test", "/admin/sla/{rule}/test", {"ticket": "{number}"}, True, ADMIN_HTMX),
 
     # Email templates (blueprint mail_templates).
+    ("GET", "/admin/mail/templates/", None, None, False, ADMIN_PAGE),
+    ("GET", "/admin/mail/templates/<int:entity_id>/<name>", "/admin/mail/templates/{billing}/ticket-assigned", None,
+     False, ADMIN_PAGE),
+    ("POST", "/admin/mail/templates/<int:entity_id>/<name>", "/admin/mail/templates/{billing}/ticket-assigned",
+     {"subject": "Assigned: ticket", "body_text": "Please look.", "body_html": "<p>Please look.</p>"}, False,
+     ADMIN_SAVE),
+    ("POST", "/admin/mail/templates/<int:entity_id>/<name>/preview",
+     "/admin/mail/templates/{billing}/ticket-assigned/preview",
+     {"subject": "Assigned", "body_text": "Please look.", "body_html": "<p>Please look.</p>", "ticket": "{number}"},
+     True, ADMIN_HTMX),
+    ("POST", "/admin/mail/templates/<int:entity_id>/<name>/reset", "/admin/mail/templates/{billing}/ticket-assigned/reset",
+     {}, False, ADMIN_SAVE),
 
     # The mail queue, mail settings and notification settings (blueprint mail).
+    ("GET", "/admin/mail/", None, None, False, ADMIN_PAGE),
+    ("GET", "/admin/mail/<int:message_id>", "/admin/mail/{email}", None, False, ADMIN_PAGE),
+    ("POST", "/admin/mail/<int:message_id>/retry", "/admin/mail/{email}/retry", {}, False, ADMIN_SAVE),
+    ("POST", "/admin/mail/<int:message_id>/cancel", "/admin/mail/{email}/cancel", {}, False, ADMIN_SAVE),
+    ("POST", "/admin/mail/retry-failed", None, {"entity": "{acme}"}, False, ADMIN_SAVE),
+    ("POST", "/admin/mail/pause", None, {"paused": "1"}, False, ADMIN_SAVE),
+    ("GET", "/admin/mail/settings", None, None, False, ADMIN_PAGE),
+    ("POST", "/admin/mail/test", None, {"address": "ops@example.com"}, False, ADMIN_SAVE),
+    ("GET", "/admin/mail/notifications", "/admin/mail/notifications?entity_id={billing}", None, False, ADMIN_PAGE),
+    ("POST", "/admin/mail/notifications/<int:entity_id>/<event>", "/admin/mail/notifications/{billing}/assigned",
+     {"assigned-enabled": "y", "assigned-recipients": "managers", "assigned-extra_addresses": ""}, True, ADMIN_HTMX),
+    ("POST", "/admin/mail/notifications/<int:entity_id>/<event>/reset",
+     "/admin/mail/notifications/{billing}/assigned/reset", {}, True, ADMIN_HTMX),
 
     # The condition builder's fragments: any staff member (host pages decide who may save a rule).
     ("POST", "/rules/builder/row", None, {"registry": "ticket"}, True, STAFF_HTMX),
@@ -152,12 +177,13 @@ def world(session, client):
     hours_edit.set_custom_hours(session, acme, True)  # Acme's own hours, which Billing inherits
     holiday = hours_edit.add_holiday(session, acme, "2026-12-25", "Christmas Day")
     exception = hours_edit.add_exception(session, acme, "2026-12-24", "09:00", "13:00")
+    email = outbox.queue_message(session, to="ops@example.com", subject="Hello", text="Hi", entity=billing)
     session.commit()
     values = {"acme": acme.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,
-              "interval": hours.week_of(session, acme)[0][0].id, "rule": rule.id,
+              "interval": hours.week_of(session, acme)[0][0].id, "rule": rule.id, "email": email.id,
               "token": portal_auth.make_token(client.application.secret_key, people["owner"].email)}
     return people, values
 
