@@ -3,7 +3,7 @@ the moment the server accepts it.
 
 A message is sent twice only if a worker dies between the SMTP server's acceptance and the
 commit that follows it (or PostgreSQL itself crashes within a fraction of a second after that
-commit: see `_record_sent`); the resend then carries the same Message-ID, so clients show one.
+commit: see `_marks_connection`); the resend then carries the same Message-ID, so clients show one.
 """
 import logging
 import os
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import bindparam, case, func, select, update
 
 from mets import clock
 from mets.models import FAILED, PENDING, SENDING, SENT, QueuedEmail, Ticket
@@ -169,16 +169,35 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _record_sent(session, row, now: datetime) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        # One commit per message, without waiting for the WAL flush (~4 ms each, most of a send):
-        # other workers see it at once and a killed worker loses nothing; only a database crash
-        # in the next ~0.2 s could forget the mark, and the resend keeps its Message-ID.
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    session.execute(update(QueuedEmail).where(QueuedEmail.id == row.id).values(
-        status=SENT, sent_at=now, error_message=None,
-        attempt_log=[*row.attempt_log, {"at": now.isoformat(), "error": None}]))
-    session.commit()
+_MARK_SENT = (update(QueuedEmail.__table__).where(QueuedEmail.__table__.c.id == bindparam("row_id"))
+              .values(status=SENT, sent_at=bindparam("sent_at"), error_message=None, attempt_log=bindparam("log")))
+
+
+def _marks_connection(session):
+    """A connection on which "sent" is recorded in one round trip: each UPDATE commits at once.
+
+    On PostgreSQL it also skips waiting for the WAL flush (~4 ms, most of a send): other workers
+    see the mark at once and a killed worker loses nothing; only a database crash in the next
+    ~0.2 s could forget it, and the resend keeps its Message-ID.
+    """
+    connection = session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT")
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET synchronous_commit TO OFF")
+    return connection
+
+
+def _close_marks(connection) -> None:
+    try:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("RESET synchronous_commit")  # the pool hands it on as it was
+    finally:
+        connection.close()
+
+
+def _record_sent(marks, row, now: datetime) -> None:
+    """Record "sent" the moment the server accepted it: a worker killed later resends nothing."""
+    marks.execute(_MARK_SENT, {"row_id": row.id, "sent_at": now,
+                               "log": [*row.attempt_log, {"at": now.isoformat(), "error": None}]})
 
 
 def _record_failure(session, row, error: str, permanent: bool, now: datetime) -> bool:
@@ -198,6 +217,7 @@ def _send_all(session, rows, result: DeliveryResult) -> None:
     numbers = dict(session.execute(select(Ticket.id, Ticket.number)
                                    .where(Ticket.id.in_({r.ticket_id for r in rows if r.ticket_id}))).all())
     transport = open_transport()
+    marks = _marks_connection(session)
     try:
         for index, row in enumerate(rows):
             try:
@@ -208,11 +228,12 @@ def _send_all(session, rows, result: DeliveryResult) -> None:
                 _count(result, _record_failure(session, row, _describe(exc), _is_permanent(exc), clock.now()))
                 log.warning("mail %s to %s failed: %s", row.id, row.recipient_email, _describe(exc))
             else:
-                _record_sent(session, row, clock.now())
+                _record_sent(marks, row, clock.now())
                 result.sent += 1
             rows[index] = None  # done: a lost connection below retries only what is left
     finally:
         transport.close()
+        _close_marks(marks)
 
 
 def _count(result: DeliveryResult, retrying: bool) -> None:

@@ -1,22 +1,15 @@
 """Transports for the outbox: SMTP over Flask-Mail's connection (one reused for a batch), or a
-Maildir under instance/ in the embedded run (no MAIL_SERVER). Both send the same bytes."""
+Maildir under instance/ in the embedded run (no MAIL_SERVER). Both send the same message."""
+import binascii
 import mailbox
 import os
-from email.charset import QP, Charset
+import uuid
 from email.header import Header
-from email.message import Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
 
 from flask import current_app
 
 from mets.extensions import mail
-
-# Quoted-printable UTF-8 bodies: readable in a raw Maildir, safe on any SMTP server.
-_UTF8 = Charset("utf-8")
-_UTF8.body_encoding = QP
-
 
 def reject_crlf(*values: str | None) -> None:
     """Header values are one line: CR or LF would let data add headers."""
@@ -30,26 +23,50 @@ def display_address(name: str | None, email: str) -> str:
 
 
 def build_message(*, sender: str, to: str, subject: str, text: str, html: str | None, message_id: str,
-                  headers: dict[str, str]) -> Message:
-    """The message as sent: text and HTML alternatives, our Message-ID, Auto-Submitted and friends.
+                  headers: dict[str, str]) -> bytes:
+    """The message as sent (CRLF line ends): text and HTML alternatives in quoted-printable UTF-8,
+    our Message-ID, Auto-Submitted and friends.
 
-    Built with the stdlib's compat32 classes: Flask-Mail's own Message rebuilds every header
-    through the modern email policy, which cost more than the SMTP exchange itself.
+    Written out directly: building it with Flask-Mail's Message (or the email package's
+    generator) re-folds every header and cost more than the SMTP exchange itself.
     """
     reject_crlf(sender, to, subject, message_id, *headers, *headers.values())
-    plain = MIMEText(text, "plain", _UTF8)
+    head = {"From": _address(sender), "To": _address(to), "Subject": _header_text(subject),
+            "Date": formatdate(usegmt=True),
+            "Message-ID": message_id, "MIME-Version": "1.0", **headers}
     if html:
-        msg = MIMEMultipart("alternative")
-        msg.attach(plain)
-        msg.attach(MIMEText(html, "html", _UTF8))
+        boundary = f"=_mets_{uuid.uuid4().hex}"
+        head["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+        body = (f"--{boundary}\r\n{_part_head('plain')}\r\n{_qp(text)}\r\n"
+                f"--{boundary}\r\n{_part_head('html')}\r\n{_qp(html)}\r\n--{boundary}--\r\n")
     else:
-        msg = plain
-    msg["From"], msg["To"] = sender, to
-    msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
-    msg["Date"], msg["Message-ID"] = formatdate(usegmt=True), message_id
-    for name, value in headers.items():
-        msg[name] = value
-    return msg
+        body, head = _qp(text), {**head, **_part_headers("plain")}
+    lines = "".join(f"{name}: {value}\r\n" for name, value in head.items())
+    return f"{lines}\r\n{body}".encode("ascii")
+
+
+def _address(value: str) -> str:
+    """"Name <addr>" with a non-ASCII name encoded (formataddr's RFC 2047 words)."""
+    return value if value.isascii() else formataddr(parseaddr(value))
+
+
+def _header_text(value: str) -> str:
+    """ASCII as is; anything else as RFC 2047 encoded words (folded)."""
+    return value if value.isascii() else Header(value, "utf-8").encode(linesep="\r\n")
+
+
+def _part_headers(subtype: str) -> dict[str, str]:
+    return {"Content-Type": f"text/{subtype}; charset=utf-8", "Content-Transfer-Encoding": "quoted-printable"}
+
+
+def _part_head(subtype: str) -> str:
+    return "".join(f"{name}: {value}\r\n" for name, value in _part_headers(subtype).items())
+
+
+def _qp(value: str) -> str:
+    """Quoted-printable with CRLF line ends: 7-bit, lines under 77 characters."""
+    normalized = value.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(normalized, istext=True).decode("ascii").replace("\n", "\r\n")
 
 
 class SmtpTransport:
@@ -62,12 +79,10 @@ class SmtpTransport:
         if host is not None and host.sock is not None:
             host.sock.settimeout(current_app.config["MAIL_SMTP_TIMEOUT"])
 
-    def send(self, *, to_email: str, message: Message) -> None:
+    def send(self, *, to_email: str, message: bytes) -> None:
         # Bounces go to the install's address, whichever entity the message is from.
         envelope_from = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1]
-        # SMTP wants CRLF line ends; smtplib leaves bytes as they are.
-        data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-        self._connection.host.sendmail(envelope_from, [to_email], data)
+        self._connection.host.sendmail(envelope_from, [to_email], message)
 
     def close(self) -> None:
         try:
@@ -84,8 +99,8 @@ class MaildirTransport:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._box = mailbox.Maildir(path, create=True)
 
-    def send(self, *, to_email: str, message: Message) -> None:
-        self._box.add(message)
+    def send(self, *, to_email: str, message: bytes) -> None:
+        self._box.add(message.replace(b"\r\n", b"\n"))  # a file on this machine: local line ends
 
     def close(self) -> None:
         pass
