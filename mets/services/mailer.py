@@ -3,6 +3,7 @@ Maildir under instance/ in the embedded run (no MAIL_SERVER). Both send the same
 import binascii
 import mailbox
 import os
+import socket
 import uuid
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
@@ -74,15 +75,20 @@ class SmtpTransport:
 
     def __init__(self):
         self._connection = mail.connect()
-        self._connection.__enter__()  # connects (and logs in): refused connections raise here
-        host = self._connection.host
-        if host is not None and host.sock is not None:
-            host.sock.settimeout(current_app.config["MAIL_SMTP_TIMEOUT"])
+        # Flask-Mail opens smtplib.SMTP without a timeout; the default timeout covers the connect,
+        # the greeting and every later read, so a server that never answers cannot hang a worker.
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(current_app.config["MAIL_SMTP_TIMEOUT"])
+        try:
+            self._connection.__enter__()  # connects (and logs in): refused connections raise here
+        finally:
+            socket.setdefaulttimeout(previous)
 
     def send(self, *, to_email: str, message: bytes) -> None:
         # Bounces go to the install's address, whichever entity the message is from.
         envelope_from = parseaddr(current_app.config["MAIL_DEFAULT_SENDER"])[1]
-        self._connection.host.sendmail(envelope_from, [to_email], message)
+        if self._connection.host is not None:  # None: Flask-Mail's MAIL_SUPPRESS_SEND
+            self._connection.host.sendmail(envelope_from, [to_email], message)
 
     def close(self) -> None:
         try:

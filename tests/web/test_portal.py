@@ -10,8 +10,9 @@ import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
+from mets.extensions import db
 from mets.models import Reply, Ticket, User
-from mets.services import portal_auth
+from mets.services import mail_delivery, portal_auth
 from mets.services import tickets as ticket_service
 from tests.conftest import HTMX, count_rows, login_customer, text_of
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
@@ -19,6 +20,8 @@ from tests.web.helpers import screen
 
 
 def inbox(app) -> list[email.message.EmailMessage]:
+    """The Maildir after a worker has sent what is due (requests only queue mail in the outbox)."""
+    mail_delivery.deliver_due(db.session)
     box = mailbox.Maildir(app.config["MAILDIR"], create=True)
     return [email.message_from_bytes(box.get_bytes(key), policy=policy.default) for key in box.keys()]
 

@@ -1,0 +1,483 @@
+"""The outbox and its delivery: queueing, sending, pause, cancel, retry, backoff, stale claims, concurrency.
+
+Most tests send through the Maildir transport (the fixture sets no MAIL_SERVER); tests marked
+`VIA_SMTP` send to a real aiosmtpd server on 127.0.0.1 whose answers the test chooses.
+"""
+import email
+import email.policy
+import mailbox
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from mets import clock, queueing
+from mets.extensions import db
+from mets.models import CANCELLED, CRITICAL, FAILED, NORMAL, PENDING, SENDING, SENT, QueuedEmail
+from mets.services import mail_delivery, outbox
+from mets.services.errors import DomainError
+from tests.conftest import PG_URL, _empty_all_tables, count_rows, make_app
+from tests.factories import make_customer, make_entity, make_ticket
+
+T0 = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
+BASE = 60  # MAIL_RETRY_BASE_SECONDS
+
+
+# --- an SMTP server whose answers the test sets --------------------------------------------------
+
+class Server:
+    """aiosmtpd handler: keeps what it accepts; `rcpt` and `data` map an address to the answer it gets."""
+
+    def __init__(self):
+        self.rcpt: dict[str, str] = {}
+        self.data: dict[str, str] = {}
+        self.envelopes = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if reply := self.rcpt.get(address):
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        for address in envelope.rcpt_tos:
+            if reply := self.data.get(address):
+                return reply
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    @property
+    def recipients(self) -> list[str]:
+        return [address for e in self.envelopes for address in e.rcpt_tos]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    controller = Controller(Server(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+# Tests decorated with these take a `mail_via` argument: SMTP to the aiosmtpd server, or to a port nobody listens on.
+VIA_SMTP = pytest.mark.parametrize("mail_via", ["smtp"])
+VIA_SMTP_DOWN = pytest.mark.parametrize("mail_via", ["smtp_down"])
+
+
+@pytest.fixture
+def app_overrides(request):
+    """No MAIL_SERVER (the Maildir) unless the test is parametrized with `mail_via`."""
+    callspec = getattr(request.node, "callspec", None)
+    via = callspec.params.get("mail_via") if callspec else None
+    if via == "smtp":
+        controller = request.getfixturevalue("smtp")
+        return {"MAIL_SERVER": controller.hostname, "MAIL_PORT": controller.port, "MAIL_SUPPRESS_SEND": False}
+    if via == "smtp_down":
+        return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": free_port(), "MAIL_SUPPRESS_SEND": False}
+    return {}
+
+
+@pytest.fixture
+def server(smtp) -> Server:
+    return smtp.handler
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def maildir(app) -> list[email.message.EmailMessage]:
+    box = mailbox.Maildir(app.config["MAILDIR"], create=True)
+    return [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in box.keys()]
+
+
+def queue(session, to="bob@example.com", subject="Hello", **kw) -> QueuedEmail | None:
+    kw.setdefault("now", T0)
+    return outbox.queue_message(session, to=to, subject=subject, text=kw.pop("text", "Plain body"),
+                                html=kw.pop("html", "<p>HTML body</p>"), **kw)
+
+
+def reload(session, row: QueuedEmail) -> QueuedEmail:
+    session.expire_all()
+    return session.get(QueuedEmail, row.id)
+
+
+def deliver_at(session, at: datetime):
+    with clock.freeze(at):
+        return mail_delivery.deliver_due(session)
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[list[tuple[int, int, int]]]:
+    """What the outbox hands to RQ after each commit (the Redis boundary, recorded instead)."""
+    calls = []
+    monkeypatch.setattr(queueing, "enqueue_sends", lambda items: calls.append(list(items)) or len(items))
+    return calls
+
+
+# --- queueing -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("address", [
+    "bob@example.com\r\nBcc: victim@example.com",
+    "bob@example.com\nBcc: victim@example.com",
+    "bob@example.com\rBcc: victim@example.com",
+    "not-an-address",
+    "bob@@example.com",
+    "",
+])
+def test_queue_message_refuses_bad_addresses_and_queues_nothing(session, enqueued, address):
+    assert queue(session, to=address) is None
+    session.commit()
+    assert count_rows(session, QueuedEmail) == 0
+    assert enqueued == []
+
+
+def test_the_subject_is_one_line_so_it_cannot_add_a_header(app, session):
+    row = queue(session, subject="Hello\r\nBcc: victim@example.com\nX-Injected:  yes")
+    session.commit()
+    assert reload(session, row).subject == "Hello Bcc: victim@example.com X-Injected: yes"
+    deliver_at(session, T0)
+    [message] = maildir(app)
+    assert message["Subject"] == "Hello Bcc: victim@example.com X-Injected: yes"
+    assert message["Bcc"] is None and message["X-Injected"] is None
+
+
+# --- delivering -----------------------------------------------------------------------------------
+
+def test_deliver_sends_due_mail_marks_it_sent_and_keeps_its_message_id(app, session):
+    first = queue(session, to="bob@example.com", name="Bob Builder", subject="First")
+    second = queue(session, to="amy@example.com", subject="Second")
+    session.commit()
+    result = deliver_at(session, T0 + timedelta(seconds=5))
+    assert (result.sent, result.failed, result.retrying) == (2, 0, 0)
+
+    by_subject = {m["Subject"]: m for m in maildir(app)}
+    assert set(by_subject) == {"First", "Second"}
+    assert by_subject["First"]["To"] == "Bob Builder <bob@example.com>"
+    assert by_subject["First"].get_body(("plain",)).get_content().strip() == "Plain body"
+    assert "<p>HTML body</p>" in by_subject["First"].get_body(("html",)).get_content()
+    for row, subject in ((first, "First"), (second, "Second")):
+        row = reload(session, row)
+        assert (row.status, row.sent_at, row.attempts, row.error_message) == (SENT, T0 + timedelta(seconds=5), 1, None)
+        assert by_subject[subject].get_all("Message-ID") == [row.message_id]
+        assert row.attempt_log == [{"at": (T0 + timedelta(seconds=5)).isoformat(), "error": None}]
+
+    assert deliver_at(session, T0 + timedelta(minutes=5)).sent == 0  # sent mail is never sent again
+    assert len(maildir(app)) == 2
+
+
+def test_mail_that_is_not_due_yet_waits_for_its_time(app, session):
+    row = queue(session, now=T0 + timedelta(hours=1))
+    session.commit()
+    assert deliver_at(session, T0 + timedelta(minutes=59)).claimed == 0
+    assert maildir(app) == [] and reload(session, row).status == PENDING
+    assert deliver_at(session, T0 + timedelta(hours=1)).sent == 1
+    assert len(maildir(app)) == 1
+
+
+def test_critical_mail_goes_first(app, session):
+    app.config["MAIL_BATCH_SIZE"] = 1
+    queue(session, subject="Newsletter-ish", priority=NORMAL)
+    queue(session, subject="SLA breached", priority=CRITICAL, now=T0 + timedelta(seconds=1))
+    session.commit()
+    with clock.freeze(T0 + timedelta(minutes=1)):
+        mail_delivery.deliver(session)
+    assert [m["Subject"] for m in maildir(app)] == ["SLA breached"]
+
+
+def test_paused_mail_stays_pending_until_resumed(app, session, enqueued):
+    outbox.set_paused(session, True)
+    session.commit()
+    row = queue(session)
+    session.commit()
+    assert deliver_at(session, T0).sent == 0
+    assert maildir(app) == [] and reload(session, row).status == PENDING
+    assert outbox.sweep(session, T0) == (0, 0)  # the sweep hands nothing to the workers either
+
+    enqueued.clear()
+    with clock.freeze(T0):
+        outbox.set_paused(session, False)
+    session.commit()
+    assert enqueued == [[(row.id, NORMAL, 0)]]  # resuming hands the waiting mail to the workers
+    assert deliver_at(session, T0).sent == 1
+    assert reload(session, row).status == SENT
+
+
+def test_cancelled_mail_is_never_sent(app, session):
+    row = queue(session)
+    kept = queue(session, to="amy@example.com")
+    session.commit()
+    outbox.cancel(session, reload(session, row))
+    session.commit()
+    deliver_at(session, T0 + timedelta(days=1))
+    assert [m["To"] for m in maildir(app)] == ["amy@example.com"]
+    assert reload(session, row).status == CANCELLED
+    with pytest.raises(DomainError):
+        outbox.cancel(session, reload(session, kept))  # already sent: too late to cancel
+    with pytest.raises(DomainError):
+        outbox.retry(session, reload(session, row))  # a cancelled message stays cancelled
+
+
+# --- failures, over SMTP --------------------------------------------------------------------------
+
+@VIA_SMTP
+def test_a_temporary_refusal_is_retried_with_exponential_backoff_then_fails(app, session, mail_via, server):
+    app.config["MAIL_MAX_ATTEMPTS"] = 3
+    server.data["bob@example.com"] = "451 4.3.0 try later"
+    row = queue(session)
+    session.commit()
+
+    result = deliver_at(session, T0)
+    assert (result.sent, result.retrying, result.failed) == (0, 1, 0)
+    row = reload(session, row)
+    assert (row.status, row.attempts, row.next_attempt_at) == (PENDING, 1, T0 + timedelta(seconds=BASE))
+    assert "451" in row.error_message and "try later" in row.error_message
+
+    assert deliver_at(session, T0 + timedelta(seconds=BASE - 1)).claimed == 0  # still backing off
+    second = T0 + timedelta(seconds=BASE)
+    deliver_at(session, second)
+    row = reload(session, row)
+    assert (row.status, row.attempts, row.next_attempt_at) == (PENDING, 2, second + timedelta(seconds=2 * BASE))
+
+    third = second + timedelta(seconds=2 * BASE)
+    result = deliver_at(session, third)
+    assert (result.retrying, result.failed) == (0, 1)
+    row = reload(session, row)
+    assert (row.status, row.attempts, row.sent_at) == (FAILED, 3, None)
+    assert "451" in row.error_message
+    assert [entry["at"] for entry in row.attempt_log] == [t.isoformat() for t in (T0, second, third)]
+    assert all("451" in entry["error"] for entry in row.attempt_log)
+    assert deliver_at(session, third + timedelta(days=1)).claimed == 0  # failed for good
+    assert server.envelopes == []
+
+
+@VIA_SMTP
+def test_a_failed_message_retried_by_an_admin_is_sent_next_time(app, session, mail_via, server):
+    server.rcpt["bob@example.com"] = "550 5.1.1 No such user"
+    row = queue(session)
+    session.commit()
+    deliver_at(session, T0)
+    assert reload(session, row).status == FAILED
+
+    del server.rcpt["bob@example.com"]  # the mailbox exists now
+    with clock.freeze(T0 + timedelta(hours=1)):
+        outbox.retry(session, reload(session, row))
+    session.commit()
+    result = deliver_at(session, T0 + timedelta(hours=1))
+    assert result.sent == 1
+    row = reload(session, row)
+    assert (row.status, row.attempts, row.error_message) == (SENT, 2, None)
+    assert server.recipients == ["bob@example.com"]
+
+
+@VIA_SMTP
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_a_permanent_refusal_fails_at_once_and_the_rest_of_the_batch_is_sent(app, session, mail_via, server, stage):
+    getattr(server, stage)["bob@example.com"] = "550 5.1.1 No such user"
+    bob = queue(session, to="bob@example.com")
+    amy = queue(session, to="amy@example.com")
+    session.commit()
+    result = deliver_at(session, T0)
+    assert (result.sent, result.failed, result.retrying) == (1, 1, 0)
+    bob = reload(session, bob)
+    assert (bob.status, bob.attempts) == (FAILED, 1)
+    assert "550" in bob.error_message and "No such user" in bob.error_message
+    assert reload(session, amy).status == SENT
+    assert server.recipients == ["amy@example.com"]
+
+
+@VIA_SMTP_DOWN
+def test_a_refused_connection_is_retried_later(app, session, mail_via):
+    rows = [queue(session), queue(session, to="amy@example.com")]
+    session.commit()
+    result = deliver_at(session, T0)
+    assert (result.sent, result.retrying, result.failed) == (0, 2, 0)
+    for row in rows:
+        row = reload(session, row)
+        assert (row.status, row.attempts, row.next_attempt_at) == (PENDING, 1, T0 + timedelta(seconds=BASE))
+        assert "refused" in row.error_message.lower()
+
+
+@VIA_SMTP
+def test_over_smtp_the_message_carries_its_message_id_and_auto_submitted(app, session, mail_via, server):
+    row = queue(session)
+    session.commit()
+    deliver_at(session, T0)
+    [envelope] = server.envelopes
+    message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+    assert message.get_all("Message-ID") == [reload(session, row).message_id]
+    assert message["Auto-Submitted"] == "auto-generated"
+
+
+# --- stale claims -------------------------------------------------------------------------------
+
+def test_a_dead_workers_claim_is_freed_after_the_stale_period(app, session):
+    row = queue(session)
+    session.commit()
+    claimed, _ = mail_delivery.claim(session, "dead-host:1", T0)
+    assert [r.id for r in claimed] == [row.id]
+    assert reload(session, row).status == SENDING
+    assert deliver_at(session, T0 + timedelta(minutes=1)).claimed == 0  # someone else's claim
+
+    stale = app.config["MAIL_CLAIM_STALE_SECONDS"]
+    assert outbox.reclaim_stale(session, T0 + timedelta(seconds=stale - 1)) == 0
+    assert outbox.reclaim_stale(session, T0 + timedelta(seconds=stale + 1)) == 1
+    session.commit()
+    row = reload(session, row)
+    assert (row.status, row.claimed_by) == (PENDING, None)
+    assert "dead-host:1" in row.error_message
+    assert deliver_at(session, T0 + timedelta(seconds=stale + 1)).sent == 1
+    assert reload(session, row).attempts == 2  # the lost attempt counts
+    assert len(maildir(app)) == 1
+
+
+def test_a_stale_claim_out_of_attempts_fails_instead_of_looping(app, session):
+    app.config["MAIL_MAX_ATTEMPTS"] = 1
+    row = queue(session)
+    session.commit()
+    mail_delivery.claim(session, "dead-host:1", T0)
+    later = T0 + timedelta(seconds=app.config["MAIL_CLAIM_STALE_SECONDS"] + 1)
+    assert outbox.sweep(session, later)[0] == 1
+    row = reload(session, row)
+    assert (row.status, row.attempts) == (FAILED, 1)
+    assert "dead-host:1" in row.error_message
+    assert deliver_at(session, later).claimed == 0
+    assert maildir(app) == []
+
+
+# --- concurrent workers (PostgreSQL) --------------------------------------------------------------
+
+@pytest.fixture
+def pg_app(database_urls, tmp_path):
+    """An app on PostgreSQL only: row locks (FOR UPDATE SKIP LOCKED) are what these tests are about."""
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    application = make_app(database_urls("postgresql"), tmp_path)
+    with application.app_context():
+        _empty_all_tables()
+        try:
+            yield application
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_a_claim_skips_rows_another_worker_has_locked(pg_app):
+    session = db.session
+    rows = [queue(session, to=f"user{i}@example.com") for i in range(3)]
+    session.commit()
+    ids = [r.id for r in rows]
+    other = Session(db.engine)
+    try:
+        other.execute(select(QueuedEmail.id).where(QueuedEmail.id == ids[0]).with_for_update())
+        session.execute(text("SET lock_timeout = '5s'"))  # a claim that waited would fail, not hang
+        claimed, _ = mail_delivery.claim(session, "w", T0)
+        assert sorted(r.id for r in claimed) == ids[1:]
+    finally:
+        other.rollback()
+        other.close()
+    claimed, _ = mail_delivery.claim(session, "w", T0)
+    assert [r.id for r in claimed] == ids[:1]
+
+
+@pytest.mark.postgresql
+def test_two_workers_claiming_at_once_get_disjoint_rows(pg_app):
+    app, session = pg_app, db.session
+    rows = [queue(session, to=f"user{i}@example.com") for i in range(60)]
+    session.commit()
+    ids = [r.id for r in rows]
+    barrier = threading.Barrier(2)
+    claims: list[list[int]] = [[], []]
+    errors = []
+
+    def work(n):
+        try:
+            with app.app_context():
+                barrier.wait()
+                while True:
+                    # The same worker name on purpose: each claim must still get only its own rows.
+                    rows, _ = mail_delivery.claim(db.session, "host:1", T0, limit=4)
+                    if not rows:
+                        break
+                    claims[n].extend(r.id for r in rows)
+                db.session.remove()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert not set(claims[0]) & set(claims[1])
+    assert sorted(claims[0] + claims[1]) == sorted(ids)  # every row claimed exactly once
+    assert count_rows(session, QueuedEmail, QueuedEmail.status == SENDING) == len(ids)
+
+
+# --- after commit --------------------------------------------------------------------------------
+
+def test_only_committed_mail_is_handed_to_the_workers(session, enqueued):
+    first, second = queue(session), queue(session, to="amy@example.com", priority=CRITICAL)
+    assert enqueued == []  # nothing before the commit
+    session.commit()
+    assert enqueued == [[(first.id, NORMAL, 0), (second.id, CRITICAL, 0)]]
+
+    enqueued.clear()
+    queue(session, to="carl@example.com")
+    session.flush()
+    session.rollback()
+    session.commit()
+    assert enqueued == []  # the rolled-back row is forgotten, not handed over with a later commit
+    assert count_rows(session, QueuedEmail) == 2
+
+    unflushed = queue(session, to="dora@example.com")
+    session.rollback()
+    third = queue(session, to="eve@example.com")
+    session.commit()
+    assert unflushed.id is None
+    assert enqueued == [[(third.id, NORMAL, 0)]]
+
+
+def test_the_sweep_hands_over_due_mail_once_redis_was_down(session, enqueued):
+    row = queue(session)
+    later = queue(session, to="amy@example.com", now=T0 + timedelta(hours=1))
+    session.commit()
+    enqueued.clear()  # as if Redis had been down at the commit
+    assert outbox.sweep(session, T0 + timedelta(minutes=1)) == (0, 1)
+    assert enqueued == [[(row.id, NORMAL, 0)]]
+    assert later.id not in [i for call in enqueued for i, _, _ in call]
+
+
+# --- what the recipient's mail client sees --------------------------------------------------------
+
+def test_ticket_mail_is_marked_automatic_and_threaded_per_ticket(app, session):
+    acme = make_entity(name="Acme", slug="acme")
+    carl = make_customer(name="Carl", email="carl@example.com")
+    with clock.freeze(T0):
+        ticket = make_ticket(acme, customer=carl, subject="Printer on fire")
+        other = make_ticket(acme, customer=carl, subject="Scanner too")
+    queue(session, to="bob@example.com", subject="Not about a ticket")
+    session.commit()
+    deliver_at(session, T0)
+
+    by_subject = {m["Subject"]: m for m in maildir(app)}
+    assert all(m["Auto-Submitted"] == "auto-generated" for m in by_subject.values())
+    about = {m["X-METS-Ticket"]: m for m in by_subject.values() if m["X-METS-Ticket"]}
+    assert set(about) == {ticket.number, other.number}
+    first, second = about[ticket.number], about[other.number]
+    assert first["References"] == first["In-Reply-To"] == f"<mets.ticket.{ticket.id}@mets.localhost>"
+    assert second["References"] == f"<mets.ticket.{other.id}@mets.localhost>"
+    plain = by_subject["Not about a ticket"]
+    assert plain["References"] is None and plain["In-Reply-To"] is None
