@@ -57,9 +57,9 @@ class QueuedEmail(db.Model):
 
     __tablename__ = "email_queue"
     __table_args__ = (
-        Index("ix_email_queue_due", "status", "next_attempt_at"),
+        # Claims and the sweep read pending rows in this order (and the admin list by status).
+        Index("ix_email_queue_claim", "status", "priority", "next_attempt_at", "id"),
         Index("ix_email_queue_recipient_sent", "recipient_email", "sent_at"),
-        Index("ix_email_queue_status_priority", "status", "priority"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

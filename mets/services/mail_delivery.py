@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from mets import clock
 from mets.models import FAILED, PENDING, SENDING, SENT, QueuedEmail, Ticket
@@ -92,7 +92,23 @@ def _over_recipient_limit(session, candidates, now: datetime) -> dict[int, datet
     return deferred
 
 
-def claim(session, worker: str, now: datetime, first_id: int | None = None, limit: int | None = None) -> tuple[list, int]:
+def _candidates(session, now: datetime, first_id: int | None, limit: int) -> list:
+    """Due pending rows, locked on PostgreSQL (skipping rows another claim holds): the job's own
+    row first, then the most urgent in index order (ix_email_queue_claim)."""
+    due = (select(QueuedEmail.id, QueuedEmail.recipient_email, QueuedEmail.event)
+           .where(QueuedEmail.status == PENDING, QueuedEmail.next_attempt_at <= now))
+    lock = session.get_bind().dialect.name == "postgresql"
+    first = []
+    if first_id:
+        own = due.where(QueuedEmail.id == first_id)
+        first = session.execute(own.with_for_update(skip_locked=True) if lock else own).all()
+    rest = (due.where(QueuedEmail.id != (first_id or 0))
+            .order_by(QueuedEmail.priority, QueuedEmail.next_attempt_at, QueuedEmail.id).limit(limit - len(first)))
+    return first + session.execute(rest.with_for_update(skip_locked=True) if lock else rest).all()
+
+
+def claim(session, worker: str, now: datetime, first_id: int | None = None,
+          limit: int | None = None) -> tuple[list, int]:
     """Take up to `limit` due rows for `worker` (row `first_id` first, then by priority).
 
     PostgreSQL locks the candidates with FOR UPDATE SKIP LOCKED, so concurrent workers take
@@ -102,14 +118,7 @@ def claim(session, worker: str, now: datetime, first_id: int | None = None, limi
     limit = _global_allowance(session, now, limit or current_app.config["MAIL_BATCH_SIZE"])
     if limit <= 0:
         return [], 0
-    query = (select(QueuedEmail.id, QueuedEmail.recipient_email, QueuedEmail.event)
-             .where(QueuedEmail.status == PENDING, QueuedEmail.next_attempt_at <= now)
-             .order_by(case((QueuedEmail.id == (first_id or 0), 0), else_=1),
-                       QueuedEmail.priority, QueuedEmail.next_attempt_at, QueuedEmail.id)
-             .limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    candidates = session.execute(query).all()
+    candidates = _candidates(session, now, first_id, limit)
     deferred = _over_recipient_limit(session, candidates, now)
     for row_id, until in deferred.items():
         session.execute(update(QueuedEmail).where(QueuedEmail.id == row_id).values(
@@ -121,7 +130,8 @@ def claim(session, worker: str, now: datetime, first_id: int | None = None, limi
     session.commit()
     if not ids:
         return [], len(deferred)
-    rows = session.execute(select(*_COLUMNS).where(QueuedEmail.claimed_by == token, QueuedEmail.status == SENDING)
+    rows = session.execute(select(*_COLUMNS).where(QueuedEmail.id.in_(ids), QueuedEmail.claimed_by == token,
+                                                   QueuedEmail.status == SENDING)
                            .order_by(QueuedEmail.priority, QueuedEmail.id)).all()
     return rows, len(deferred)
 
