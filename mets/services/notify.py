@@ -57,14 +57,17 @@ def notify_event(session, ticket: Ticket, *, ticket_event: str, event_id: int, a
     if key is None or session.info.get(_MUTED):
         return 0
     spec = EVENTS[key]
-    setting = _cached(session, ("settings", ticket.entity_id),
-                      lambda: notification_settings.effective_all(session, ticket.entity))[key]
-    if not setting.enabled or (ticket.status in FINISHED and key != "status_changed"):
-        return 0  # nobody hears about a finished ticket unless the news is that it finished
-    queued = 0
-    for recipient in recipients(session, ticket, setting, actor, internal=bool(reply and reply.internal)):
-        queued += _queue_one(session, ticket, spec, recipient, event_id=event_id, actor=actor, changes=changes,
-                             reply=reply, now=now)
+    # Settings, members and templates do not depend on the change being made: reading them must
+    # not flush it half-done (the SLA tick would then write each ticket twice).
+    with session.no_autoflush:
+        setting = _cached(session, ("settings", ticket.entity_id),
+                          lambda: notification_settings.effective_all(session, ticket.entity))[key]
+        if not setting.enabled or (ticket.status in FINISHED and key != "status_changed"):
+            return 0  # nobody hears about a finished ticket unless the news is that it finished
+        queued = 0
+        for recipient in recipients(session, ticket, setting, actor, internal=bool(reply and reply.internal)):
+            queued += _queue_one(session, ticket, spec, recipient, event_id=event_id, actor=actor,
+                                 changes=changes, reply=reply, now=now)
     return queued
 
 
