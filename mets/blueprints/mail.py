@@ -213,8 +213,7 @@ def save_notification(entity_id, event):
     form = _notification_form(row, submitted=True)
     saved = submit(form, lambda: notification_settings.save(
         db.session, entity, event, enabled=form.enabled.data, recipients=form.recipients.data or [],
-        extra_addresses=notification_settings.parse_addresses(form.extra_addresses.data or ""),
-        actor=current_user))
+        extra_addresses=notification_settings.parse_addresses(form.extra_addresses.data or "")))
     if saved is None:
         if is_htmx():
             return _row_answer(entity, row, form, 422)

@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from mets import clock
-from mets.models import CRITICAL, NORMAL, WARNING, Entity, NotificationSetting, User
+from mets.models import CRITICAL, NORMAL, WARNING, Entity, NotificationSetting
 from mets.services import access, outbox
 from mets.services.errors import DomainError, check
 from mets.services.validation import normalize_email
@@ -112,7 +112,7 @@ def parse_addresses(text: str) -> list[str]:
 
 
 def save(session, entity: Entity, event: str, *, enabled: bool, recipients: list[str],
-         extra_addresses: list[str], actor: User) -> NotificationSetting:
+         extra_addresses: list[str]) -> NotificationSetting:
     """Give `entity` its own setting for `event` (overriding what it inherits)."""
     if event not in EVENTS:
         raise DomainError({"event": f"Unknown event '{event}'."})

@@ -191,9 +191,9 @@ def test_resolving_tells_the_customer_but_later_notes_on_the_resolved_ticket_mai
 
 # --- settings -----------------------------------------------------------------------------------
 
-def save(session, entity, event, enabled=True, recipients=(), extra=(), actor=None):
+def save(session, entity, event, enabled=True, recipients=(), extra=()):
     notification_settings.save(session, entity, event, enabled=enabled, recipients=list(recipients),
-                               extra_addresses=list(extra), actor=actor)
+                               extra_addresses=list(extra))
     session.commit()
 
 
