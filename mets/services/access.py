@@ -34,6 +34,11 @@ def ancestors(session, entity: Entity) -> list[Entity]:
     return chain
 
 
+def lineage(session, entity: Entity) -> list[Entity]:
+    """The entity, then its parent, grandparent, ...: where inherited settings are looked up, nearest first."""
+    return [entity, *ancestors(session, entity)]
+
+
 def visible_entity_ids(session, user: User) -> set[int] | None:
     """Entities a staff user works in (memberships and their children); None means all (admin)."""
     if user.is_admin:
@@ -77,13 +82,13 @@ def can_work_entity(session, user: User, entity: Entity) -> bool:
 
 def is_member(session, user: User, entity: Entity) -> bool:
     """A membership in the entity or one of its ancestors (admins need one too to be assignees)."""
-    covering = {entity.id} | {a.id for a in ancestors(session, entity)}
+    covering = {e.id for e in lineage(session, entity)}
     return any(m.entity_id in covering for m in user.memberships)
 
 
 def members_of(session, entity: Entity) -> list[User]:
     """Active staff who can be assigned tickets of this entity, by name."""
-    covering = [entity.id] + [a.id for a in ancestors(session, entity)]
+    covering = [e.id for e in lineage(session, entity)]
     query = (
         select(User)
         .join(Membership, Membership.user_id == User.id)

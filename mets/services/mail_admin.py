@@ -21,8 +21,6 @@ from mets.services.notification_settings import EVENTS, Effective, NotifyEvent, 
 
 PER_PAGE = 25
 NO_TEMPLATE = "none"  # the template filter's value for rows written without one (test, sign-in links)
-# Mirrors outbox.retry / outbox.cancel, which refuse every other status.
-ACTIONABLE = outbox.ACTIONABLE
 PRIORITY_LABELS = {1: "critical", 3: "warning", 5: "normal"}
 
 
@@ -104,7 +102,7 @@ def status_counts(session, f: MailFilters | None = None) -> dict[str, int]:
 
 
 def failed_count(session) -> int:
-    """Failed messages in the whole outbox (served by the (status, priority) index)."""
+    """Failed messages in the whole outbox (served by the index that leads with status)."""
     return session.scalar(select(func.count()).select_from(QueuedEmail).where(QueuedEmail.status == FAILED))
 
 
@@ -132,7 +130,7 @@ def pause_state(session) -> PauseState:
 
 def can_act(row: QueuedEmail) -> bool:
     """Whether the message may still be retried or cancelled."""
-    return row.status in ACTIONABLE
+    return row.status in outbox.ACTIONABLE
 
 
 def priority_label(priority: int) -> str:
@@ -194,9 +192,10 @@ def queue_settings(config) -> list[tuple[str, str]]:
             ("Queue prefix", config.get("RQ_QUEUE_PREFIX") or ""),
             ("Attempts per message", str(config["MAIL_MAX_ATTEMPTS"])),
             ("Retry backoff", f"{config['MAIL_RETRY_BASE_SECONDS']}s, doubling each attempt"
-                              f" (at most {config.get('MAIL_RETRY_MAX_SECONDS', '?')}s)"),
+                              f" (at most {config['MAIL_RETRY_MAX_SECONDS']}s)"),
             ("Batch size", f"{config['MAIL_BATCH_SIZE']} messages per connection"),
-            ("Per recipient", limit(config["MAIL_RATE_PER_RECIPIENT_HOUR"], "messages an hour (critical mail exempt)")),
+            ("Per recipient", limit(config["MAIL_RATE_PER_RECIPIENT_HOUR"],
+                                     "messages an hour (SLA breaches, escalations and test emails exempt)")),
             ("Overall", limit(config["MAIL_RATE_PER_MINUTE"], "messages a minute")),
             ("Stale claim", f"{config['MAIL_CLAIM_STALE_SECONDS']}s: a worker's claim older than this is freed"),
             ("Sweep", f"every {config['MAIL_SWEEP_SECONDS']}s")]

@@ -126,7 +126,11 @@ def claim(session, worker: str, now: datetime, first_id: int | None = None,
     ids = [c.id for c in candidates if c.id not in deferred]
     token = f"{worker}/{uuid.uuid4().hex[:8]}"  # tells this claim's rows from the same worker's others
     if ids:
-        session.execute(outbox.mark_sending_query(ids, token, now))
+        session.execute(update(QueuedEmail)
+                        .where(QueuedEmail.id.in_(ids), QueuedEmail.status == PENDING)  # still pending: ours
+                        .values(status=SENDING, claimed_by=token, claimed_at=now,
+                                attempts=QueuedEmail.attempts + 1)
+                        .execution_options(synchronize_session=False))
     session.commit()
     if not ids:
         return [], len(deferred)
@@ -171,11 +175,9 @@ def _is_connection_error(exc: Exception) -> bool:
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "; ".join(f"SMTP {code}: {message.decode(errors='replace') if isinstance(message, bytes) else message}"
-                         for code, message in exc.recipients.values())
+        return "; ".join(_smtp_answer(code, message) for code, message in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPResponseException):
-        message = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
-        return f"SMTP {exc.smtp_code}: {message}"
+        return _smtp_answer(exc.smtp_code, exc.smtp_error)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -202,6 +204,11 @@ def _close_marks(connection) -> None:
             connection.exec_driver_sql("RESET synchronous_commit")  # the pool hands it on as it was
     finally:
         connection.close()
+
+
+def _smtp_answer(code: int, message: bytes | str) -> str:
+    text = message.decode(errors="replace") if isinstance(message, bytes) else message
+    return f"SMTP {code}: {text}"
 
 
 def _record_sent(marks, row, now: datetime) -> None:

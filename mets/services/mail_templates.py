@@ -24,6 +24,7 @@ from mets import clock
 from mets.models import EmailTemplate, Entity, Ticket, User
 from mets.services import access
 from mets.services.errors import DomainError
+from mets.services.notification_settings import EVENTS
 from mets.services.html import clean_html
 from mets.services.mail_variables import plain_text, preview_variables, sample_variables, variables_for
 
@@ -77,7 +78,8 @@ VARIABLES = {
     "sla_point": "SLA emails: \"warning\" or \"breach\".",
     "escalation_level": "Escalation emails: the level reached (empty otherwise).",
 }
-CUSTOMER_NAMES = frozenset(n for n in NAMES if n.endswith("-customer")) | {"ticket-status-changed"}
+# The templates customers receive, as the notification events define them.
+CUSTOMER_NAMES = frozenset(e.customer_template for e in EVENTS.values() if e.customer_template)
 SAFE_HTML = ("ticket_content_html", "reply_content_html")  # trusted markup, in the HTML part only
 MAX_SOURCE = 20_000
 MAX_SUBJECT = 250
@@ -225,7 +227,7 @@ def default_source(name: str) -> Source:
 
 
 def _chain(session, entity: Entity | None) -> list[Entity]:
-    return [] if entity is None else [entity, *access.ancestors(session, entity)]
+    return [] if entity is None else access.lineage(session, entity)
 
 
 def _overrides(session, chain: list[Entity], names) -> dict[tuple[int, str], EmailTemplate]:

@@ -14,31 +14,42 @@ from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from mets import clock
-from mets.models import Ticket, User
+from mets.models import CLOCKS, Ticket, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import hours, sla
 from mets.services.durations import format_minutes
 from mets.services.sla_rules import CLOCK_LABELS
 
-_CLOCKS = ("response", "next_reply", "resolution", "escalation")
-
 
 def variables_for(ticket: Ticket, *, audience: str, recipient_name: str, recipient_email: str, actor=None,
                   reply=None, changes: dict | None = None, now: datetime | None = None) -> dict:
     """The values one recipient's email renders with (str and bool only); `audience` is "customer" or "staff"."""
+    return {**ticket_values(ticket, actor=actor, reply=reply, changes=changes, now=now),
+            **recipient_values(ticket, audience=audience, recipient_name=recipient_name,
+                               recipient_email=recipient_email)}
+
+
+def recipient_values(ticket: Ticket, *, audience: str, recipient_name: str, recipient_email: str) -> dict:
+    """The values that differ by recipient: the links (a customer's is signed for them) and the name."""
     from mets.services import portal_mail  # (needs the app; keeps this module importable alone)
 
     if audience not in ("customer", "staff"):
         raise ValueError(f"unknown audience {audience!r}")
-    session = object_session(ticket)
-    now = now or clock.now()
-    changes = changes or {}
-    zone = ZoneInfo(hours.hours_source(session, ticket.entity).timezone)
     if audience == "customer":
         ticket_url = portal_url = portal_mail.ticket_link(recipient_email, ticket.number)
     else:
         ticket_url = portal_mail.absolute_url("tickets.show", number=ticket.number)
         portal_url = portal_mail.absolute_url("portal.index")
+    return {"ticket_url": ticket_url, "portal_url": portal_url, "recipient_name": recipient_name}
+
+
+def ticket_values(ticket: Ticket, *, actor=None, reply=None, changes: dict | None = None,
+                  now: datetime | None = None) -> dict:
+    """The values every recipient of one event shares (computed once per event: the SLA state is not free)."""
+    session = object_session(ticket)
+    now = now or clock.now()
+    changes = changes or {}
+    zone = ZoneInfo(hours.hours_source(session, ticket.entity).timezone)
     old_status = (changes.get("status") or [None])[0]
     due = changes.get("due")
     return {
@@ -47,11 +58,10 @@ def variables_for(ticket: Ticket, *, audience: str, recipient_name: str, recipie
         "ticket_subject": ticket.subject, "ticket_content": plain_text(ticket.body),
         "ticket_content_html": ticket.body or "",
         "reply_content": plain_text(reply.body) if reply else "", "reply_content_html": reply.body if reply else "",
-        "ticket_url": ticket_url, "portal_url": portal_url,
         "due_date": _when(datetime.fromisoformat(due) if due else ticket.sla_nearest_due, zone),
         "priority": ticket.priority.capitalize(), "status": STATUS_LABELS.get(ticket.status, ticket.status),
         "old_status": STATUS_LABELS.get(old_status, old_status or ""),
-        "actor_name": actor.name if actor is not None else "METS", "recipient_name": recipient_name,
+        "actor_name": actor.name if actor is not None else "METS",
         "sla_rule": ticket.sla_rule.name if ticket.sla_rule else "", "sla_status": sla_status(session, ticket, now),
         "sla_response_due": _when(ticket.sla_response_due, zone),
         "sla_resolution_due": _when(ticket.sla_resolution_due, zone),
@@ -68,7 +78,7 @@ def _when(at: datetime | None, zone: ZoneInfo) -> str:
 
 
 def _nearest_clock(ticket: Ticket) -> str:
-    dues = [(getattr(ticket, f"sla_{c}_due"), c) for c in _CLOCKS if getattr(ticket, f"sla_{c}_due") is not None]
+    dues = [(getattr(ticket, f"sla_{c}_due"), c) for c in CLOCKS if getattr(ticket, f"sla_{c}_due") is not None]
     return min(dues)[1] if dues else "response"
 
 

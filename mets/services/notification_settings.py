@@ -86,7 +86,7 @@ def _default(event: str) -> Effective:
 
 def effective_all(session, entity: Entity) -> dict[str, Effective]:
     """Every event's setting for `entity` (one query for the whole chain of ancestors)."""
-    chain = [entity, *access.ancestors(session, entity)]
+    chain = access.lineage(session, entity)
     rows = session.scalars(select(NotificationSetting).where(
         NotificationSetting.entity_id.in_([e.id for e in chain]))).all()
     by_key = {(r.entity_id, r.event): r for r in rows}

@@ -12,7 +12,7 @@ from sqlalchemy import event as sa_event, select
 from sqlalchemy.orm import Session
 
 from mets.models import Membership, Reply, Ticket, User
-from mets.services import access, mail_templates, notification_settings, outbox, sla_tick
+from mets.services import access, mail_templates, mail_variables, notification_settings, outbox, sla_tick
 from mets.services.notification_settings import EVENTS, FROM_TICKET_EVENT
 
 FINISHED = {"resolved", "closed"}
@@ -64,18 +64,19 @@ def notify_event(session, ticket: Ticket, *, ticket_event: str, event_id: int, a
                           lambda: notification_settings.effective_all(session, ticket.entity))[key]
         if not setting.enabled or (ticket.status in FINISHED and key != "status_changed"):
             return 0  # nobody hears about a finished ticket unless the news is that it finished
-        queued = 0
-        for recipient in recipients(session, ticket, setting, actor, internal=bool(reply and reply.internal)):
-            queued += _queue_one(session, ticket, spec, recipient, event_id=event_id, actor=actor,
-                                 changes=changes, reply=reply, now=now)
-    return queued
+        chosen = recipients(session, ticket, setting, actor, internal=bool(reply and reply.internal))
+        if not chosen:
+            return 0
+        shared = mail_variables.ticket_values(ticket, actor=actor, reply=reply, changes=changes, now=now)
+        return sum(_queue_one(session, ticket, spec, recipient, shared, event_id=event_id, now=now)
+                   for recipient in chosen)
 
 
-def _queue_one(session, ticket, spec, recipient: Recipient, *, event_id, actor, changes, reply, now) -> int:
+def _queue_one(session, ticket, spec, recipient: Recipient, shared: dict, *, event_id, now) -> int:
     template = spec.template_for(recipient.audience)
-    variables = mail_templates.variables_for(ticket, audience=recipient.audience, recipient_name=recipient.name or "",
-                                             recipient_email=recipient.email, actor=actor, reply=reply,
-                                             changes=changes, now=now)
+    variables = {**shared, **mail_variables.recipient_values(ticket, audience=recipient.audience,
+                                                              recipient_name=recipient.name or "",
+                                                              recipient_email=recipient.email)}
     rendered = mail_templates.render(session, ticket.entity, template, variables)
     if recipient.audience == "customer":
         rendered = mail_templates.ensure_portal_link(rendered, variables["portal_url"])
@@ -139,7 +140,7 @@ def _forget_cache(session) -> None:
 
 def _members(session, ticket: Ticket, managers_only: bool) -> list[User]:
     """Staff members of the ticket's entity or an entity above it (they all work its tickets)."""
-    entity_ids = [ticket.entity_id, *(e.id for e in access.ancestors(session, ticket.entity))]
+    entity_ids = [e.id for e in access.lineage(session, ticket.entity)]
     query = (select(User).join(Membership, Membership.user_id == User.id)
              .where(Membership.entity_id.in_(entity_ids), User.kind == "staff").order_by(User.id))
     if managers_only:

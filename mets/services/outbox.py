@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 from email.utils import formataddr, parseaddr
 
 from flask import current_app
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from mets import clock
 from mets.models import CANCELLED, FAILED, NORMAL, PENDING, SENDING, AppSetting, Entity, QueuedEmail, Ticket
+from mets.services import access
 from mets.services.errors import DomainError
 from mets.services.validation import email_error, normalize_email
 
@@ -58,9 +59,7 @@ def refusal(session, address: str, config) -> str | None:
 
 def sender_for(session, entity: Entity | None) -> str | None:
     """The From of an entity's mail: its own sender or its nearest ancestor's; None: MAIL_DEFAULT_SENDER."""
-    from mets.services import access
-
-    for candidate in [entity, *access.ancestors(session, entity)] if entity is not None else []:
+    for candidate in access.lineage(session, entity) if entity is not None else []:
         if candidate.sender_email:
             return single_line(formataddr((candidate.sender_name or "", candidate.sender_email)), 460)
     return None
@@ -104,8 +103,12 @@ def _collect_new_ids(session, _flush_context) -> None:
     # Rows are flushed together (one multi-row INSERT); their ids exist from here on.
     rows = session.info.pop(_NEW_ROWS, None)
     if rows:
-        session.info.setdefault(_AFTER_COMMIT, []).extend(
-            (r.id, r.priority, r.attempts) for r in rows if r.id is not None)
+        _hand_over(session, [(r.id, r.priority, r.attempts) for r in rows if r.id is not None])
+
+
+def _hand_over(session, items: list[tuple[int, int, int]]) -> None:
+    """Have send jobs enqueued for these (id, priority, attempts) once the transaction commits."""
+    session.info.setdefault(_AFTER_COMMIT, []).extend(items)
 
 
 @event.listens_for(Session, "after_commit")
@@ -152,7 +155,7 @@ def retry(session, row: QueuedEmail, now: datetime | None = None) -> None:
         row.max_attempts = row.attempts + current_app.config["MAIL_MAX_ATTEMPTS"]
     row.status, row.next_attempt_at = PENDING, now
     session.flush()
-    session.info.setdefault(_AFTER_COMMIT, []).append((row.id, row.priority, row.attempts))
+    _hand_over(session, [(row.id, row.priority, row.attempts)])
 
 
 def retry_failed(session, ids: list[int], now: datetime | None = None) -> int:
@@ -203,7 +206,7 @@ def due_rows(session, now: datetime, limit: int) -> list[tuple[int, int, int]]:
 
 def _requeue_due(session, now: datetime, limit: int = 5000) -> int:
     items = due_rows(session, now, limit)
-    session.info.setdefault(_AFTER_COMMIT, []).extend(items)
+    _hand_over(session, items)
     return len(items)
 
 
@@ -218,10 +221,3 @@ def sweep(session, now: datetime | None = None) -> tuple[int, int]:
     session.commit()
     return reclaimed, enqueued
 
-
-def mark_sending_query(ids, worker: str, now: datetime):
-    """The conditional update that claims rows: only those still pending become ours."""
-    return (update(QueuedEmail)
-            .where(QueuedEmail.id.in_(ids), QueuedEmail.status == PENDING)
-            .values(status=SENDING, claimed_by=worker, claimed_at=now, attempts=QueuedEmail.attempts + 1)
-            .execution_options(synchronize_session=False))

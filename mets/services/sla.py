@@ -72,7 +72,7 @@ class ClockState:
 
 def choose_rule(session, ticket: Ticket, now: datetime | None = None) -> SlaRule | None:
     """The ticket's own entity first, then its ancestors; within one by order; first match wins."""
-    chain = [ticket.entity, *access.ancestors(session, ticket.entity)]
+    chain = access.lineage(session, ticket.entity)
     candidates = session.scalars(
         select(SlaRule).where(SlaRule.entity_id.in_([e.id for e in chain]), SlaRule.is_active.is_(True))
         .order_by(SlaRule.position, SlaRule.id)

@@ -89,7 +89,7 @@ def test_against_ticket(session, rule_or_form_data, ticket: Ticket, now: datetim
                         timezone=ticket.entity.timezone)
     if rule is None:
         return result
-    chain = [ticket.entity, *access.ancestors(session, ticket.entity)]
+    chain = access.lineage(session, ticket.entity)
     result.in_scope = rule.entity_id in {e.id for e in chain}
     context = rules.context_for(ticket, now=now)
     result.priority_matches = rule.priority in (None, "", ticket.priority)

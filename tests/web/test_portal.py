@@ -125,12 +125,15 @@ def test_an_old_link_has_expired_and_offers_a_new_one(app, client, session, peop
     assert client.get("/portal/").status_code == 302
 
 
-def _flip_last_char(token):
-    return token[:-1] + ("A" if token[-1] != "A" else "B")
+def _flip_signature(token):
+    # The signature's first character: its last one carries two padding bits, and changing only
+    # those decodes to the same signature (the forged link then worked about one run in twenty).
+    payload, signature = token.rsplit(".", 1)
+    return f"{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
 
 
 @pytest.mark.parametrize("forge", [
-    lambda app, email: _flip_last_char(portal_auth.make_token(app.secret_key, email)),
+    lambda app, email: _flip_signature(portal_auth.make_token(app.secret_key, email)),
     lambda app, email: portal_auth.make_token("another-secret", email),
     lambda app, email: portal_auth.make_token(app.secret_key, email).split(".", 1)[0],
     lambda app, email: "not-a-token",
