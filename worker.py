@@ -40,7 +40,8 @@ def run_embedded(app, once: bool = False) -> int:
             next_run[name] = time.monotonic() + periods[name]
             with app.app_context():
                 try:
-                    log.info(job())
+                    if summary := job():
+                        log.info(summary)
                 except Exception:  # a failing run is logged and retried next period, never fatal
                     log.exception("job %s failed", name)
                 finally:

@@ -78,6 +78,8 @@ def outbox_sweep() -> str:
     from mets.services import mail_delivery, outbox
 
     reclaimed, due = outbox.sweep(db.session)
+    if not (reclaimed or due):
+        return ""  # nothing to do (the embedded loop runs this every 2 s: an idle one stays quiet)
     summary = f"outbox sweep: {reclaimed} stale claims freed, {due} due"
     if not current_app.config.get("REDIS_URL"):
         summary += f"; {mail_delivery.deliver_due(db.session)}"
