@@ -57,6 +57,22 @@ class Config:
     # RQ queue names start with this (lets several installs, or the tests, share one Redis).
     RQ_QUEUE_PREFIX = os.environ.get("RQ_QUEUE_PREFIX", "mets")
 
+    # Automation (services/automation.py).
+    AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", 5))  # rules reacting to rules' changes
+    AUTOMATION_LOG_DAYS = int(os.environ.get("AUTOMATION_LOG_DAYS", 90))  # the execution log is pruned after
+    # Webhooks and SMS (services/webhooks.py): sent by workers through webhook_deliveries.
+    WEBHOOK_TIMEOUT = int(os.environ.get("WEBHOOK_TIMEOUT", 10))
+    WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", 6))
+    WEBHOOK_RETRY_BASE_SECONDS = int(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", 30))  # doubles per attempt
+    WEBHOOK_RETRY_MAX_SECONDS = int(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", 3600))
+    # Webhooks to loopback, private and link-local addresses are refused unless this is on
+    # (a rule author must not reach the install's own network through it).
+    WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE")
+    # The SMS provider: an HTTP gateway taking POST {"to", "from", "text"} with a bearer token. Off when empty.
+    SMS_GATEWAY_URL = os.environ.get("SMS_GATEWAY_URL", "")
+    SMS_GATEWAY_TOKEN = os.environ.get("SMS_GATEWAY_TOKEN", "")
+    SMS_FROM = os.environ.get("SMS_FROM", "METS")
+
     # werkzeug's method string; tests lower the work factor, production keeps scrypt.
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt")
 

@@ -1,4 +1,5 @@
 """All models, importable from one place (Alembic sees every table through this module)."""
+from mets.models.automation import SMS, TRIGGERS, WEBHOOK, AutomationRule, RuleExecution, WebhookDelivery
 from mets.models.entities import Entity
 from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL, PENDING, SENDING, SENT,
                               WARNING, AppSetting, EmailTemplate, NotificationSetting, QueuedEmail)
@@ -11,4 +12,5 @@ __all__ = ["Entity", "User", "Membership", "Ticket", "Reply", "TicketEvent", "Bu
            "HoursException", "EmailTemplate", "NotificationSetting", "QueuedEmail", "AppSetting",
            "MAIL_STATUSES", "PENDING", "SENDING", "SENT", "FAILED", "CANCELLED", "CRITICAL", "WARNING", "NORMAL",
            "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",
+           "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS",
            "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]

@@ -57,6 +57,11 @@ class Ticket(db.Model):
     sla_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # The nearest running due time, for sorting and filtering the list by SLA state.
     sla_nearest_due: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Automation: minutes added to every target ("extend the deadlines"), a rule switched to by
+    # hand or by a rule (kept when priority or category change), and the escalation level reached.
+    sla_extension_minutes: Mapped[int] = mapped_column(default=0)
+    sla_rule_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_level: Mapped[int] = mapped_column(default=0)
 
     entity = relationship("Entity")
     sla_rule = relationship("SlaRule")
@@ -104,6 +109,8 @@ class TicketEvent(db.Model):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     changes: Mapped[dict] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # The automation rule whose action made this change (the actor is then None).
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("automation_rules.id", ondelete="SET NULL"))
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
     actor = relationship("User")

@@ -30,6 +30,8 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a ticket was last given to this agent (round-robin picks who waited longest).
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     memberships: Mapped[list["Membership"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="Membership.entity_id"

@@ -163,7 +163,7 @@ def clocks(session, ticket: Ticket, now: datetime | None = None, pauses=None) ->
         minutes = rule.target_minutes(name)
         if minutes is None or start is None:
             continue
-        target = timedelta(minutes=minutes)
+        target = timedelta(minutes=minutes + (ticket.sla_extension_minutes or 0))
         until = stopped_at or now
         open_pause = next((p for p in pauses if p[1] is None and p[0] <= until), None)
         # A stopped clock's due is computed as if the pauses after its stop never happened.
@@ -252,7 +252,16 @@ def _set(ticket: Ticket, name: str, value) -> None:
 def assign_rule(session, ticket: Ticket, now: datetime | None = None) -> None:
     """Choose the rule (on creation, or when priority, category or entity changed) and re-time."""
     now = now or clock.now()
-    ticket.sla_rule = choose_rule(session, ticket, now)
+    if not ticket.sla_rule_pinned:
+        ticket.sla_rule = choose_rule(session, ticket, now)
+    _sync_pause(session, ticket, now)
+    refresh(session, ticket, now)
+
+
+def pin_rule(session, ticket: Ticket, rule: SlaRule, now: datetime) -> None:
+    """Put the ticket under `rule` for good (a rule's or an agent's choice), and re-time."""
+    ticket.sla_rule = rule
+    ticket.sla_rule_pinned = True
     _sync_pause(session, ticket, now)
     refresh(session, ticket, now)
 
@@ -312,7 +321,9 @@ def retime(session, tickets, now: datetime | None = None) -> int:
         old_check = ticket.sla_next_check_at
         already_due = {name for name in ("response", "next_reply", "resolution", "escalation")
                        if (due := getattr(ticket, f"sla_{name}_due")) is not None and due <= now}
-        ticket.sla_rule = choose_rule(session, ticket, now)
+        if not ticket.sla_rule_pinned or ticket.sla_rule is None or not ticket.sla_rule.is_active:
+            ticket.sla_rule_pinned = False  # a pinned rule that was switched off gives way to the choice
+            ticket.sla_rule = choose_rule(session, ticket, now)
         _sync_pause(session, ticket, now)
         for point in refresh(session, ticket, now):
             if point.at > now:

@@ -3,13 +3,14 @@
 Each function validates, writes the change and its TicketEvent rows, flushes and returns a
 `Change`. The caller commits, so the change and its audit trail land together.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select, update
 
 from mets import clock
-from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, Ticket, TicketEvent, User
+from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketEvent, User
 from mets.services import access, notify, sla
 from mets.services.errors import DomainError, check
 from mets.services.html import clean_html, is_blank
@@ -18,6 +19,7 @@ from mets.services.validation import text_error
 # Statuses a ticket cannot leave by a plain status change.
 FINAL = {"closed"}
 EDITABLE_FIELDS = ("subject", "category", "priority", "entity_id")
+_ACTING_RULE = "mets_acting_rule"  # session.info: the automation rule whose action is changing tickets
 
 
 @dataclass
@@ -40,17 +42,32 @@ class Change:
         return bool(self.events)
 
 
+@contextmanager
+def acting_rule(session, rule_id: int):
+    """Changes made inside are recorded as this automation rule's (the audit trail says which rule)."""
+    outer = session.info.get(_ACTING_RULE)
+    session.info[_ACTING_RULE] = rule_id
+    try:
+        yield
+    finally:
+        session.info[_ACTING_RULE] = outer
+
+
 def _record(session, change: Change, event: str, actor: User | None, changes: dict, now: datetime) -> None:
-    row = TicketEvent(ticket=change.ticket, event=event, actor_id=actor.id if actor else None, changes=changes, at=now)
+    row = TicketEvent(ticket=change.ticket, event=event, actor_id=actor.id if actor else None, changes=changes, at=now,
+                      rule_id=session.info.get(_ACTING_RULE))
     session.add(row)
     change.events.append(row)
     change.ticket.updated_at = now
 
 
 def _dispatch(session, change: Change, actor: User | None, now: datetime) -> Change:
-    """What follows every change in its own transaction: the notifications it causes."""
+    """What follows every change in its own transaction: the notifications and the automation it causes."""
+    from mets.services import automation  # automation's actions call back into this module
+
     if change.events:
         notify.ticket_changed(session, change, actor, now)
+        automation.ticket_changed(session, change, actor, now)
     return change
 
 
@@ -127,6 +144,8 @@ def create_ticket(session, *, actor: User, entity: Entity | None, customer: User
                     status="new", priority=priority, category=(category or "").strip() or None,
                     customer=customer, assignee=assignee, created_at=now, updated_at=now)
     session.add(ticket)
+    if assignee is not None:
+        assignee.last_assigned_at = now
     change = Change(ticket)
     _record(session, change, "ticket_created", actor,
             {"number": number, "priority": priority, "via": via,
@@ -208,6 +227,8 @@ def assign(session, ticket: Ticket, assignee: User | None, *, actor: User, now: 
         raise DomainError({"assignee_id": msg})
     old = ticket.assignee_id
     ticket.assignee = assignee
+    if assignee is not None:
+        assignee.last_assigned_at = now  # round-robin gives the next ticket to whoever waited longest
     _record(session, change, "assigned_to_changed", actor, {"assignee_id": [old, assignee.id if assignee else None]}, now)
     session.flush()
     return _dispatch(session, change, actor, now)
@@ -264,6 +285,55 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
     session.flush()
     if {"priority", "category", "entity_id"} & set(changes):
         sla.assign_rule(session, ticket, now)  # due times recomputed from the original start
+    return _dispatch(session, change, actor, now)
+
+
+def escalate(session, ticket: Ticket, *, actor: User | None, reason: str = "", now: datetime | None = None) -> Change:
+    """Raise the escalation level by one and emit `escalation_due` (its notifications and rules follow)."""
+    now = now or clock.now()
+    _require_actor(session, actor, ticket)
+    if ticket.status in FINAL:
+        raise DomainError({"": "A closed ticket cannot be escalated."})
+    change = Change(ticket)
+    old, ticket.escalation_level = ticket.escalation_level, ticket.escalation_level + 1
+    _record(session, change, "escalation_due", actor,
+            {"level": ticket.escalation_level, "escalation_level": [old, ticket.escalation_level],
+             **({"reason": reason} if reason else {})}, now)
+    session.flush()
+    return _dispatch(session, change, actor, now)
+
+
+def extend_sla(session, ticket: Ticket, minutes: int, *, actor: User | None, now: datetime | None = None) -> Change:
+    """Push every SLA deadline of the ticket later by `minutes` of the rule's (business) time."""
+    now = now or clock.now()
+    _require_actor(session, actor, ticket)
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 525_600:
+        raise DomainError({"minutes": "Extend by 1 minute to 365 days."})
+    if ticket.sla_rule is None:
+        raise DomainError({"": "This ticket has no SLA rule: there is no deadline to extend."})
+    change = Change(ticket)
+    old = ticket.sla_extension_minutes
+    ticket.sla_extension_minutes = old + minutes
+    _record(session, change, "ticket_updated", actor, {"sla_extension_minutes": [old, old + minutes]}, now)
+    sla.refresh(session, ticket, now)
+    session.flush()
+    return _dispatch(session, change, actor, now)
+
+
+def switch_sla_rule(session, ticket: Ticket, rule: SlaRule, *, actor: User | None,
+                    now: datetime | None = None) -> Change:
+    """Put the ticket under `rule` (active, of its entity or above), kept when priority or category change."""
+    now = now or clock.now()
+    _require_actor(session, actor, ticket)
+    if rule is None or not rule.is_active or rule.entity_id not in {e.id for e in access.lineage(session, ticket.entity)}:
+        raise DomainError({"rule_id": "Choose an active SLA rule of the ticket's entity or one above it."})
+    change = Change(ticket)
+    if ticket.sla_rule_id == rule.id and ticket.sla_rule_pinned:
+        return change
+    old = ticket.sla_rule_id
+    sla.pin_rule(session, ticket, rule, now)
+    _record(session, change, "ticket_updated", actor, {"sla_rule_id": [old, rule.id]}, now)
+    session.flush()
     return _dispatch(session, change, actor, now)
 
 
