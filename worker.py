@@ -8,7 +8,7 @@ With REDIS_URL (production):
 Several workers in one command: `rq worker-pool` (see the README).
 
 Without REDIS_URL (the embedded default, what `make run` starts):
-    python worker.py               # a loop: the outbox every 2 s, the SLA tick every minute
+    python worker.py               # a loop: the outbox and webhooks every 2 s, the SLA tick every minute
     python worker.py --once        # each periodic job once, then exit
 """
 import argparse
@@ -23,7 +23,7 @@ from mets.extensions import db
 
 log = logging.getLogger("mets.worker")
 
-EMBEDDED_PERIODS = {"outbox_sweep": 2}  # the embedded loop is the only sender: poll often
+EMBEDDED_PERIODS = {"outbox_sweep": 2, "webhook_sweep": 2}  # the embedded loop is the only sender: poll often
 
 
 def run_embedded(app, once: bool = False) -> int:

@@ -27,15 +27,16 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
 
     from mets import auth_setup, cli, errors, web
-    from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets
+    from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
     from mets.blueprints import mail as mail_pages
     from mets.services import notify  # noqa: F401 - subscribes the SLA tick's events to notifications
+    from mets.services import automation  # noqa: F401 - subscribes the SLA tick's events to automation rules
 
     auth_setup.init_app(app)
     web.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
-    for module in (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules):
+    for module in (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules, webhooks):
         app.register_blueprint(module.bp)
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:"):

@@ -84,3 +84,24 @@ def outbox_sweep() -> str:
     if not current_app.config.get("REDIS_URL"):
         summary += f"; {mail_delivery.deliver_due(db.session)}"
     return summary
+
+
+@in_app
+def send_webhook(row_id: int) -> str:
+    """POST webhook delivery `row_id` (or, if it is gone or taken, another due one)."""
+    from mets.services import webhooks
+
+    sent = webhooks.deliver(db.session, first_id=row_id, limit=1)
+    return f"webhook {row_id}: {'sent' if sent else 'not sent'}"
+
+
+@periodic("webhook_sweep", "MAIL_SWEEP_SECONDS")
+@in_app
+def webhook_sweep() -> str:
+    """Free stale webhook claims and hand due deliveries to the workers; without Redis, send them here."""
+    from mets.services import webhooks
+
+    reclaimed, due = webhooks.sweep(db.session)
+    if not (reclaimed or due):
+        return ""  # the embedded loop runs this every 2 s: an idle one stays quiet
+    return f"webhook sweep: {reclaimed} stale claims freed, {due} due"

@@ -76,3 +76,35 @@ def enqueue_sends(items: list[tuple[int, int, int]]) -> int:
     except RedisError as exc:
         log.warning("Redis unavailable (%s): %d message(s) wait for the sweep", exc, len(items))
     return enqueued
+
+
+def webhook_job_id(row_id: int, attempts: int) -> str:
+    """One job per delivery and attempt: a duplicate enqueue of the same attempt is refused by RQ."""
+    return f"mets-hook-{row_id}-{attempts}"
+
+
+def enqueue_webhooks(ids) -> int:
+    """Enqueue a send job per delivery (`ids`: row ids or (id, attempts) pairs) on the default queue.
+
+    One job per row, unlike mail: each call is its own HTTP request, and a slow receiver must
+    hold up only its own delivery. A Redis error is logged, not raised: the sweep enqueues later.
+    """
+    connection = redis_connection()
+    if connection is None or not ids:
+        return 0
+    from mets.jobs import send_webhook
+
+    default = queues(connection, current_app.config["RQ_QUEUE_PREFIX"])[1]
+    items = sorted(item if isinstance(item, tuple) else (item, 0) for item in ids)
+    enqueued = 0
+    try:
+        for row_id, attempts in items:
+            try:
+                default.enqueue(send_webhook, row_id, job_id=webhook_job_id(row_id, attempts), unique=True,
+                                result_ttl=0, failure_ttl=300)
+                enqueued += 1
+            except DuplicateJobError:
+                pass  # queued, running, or failed in the last 5 minutes: the sweep retries
+    except RedisError as exc:
+        log.warning("Redis unavailable (%s): %d webhook(s) wait for the sweep", exc, len(items))
+    return enqueued

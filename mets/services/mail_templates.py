@@ -13,6 +13,7 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
@@ -151,6 +152,21 @@ def one_line(subject: str) -> str:
 def render_source(source: Source, variables: dict) -> Rendered:
     """Render one source (not cached: the editor's preview)."""
     return _run(_compile(source), variables)
+
+
+def check_snippet(source: str) -> str | None:
+    """Why a one-field text template (a rule's note, SMS or webhook value) cannot be saved, or None."""
+    return _check("body_text", source or "")
+
+
+@lru_cache(maxsize=1024)
+def _compiled_snippet(source: str):
+    return _TEXT_ENV.from_string(source)
+
+
+def render_snippet(source: str, variables: dict) -> str:
+    """Render a checked snippet in the text sandbox (same variables and limits as email templates)."""
+    return _compiled_snippet(source).render(variables)
 
 
 # --- checking a source ------------------------------------------------------------------------

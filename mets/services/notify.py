@@ -96,14 +96,24 @@ def _plain(variables: dict) -> dict:
 
 def recipients(session, ticket: Ticket, setting, actor: User | None, internal: bool) -> list[Recipient]:
     """Who gets this event's email: the setting's choices, never the actor, customers never internal notes."""
-    chosen = set(setting.recipients)
+    customer_ok = bool(EVENTS[setting.event].customer_template) and not internal
+    found = people(session, ticket, set(setting.recipients), setting.extra_addresses, customer_ok=customer_ok)
+    if actor is not None and not (setting.event == "ticket_created" and actor.id == ticket.customer_id):
+        # Nobody is told about their own change; but a customer's new ticket earns them a receipt.
+        found.pop(actor.email, None)
+    return list(found.values())
+
+
+def people(session, ticket: Ticket, chosen: set[str], extra_addresses=(), *,
+           customer_ok: bool = True) -> dict[str, Recipient]:
+    """The active people behind recipient choices (customer, assignee, agents, managers, admins), by email."""
     found: dict[str, Recipient] = {}
 
     def add(user: User | None, audience: str = "staff") -> None:
         if user is not None and user.active and user.email not in found:
             found[user.email] = Recipient(user.email, user.name, audience)
 
-    if "customer" in chosen and EVENTS[setting.event].customer_template and not internal:
+    if "customer" in chosen and customer_ok:
         add(ticket.customer, "customer")
     if "assignee" in chosen:
         add(ticket.assignee)
@@ -116,12 +126,9 @@ def recipients(session, ticket: Ticket, setting, actor: User | None, internal: b
         for user in _cached(session, ("admins",), lambda: list(session.scalars(
                 select(User).where(User.is_admin.is_(True), User.kind == "staff")))):
             add(user)
-    for address in setting.extra_addresses:
+    for address in extra_addresses:
         found.setdefault(address, Recipient(address, None, "staff"))
-    if actor is not None and not (setting.event == "ticket_created" and actor.id == ticket.customer_id):
-        # Nobody is told about their own change; but a customer's new ticket earns them a receipt.
-        found.pop(actor.email, None)
-    return list(found.values())
+    return found
 
 
 def _cached(session, key: tuple, load):

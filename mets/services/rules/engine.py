@@ -137,6 +137,10 @@ class _Checker:
             self.fail(path, f"Unknown operator {op_name!r}")
             return None
         field_type = self.registry.type(field.type)
+        if field.type in op.tests and not op.applies_to(field):
+            changeable = ", ".join(f.label for f in self.registry.fields() if f.change_key)
+            self.fail(path, f"'{op.label}' applies only to what an event changes ({changeable}), not {field.label}")
+            return None
         if field.type not in op.tests:
             allowed = ", ".join(o.name for o in self.registry.operators_for(field))
             self.fail(path, f"Operator {op_name!r} does not apply to {field.label} "

@@ -65,6 +65,10 @@ class Operator:
     value: str
     tests: dict[str, Callable[[Any], Callable[[Any], bool]]] = dataclass_field(default_factory=dict)
     reader: Callable[[Field], Callable[[Any], Any]] | None = None
+    needs_change: bool = False  # only for fields an event can change (with a `change_key`)
+
+    def applies_to(self, field: Field) -> bool:
+        return field.type in self.tests and (field.change_key is not None or not self.needs_change)
 
     @property
     def types(self) -> frozenset[str]:
@@ -113,7 +117,7 @@ class Registry:
 
     def operators_for(self, field: Field) -> list[Operator]:
         """The operators that apply to this field's type, in registration order."""
-        return [o for o in self.operators() if field.type in o.tests]
+        return [o for o in self.operators() if o.applies_to(field)]
 
     def fields_by_group(self) -> list[tuple[str, list[Field]]]:
         groups: dict[str, list[Field]] = {}
@@ -148,14 +152,15 @@ class Registry:
             raise ValueError(f"choice field {name!r} needs choices")
         return self._add(self._fields, Field(name, label, type, getter, pairs, group, change_key, suggest, help))
 
-    def register_operator(self, name: str, label: str, value: str, tests: dict, reader=None) -> Operator:
+    def register_operator(self, name: str, label: str, value: str, tests: dict, reader=None,
+                          needs_change: bool = False) -> Operator:
         """Add an operator: `tests` maps field type -> factory(expected) -> test(actual) -> bool."""
         if value not in VALUE_KINDS:
             raise ValueError(f"operator {name!r}: value must be one of {VALUE_KINDS}")
         for type_name in tests:
             if self.type(type_name) is None:
                 raise ValueError(f"operator {name!r}: unknown field type {type_name!r}")
-        return self._add(self._operators, Operator(name, label, value, dict(tests), reader))
+        return self._add(self._operators, Operator(name, label, value, dict(tests), reader, needs_change))
 
     def extend(self, name: str) -> "Registry":
         """A child registry that sees everything here plus what is registered on it; findable by name."""

@@ -1,0 +1,416 @@
+"""Outgoing HTTP calls (automation's webhooks and SMS) through the `webhook_deliveries` outbox.
+
+Like mail (`services/outbox.py`): rows are queued in the caller's transaction, handed to an RQ
+job after commit, claimed atomically by a worker and POSTed; failures retry with exponential
+backoff and every try is kept in `attempt_log`; the periodic sweep frees stale claims and
+re-enqueues what is due (or, without Redis, sends it right there).
+
+Signing (Stripe-like, so receivers can refuse replays): a webhook with a secret carries
+`X-METS-Timestamp: <unix seconds>` and `X-METS-Signature: sha256=<hex HMAC-SHA256(secret,
+"<timestamp>." + body)>`; the receiver recomputes it over the raw body and rejects old timestamps.
+
+SSRF guard: at send time the host is resolved once, every address is checked (loopback,
+private, link-local, reserved, multicast and unspecified are refused unless
+WEBHOOK_ALLOW_PRIVATE), and the connection goes to the address checked, so a DNS answer that
+changes between check and connect (rebinding) cannot reach an internal host. Redirects are
+never followed.
+"""
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import json
+import logging
+import re
+import socket
+import time
+import uuid
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from mets import clock
+from mets.models import CANCELLED, FAILED, PENDING, SENDING, SENT
+from mets.models.automation import SMS, WEBHOOK, WebhookDelivery
+from mets.services.errors import DomainError
+
+log = logging.getLogger("mets.webhooks")
+
+ACTIONABLE = (PENDING, FAILED)  # the states an admin may retry or cancel
+MAX_URL = 2000
+SMS_MAX_TEXT = 1600
+USER_AGENT = "METS-Webhooks/1"
+_KEEP_BODY = 500  # characters of a failed answer kept in error_message
+_NEW_ROWS = "mets_webhooks_new"  # session.info: rows added, not yet flushed...
+_AFTER_COMMIT = "mets_webhooks_enqueue"  # ...and (id, attempts) to enqueue once the commit lands
+_PHONE = re.compile(r"\+[0-9]{8,15}")
+
+
+# -- checks --------------------------------------------------------------------------------------
+
+def url_error(url: str) -> str | None:
+    """Why `url` cannot be a webhook target (static check, no DNS), or None."""
+    url = (url or "").strip()
+    if not url:
+        return "Enter the URL to call."
+    if len(url) > MAX_URL:
+        return f"The URL is too long (at most {MAX_URL} characters)."
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "The URL must not contain spaces or control characters."
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "This is not a valid URL."
+    if parts.scheme.lower() not in ("http", "https"):
+        return "The URL must start with http:// or https://."
+    if "@" in parts.netloc or parts.username or parts.password:
+        return "The URL must not contain a user name or password: use the signing secret instead."
+    if not parts.hostname:
+        return "The URL needs a host name."
+    return None
+
+
+def sms_enabled(config) -> bool:
+    """Whether an SMS gateway is configured (SMS_GATEWAY_URL)."""
+    return bool((config.get("SMS_GATEWAY_URL") or "").strip())
+
+
+def normalize_phone(number: str) -> str:
+    """"+33 6 12-34-56-78" -> "+33612345678" (spaces, dashes, dots and brackets dropped)."""
+    return re.sub(r"[\s\-.()]", "", number or "")
+
+
+def phone_error(number: str) -> str | None:
+    """Why `number` is not an international number (+ and 8 to 15 digits), or None."""
+    if not _PHONE.fullmatch(normalize_phone(number)):
+        return "Enter the number in international form: + then 8 to 15 digits, e.g. +33 6 12 34 56 78."
+    return None
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """"sha256=" + hex HMAC-SHA256 with `secret` of b"<timestamp>." + body (what X-METS-Signature carries)."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+# -- queueing (in the caller's transaction) ------------------------------------------------------
+
+def _json_default(value):
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _add(session, *, kind, url, body, secret=None, recipient=None, entity=None, ticket=None, rule_id=None,
+         event_name=None, dedupe_key=None, now=None) -> WebhookDelivery | None:
+    if dedupe_key and session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.dedupe_key == dedupe_key)):
+        return None  # already queued once (the unique key backs this up against a race)
+    now = now or clock.now()
+    entity_id = entity.id if entity is not None else ticket.entity_id if ticket is not None else None
+    row = WebhookDelivery(kind=kind, entity_id=entity_id, ticket=ticket, rule_id=rule_id, event=event_name,
+                          url=url, body=body, secret=secret or None, recipient=recipient, status=PENDING,
+                          attempts=0, next_attempt_at=now, attempt_log=[], dedupe_key=dedupe_key or None,
+                          created_at=now)
+    session.add(row)
+    session.info.setdefault(_NEW_ROWS, []).append(row)
+    return row
+
+
+def queue_webhook(session, *, url, payload: dict, secret: str | None, entity=None, ticket=None, rule_id=None,
+                  event=None, dedupe_key=None, now=None) -> WebhookDelivery | None:
+    """Queue a POST of `payload` as JSON to `url`; None if `dedupe_key` was queued before.
+
+    Raises DomainError for a URL `url_error` refuses. Nothing is sent here: after commit a worker is told.
+    """
+    if why := url_error(url):
+        raise DomainError({"url": why})
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, sort_keys=False, default=_json_default)
+    return _add(session, kind=WEBHOOK, url=url.strip(), body=body, secret=secret, entity=entity, ticket=ticket,
+                rule_id=rule_id, event_name=event, dedupe_key=dedupe_key, now=now)
+
+
+def queue_sms(session, *, to: str, text: str, entity=None, ticket=None, rule_id=None, event=None,
+              dedupe_key=None, now=None) -> WebhookDelivery | None:
+    """Queue an SMS to `to` through the gateway; None if `dedupe_key` was queued before.
+
+    Raises DomainError when SMS is off or the number is not international.
+    """
+    config = current_app.config
+    if not sms_enabled(config):
+        raise DomainError({"": "SMS is off: set SMS_GATEWAY_URL."})
+    if why := phone_error(to):
+        raise DomainError({"to": why})
+    number = normalize_phone(to)
+    body = json.dumps({"to": number, "from": config.get("SMS_FROM") or "", "text": (text or "")[:SMS_MAX_TEXT]},
+                      separators=(",", ":"), ensure_ascii=False)
+    return _add(session, kind=SMS, url=config["SMS_GATEWAY_URL"].strip(), body=body, recipient=number,
+                entity=entity, ticket=ticket, rule_id=rule_id, event_name=event, dedupe_key=dedupe_key, now=now)
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _collect_new_ids(session, _flush_context) -> None:
+    rows = session.info.pop(_NEW_ROWS, None)
+    if rows:
+        session.info.setdefault(_AFTER_COMMIT, []).extend((r.id, r.attempts) for r in rows if r.id is not None)
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_after_commit(session) -> None:
+    # Only now may a worker see the rows; if Redis is unreachable the sweep enqueues them later.
+    items = session.info.pop(_AFTER_COMMIT, None)
+    if items:
+        from mets import queueing
+        queueing.enqueue_webhooks(items)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session) -> None:
+    for key in (_NEW_ROWS, _AFTER_COMMIT):
+        session.info.pop(key, None)
+
+
+# -- the admin's verbs ------------------------------------------------------------------------------
+
+def retry(session, row: WebhookDelivery, now: datetime | None = None) -> None:
+    """Send a pending or failed delivery again now; a failed one gets a fresh set of attempts."""
+    if row.status not in ACTIONABLE:
+        raise DomainError(f"A {row.status} delivery cannot be retried.")
+    if row.status == FAILED:
+        row.attempts = 0  # the log keeps the earlier tries; the count restarts
+    row.status, row.next_attempt_at = PENDING, now or clock.now()
+    session.flush()
+    session.info.setdefault(_AFTER_COMMIT, []).append((row.id, row.attempts))
+
+
+def cancel(session, row: WebhookDelivery) -> None:
+    """Never send this delivery (a pending or failed one)."""
+    if row.status not in ACTIONABLE:
+        raise DomainError(f"A {row.status} delivery cannot be cancelled.")
+    row.status = CANCELLED
+    session.flush()
+
+
+# -- claiming ---------------------------------------------------------------------------------------
+
+_COLUMNS = (WebhookDelivery.id, WebhookDelivery.kind, WebhookDelivery.url, WebhookDelivery.body,
+            WebhookDelivery.secret, WebhookDelivery.event, WebhookDelivery.attempts, WebhookDelivery.attempt_log,
+            WebhookDelivery.claim_token)
+
+
+def _claim(session, now: datetime, first_id: int | None, limit: int) -> list:
+    """Take up to `limit` due rows (`first_id` first): FOR UPDATE SKIP LOCKED on PostgreSQL, and
+    everywhere a conditional UPDATE (still pending) with a token that tells our rows apart. Commits."""
+    due = select(WebhookDelivery.id).where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+    lock = session.get_bind().dialect.name == "postgresql"
+    ids = []
+    if first_id:
+        own = due.where(WebhookDelivery.id == first_id)
+        ids = list(session.scalars(own.with_for_update(skip_locked=True) if lock else own))
+    if limit > len(ids):
+        rest = (due.where(WebhookDelivery.id != (first_id or 0))
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit - len(ids)))
+        ids += session.scalars(rest.with_for_update(skip_locked=True) if lock else rest)
+    token = uuid.uuid4().hex
+    if ids:
+        session.execute(update(WebhookDelivery)
+                        .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status == PENDING)
+                        .values(status=SENDING, claim_token=token, claimed_at=now,
+                                attempts=WebhookDelivery.attempts + 1)
+                        .execution_options(synchronize_session=False))
+    session.commit()
+    if not ids:
+        return []
+    return session.execute(select(*_COLUMNS).where(WebhookDelivery.claim_token == token,
+                                                   WebhookDelivery.status == SENDING)
+                           .order_by(WebhookDelivery.id)).all()
+
+
+# -- sending ----------------------------------------------------------------------------------------
+
+class Refused(Exception):
+    """The target may not be called (a private address): retrying will not help."""
+
+
+def _is_private(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+            or ip.is_unspecified)
+
+
+def _resolve(host: str, port: int) -> str:
+    """The address to connect to, after checking every address `host` resolves to."""
+    addresses = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    if not current_app.config.get("WEBHOOK_ALLOW_PRIVATE"):
+        for address in addresses:
+            if _is_private(address):
+                raise Refused(f"refused: {host} resolves to a private address ({address}); "
+                              "set WEBHOOK_ALLOW_PRIVATE to allow it")
+    return addresses[0]
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """Connects to the address that was checked, whatever DNS says now (the Host header keeps the name)."""
+
+    def __init__(self, host, port, address, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, host, port, address, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self):
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        # The certificate is checked against the host name, as a browser would.
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def request_headers(row, timestamp: str) -> dict[str, str]:
+    """The headers a try sends: JSON, our name, the delivery and event, and the signature or bearer token."""
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "X-METS-Delivery": str(row.id),
+               "X-METS-Event": row.event or row.kind}
+    if row.kind == WEBHOOK and row.secret:
+        headers["X-METS-Timestamp"] = timestamp
+        headers["X-METS-Signature"] = signature(row.secret, timestamp, row.body.encode("utf-8"))
+    if row.kind == SMS and current_app.config.get("SMS_GATEWAY_TOKEN"):
+        headers["Authorization"] = f"Bearer {current_app.config['SMS_GATEWAY_TOKEN']}"
+    return headers
+
+
+def _post(row, timestamp: str) -> tuple[int, str, dict]:
+    """POST the row once: (HTTP status, the answer's start, its headers). Raises OSError, Refused."""
+    parts = urlsplit(row.url)
+    https = parts.scheme.lower() == "https"
+    port = parts.port or (443 if https else 80)
+    address = _resolve(parts.hostname, port)
+    connection = (_PinnedHTTPS if https else _PinnedHTTP)(parts.hostname, port, address,
+                                                          current_app.config["WEBHOOK_TIMEOUT"])
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", path, body=row.body.encode("utf-8"), headers=request_headers(row, timestamp))
+        response = connection.getresponse()
+        text = response.read(64 * 1024).decode("utf-8", errors="replace")  # no receiver may fill our memory
+        return response.status, text, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def _retry_delay(attempts: int, headers: dict) -> int:
+    config = current_app.config
+    delay = config["WEBHOOK_RETRY_BASE_SECONDS"] * 2 ** (max(attempts, 1) - 1)
+    wanted = {k.lower(): v for k, v in headers.items()}.get("retry-after", "")
+    if wanted.strip().isdigit():  # a 429/503 telling us when: wait at least that long
+        delay = max(delay, int(wanted))
+    return min(delay, config["WEBHOOK_RETRY_MAX_SECONDS"])
+
+
+def _record(session, row, values: dict) -> None:
+    # Only while our claim holds: a row the sweep took back is no longer ours to write.
+    session.execute(update(WebhookDelivery).where(WebhookDelivery.id == row.id,
+                                                  WebhookDelivery.claim_token == row.claim_token)
+                    .values(claimed_at=None, claim_token=None, **values))
+    session.commit()
+
+
+def _send_one(session, row) -> bool:
+    """One try of one claimed row; the outcome is written to it. True if it was sent."""
+    started, now = time.monotonic(), clock.now()
+    timestamp = str(int(now.timestamp()))
+    entry = {"at": now.isoformat()}
+    if row.kind == WEBHOOK and row.secret:
+        entry["timestamp"] = timestamp  # shows the page which signature went out, never the secret
+    status, text, headers, error, permanent = None, "", {}, None, False
+    try:
+        status, text, headers = _post(row, timestamp)
+    except Refused as exc:
+        error, permanent = str(exc), True
+    except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, DNS failure
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - any other failure is recorded on the row, not lost
+        log.exception("webhook %s: unexpected error", row.id)
+        error = f"{type(exc).__name__}: {exc}"
+    entry["ms"] = round((time.monotonic() - started) * 1000)
+    if status is not None and 200 <= status < 300:
+        entry["status"] = status
+        _record(session, row, {"status": SENT, "sent_at": now, "response_code": status, "error_message": None,
+                               "attempt_log": [*row.attempt_log, entry]})
+        return True
+    if status is not None:
+        entry["status"] = status
+        if 300 <= status < 400:
+            location = {k.lower(): v for k, v in headers.items()}.get("location") or "(no Location)"
+            error = entry["error"] = f"HTTP {status}: redirect to {location} not followed"
+        else:
+            error = f"HTTP {status}: {text[:_KEEP_BODY]}" if text.strip() else f"HTTP {status}"
+        permanent = status < 500 and status not in (408, 429)  # 3xx and 4xx will not get better by retrying
+    else:
+        entry["error"] = error
+    retrying = not permanent and row.attempts < current_app.config["WEBHOOK_MAX_ATTEMPTS"]
+    if not permanent and not retrying:
+        error = f"{error} (gave up after {row.attempts} attempts)"
+    _record(session, row, {
+        "status": PENDING if retrying else FAILED, "response_code": status, "error_message": error,
+        "attempt_log": [*row.attempt_log, entry],
+        "next_attempt_at": now + timedelta(seconds=_retry_delay(row.attempts, headers)) if retrying else now})
+    log.warning("webhook %s to %s: %s%s", row.id, row.url, error, "; will retry" if retrying else "")
+    return False
+
+
+def deliver(session, first_id: int | None = None, limit: int = 20) -> int:
+    """Claim due deliveries (`first_id` first) and POST each once; returns how many were sent."""
+    return _deliver(session, clock.now(), first_id, limit)[1]
+
+
+def _deliver(session, now: datetime, first_id: int | None, limit: int) -> tuple[int, int]:
+    rows = _claim(session, now, first_id, limit)
+    return len(rows), sum(_send_one(session, row) for row in rows)
+
+
+# -- the periodic sweep ------------------------------------------------------------------------------
+
+def reclaim_stale(session, now: datetime) -> int:
+    """Free rows whose worker died mid-send (claim older than MAIL_CLAIM_STALE_SECONDS); the try counts."""
+    config = current_app.config
+    stale_before = now - timedelta(seconds=config["MAIL_CLAIM_STALE_SECONDS"])
+    rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.status == SENDING,
+                                                         WebhookDelivery.claimed_at < stale_before)
+                           .with_for_update(skip_locked=True)).all()
+    for row in rows:
+        error = "The worker stopped while sending; the receiver may or may not have got it."
+        row.attempt_log = [*row.attempt_log, {"at": now.isoformat(), "error": error}]
+        row.error_message = error
+        row.claimed_at = row.claim_token = None
+        row.status = FAILED if row.attempts >= config["WEBHOOK_MAX_ATTEMPTS"] else PENDING
+        row.next_attempt_at = now
+    session.flush()
+    return len(rows)
+
+
+def sweep(session, now: datetime | None = None) -> tuple[int, int]:
+    """Free stale claims, then enqueue due rows (without Redis: send them here). Returns (reclaimed, due)."""
+    now = now or clock.now()
+    reclaimed = reclaim_stale(session, now)
+    items = [tuple(r) for r in session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.attempts)
+        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(5000))]
+    session.commit()
+    if items:
+        from mets import queueing
+        if queueing.redis_connection() is not None:
+            queueing.enqueue_webhooks(items)
+        else:
+            # The embedded run: this loop is the only sender. Bounded, so one sweep cannot run forever.
+            for _ in range(0, len(items), 20):
+                if not _deliver(session, now, None, 20)[0]:
+                    break
+    return reclaimed, len(items)
