@@ -38,6 +38,8 @@ def create_app(config: dict | None = None) -> Flask:
     cli.init_app(app)
     for module in (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules, webhooks):
         app.register_blueprint(module.bp)
+    from mets.blueprints import automation as automation_pages
+    app.register_blueprint(automation_pages.bp)
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:"):
         _sqlite_pragmas(app)

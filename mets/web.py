@@ -80,7 +80,8 @@ def _ago(value):
     return "just now"
 
 
-CHANGE_LABELS = {"assignee_id": "assignee", "entity_id": "entity"}
+CHANGE_LABELS = {"assignee_id": "assignee", "entity_id": "entity", "sla_rule_id": "SLA rule",
+                 "sla_extension_minutes": "SLA extended by"}
 
 
 def change_label(name: str) -> str:
@@ -89,7 +90,8 @@ def change_label(name: str) -> str:
 
 def change_value(name: str, value) -> str:
     """An audit value as people read it: names instead of ids, labels instead of codes."""
-    from mets.models import Entity, User
+    from mets.models import Entity, SlaRule, User
+    from mets.services.durations import format_minutes
 
     if value is None or value == "":
         return "—"
@@ -101,6 +103,11 @@ def change_value(name: str, value) -> str:
         return entity.name if entity else f"#{value}"
     if name == "status":
         return STATUS_LABELS.get(value, value)
+    if name == "sla_rule_id":
+        rule = db.session.get(SlaRule, value)
+        return rule.name if rule else f"#{value}"
+    if name == "sla_extension_minutes":
+        return format_minutes(value) if value else "—"
     return str(value)
 
 

@@ -18,6 +18,7 @@ from mets.models import TRIGGERS, AutomationRule, Entity
 from mets.services import access, entities
 from mets.services import automation_builder as builder
 from mets.services import automation_rules as service
+from mets.services import automation_test_mode as test_mode
 from mets.services.automation_rules import TRIGGER_LABELS
 from mets.services.errors import DomainError
 from mets.web import admin_required, is_htmx, render
@@ -67,11 +68,12 @@ def _trigger_filter(value) -> str | None:
     return value if value in TRIGGERS else None
 
 
-def _list(trigger: str | None = None, status: int = 200):
+def _list(trigger: str | None = None, status: int = 200, error: str | None = None):
     """The rules list (page, or the list partial for htmx), with each rule's counts."""
     groups = service.by_trigger(db.session, trigger)
     found = [r for _, rs in groups for r in rs]
     return render("automation/index.html", "automation/_list.html", status=status, groups=groups, trigger=trigger,
+                  error=error, trigger_labels=TRIGGER_LABELS, moved=service.moved,
                   stats=service.stats(db.session, [r.id for r in found]),
                   actions_words={r.id: service.describe_actions(db.session, r.actions) for r in found})
 
@@ -123,10 +125,11 @@ def reorder():
         service.reorder(db.session, request.form.getlist("ids"))
     except DomainError as exc:
         db.session.rollback()
+        message = exc.errors.get("", str(exc))
         if is_htmx():
-            flash(exc.errors.get("", str(exc)), "error")
-            return _list(_trigger_filter(request.form.get("trigger")), status=409)
-        abort(409)
+            return _list(_trigger_filter(request.form.get("trigger")), status=422, error=message)
+        flash(message, "error")
+        return redirect(url_for("automation.index"), 303)
     db.session.commit()
     return _back_to_list()
 
@@ -186,7 +189,7 @@ def action_row():
     row_id = request.form.get("row", "")
     if row_id and not builder.ROW_ID.match(row_id):
         abort(400)
-    type_name = request.form.get("type", "")
+    type_name = request.form.get(f"ac-{row_id}-type" if row_id else "type", "")
     action = builder.action_from_form(request.form, row_id, type_name) if row_id else {"type": type_name}
     row = builder.row_view(db.session, _entity(request.form.get("entity_id")), action, row_id=row_id or None)
     return render_template("automation/_action_row.html", row=row, type_groups=builder.type_groups())
@@ -196,8 +199,6 @@ def action_row():
 @admin_required
 def test():
     """Test mode: the form as it stands against one ticket or the latest ones. Writes nothing; always 200."""
-    from mets.services import automation_test_mode as test_mode
-
     draft, problems = _draft(request.form)
     event = request.form.get("test_event") or None
     event = event if event in TRIGGERS else None
@@ -205,7 +206,7 @@ def test():
     recent = request.form.get("test_recent") == "1"
     single, many, missing = None, None, False
     if recent:
-        many = test_mode.test_recent(db.session, draft, limit=RECENT_LIMIT)
+        many = test_mode.test_recent(db.session, draft, limit=RECENT_LIMIT, event=event)
     elif number:
         ticket = access.find_ticket(db.session, current_user, number)
         missing = ticket is None

@@ -114,3 +114,4 @@ class TicketEvent(db.Model):
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
     actor = relationship("User")
+    rule = relationship("AutomationRule")

@@ -95,8 +95,11 @@ def _index(session) -> RuleIndex:
     """This process's index of active rules, rebuilt when a rule was added, changed or removed."""
     if _INDEX in session.info:
         return session.info[_INDEX]
-    version = tuple(session.execute(select(func.count(), func.max(AutomationRule.updated_at),
-                                           func.max(AutomationRule.id))).one())
+    # Any saved change moves one of these (the pages stamp updated_at on every edit, toggle and move);
+    # the engine's identity keeps two databases in one process (the tests) apart.
+    engine = session.get_bind().engine
+    version = (id(engine), str(engine.url), *session.execute(
+        select(func.count(), func.max(AutomationRule.updated_at), func.max(AutomationRule.id))).one())
     if _PROCESS_CACHE["version"] != version:
         rows = session.scalars(select(AutomationRule).where(AutomationRule.is_active.is_(True))).all()
         compiled = []

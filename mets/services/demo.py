@@ -32,7 +32,7 @@ STAFF = [
 FIRST = ["Alice", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Liam",
          "Mia", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sven", "Tara", "Uma", "Victor", "Wen", "Yusuf"]
 LAST = ["Smith", "Okafor", "Novak", "Garcia", "Lindqvist", "Tanaka", "Rossi", "Dubois", "Khan", "Meyer"]
-DOMAINS = ["example.com", "example.org", "mail.example", "vip.example"]
+DOMAINS = ["example.com", "example.org", "mail.example", "vip.example", "bigcustomer.example"]
 SUBJECTS = {
     "billing": ["Charged twice for {m}", "Refund for order #{n}", "Invoice {n} shows the wrong VAT",
                 "Cannot update my card", "Why did my plan price change?"],

@@ -69,7 +69,7 @@ def search(session, f: HookFilters, per_page: int = PER_PAGE) -> tuple[list[Webh
 def entity_names(session, rows) -> dict[int, str]:
     """Entity id -> name for the rows shown (the model has no entity relationship)."""
     ids = {r.entity_id for r in rows if r.entity_id}
-    return dict(session.execute(select(Entity.id, Entity.name).where(Entity.id.in_(ids)))) if ids else {}
+    return dict(session.execute(select(Entity.id, Entity.name).where(Entity.id.in_(ids))).all()) if ids else {}
 
 
 def status_counts(session, f: HookFilters) -> dict[str, int]:

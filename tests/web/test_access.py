@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mets.services import hours, hours_edit, outbox, portal_auth
+from mets.services import hours, hours_edit, outbox, portal_auth, webhooks
 from tests.conftest import HTMX, login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 
@@ -133,6 +133,12 @@ ROUTES = [
     ("POST", "/admin/mail/notifications/<int:entity_id>/<event>/reset",
      "/admin/mail/notifications/{billing}/assigned/reset", {}, True, ADMIN_HTMX),
 
+    # Outgoing webhooks and SMS (blueprint webhooks).
+    ("GET", "/admin/webhooks/", None, None, False, ADMIN_PAGE),
+    ("GET", "/admin/webhooks/<int:delivery_id>", "/admin/webhooks/{hook}", None, False, ADMIN_PAGE),
+    ("POST", "/admin/webhooks/<int:delivery_id>/retry", "/admin/webhooks/{hook}/retry", {}, False, ADMIN_SAVE),
+    ("POST", "/admin/webhooks/<int:delivery_id>/cancel", "/admin/webhooks/{hook}/cancel", {}, False, ADMIN_SAVE),
+
     # The condition builder's fragments: any staff member (host pages decide who may save a rule).
     ("POST", "/rules/builder/row", None, {"registry": "ticket"}, True, STAFF_HTMX),
     ("POST", "/rules/builder/group", None, {"registry": "ticket", "depth": "2"}, True, STAFF_HTMX),
@@ -178,12 +184,13 @@ def world(session, client):
     holiday = hours_edit.add_holiday(session, acme, "2026-12-25", "Christmas Day")
     exception = hours_edit.add_exception(session, acme, "2026-12-24", "09:00", "13:00")
     email = outbox.queue_message(session, to="ops@example.com", subject="Hello", text="Hi", entity=billing)
+    hook = webhooks.queue_webhook(session, url="https://hooks.example.com/in", payload={}, secret="s", entity=billing)
     session.commit()
     values = {"acme": acme.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,
-              "interval": hours.week_of(session, acme)[0][0].id, "rule": rule.id, "email": email.id,
+              "interval": hours.week_of(session, acme)[0][0].id, "rule": rule.id, "email": email.id, "hook": hook.id,
               "token": portal_auth.make_token(client.application.secret_key, people["owner"].email)}
     return people, values
 
