@@ -100,7 +100,8 @@ def _save(form: RuleForm, rule: AutomationRule | None, action):
     if refusal is None:
         return saved, None
     own, sequencer = builder.split_errors(refusal.errors)
-    show_errors(form, DomainError(own)) if own else None
+    if own:
+        show_errors(form, DomainError(own))
     return None, _builder_page(form, rule, sequencer, 422)
 
 

@@ -48,44 +48,92 @@ class CompiledRule:
     stop: bool
     actions: tuple
     matches: rules.Condition
-    priorities: frozenset | None  # a top-level "priority is/in" condition: other priorities never match
+    keys: tuple  # (field name, frozenset of normalized values) for each top-level "is" / "is one of"
 
 
 def compile_rule(rule) -> CompiledRule:
     """A rule (row or draft with the same attributes) as closures, ready for many evaluations."""
     return CompiledRule(rule.id, rule.name, rule.entity_id, rule.trigger_event, (rule.execution_order, rule.id or 0),
                         rule.stop_processing, tuple(rule.actions or ()), rules.compile(rule.conditions, AUTOMATION),
-                        _required_priorities(rule.conditions))
+                        _index_keys(rule.conditions))
 
 
-def _required_priorities(conditions) -> frozenset | None:
-    items = conditions.get("all") if isinstance(conditions, dict) else None
+_INDEXABLE_TYPES = ("choice", "text")
+
+
+def _index_keys(conditions) -> tuple:
+    """The top-level conditions that pin a field to a few values: a ticket with another value cannot match."""
+    if not isinstance(conditions, dict):
+        return ()
+    items = conditions.get("all") if "all" in conditions else ([conditions] if "field" in conditions else [])
+    keys = []
     for item in items or ():
-        if isinstance(item, dict) and item.get("field") == "priority" and item.get("op") in ("is", "in"):
-            value = item.get("value")
-            values = value if isinstance(value, list) else [value]
-            return frozenset(str(v).casefold() for v in values)
-    return None
+        field = AUTOMATION.field(item.get("field")) if isinstance(item, dict) else None
+        if field is None or field.type not in _INDEXABLE_TYPES or item.get("op") not in ("is", "in"):
+            continue
+        values = item.get("value") if item.get("op") == "in" else [item.get("value")]
+        field_type = AUTOMATION.type(field.type)
+        keys.append((field.name, frozenset(field_type.check(v, field)[0] for v in values)))
+    return tuple(keys)
+
+
+class _Bucket:
+    """The rules of one (trigger, entity): each filed under one of its pinned fields' values, or always offered.
+
+    A rule is filed under the pinned field with the most distinct values among the bucket's rules
+    (the most selective), so an event reaches only the rules that can still match.
+    """
+
+    def __init__(self, compiled: list[CompiledRule]):
+        spread: dict[str, set] = defaultdict(set)
+        for rule in compiled:
+            for name, values in rule.keys:
+                spread[name].update(values)
+        self.always: list[CompiledRule] = []
+        self.filed: dict[str, dict] = {}
+        for rule in compiled:
+            if not rule.keys:
+                self.always.append(rule)
+                continue
+            name, values = max(rule.keys, key=lambda key: len(spread[key[0]]))
+            table = self.filed.setdefault(name, defaultdict(list))
+            for value in values:
+                table[value].append(rule)
+        self.readers = {name: rules.value_reader(AUTOMATION, name) for name in self.filed}
+
+    def offer(self, context) -> list[CompiledRule]:
+        found = list(self.always)
+        for name, table in self.filed.items():
+            found.extend(table.get(self.readers[name](context), ()))
+        return found
 
 
 class RuleIndex:
-    """Compiled rules by (trigger, entity id or None), each list in execution order."""
+    """Compiled rules by trigger and entity (None: all entities), and within those by pinned field values."""
 
     def __init__(self, compiled):
-        self._by_key: dict[tuple, list[CompiledRule]] = defaultdict(list)
+        grouped: dict[tuple, list[CompiledRule]] = defaultdict(list)
         for rule in compiled:
-            self._by_key[(rule.trigger, rule.entity_id)].append(rule)
-        for bucket in self._by_key.values():
-            bucket.sort(key=lambda r: r.order)
+            grouped[(rule.trigger, rule.entity_id)].append(rule)
+        self._buckets = {key: _Bucket(rules_) for key, rules_ in grouped.items()}
 
-    def candidates(self, trigger: str, entity_ids) -> list[CompiledRule]:
-        """The rules on `trigger` for all entities or one of `entity_ids`, in execution order."""
-        buckets = [self._by_key.get((trigger, None), [])] + [self._by_key.get((trigger, e), []) for e in entity_ids]
-        found = [r for b in buckets for r in b]
-        return found if len([b for b in buckets if b]) <= 1 else sorted(found, key=lambda r: r.order)
+    def has(self, trigger: str, entity_ids) -> bool:
+        """Whether any rule could run for this trigger here (before building a context)."""
+        return any((trigger, key) in self._buckets for key in (None, *entity_ids))
+
+    def candidates(self, trigger: str, entity_ids, context) -> list[CompiledRule]:
+        """The rules on `trigger` for all entities or one of `entity_ids` that can match, in execution order."""
+        found = []
+        for key in (None, *entity_ids):
+            bucket = self._buckets.get((trigger, key))
+            if bucket is not None:
+                found.extend(bucket.offer(context))
+        found.sort(key=lambda rule: rule.order)
+        return found
 
     def __len__(self):
-        return sum(len(b) for b in self._by_key.values())
+        return sum(len(b.always) + len({r.id for t in b.filed.values() for rs in t.values() for r in rs})
+                   for b in self._buckets.values())
 
 
 _PROCESS_CACHE: dict = {"version": None, "index": None}
@@ -117,6 +165,13 @@ def _index(session) -> RuleIndex:
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_index(session) -> None:
     session.info.pop(_INDEX, None)
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _forget_index_on_rule_change(session, _context, _instances) -> None:
+    # A rule saved in this very transaction (a script, a test) is seen by the next event.
+    if any(isinstance(obj, AutomationRule) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop(_INDEX, None)
 
 
 # --- the context of one event -----------------------------------------------------------------
@@ -166,7 +221,13 @@ def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, chan
         return 0
     with session.no_autoflush:
         chain = [e.id for e in access.lineage(session, ticket.entity)]
-        candidates = _index(session).candidates(event, chain)
+        index = _index(session)
+        if not index.has(event, chain):
+            return 0
+        kind = actor_kind(actor, rule_id)
+        context = context_for_event(session, ticket, event, changes, actor=actor, kind=kind, reply=reply, now=now)
+        # Rules the index rules out (a pinned field with another value) are not evaluated, nor logged.
+        candidates = index.candidates(event, chain, context)
     if not candidates:
         return 0
     state = session.info.setdefault(_STATE, {"depth": 0, "running": []})
@@ -174,20 +235,17 @@ def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, chan
     if depth > current_app.config["AUTOMATION_MAX_DEPTH"]:
         _log_depth_stop(session, candidates, ticket, event, event_id, state, depth, now)
         return 0
-    kind = actor_kind(actor, rule_id)
     matched = 0
-    context = None
-    for rule in candidates:
+    while candidates:
+        rule = candidates.pop(0)
         if rule.id in state["running"]:
             continue  # the change comes from this rule's own actions (or ones it caused)
         started = time.perf_counter()
-        if context is None:  # built again after actions ran: later rules see the ticket as it is now
-            context = context_for_event(session, ticket, event, changes, actor=actor, kind=kind, reply=reply, now=now)
         record = RuleExecution(rule_id=rule.id, ticket_id=ticket.id, ticket_event_id=event_id, event=event,
                                depth=depth, at=now, outcomes=[], actions_run=0)
         try:
             with session.no_autoflush:
-                hit = _matches(rule, ticket, context)
+                hit = rule.matches(context)
         except Exception as exc:  # a broken condition must not break the ticket change
             log.exception("automation rule %s failed to evaluate", rule.id)
             hit, record.error = False, f"Conditions failed: {type(exc).__name__}: {exc}"
@@ -195,18 +253,15 @@ def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, chan
         if hit:
             matched += 1
             _run_actions(session, rule, ticket, event, event_id, context.changes, now, state, depth, record)
-            context = None
+            # Later rules see the ticket as the actions left it (and may now be offered, or not).
+            context = context_for_event(session, ticket, event, changes, actor=actor, kind=kind, reply=reply, now=now)
+            with session.no_autoflush:
+                candidates = [r for r in index.candidates(event, chain, context) if r.order > rule.order]
         record.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         session.add(record)
         if hit and rule.stop:
             break
     return matched
-
-
-def _matches(rule: CompiledRule, ticket: Ticket, context) -> bool:
-    if rule.priorities is not None and ticket.priority.casefold() not in rule.priorities:
-        return False  # the index's shortcut: the rule's first condition cannot hold
-    return rule.matches(context)
 
 
 def _run_actions(session, rule: CompiledRule, ticket, event, event_id, changes, now, state, depth, record) -> None:

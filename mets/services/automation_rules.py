@@ -183,9 +183,8 @@ def reorder(session, ordered_ids) -> list[AutomationRule]:
     if not ids or len(ids) != len(set(ids)) or not set(ids) <= set(by_id):
         raise DomainError("The new order lists rules that do not exist (any more) or lists one twice: "
                           "reload the page and try again.")
-    moved = iter(ids)
-    chosen = set(ids)
-    ordered = [by_id[next(moved)] if r.id in chosen else r for r in current]
+    incoming, chosen = iter(ids), set(ids)
+    ordered = [by_id[next(incoming)] if r.id in chosen else r for r in current]
     for index, rule in enumerate(ordered, start=1):
         rule.execution_order = index * ORDER_STEP
     session.flush()

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from mets.services import automation_rules
 from mets.services import hours, hours_edit, outbox, portal_auth, webhooks
 from tests.conftest import HTMX, login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
@@ -29,6 +30,9 @@ NEW_TICKET = {"entity_id": "{billing}", "customer_email": "new.person@example.co
 ENTITY = {"name": "Acme Billing", "slug": "", "parent_id": "{acme}", "timezone": "Europe/Paris", "active": "y"}
 SLA_RULE = {"entity_id": "{acme}", "name": "Gold", "priority": "", "response": "4h 30m", "resolution": "2d",
             "business_hours_only": "y", "warnings": "80%", "pause_statuses": "pending", "conditions": ""}
+# Braces doubled: every form value goes through str.format with the world's values.
+AUTO_RULE = {"name": "Raise urgent", "entity_id": "{acme}", "trigger_event": "ticket_created", "conditions": "",
+             "actions": '[{{"type": "set_priority", "priority": "high"}}]'}
 STAFF_USER = {"name": "Nina New", "email": "nina@staff.example", "kind": "staff",
               "password": "long-enough-secret", "active": "y"}
 
@@ -139,6 +143,20 @@ ROUTES = [
     ("POST", "/admin/webhooks/<int:delivery_id>/retry", "/admin/webhooks/{hook}/retry", {}, False, ADMIN_SAVE),
     ("POST", "/admin/webhooks/<int:delivery_id>/cancel", "/admin/webhooks/{hook}/cancel", {}, False, ADMIN_SAVE),
 
+    # Automation rules (blueprint automation).
+    ("GET", "/admin/automation/", None, None, False, ADMIN_PAGE),
+    ("GET", "/admin/automation/new", None, None, False, ADMIN_PAGE),
+    ("POST", "/admin/automation/new", None, AUTO_RULE, False, ADMIN_SAVE),
+    ("GET", "/admin/automation/<int:rule_id>", "/admin/automation/{auto}", None, False, ADMIN_PAGE),
+    ("GET", "/admin/automation/<int:rule_id>/edit", "/admin/automation/{auto}/edit", None, False, ADMIN_PAGE),
+    ("POST", "/admin/automation/<int:rule_id>/edit", "/admin/automation/{auto}/edit", AUTO_RULE, False, ADMIN_SAVE),
+    ("POST", "/admin/automation/<int:rule_id>/active", "/admin/automation/{auto}/active", {"active": "1"}, True,
+     ADMIN_HTMX),
+    ("POST", "/admin/automation/<int:rule_id>/delete", "/admin/automation/{auto}/delete", {}, False, ADMIN_SAVE),
+    ("POST", "/admin/automation/reorder", None, {"ids": "{auto}"}, True, ADMIN_HTMX),
+    ("POST", "/admin/automation/action-row", None, {"type": "assign", "entity_id": "{acme}"}, True, ADMIN_HTMX),
+    ("POST", "/admin/automation/test", None, {**AUTO_RULE, "test_ticket": "{number}"}, True, ADMIN_HTMX),
+
     # The condition builder's fragments: any staff member (host pages decide who may save a rule).
     ("POST", "/rules/builder/row", None, {"registry": "ticket"}, True, STAFF_HTMX),
     ("POST", "/rules/builder/group", None, {"registry": "ticket", "depth": "2"}, True, STAFF_HTMX),
@@ -185,8 +203,10 @@ def world(session, client):
     exception = hours_edit.add_exception(session, acme, "2026-12-24", "09:00", "13:00")
     email = outbox.queue_message(session, to="ops@example.com", subject="Hello", text="Hi", entity=billing)
     hook = webhooks.queue_webhook(session, url="https://hooks.example.com/in", payload={}, secret="s", entity=billing)
+    auto = automation_rules.create_rule(session, {**AUTO_RULE, "entity_id": acme.id,
+                                                  "actions": [{"type": "set_priority", "priority": "high"}]})
     session.commit()
-    values = {"acme": acme.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
+    values = {"acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,

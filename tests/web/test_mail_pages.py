@@ -389,7 +389,7 @@ def test_the_mail_pages_share_a_sub_navigation(client, world):
                           ("/admin/mail/notifications", "Notifications")):
         body = client.get(path).get_data(as_text=True)
         nav = re.search(r'<nav class="mail-subnav".*?</nav>', body, re.S).group(0)
-        assert re.findall(r">(\w+)</a>", nav) == ["Queue", "Templates", "Notifications", "Settings"]
+        assert re.findall(r">(\w+)</a>", nav) == ["Queue", "Templates", "Notifications", "Settings", "Webhooks"]
         assert re.search(rf'aria-current="page">{current}</a>', nav)
         assert 'href="/admin/mail/templates/"' in nav
 

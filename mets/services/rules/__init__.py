@@ -13,7 +13,7 @@ from mets.services.rules import vocabulary  # noqa: F401  (registers the built-i
 from mets.services.rules.context import Context, context_for, register_context_value
 from mets.services.rules.engine import (
     GROUPS, MAX_CONDITIONS, MAX_DEPTH, MAX_VALUES, Condition, Problem, compile, explain, is_empty, parse, problems,
-    validate,
+    validate, value_reader,
 )
 from mets.services.rules.registry import (
     TICKET, VALUE_MANY, VALUE_NONE, VALUE_ONE, Field, FieldType, Operator, Registry, get_registry,
@@ -25,4 +25,4 @@ register_operator = TICKET.register_operator
 __all__ = ["Context", "context_for", "register_context_value", "Condition", "Problem", "compile", "explain",
            "is_empty", "parse", "problems", "validate", "GROUPS", "MAX_CONDITIONS", "MAX_DEPTH", "MAX_VALUES",
            "TICKET", "Registry", "Field", "FieldType", "Operator", "get_registry", "register_field",
-           "register_operator", "VALUE_NONE", "VALUE_ONE", "VALUE_MANY"]
+           "register_operator", "VALUE_NONE", "VALUE_ONE", "VALUE_MANY", "value_reader"]

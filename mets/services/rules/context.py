@@ -35,6 +35,7 @@ class Context:
         self.ticket = ticket
         self.now = now
         self.changes = dict(changes or {})
+        self.normalized: dict = {}  # field values read so far, normalized (see engine._reader)
         self.__dict__.update(extra)
 
     def __getattr__(self, name: str):

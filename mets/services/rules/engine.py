@@ -149,7 +149,7 @@ class _Checker:
         expected = self.value(node, field, field_type, op, path)
         if expected is _INVALID:
             return None
-        read = op.reader(field) if op.reader else _reader(field.getter, field_type.normalize)
+        read = op.reader(field) if op.reader else _reader(field.name, field.getter, field_type.normalize)
         return _Leaf(path, field, op, node.get("value"), read, op.tests[field.type](expected))
 
     def value(self, node: dict, field: Field, field_type, op: Operator, path: str):
@@ -188,8 +188,24 @@ class _Checker:
 _INVALID = object()
 
 
-def _reader(getter, normalize):
-    return lambda ctx: normalize(getter(ctx))
+def _reader(name: str, getter, normalize):
+    """Read a field's normalized value once per context: many rules on one event test the same fields."""
+    def read(ctx):
+        values = ctx.normalized
+        try:
+            return values[name]
+        except KeyError:
+            value = values[name] = normalize(getter(ctx))
+            return value
+    return read
+
+
+def value_reader(registry: Registry, name: str):
+    """context -> the named field's normalized value (cached per context), for indexes of rules."""
+    field = registry.field(name)
+    if field is None:
+        raise ValueError(f"unknown field {name!r}")
+    return _reader(field.name, field.getter, registry.type(field.type).normalize)
 
 
 def _kind(value) -> str:

@@ -61,8 +61,7 @@
       var list = sequencer.querySelector(".ac-rows");
       if (list && !list.hasAttribute("data-sortable") && window.Sortable) {
         list.setAttribute("data-sortable", "");
-        // forceFallback: mouse-driven dragging behaves the same in every browser (and under test).
-        Sortable.create(list, {handle: ".ac-handle", animation: 120, forceFallback: true,
+        Sortable.create(list, {handle: ".ac-handle", animation: 120,
                                onEnd: function () { sync(sequencer); }});
       }
       each(sequencer.querySelectorAll("[data-action-row]"), applyShowIf);
@@ -71,7 +70,7 @@
     each(document.querySelectorAll("[data-sortable-rules]"), function (body) {
       if (body.hasAttribute("data-sortable") || !window.Sortable) return;
       body.setAttribute("data-sortable", "");
-      Sortable.create(body, {handle: ".drag-handle", animation: 120, forceFallback: true, onEnd: function (event) {
+      Sortable.create(body, {handle: ".drag-handle", animation: 120, onEnd: function (event) {
         if (event.oldIndex === event.newIndex) return;
         var form = body.closest("section").querySelector("form.ac-reorder");
         each(form.querySelectorAll("input[name=ids]"), function (input) { input.remove(); });
