@@ -60,6 +60,7 @@ class Config:
     # Automation (services/automation.py).
     AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", 5))  # rules reacting to rules' changes
     AUTOMATION_LOG_DAYS = int(os.environ.get("AUTOMATION_LOG_DAYS", 90))  # the execution log is pruned after
+    AUTOMATION_PRUNE_SECONDS = int(os.environ.get("AUTOMATION_PRUNE_SECONDS", 3600))
     # Webhooks and SMS (services/webhooks.py): sent by workers through webhook_deliveries.
     WEBHOOK_TIMEOUT = int(os.environ.get("WEBHOOK_TIMEOUT", 10))
     WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", 6))

@@ -105,3 +105,15 @@ def webhook_sweep() -> str:
     if not (reclaimed or due):
         return ""  # the embedded loop runs this every 2 s: an idle one stays quiet
     return f"webhook sweep: {reclaimed} stale claims freed, {due} due"
+
+
+@periodic("automation_log_prune", "AUTOMATION_PRUNE_SECONDS")
+@in_app
+def automation_log_prune() -> str:
+    """Delete rule executions older than AUTOMATION_LOG_DAYS (the rules list counts 7 and 30 days)."""
+    from mets import clock
+    from mets.services import automation
+
+    removed = automation.prune_log(db.session, clock.now(), current_app.config["AUTOMATION_LOG_DAYS"])
+    db.session.commit()
+    return f"automation log: {removed} old executions removed" if removed else ""

@@ -18,10 +18,10 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import event as sa_event, func, select
+from sqlalchemy import delete, event as sa_event, func, select
 from sqlalchemy.orm import Session
 
 from mets.models import AutomationRule, Reply, RuleExecution, Ticket, User
@@ -326,3 +326,9 @@ def _log_depth_stop(session, candidates, ticket, event, event_id, state, depth, 
                                   error=f"Not run: rules changed this ticket {limit} levels deep "
                                         f"(AUTOMATION_MAX_DEPTH = {limit}); stopped to prevent a loop."))
     log.warning("automation depth limit reached on ticket %s (%s)", ticket.number, event)
+
+
+def prune_log(session, now: datetime, days: int) -> int:
+    """Delete execution log rows older than `days` (the analytics look back 30); returns how many."""
+    result = session.execute(delete(RuleExecution).where(RuleExecution.at < now - timedelta(days=days)))
+    return result.rowcount or 0

@@ -6,22 +6,18 @@ test mode shows ("assign to Dana (4 open)") and, unless it is skipped, `apply()`
 change through `services.tickets` (so it is audited, notified and can trigger further rules).
 Test mode calls `plan` only; the engine calls `plan(...).apply()`. One code path decides both.
 """
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
-from markupsafe import escape
 from sqlalchemy import select
 
 from mets.models import PRIORITIES, STATUSES, Entity, SlaRule, Ticket, TicketEvent, User
 from mets.models.tickets import STATUS_LABELS
-from mets.services import access, automation_assign, mail_templates, mail_variables, notify, outbox, tickets, webhooks
+from mets.services import access, automation_assign, mail_templates, tickets
 from mets.services.durations import format_minutes, parse_duration
 from mets.services.errors import DomainError
-from mets.services.notification_settings import parse_addresses
 
 MAX_ACTIONS = 20
 MAX_TEXT = 5_000
@@ -111,13 +107,12 @@ def _sla_rules(session, entity: Entity | None) -> list[tuple[str, str]]:
     return [(str(r.id), f"{r.name} ({r.entity.name})") for r in session.scalars(query)]
 
 
-def _fixed(pairs):
+def fixed(pairs):
     return lambda session, entity: list(pairs)
 
 
 _STATUS_CHOICES = [(s, STATUS_LABELS[s]) for s in STATUSES if s != "new"]
 _PRIORITY_CHOICES = [(p, p.capitalize()) for p in PRIORITIES]
-_TEMPLATE_CHOICES = [(n, n) for n in mail_templates.NAMES]
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -179,7 +174,7 @@ def _dynamic(param: Param) -> bool:
     return param.choices in (_agents, _sla_rules)  # checked against the database by the action's check
 
 
-def _snippet_error(label: str, source: str) -> str | None:
+def snippet_error(label: str, source: str) -> str | None:
     message = mail_templates.check_snippet(source)
     return f"{label}: {message}" if message else None
 
@@ -242,7 +237,7 @@ def _assign_words(session, params) -> str:
 
 
 @action("assign", "Assign", "Assignment",
-        Param("strategy", "How", "select", choices=_fixed(automation_assign.STRATEGIES)),
+        Param("strategy", "How", "select", choices=fixed(automation_assign.STRATEGIES)),
         Param("agent_id", "Agent", "select", show_if={"strategy": ("agent",)}, choices=_agents),
         check=_check_assign, words=_assign_words)
 def _assign(run: Run, p: dict) -> Plan:
@@ -270,7 +265,7 @@ def _status_plan(run: Run, status: str) -> Plan:
                                                                          actor=None, now=run.now))
 
 
-@action("set_status", "Set status", "Ticket", Param("status", "Status", "select", choices=_fixed(_STATUS_CHOICES)),
+@action("set_status", "Set status", "Ticket", Param("status", "Status", "select", choices=fixed(_STATUS_CHOICES)),
         words=lambda s, p: f"Set status to {STATUS_LABELS.get(p.get('status'), p.get('status'))}")
 def _set_status(run: Run, p: dict) -> Plan:
     return _status_plan(run, p["status"])
@@ -282,7 +277,7 @@ def _close(run: Run, p: dict) -> Plan:
 
 
 @action("set_priority", "Set priority", "Ticket",
-        Param("priority", "Priority", "select", choices=_fixed(_PRIORITY_CHOICES)),
+        Param("priority", "Priority", "select", choices=fixed(_PRIORITY_CHOICES)),
         words=lambda s, p: f"Set priority to {str(p.get('priority')).capitalize()}")
 def _set_priority(run: Run, p: dict) -> Plan:
     new = p["priority"]
@@ -347,176 +342,4 @@ def _switch_sla(run: Run, p: dict) -> Plan:
                 lambda: tickets.switch_sla_rule(run.session, run.ticket, rule, actor=None, now=run.now))
 
 
-# --- communication ----------------------------------------------------------------------------
-
-def _variables(run: Run) -> dict:
-    return mail_variables.ticket_values(run.ticket, actor=None, changes=run.changes, now=run.now)
-
-
-def _check_email(session, entity, params) -> dict:
-    if not params.get("to") and not params.get("extra"):
-        return {"to": "Choose who gets the email."}
-    for address in parse_addresses(params.get("extra", "")):
-        if why := outbox.refusal(session, address, current_app.config):
-            return {"extra": f"{address}: {why}"}
-    return {}
-
-
-@action("send_email", "Send an email", "Communication",
-        Param("template", "Template", "select", choices=_fixed(_TEMPLATE_CHOICES)),
-        Param("to", "To", "multi", required=False, choices=_fixed(RECIPIENT_CHOICES)),
-        Param("extra", "Other addresses", "text", required=False, help="Comma-separated."),
-        check=_check_email,
-        words=lambda s, p: f"Email {p.get('template')} to " + ", ".join(
-            [dict(RECIPIENT_CHOICES).get(t, t).lower() for t in p.get("to", [])] + ([p["extra"]] if p.get("extra") else [])))
-def _send_email(run: Run, p: dict) -> Plan:
-    found = notify.people(run.session, run.ticket, set(p.get("to", [])), parse_addresses(p.get("extra", "")))
-    if not found:
-        return Plan(f"email {p['template']}: nobody to send it to", skipped=True)
-
-    def apply():
-        shared = _variables(run)
-        for person in found.values():
-            variables = {**shared, **mail_variables.recipient_values(
-                run.ticket, audience=person.audience, recipient_name=person.name or "", recipient_email=person.email)}
-            rendered = mail_templates.render(run.session, run.ticket.entity, p["template"], variables)
-            if person.audience == "customer":
-                rendered = mail_templates.ensure_portal_link(rendered, variables["portal_url"])
-            outbox.queue_message(
-                run.session, to=person.email, name=person.name, subject=rendered.subject, text=rendered.text,
-                html=rendered.html, audience=person.audience, entity=run.ticket.entity, ticket=run.ticket,
-                event_name="automation", template_name=p["template"],
-                dedupe_key=f"rule:{run.rule_id}:{run.event_id}:{run.index}:{person.email}", now=run.now)
-    return Plan(f"email {p['template']} to {', '.join(found)}", apply)
-
-
-def _check_note(session, entity, params) -> dict:
-    message = _snippet_error("Note", params.get("body", ""))
-    return {"body": message} if message else {}
-
-
-@action("add_note", "Add an internal note", "Communication",
-        Param("body", "Note", "textarea", help="A template: {{ ticket_number }}, {{ customer_name }}... (sandboxed)."),
-        check=_check_note, words=lambda s, p: "Add an internal note")
-def _add_note(run: Run, p: dict) -> Plan:
-    text = mail_templates.render_snippet(p["body"], _variables(run))
-    if run.ticket.status in tickets.FINAL:
-        raise DomainError("The ticket is closed: no note can be added.")
-    html = "".join(f"<p>{escape(line)}</p>" for line in text.splitlines() if line.strip()) or "<p>(empty)</p>"
-    return Plan(f"add an internal note: \u201c{_short(text)}\u201d",
-                lambda: tickets.add_reply(run.session, run.ticket, actor=None, body=html, internal=True, via="system",
-                                          now=run.now))
-
-
-def _check_sms(session, entity, params) -> dict:
-    if not webhooks.sms_enabled(current_app.config):
-        return {"": "SMS is off: set SMS_GATEWAY_URL to a gateway first."}
-    numbers = [n for n in (params.get("to") or "").split(",") if n.strip()]
-    bad = next((m for n in numbers if (m := webhooks.phone_error(n))), None)
-    problems = {"to": bad} if bad else ({} if numbers else {"to": "Enter at least one phone number."})
-    if message := _snippet_error("Text", params.get("text", "")):
-        problems["text"] = message
-    return problems
-
-
-@action("send_sms", "Send an SMS", "Communication",
-        Param("to", "Phone numbers", "text", help="International format, comma-separated: +44 20 7946 0958."),
-        Param("text", "Text", "textarea", help="A template, like the note. Cut at 1,600 characters."),
-        check=_check_sms, words=lambda s, p: f"SMS {p.get('to')}")
-def _send_sms(run: Run, p: dict) -> Plan:
-    numbers = [webhooks.normalize_phone(n) for n in p["to"].split(",") if n.strip()]
-    text = mail_templates.render_snippet(p["text"], _variables(run))
-
-    def apply():
-        for n, number in enumerate(numbers):
-            webhooks.queue_sms(run.session, to=number, text=text, entity=run.ticket.entity, ticket=run.ticket,
-                               rule_id=run.rule_id, event=run.event,
-                               dedupe_key=f"rule:{run.rule_id}:{run.event_id}:{run.index}:{n}", now=run.now)
-    return Plan(f"SMS to {', '.join(numbers)}: \u201c{_short(text)}\u201d", apply)
-
-
-def _check_webhook(session, entity, params) -> dict:
-    problems = {}
-    if message := webhooks.url_error(params.get("url", "")):
-        problems["url"] = message
-    body = params.get("body")
-    if body:
-        try:
-            template = json.loads(body)
-        except ValueError as exc:
-            return {**problems, "body": f"The body is not valid JSON ({exc.msg}, character {exc.pos})."}
-        if not isinstance(template, dict):
-            problems["body"] = "The body must be a JSON object: {\"key\": \"value\"}."
-        elif message := next((m for s in _strings(template) if (m := _snippet_error("Body", s))), None):
-            problems["body"] = message
-    return problems
-
-
-def _strings(value):
-    """Every string with a template tag in a JSON value (others need no check)."""
-    if isinstance(value, str):
-        return [value] if "{" in value else []
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
-def _fill(value, variables: dict):
-    """The JSON body with each templated string rendered (values stay strings: no JSON injection)."""
-    if isinstance(value, str):
-        return mail_templates.render_snippet(value, variables) if "{" in value else value
-    if isinstance(value, dict):
-        return {k: _fill(v, variables) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill(v, variables) for v in value]
-    return value
-
-
-def _default_payload(run: Run) -> dict:
-    t = run.ticket
-    return {"event": run.event, "rule": {"id": run.rule_id, "name": run.rule_name}, "changes": run.changes,
-            "ticket": {"number": t.number, "subject": t.subject, "status": t.status, "priority": t.priority,
-                       "category": t.category, "entity": t.entity.slug, "customer_email": t.customer.email,
-                       "assignee_email": t.assignee.email if t.assignee else None,
-                       "escalation_level": t.escalation_level,
-                       "created_at": t.created_at.isoformat(), "updated_at": t.updated_at.isoformat()}}
-
-
-@action("webhook", "Call a webhook", "Communication",
-        Param("url", "URL", "text", help="https://… — POSTed as JSON by a worker, retried on failure."),
-        Param("body", "JSON body", "json", required=False,
-              help='Leave empty for the standard payload, or a JSON object whose strings may use {{ ticket_number }}.'),
-        Param("secret", "Signing secret", "secret", required=False,
-              help="Signs each call: X-METS-Signature = sha256 HMAC of timestamp.body."),
-        check=_check_webhook, words=lambda s, p: f"POST to {p.get('url')}")
-def _webhook(run: Run, p: dict) -> Plan:
-    payload = _fill(json.loads(p["body"]), _variables(run)) if p.get("body") else _default_payload(run)
-    size = len(json.dumps(payload, ensure_ascii=False).encode())
-
-    def apply():
-        webhooks.queue_webhook(run.session, url=p["url"], payload=payload, secret=p.get("secret") or None,
-                               entity=run.ticket.entity, ticket=run.ticket, rule_id=run.rule_id, event=run.event,
-                               dedupe_key=f"rule:{run.rule_id}:{run.event_id}:{run.index}", now=run.now)
-    return Plan(f"POST {size} bytes of JSON to {p['url']}" + (" (signed)" if p.get("secret") else ""), apply)
-
-
-def _short(text: str, limit: int = 80) -> str:
-    one = " ".join(text.split())
-    return one if len(one) <= limit else one[:limit - 1] + "\u2026"
-
-
-@dataclass
-class Outcome:
-    """What one action did (the execution log keeps these)."""
-
-    type: str
-    label: str
-    result: str
-    ok: bool = True
-    skipped: bool = False
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"type": self.type, "label": self.label, "result": self.result, "ok": self.ok, "skipped": self.skipped}
+from mets.services import automation_messages  # noqa: E402,F401  (registers email, note, SMS and webhook)

@@ -244,9 +244,10 @@ class RuleStats:
 
 
 def stats(session, rule_ids, now: datetime | None = None) -> dict[int, RuleStats]:
-    """Counts over the last 7 and 30 days (an execution exactly N days old counts) and the last match ever.
+    """Counts over the last 7 and 30 days (an execution exactly N days old counts) and the last match kept.
 
-    One grouped query with conditional sums over rule_executions (its (rule_id, at) index).
+    One grouped query with conditional sums over the last 30 days of rule_executions (its (rule_id,
+    at) index), and one for the last match (the log keeps AUTOMATION_LOG_DAYS).
     """
     ids = list(rule_ids)
     out = {i: RuleStats() for i in ids}
@@ -261,11 +262,13 @@ def stats(session, rule_ids, now: datetime | None = None) -> dict[int, RuleStats
                     func.sum(case((and_(since, E.matched.is_(True)), 1), else_=0)),
                     func.sum(case((since, E.actions_run), else_=0)),
                     func.sum(case((and_(since, E.error.is_not(None)), 1), else_=0))]
-    query = (select(E.rule_id, func.max(case((E.matched.is_(True), E.at))), *columns)
-             .where(E.rule_id.in_(ids)).group_by(E.rule_id))
-    for rule_id, last_fired, *sums in session.execute(query):
+    query = (select(E.rule_id, *columns)
+             .where(E.rule_id.in_(ids), E.at >= now - timedelta(days=max(WINDOWS))).group_by(E.rule_id))
+    for rule_id, last_fired in session.execute(select(E.rule_id, func.max(E.at)).where(
+            E.rule_id.in_(ids), E.matched.is_(True)).group_by(E.rule_id)):
+        out[rule_id].last_fired = last_fired
+    for rule_id, *sums in session.execute(query):
         result = out[rule_id]
-        result.last_fired = last_fired
         for n, days in enumerate(WINDOWS):
             result.days[days] = Counts(*(int(v or 0) for v in sums[n * 4:n * 4 + 4]))
     return out

@@ -144,3 +144,18 @@ def test_rules_that_are_off_or_on_another_trigger_do_nothing(session, desk):
     ticket = make_ticket(acme)
     assert ticket.priority == "normal"
     assert session.scalar(select(func.count()).select_from(RuleExecution)) == 0
+
+
+def test_the_execution_log_is_pruned_after_the_configured_days(session, desk, app):
+    from mets import jobs
+
+    acme, *_ = desk
+    rule = add_rule(session, acme, actions=[{"type": "set_priority", "priority": "high"}])
+    make_ticket(acme)
+    old = RuleExecution(rule_id=rule.id, event="ticket_created", matched=True, outcomes=[], actions_run=1,
+                        at=clock.now() - timedelta(days=91))
+    session.add(old)
+    session.commit()
+    assert "1 old executions removed" in jobs.automation_log_prune()
+    left = session.scalars(select(RuleExecution)).all()
+    assert len(left) == 1 and left[0].at > clock.now() - timedelta(days=1)
