@@ -160,7 +160,8 @@ def _default_payload(run: Run) -> dict:
         Param("body", "JSON body", "json", required=False,
               help='Leave empty for the standard payload, or a JSON object whose strings may use {{ ticket_number }}.'),
         Param("secret", "Signing secret", "secret", required=False,
-              help="Signs each call: X-METS-Signature = sha256 HMAC of timestamp.body."),
+              help="Signs each call: X-METS-Signature = sha256 HMAC of timestamp.body. A saved secret is "
+                   "never shown again: leave the dots to keep it."),
         check=_check_webhook, words=lambda s, p: f"POST to {p.get('url')}")
 def _webhook(run: Run, p: dict) -> Plan:
     payload = _fill(json.loads(p["body"]), _variables(run)) if p.get("body") else _default_payload(run)

@@ -109,7 +109,29 @@ def form_values(rule: AutomationRule) -> dict:
     return {"name": rule.name, "entity_id": "" if rule.entity_id is None else str(rule.entity_id),
             "trigger_event": rule.trigger_event, "stop_processing": rule.stop_processing,
             "is_active": rule.is_active, "conditions": json.dumps(rule.conditions) if rule.conditions else "",
-            "actions": json.dumps(rule.actions or [])}
+            "actions": json.dumps([_masked(a) for a in rule.actions or []])}
+
+
+# A saved webhook secret never goes back to the browser: the form shows this instead, and saving it
+# unchanged keeps the stored secret (of the webhook with the same URL).
+SECRET_KEPT = "(saved secret)"
+
+
+def _masked(action: dict) -> dict:
+    return {**action, "secret": SECRET_KEPT} if action.get("secret") else action
+
+
+def _unmasked(raw_actions: list, stored: list) -> list:
+    """The form's actions with each kept secret put back; a kept secret whose URL changed must be entered again."""
+    saved = {a.get("url"): a["secret"] for a in stored or [] if a.get("type") == "webhook" and a.get("secret")}
+    out = []
+    for index, action in enumerate(raw_actions):
+        if action.get("secret") == SECRET_KEPT:
+            if action.get("url") not in saved:
+                raise DomainError({f"actions[{index}].secret": "The URL changed: enter the signing secret again."})
+            action = {**action, "secret": saved[action["url"]]}
+        out.append(action)
+    return out
 
 
 # --- saving and ordering ----------------------------------------------------------------------
@@ -144,6 +166,8 @@ def create_rule(session, data: dict, user=None, now: datetime | None = None) -> 
 
 def update_rule(session, rule: AutomationRule, data: dict, user=None, now: datetime | None = None) -> AutomationRule:
     """Validate and save; records who saved it and when."""
+    if isinstance(data.get("actions"), (str, list)):
+        data = {**data, "actions": _unmasked(parse_actions(data["actions"]), rule.actions)}
     values = validate_rule(session, data)
     for key, value in values.items():
         setattr(rule, key, value)

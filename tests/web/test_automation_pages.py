@@ -308,3 +308,28 @@ def test_test_mode_shows_a_drafts_problems_with_200(world, client):
                                                           "test_ticket": "NOPE-1"}, headers=HTMX)
     assert broken.status_code == 200
     assert "not valid JSON" in screen(broken) and "No ticket NOPE-1" in screen(broken)
+
+
+def test_a_saved_webhook_secret_never_reaches_the_page_and_is_kept_on_save(world, client):
+    hook = [{"type": "webhook", "url": "https://hooks.example/mets", "secret": "s3cr3t-signing-key"}]
+    rule = make_auto(world, actions=json.dumps(hook))
+    page = client.get(f"/admin/automation/{rule.id}/edit").get_data(as_text=True)
+    assert "s3cr3t-signing-key" not in page
+    assert automation_rules.SECRET_KEPT in page
+
+    # Saved as shown (the secret untouched): the stored secret stays.
+    shown = [{**hook[0], "secret": automation_rules.SECRET_KEPT}]
+    response = client.post(f"/admin/automation/{rule.id}/edit",
+                           data=rule_form(world, name="Rule", entity_id="", actions=json.dumps(shown)))
+    assert response.status_code == 303
+    db.session.refresh(rule)
+    assert rule.actions[0]["secret"] == "s3cr3t-signing-key"
+
+    # The URL changed: the old secret is not sent to the new address; the admin must enter one.
+    moved = [{**shown[0], "url": "https://elsewhere.example/hook"}]
+    response = client.post(f"/admin/automation/{rule.id}/edit",
+                           data=rule_form(world, name="Rule", entity_id="", actions=json.dumps(moved)))
+    assert response.status_code == 422
+    assert "enter the signing secret again" in screen(response)
+    db.session.refresh(rule)
+    assert rule.actions[0]["url"] == "https://hooks.example/mets"
