@@ -193,7 +193,7 @@ def set_active(session, rule: AutomationRule, active: bool, user=None, now: date
     return rule
 
 
-def reorder(session, ordered_ids) -> list[AutomationRule]:
+def reorder(session, ordered_ids, now: datetime | None = None) -> list[AutomationRule]:
     """Put these rules in this order: all of them, or some (one trigger's list) within the slots they hold.
 
     Every rule is then renumbered 10, 20, ... DomainError for an unknown or repeated id.
@@ -209,8 +209,11 @@ def reorder(session, ordered_ids) -> list[AutomationRule]:
                           "reload the page and try again.")
     incoming, chosen = iter(ids), set(ids)
     ordered = [by_id[next(incoming)] if r.id in chosen else r for r in current]
+    now = now or clock.now()
     for index, rule in enumerate(ordered, start=1):
-        rule.execution_order = index * ORDER_STEP
+        if rule.execution_order != index * ORDER_STEP:
+            rule.execution_order = index * ORDER_STEP
+            rule.updated_at = now  # every process's rule index notices the new order by this stamp
     session.flush()
     return ordered
 

@@ -159,3 +159,17 @@ def test_the_execution_log_is_pruned_after_the_configured_days(session, desk, ap
     assert "1 old executions removed" in jobs.automation_log_prune()
     left = session.scalars(select(RuleExecution)).all()
     assert len(left) == 1 and left[0].at > clock.now() - timedelta(days=1)
+
+
+def test_a_new_order_saved_in_the_pages_is_what_the_engine_runs_next(session, desk):
+    from mets.services import automation_rules
+
+    acme, *_ = desk
+    low = add_rule(session, acme, order=10, actions=[{"type": "set_priority", "priority": "low"}], name="low")
+    high = add_rule(session, acme, order=20, actions=[{"type": "set_priority", "priority": "high"}], name="high")
+    session.commit()
+    assert make_ticket(acme).priority == "high"  # the later rule has the last word
+    session.commit()
+    automation_rules.reorder(session, [high.id, low.id])
+    session.commit()
+    assert make_ticket(acme).priority == "low"
