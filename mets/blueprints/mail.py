@@ -113,7 +113,7 @@ def _act(message_id: int, action, done: str):
     row = _message(message_id)
     ok, _, refusal = commit_call(lambda: action(db.session, row))
     if not ok:
-        return _message_page(row, 422, error="; ".join(refusal.errors.values()))
+        return _message_page(row, 422, error=refusal.summary)
     if is_htmx():
         return _message_page(row, notice=done)
     flash(done)

@@ -120,7 +120,7 @@ def edit_field(number, name):
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        error = exc.for_field(name) or "; ".join(exc.errors.values())
+        error = exc.for_field(name) or exc.summary
         change = None
     if error is None and not access.find_ticket(db.session, current_user, ticket.number):
         # Moved to an entity this user does not work in: leave the page.

@@ -50,7 +50,7 @@ def _act(delivery_id: int, action, done: str):
     row = _delivery(delivery_id)
     ok, _, refusal = commit_call(lambda: action(db.session, row))
     if not ok:
-        return _delivery_page(row, 422, error="; ".join(refusal.errors.values()))
+        return _delivery_page(row, 422, error=refusal.summary)
     if is_htmx():
         return _delivery_page(row, notice=done)
     flash(done)

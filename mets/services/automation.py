@@ -131,9 +131,6 @@ class RuleIndex:
         found.sort(key=lambda rule: rule.order)
         return found
 
-    def __len__(self):
-        return sum(len(b.always) + len({r.id for t in b.filed.values() for rs in t.values() for r in rs})
-                   for b in self._buckets.values())
 
 
 _PROCESS_CACHE: dict = {"version": None, "index": None}
@@ -287,10 +284,10 @@ def _run_actions(session, rule: CompiledRule, ticket, event, event_id, changes, 
 
 
 def _run_one(session, run: actions.Run, params: dict, tickets) -> dict:
+    """One action in a savepoint: its outcome for the log ({type, label, result, ok, skipped})."""
     kind = actions.ACTIONS.get(params.get("type"))
-    label = kind.label if kind else str(params.get("type"))
     if kind is None:
-        return {"type": params.get("type"), "label": label, "result": "Unknown action", "ok": False, "skipped": False}
+        return _outcome(params.get("type"), str(params.get("type")), "Unknown action", ok=False)
     try:
         with session.begin_nested():
             plan = kind.plan(run, params)
@@ -298,21 +295,20 @@ def _run_one(session, run: actions.Run, params: dict, tickets) -> dict:
                 with tickets.acting_rule(session, run.rule_id):
                     plan.apply()
                 session.flush()
-        return {"type": kind.name, "label": label, "result": _sentence(plan.text), "ok": True, "skipped": plan.skipped}
+        return _outcome(kind.name, kind.label, _sentence(plan.text), skipped=plan.skipped)
     except DomainError as exc:
-        return {"type": kind.name, "label": label, "result": _message(exc), "ok": False, "skipped": False}
+        return _outcome(kind.name, kind.label, exc.summary, ok=False)
     except Exception as exc:  # recorded, never lost silently; the ticket change stands
         log.exception("automation rule %s: action %s failed", run.rule_id, kind.name)
-        return {"type": kind.name, "label": label, "result": f"{type(exc).__name__}: {exc}", "ok": False,
-                "skipped": False}
+        return _outcome(kind.name, kind.label, f"{type(exc).__name__}: {exc}", ok=False)
+
+
+def _outcome(type_name, label: str, result: str, ok: bool = True, skipped: bool = False) -> dict:
+    return {"type": type_name, "label": label, "result": result, "ok": ok, "skipped": skipped}
 
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith((".", "\u201d")) else ".")
-
-
-def _message(exc: DomainError) -> str:
-    return "; ".join(str(v) for v in exc.errors.values()) if isinstance(exc.errors, dict) else str(exc.errors)
 
 
 def _log_depth_stop(session, candidates, ticket, event, event_id, state, depth, now) -> None:

@@ -100,19 +100,14 @@ def _previews(session, entity, raw_actions, ticket, event, context, now, result:
         try:
             (params,) = actions.validate(session, entity, [raw])
         except DomainError as exc:  # the draft's own problem: saving would refuse it
-            errors = _errors(exc)
-            for key, message in errors.items():
+            for key, message in exc.errors.items():
                 result.errors[key.replace("actions[0]", f"actions[{index}]", 1)] = message
-            out.append(ActionPreview(label, "; ".join(errors.values()), ok=False))
+            out.append(ActionPreview(label, exc.summary, ok=False))
             continue
         run.index = index
         try:
             plan = kind.plan(run, params)
             out.append(ActionPreview(label, plan.text, skipped=plan.skipped))
         except DomainError as exc:  # this ticket's problem (nobody to assign): the run would record it
-            out.append(ActionPreview(label, "would fail: " + "; ".join(_errors(exc).values()), ok=False))
+            out.append(ActionPreview(label, "would fail: " + exc.summary, ok=False))
     return out
-
-
-def _errors(exc: DomainError) -> dict[str, str]:
-    return {k: str(v) for k, v in exc.errors.items()} if isinstance(exc.errors, dict) else {"": str(exc.errors)}

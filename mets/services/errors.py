@@ -11,6 +11,11 @@ class DomainError(Exception):
     def for_field(self, field: str) -> str | None:
         return self.errors.get(field)
 
+    @property
+    def summary(self) -> str:
+        """Every message, without field names, in one line (for a box or a log that has no fields)."""
+        return "; ".join(self.errors.values())
+
 
 def check(errors: dict[str, str]) -> None:
     """Raise a DomainError if any message was collected."""

@@ -11,9 +11,8 @@ from sqlalchemy.orm import selectinload
 from mets.models import MAIL_STATUSES, Entity
 from mets.models.automation import SMS, WEBHOOK, WebhookDelivery
 from mets.services import webhooks
-from mets.services.mail_admin import mask_url
+from mets.services.mail_admin import PER_PAGE, mask_url, page_count
 
-PER_PAGE = 25
 KINDS = (WEBHOOK, SMS)
 
 
@@ -49,11 +48,6 @@ def _filtered(query, f: HookFilters, *, with_status: bool = True):
     if f.entity_id:
         query = query.where(WebhookDelivery.entity_id == f.entity_id)
     return query
-
-
-def page_count(total: int, per_page: int = PER_PAGE) -> int:
-    """How many pages `total` rows fill (at least one)."""
-    return max(1, -(-total // per_page))
 
 
 def search(session, f: HookFilters, per_page: int = PER_PAGE) -> tuple[list[WebhookDelivery], int]:

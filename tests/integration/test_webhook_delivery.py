@@ -9,7 +9,7 @@ from mets.models.automation import WebhookDelivery
 from mets.services import webhooks
 from tests.integration.mail_helpers import (app_overrides, mail_settings, redis_server, smtp_server,  # noqa: F401
                                             start_worker, wait_until)
-from tests.integration.webhook_helpers import Receiver, verify
+from tests.integration.webhook_helpers import Receiver, receiver, verify  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"])]
 
@@ -20,15 +20,6 @@ HOOK_SETTINGS = {"WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_RETRY_BASE_SECONDS": 1, 
 def mail_config(redis_server, smtp_server) -> dict:
     """The mail tests' settings (shared by this app and its workers) plus fast webhook retries."""
     return {**mail_settings(redis_server.url, smtp_server.port), **HOOK_SETTINGS, "WEBHOOK_ALLOW_PRIVATE": True}
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def deliveries(session) -> list[WebhookDelivery]:

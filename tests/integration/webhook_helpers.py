@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 
 @dataclass
 class Received:
@@ -79,3 +81,13 @@ def verify(secret: str, headers: dict, body: bytes) -> bool:
     expected = "sha256=" + hmac.new(secret.encode(), headers["X-METS-Timestamp"].encode() + b"." + body,
                                     hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, headers["X-METS-Signature"])
+
+
+@pytest.fixture
+def receiver():
+    """A started Receiver, stopped after the test whatever happens."""
+    server = Receiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -14,7 +14,7 @@ from mets.services import webhooks
 from mets.services.errors import DomainError
 from tests.conftest import count_rows
 from tests.factories import make_entity, make_ticket
-from tests.integration.webhook_helpers import Receiver, verify
+from tests.integration.webhook_helpers import Receiver, receiver, verify  # noqa: F401 (a fixture)
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
 BASE = 60  # WEBHOOK_RETRY_BASE_SECONDS
@@ -25,15 +25,6 @@ def app_overrides():
     return {"REDIS_URL": None, "WEBHOOK_ALLOW_PRIVATE": True, "WEBHOOK_RETRY_BASE_SECONDS": BASE,
             "WEBHOOK_RETRY_MAX_SECONDS": 3600, "WEBHOOK_MAX_ATTEMPTS": 6, "WEBHOOK_TIMEOUT": 5,
             "SMS_GATEWAY_URL": "", "SMS_GATEWAY_TOKEN": "", "SMS_FROM": "METS"}
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)
