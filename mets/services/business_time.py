@@ -17,7 +17,8 @@ length of the span or delta (only the first query in a new year pays for buildin
 the index swaps it whole under a lock, so a calendar may be shared between threads.
 
 Choices where the contract is silent:
-- start == end is rejected (ValueError) except (00:00, 00:00), which is 24 hours.
+- start == end is 24 hours from start, as the contract says of end <= start: (00:00, 00:00) is a
+  whole day, (09:00, 09:00) a shift from 09:00 to 09:00 the next day.
 - An exception with an empty list closes that date, like a holiday.
 - `add` with a negative delta raises ValueError (no t >= start has negative business time);
   `add(start, timedelta(0))` returns start (in UTC), open or not.
@@ -106,11 +107,8 @@ def _day_intervals(pairs: object, where: str) -> tuple[tuple[int, int], ...]:
         except (TypeError, ValueError):
             raise ValueError(f"{where}: expected a (start, end) pair of times, got {pair!r}") from None
         s, e = _time_us(start, where), _time_us(end, where)
-        if e == s and s != 0:
-            raise ValueError(f"{where}: interval {start.isoformat()}-{end.isoformat()} starts and ends at "
-                             "the same time (only 00:00-00:00, a whole day, may)")
         if e <= s:
-            e += _DAY  # runs past midnight into the next day
+            e += _DAY  # runs past midnight into the next day: (09:00, 09:00) is a 24-hour shift
         out.append((s, e))
     return tuple(sorted(out))
 

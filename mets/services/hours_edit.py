@@ -77,10 +77,7 @@ def _span(start: time, end: time) -> tuple[int, int]:
 
 
 def _check_new(start: time, end: time, existing: Iterable[tuple[time, time]], where: str) -> dict[str, str]:
-    """Messages for a new interval: zero length, or overlapping one already on that day."""
-    if start == end and start != time(0):
-        return {"end": f"Start and end are both {start.strftime('%H:%M')}: an interval needs a length "
-                       "(00:00–00:00 means the whole day)."}
+    """Messages for a new interval overlapping one already on that day (start == end is 24 hours)."""
     s, e = _span(start, end)
     for other_start, other_end in existing:
         os_, oe = _span(other_start, other_end)

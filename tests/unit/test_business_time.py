@@ -241,12 +241,10 @@ def test_calendar_without_open_time():
     ({"timezone": ""}, "IANA"),
     ({"weekly": {7: [(time(9), time(17))]}}, "weekday"),
     ({"weekly": {-1: []}}, "weekday"),
-    ({"weekly": {0: [(time(9), time(9))]}}, "same time"),
     ({"weekly": {0: [(9, 17)]}}, "datetime.time"),
     ({"weekly": {0: [(time(9),)]}}, "pair"),
     ({"weekly": {0: [(time(9, tzinfo=UTC), time(17))]}}, "tzinfo"),
     ({"holidays": [datetime(2026, 12, 25)]}, "datetime.date"),
-    ({"exceptions": {date(2026, 12, 24): [(time(13), time(13))]}}, "same time"),
 ])
 def test_constructor_rejects_bad_input(kwargs, message):
     args = {"timezone": "UTC", "weekly": WEEKDAYS_9_TO_5, **kwargs}
@@ -397,3 +395,17 @@ def test_add_and_between_are_inverse(scenario, span_us, delta_us, jitter_us):
         assert due == start or cal.between(start, due - timedelta(microseconds=1)) < delta
         opens = cal.next_open(start) if cal.between(start, start + timedelta(days=60)) else None
         assert opens is None or (cal.is_open(opens) and cal.between(start, opens) == timedelta(0))
+
+
+def test_an_interval_ending_at_its_start_is_a_24_hour_shift():
+    """(09:00, 09:00) runs to 09:00 the next day, as every end <= start does (the contract)."""
+    cal = BusinessCalendar(timezone="America/New_York", weekly={0: [(time(9), time(9))]},
+                           exceptions={date(2026, 12, 24): [(time(13), time(13))]})
+    monday = datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("America/New_York"))
+    assert not cal.is_open(monday - timedelta(seconds=1))
+    assert cal.is_open(monday) and cal.is_open(monday + timedelta(hours=23, minutes=59))
+    assert not cal.is_open(monday + timedelta(hours=24))
+    assert cal.between(monday - timedelta(hours=1), monday + timedelta(hours=30)) == timedelta(hours=24)
+    assert cal.add(monday, timedelta(hours=24)) == (monday + timedelta(hours=24)).astimezone(UTC)
+    christmas_eve = datetime(2026, 12, 24, 13, tzinfo=ZoneInfo("America/New_York"))  # an exception, too
+    assert cal.between(christmas_eve, christmas_eve + timedelta(days=2)) == timedelta(hours=24)

@@ -226,8 +226,8 @@ def test_several_intervals_a_day_and_overnight_shifts(session, tree):
 
 
 @pytest.mark.parametrize("existing, start, end, field, message", [
-    ([], "10:00", "10:00", "end",
-     "Start and end are both 10:00: an interval needs a length (00:00–00:00 means the whole day)."),
+    ([("12:00", "13:00")], "10:00", "10:00", "intervals",
+     "10:00–10:00 (next day) overlaps 12:00–13:00 on Tuesday."),
     ([("09:00", "12:00")], "11:00", "13:00", "intervals", "11:00–13:00 overlaps 09:00–12:00 on Tuesday."),
     ([("09:00", "17:00")], "12:00", "13:00", "intervals", "12:00–13:00 overlaps 09:00–17:00 on Tuesday."),
     ([("22:00", "06:00")], "23:00", "23:30", "intervals",

@@ -149,9 +149,17 @@ def test_add_interval_returns_the_day_box_and_saves(client, session, admin, tree
     assert version(session, acme) == before + 1
 
 
+def test_an_interval_that_ends_at_its_start_is_saved_as_a_24_hour_shift(client, session, admin, tree):
+    acme = tree["acme"]
+    response = client.post(f"/admin/hours/{acme.id}/days/5", data={"d5-start": "10:00", "d5-end": "10:00"},
+                           headers=HTMX)
+    assert response.status_code == 200
+    assert "Saturday 10:00–10:00 (next day)" in screen(response)
+    assert day_intervals(session, acme, 5) == [(time(10), time(10))]
+
+
 @pytest.mark.parametrize("start, end, message", [
     ("12:00", "13:00", "12:00–13:00 overlaps 09:00–17:00 on Monday."),
-    ("10:00", "10:00", "Start and end are both 10:00: an interval needs a length (00:00–00:00 means the whole day)."),
     ("noon", "13:00", 'Cannot read "noon" as a time: use HH:MM, such as 09:00.'),
     ("", "", "Enter a start time."),
 ])
