@@ -1,7 +1,7 @@
 """Helpers shared by the blueprints: page-or-partial rendering, role guards, load-or-404."""
 from functools import wraps
 
-from flask import abort, render_template, request
+from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from mets import clock
@@ -9,6 +9,7 @@ from mets.extensions import db
 from mets.models import STATUSES
 from mets.models.tickets import STATUS_LABELS
 from mets.services import access
+from mets.services.html import message_html
 
 
 def is_htmx() -> bool:
@@ -59,6 +60,9 @@ def get_ticket_or_404(number: str):
     ticket = access.find_ticket(db.session, current_user, number)
     if ticket is None:
         abort(404)
+    if ticket.number != number and request.method == "GET" and request.endpoint:
+        # An old number of a moved ticket (or a lower-case one): show the ticket under its number now.
+        abort(redirect(url_for(request.endpoint, **{**request.view_args, "number": ticket.number})))
     return ticket
 
 
@@ -118,7 +122,13 @@ def _duration(value) -> str:
     return "" if value is None else format_minutes(int(value.total_seconds() // 60))
 
 
+def _message_html(message):
+    """A ticket's or reply's body as safe HTML (typed text escaped, old HTML sanitised again)."""
+    return message_html(message.body, message.body_format)
+
+
 def init_app(app):
+    app.jinja_env.filters["message_html"] = _message_html
     app.jinja_env.filters["local"] = _local
     app.jinja_env.filters["ago"] = _ago
     app.jinja_env.filters["duration"] = _duration

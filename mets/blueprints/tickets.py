@@ -136,7 +136,7 @@ def _apply_field(ticket, name: str, raw: str):
     if name == "assignee_id":
         assignee = db.session.get(User, int(raw)) if raw.isdigit() else None
         if raw and assignee is None:
-            raise DomainError({"assignee_id": "That person does not exist."})
+            raise DomainError({"assignee_id": tickets.NOT_ASSIGNABLE})  # as for anyone else not assignable
         return tickets.assign(db.session, ticket, assignee, actor=current_user)
     if name == "entity_id":
         return tickets.update_fields(db.session, ticket, {"entity_id": int(raw) if raw.isdigit() else None},

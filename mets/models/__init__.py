@@ -5,10 +5,10 @@ from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL
                               WARNING, AppSetting, EmailTemplate, NotificationSetting, QueuedEmail)
 from mets.models.hours import BusinessHours, HoursException, Holiday
 from mets.models.sla import CLOCKS, SlaFiring, SlaPause, SlaRule
-from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketEvent
+from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketAlias, TicketEvent
 from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, User
 
-__all__ = ["Entity", "User", "Membership", "Ticket", "Reply", "TicketEvent", "BusinessHours", "Holiday",
+__all__ = ["Entity", "User", "Membership", "Ticket", "TicketAlias", "Reply", "TicketEvent", "BusinessHours", "Holiday",
            "HoursException", "EmailTemplate", "NotificationSetting", "QueuedEmail", "AppSetting",
            "MAIL_STATUSES", "PENDING", "SENDING", "SENT", "FAILED", "CANCELLED", "CRITICAL", "WARNING", "NORMAL",
            "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",

@@ -30,7 +30,8 @@ class Ticket(db.Model):
     seq: Mapped[int]  # per-entity sequence number
     number: Mapped[str] = mapped_column(String(60), unique=True)  # "ACME-1042"
     subject: Mapped[str] = mapped_column(String(250))
-    body: Mapped[str] = mapped_column(Text, default="")  # sanitised HTML
+    body: Mapped[str] = mapped_column(Text, default="")  # as typed (body_format "text") or sanitised HTML
+    body_format: Mapped[str] = mapped_column(String(10), default="text")  # "html": rows from before 0006
     status: Mapped[str] = mapped_column(String(20), default="new")
     priority: Mapped[str] = mapped_column(String(20), default="normal")
     category: Mapped[str | None] = mapped_column(String(80))
@@ -73,6 +74,9 @@ class Ticket(db.Model):
     events: Mapped[list["TicketEvent"]] = relationship(
         back_populates="ticket", order_by="TicketEvent.at, TicketEvent.id", cascade="all, delete-orphan"
     )
+    aliases: Mapped[list["TicketAlias"]] = relationship(
+        back_populates="ticket", order_by="TicketAlias.id", cascade="all, delete-orphan"
+    )
 
     @property
     def public_replies(self):
@@ -88,7 +92,8 @@ class Reply(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    body: Mapped[str] = mapped_column(Text)  # sanitised HTML
+    body: Mapped[str] = mapped_column(Text)  # as typed (body_format "text") or sanitised HTML
+    body_format: Mapped[str] = mapped_column(String(10), default="text")
     internal: Mapped[bool] = mapped_column(Boolean, default=False)  # agents' note; customers never see it
     via: Mapped[str] = mapped_column(String(20), default="agent")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
@@ -115,3 +120,16 @@ class TicketEvent(db.Model):
     ticket: Mapped[Ticket] = relationship(back_populates="events")
     actor = relationship("User")
     rule = relationship("AutomationRule")
+
+
+class TicketAlias(db.Model):
+    """A number the ticket had before it moved to another entity: links and searches still reach it."""
+
+    __tablename__ = "ticket_aliases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(60), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="aliases")

@@ -1,7 +1,7 @@
 """Who may see what. Every ticket, rule or metric query goes through `scope_tickets`."""
 from sqlalchemy import false, select
 
-from mets.models import Entity, Membership, Ticket, User
+from mets.models import Entity, Membership, Ticket, TicketAlias, User
 
 
 def _children_map(session) -> dict[int | None, list[int]]:
@@ -69,9 +69,13 @@ def scope_tickets(query, session, user: User):
 
 
 def find_ticket(session, user: User, number: str) -> Ticket | None:
-    """The ticket with this number if `user` may see it, else None (callers answer 404)."""
-    query = scope_tickets(select(Ticket).where(Ticket.number == number.upper()), session, user)
-    return session.scalars(query).first()
+    """The ticket with this number, or that had it before it moved, if `user` may see it, else None."""
+    number = number.upper()
+    ticket = session.scalars(scope_tickets(select(Ticket).where(Ticket.number == number), session, user)).first()
+    if ticket is None:
+        moved = select(TicketAlias.ticket_id).where(TicketAlias.number == number).scalar_subquery()
+        ticket = session.scalars(scope_tickets(select(Ticket).where(Ticket.id == moved), session, user)).first()
+    return ticket
 
 
 def can_work_entity(session, user: User, entity: Entity) -> bool:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from mets.models import Membership
 from mets.services import access, rules, sla
-from mets.services.html import plain_text
+from mets.services.html import message_text
 from mets.services.rules import TICKET, VALUE_NONE, VALUE_ONE
 
 AUTOMATION = TICKET.extend("automation")
@@ -136,7 +136,7 @@ rules.register_context_value("assignee_tier", _assignee_tier)
 
 def _reply_text(ctx):
     reply = getattr(ctx, "reply", None)
-    return plain_text(reply.body) if reply is not None else ""
+    return message_text(reply.body, reply.body_format) if reply is not None else ""
 
 
 def _assignee_email(ctx):

@@ -8,7 +8,6 @@ of a string value.
 import json
 
 from flask import current_app
-from markupsafe import escape
 
 from mets.services import mail_templates, mail_variables, notify, outbox, tickets, webhooks
 from mets.services.automation_actions import RECIPIENT_CHOICES, Param, Plan, Run, action, fixed, snippet_error
@@ -73,9 +72,9 @@ def _add_note(run: Run, p: dict) -> Plan:
     text = mail_templates.render_snippet(p["body"], _variables(run))
     if run.ticket.status in tickets.FINAL:
         raise DomainError("The ticket is closed: no note can be added.")
-    html = "".join(f"<p>{escape(line)}</p>" for line in text.splitlines() if line.strip()) or "<p>(empty)</p>"
+    body = text if text.strip() else "(empty)"  # plain text, like every note: escaped when shown
     return Plan(f"add an internal note: \u201c{_short(text)}\u201d",
-                lambda: tickets.add_reply(run.session, run.ticket, actor=None, body=html, internal=True, via="system",
+                lambda: tickets.add_reply(run.session, run.ticket, actor=None, body=body, internal=True, via="system",
                                           now=run.now))
 
 

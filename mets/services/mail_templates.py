@@ -27,11 +27,11 @@ from mets.services import access
 from mets.services.errors import DomainError
 from mets.services.notification_settings import EVENTS
 from mets.services.html import clean_html
-from mets.services.mail_variables import plain_text, preview_variables, sample_variables, variables_for
+from mets.services.mail_variables import preview_variables, sample_variables, variables_for
 
 __all__ = ["NAMES", "DESCRIPTIONS", "VARIABLES", "Rendered", "Source", "default_source", "source_for", "validate",
            "sample_variables", "render_source", "render", "variables_for", "ensure_portal_link", "save_override",
-           "reset_override", "overview", "preview", "preview_for", "Preview", "in_scope", "audience_of", "one_line", "plain_text"]
+           "reset_override", "overview", "preview", "preview_for", "Preview", "in_scope", "audience_of", "one_line"]
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,9 @@ No model object ever reaches a template (the sandbox gets dicts); times are show
 zone of the entity's business hours; ticket and reply HTML (sanitised on the way in) comes
 both as HTML and as plain text.
 """
-import html as html_lib
-import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import nh3
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
@@ -18,6 +15,7 @@ from mets.models import CLOCKS, Ticket, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import hours, sla
 from mets.services.durations import format_minutes
+from mets.services.html import message_html, message_text
 from mets.services.sla_rules import CLOCK_LABELS
 
 
@@ -55,9 +53,10 @@ def ticket_values(ticket: Ticket, *, actor=None, reply=None, changes: dict | Non
     return {
         "ticket_number": ticket.number, "customer_name": ticket.customer.name if ticket.customer else "",
         "agent_name": ticket.assignee.name if ticket.assignee else "", "entity_name": ticket.entity.name,
-        "ticket_subject": ticket.subject, "ticket_content": plain_text(ticket.body),
-        "ticket_content_html": ticket.body or "",
-        "reply_content": plain_text(reply.body) if reply else "", "reply_content_html": reply.body if reply else "",
+        "ticket_subject": ticket.subject, "ticket_content": message_text(ticket.body, ticket.body_format),
+        "ticket_content_html": str(message_html(ticket.body, ticket.body_format)),
+        "reply_content": message_text(reply.body, reply.body_format) if reply else "",
+        "reply_content_html": str(message_html(reply.body, reply.body_format)) if reply else "",
         "due_date": _when(datetime.fromisoformat(due) if due else ticket.sla_nearest_due, zone),
         "priority": ticket.priority.capitalize(), "status": STATUS_LABELS.get(ticket.status, ticket.status),
         "old_status": STATUS_LABELS.get(old_status, old_status or ""),
@@ -94,20 +93,6 @@ def sla_status(session, ticket: Ticket, now: datetime) -> str:
         return f"{label} target breached" if summary.due else "An SLA target was breached"
     return {"paused": f"SLA paused while the ticket is {STATUS_LABELS[ticket.status].lower()}",
             "met": "SLA targets met"}.get(summary.state, "")
-
-
-_BLOCK_END = re.compile(r"</(p|div|li|h[1-6]|tr|blockquote|pre|table|ul|ol)>|<br\s*/?>|<hr\s*/?>", re.I)
-_LINK = re.compile(r'<a [^>]*href="([^"]*)"[^>]*>(.*?)</a>', re.I | re.S)
-
-
-def plain_text(body_html: str | None) -> str:
-    """Sanitised ticket HTML as readable plain text: paragraphs and line breaks kept, links as "text (url)"."""
-    text = _LINK.sub(lambda m: m.group(2) if html_lib.unescape(m.group(1)) in m.group(2) else
-                     f"{m.group(2)} ({m.group(1)})", body_html or "")
-    text = re.sub(r"<li[^>]*>", "- ", _BLOCK_END.sub(lambda m: "\n" if m.group(0)[1] in "bBhH" else "\n\n", text))
-    text = html_lib.unescape(nh3.clean(text, tags=set()))
-    text = "\n".join(line.strip() for line in text.splitlines())
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def sample_variables() -> dict:

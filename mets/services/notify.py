@@ -62,8 +62,11 @@ def notify_event(session, ticket: Ticket, *, ticket_event: str, event_id: int, a
     with session.no_autoflush:
         setting = _cached(session, ("settings", ticket.entity_id),
                           lambda: notification_settings.effective_all(session, ticket.entity))[key]
-        if not setting.enabled or (ticket.status in FINISHED and key != "status_changed"):
-            return 0  # nobody hears about a finished ticket unless the news is that it finished
+        public_reply = reply is not None and not reply.internal
+        if not setting.enabled or (ticket.status in FINISHED and key != "status_changed" and not public_reply):
+            # Nobody hears about a finished ticket unless the news is that it finished, or it is a
+            # public reply: an agent's answer to a follow-up on a resolved ticket still reaches the customer.
+            return 0
         chosen = recipients(session, ticket, setting, actor, internal=bool(reply and reply.internal))
         if not chosen:
             return 0

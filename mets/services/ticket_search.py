@@ -6,7 +6,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from mets import clock
-from mets.models import PRIORITIES, STATUSES, Ticket, User
+from mets.models import PRIORITIES, STATUSES, Ticket, TicketAlias, User
 from mets.services import access
 
 SORTS = {
@@ -106,8 +106,9 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25, no
     if f.q:
         # Shapes that PostgreSQL's trigram indexes serve (migration 0002): numbers are stored upper-case.
         pattern = f"%{_escape_like(f.q)}%"
+        moved = select(TicketAlias.ticket_id).where(TicketAlias.number.like(pattern.upper(), escape="\\"))
         query = query.where(or_(func.lower(Ticket.subject).like(pattern.lower(), escape="\\"),
-                                Ticket.number.like(pattern.upper(), escape="\\")))
+                                Ticket.number.like(pattern.upper(), escape="\\"), Ticket.id.in_(moved)))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     order = SORTS[f.sort].asc() if f.direction == "asc" else SORTS[f.sort].desc()
     if f.sort == "sla":

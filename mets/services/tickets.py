@@ -10,10 +10,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from mets import clock
-from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketEvent, User
+from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketAlias, TicketEvent, User
 from mets.services import access, notify, sla
 from mets.services.errors import DomainError, check
-from mets.services.html import clean_html, is_blank
+from mets.services.html import TEXT, typed_text
 from mets.services.validation import text_error
 
 # Statuses a ticket cannot leave by a plain status change.
@@ -102,11 +102,26 @@ def _next_number(session, entity: Entity) -> tuple[int, str]:
     return seq, f"{entity.ticket_prefix}-{seq}"
 
 
+# Says nothing about who the person is: the id may belong to another entity's staff, or nobody.
+NOT_ASSIGNABLE = "Choose an active agent of this ticket's entity."
+
+
 def _check_assignee(session, ticket_entity: Entity, assignee: User | None) -> str | None:
     if assignee is None:
         return None
     if not assignee.is_staff or not assignee.active or not access.is_member(session, assignee, ticket_entity):
-        return f"{assignee.name} is not an active member of {ticket_entity.name}."
+        return NOT_ASSIGNABLE
+    return None
+
+
+MAX_BODY = 50_000  # characters; the form says so before the service does
+
+
+def _body_error(body: str, empty_message: str) -> str | None:
+    if not body.strip():
+        return empty_message
+    if len(body) > MAX_BODY:
+        return f"Keep a message under {MAX_BODY:,} characters."
     return None
 
 
@@ -115,7 +130,7 @@ def create_ticket(session, *, actor: User, entity: Entity | None, customer: User
                   assignee: User | None = None, now: datetime | None = None) -> Change:
     """Open a ticket for `customer` in `entity`, by the customer (portal) or by staff on their behalf."""
     now = now or clock.now()
-    body_html = clean_html(body)
+    body = typed_text(body)
     errors = {}
     if entity is None or not entity.active:
         errors["entity_id"] = "Choose an active entity."
@@ -125,8 +140,8 @@ def create_ticket(session, *, actor: User, entity: Entity | None, customer: User
         errors["entity_id"] = "Customers open tickets only for themselves."
     if msg := text_error(subject, "Subject", 250):
         errors["subject"] = msg
-    if is_blank(body_html):
-        errors["body"] = "Describe the request."
+    if msg := _body_error(body, "Describe the request."):
+        errors["body"] = msg
     if priority not in PRIORITIES:
         errors["priority"] = f"Unknown priority '{priority}'."
     if msg := text_error(category, "Category", 80, required=False):
@@ -140,8 +155,8 @@ def create_ticket(session, *, actor: User, entity: Entity | None, customer: User
     check(errors)
 
     seq, number = _next_number(session, entity)
-    ticket = Ticket(entity=entity, seq=seq, number=number, subject=subject.strip(), body=body_html,
-                    status="new", priority=priority, category=(category or "").strip() or None,
+    ticket = Ticket(entity=entity, seq=seq, number=number, subject=subject.strip(), body=body,
+                    body_format=TEXT, status="new", priority=priority, category=(category or "").strip() or None,
                     customer=customer, assignee=assignee, created_at=now, updated_at=now)
     session.add(ticket)
     if assignee is not None:
@@ -160,11 +175,11 @@ def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool
     """Add a public reply or an internal note; a customer's reply reopens a pending or resolved ticket."""
     now = now or clock.now()
     _require_actor(session, actor, ticket, customer_may=True)
-    body_html = clean_html(body)
+    body = typed_text(body)
     via = via or ("portal" if actor is not None and actor.is_customer else "agent")
     errors = {}
-    if is_blank(body_html):
-        errors["body"] = "Write something before sending."
+    if msg := _body_error(body, "Write something before sending."):
+        errors["body"] = msg
     if ticket.status in FINAL:
         errors["body"] = "This ticket is closed; open a new ticket instead."
     if internal and actor is not None and not actor.is_staff:
@@ -173,7 +188,8 @@ def add_reply(session, ticket: Ticket, *, actor: User, body: str, internal: bool
         errors["via"] = f"Unknown channel '{via}'."
     check(errors)
 
-    reply = Reply(ticket=ticket, author=actor, body=body_html, internal=internal, via=via, created_at=now)
+    reply = Reply(ticket=ticket, author=actor, body=body, body_format=TEXT, internal=internal, via=via,
+                  created_at=now)
     session.add(reply)
     change = Change(ticket, reply=reply)
     session.flush()
@@ -275,7 +291,7 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
         if name != "entity_id":
             setattr(ticket, name, new)
     if new_entity is not None:
-        ticket.entity = new_entity
+        _move(session, ticket, new_entity, changes, now)
     if new_entity is not None and ticket.assignee and not access.is_member(session, ticket.assignee, new_entity):
         # The assignee cannot work in the new entity: the ticket goes back to its queue.
         changes["assignee_id"] = [ticket.assignee_id, None]
@@ -286,6 +302,16 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
     if {"priority", "category", "entity_id"} & set(changes):
         sla.assign_rule(session, ticket, now)  # due times recomputed from the original start
     return _dispatch(session, change, actor, now)
+
+
+def _move(session, ticket: Ticket, entity: Entity, changes: dict, now: datetime) -> None:
+    """Put the ticket in `entity` under that entity's next number; the old number stays an alias,
+    so links in mail already sent and searches for it still reach the ticket."""
+    old_number = ticket.number
+    seq, number = _next_number(session, entity)
+    session.add(TicketAlias(ticket=ticket, number=old_number, created_at=now))
+    ticket.entity, ticket.seq, ticket.number = entity, seq, number
+    changes["number"] = [old_number, number]
 
 
 def escalate(session, ticket: Ticket, *, actor: User | None, reason: str = "", now: datetime | None = None) -> Change:

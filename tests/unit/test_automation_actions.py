@@ -103,7 +103,7 @@ def test_escalate_raises_the_level_emits_escalation_due_and_its_rules_and_email(
     assert event.changes["escalation_level"] == [0, 1] and event.changes["reason"] == "VIP customer"
     assert last_log(session, on_escalation).matched
     assert ticket.assignee == lee
-    assert [r.body for r in ticket.replies if r.internal] == ["<p>Escalated to level 1</p>"]
+    assert [r.body for r in ticket.replies if r.internal] == ["Escalated to level 1"]
     escalation_mail = mails(session, template_name="escalation-notification")
     assert [m.recipient_email for m in escalation_mail] == ["mara@acme.example"]
 
@@ -141,7 +141,7 @@ def test_add_note_is_templated_and_customers_never_see_it(session, client, desk)
     customer = make_customer(name="Jo Big", email="jo@big.example")
     ticket = make_ticket(acme, customer=customer, body="My printer is on fire")
     (note,) = [r for r in ticket.replies if r.internal]
-    assert note.body == f"<p>Big customer Jo Big</p><p>Ticket {ticket.number}</p>"
+    assert note.body == f"Big customer Jo Big\nTicket {ticket.number}"
     assert note.author is None
     session.commit()
     login_customer(client, customer)

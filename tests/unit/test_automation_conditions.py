@@ -65,7 +65,7 @@ def test_priority_changed_from_and_to(session, desk):
         {"field": "priority", "op": "changed_to", "value": "URGENT"}]})
     ticket = make_ticket(acme)
     tickets.update_fields(session, ticket, {"priority": "urgent"}, actor=dana)
-    assert notes(ticket) == ["<p>fired</p>"]
+    assert notes(ticket) == ["fired"]
     tickets.update_fields(session, ticket, {"priority": "high"}, actor=dana)  # from urgent: not from normal
     tickets.update_fields(session, ticket, {"priority": "normal"}, actor=dana)
     tickets.update_fields(session, ticket, {"priority": "urgent"}, actor=dana)
@@ -177,7 +177,7 @@ def test_actor_kind_system_for_the_sla_tick(session, desk):
         ticket = make_ticket(acme)
     sla_tick.tick(session, now=T0 + timedelta(minutes=50))  # the 80% warning is at 48 minutes
     assert fired(session, system) == [True] and fired(session, agent) == [False]
-    assert notes(ticket) == ["<p>fired</p>"]
+    assert notes(ticket) == ["fired"]
 
 
 # --- the reply ----------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def test_groups_nest_several_levels_deep(session, desk, ticket, expected):
     customer = make_customer(email=ticket.pop("email", None))
     made = make_ticket(acme, customer=customer, **ticket)
     assert fired(session, rule) == [expected]
-    assert notes(made) == (["<p>fired</p>"] if expected else [])
+    assert notes(made) == (["fired"] if expected else [])
 
 
 def test_nesting_has_a_limit_with_a_clear_message(session):

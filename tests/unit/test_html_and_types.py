@@ -1,6 +1,8 @@
-"""Sanitising ticket HTML, the UTC datetime column type and the test clock."""
+"""Message bodies (typed text kept, real HTML sanitised), the UTC datetime column type and the test clock."""
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+import html as html_lib
 
 import pytest
 from sqlalchemy import select
@@ -8,7 +10,7 @@ from sqlalchemy.exc import StatementError
 
 from mets import clock
 from mets.models import Ticket
-from mets.services.html import clean_html, is_blank, plain_text
+from mets.services.html import HTML, TEXT, clean_html, message_html, message_text, typed_text
 from tests.factories import make_entity, make_ticket
 
 # --- clean_html -----------------------------------------------------------------------------------
@@ -60,24 +62,28 @@ def test_text_is_escaped_not_interpreted():
     assert clean_html(None) == ""
 
 
-@pytest.mark.parametrize("html, blank", [
-    ("", True),
-    ("   \n ", True),
-    ("<p>&nbsp;</p><br>", True),
-    ("<p> <b> </b></p>", True),
-    ("<!-- just a comment -->", True),
-    ("<script>alert(1)</script>", True),
-    ("&#160;", True),
-    ("<p>x</p>", False),
-    ("&amp;", False),
-    ("0", False),
-])
-def test_is_blank_on_sanitised_html(html, blank):
-    assert is_blank(clean_html(html)) is blank
+TYPED = ["Use <Ctrl> + <Alt> + <Del>", "The printer shows <error 42>", "<b>won't</b>",
+         "<script>alert('x')</script> & co", "a < b > c &amp; d", "  indented\n\n  two blank-separated lines"]
 
 
-def test_plain_text_for_previews():
-    assert plain_text("<p>Hi <b>there</b></p>\n<p>you &amp; me</p>") == "Hi there you &amp; me"
+@pytest.mark.parametrize("typed", TYPED)
+def test_typed_text_comes_back_exactly_as_typed_and_is_escaped_for_html(typed):
+    assert typed_text(typed) == typed
+    assert message_text(typed, TEXT) == typed
+    shown = str(message_html(typed, TEXT))
+    assert "<b>" not in shown and "<script" not in shown and "<Ctrl>" not in shown
+    assert html_lib.unescape(shown.replace("<br>", "\n")) == typed
+
+
+def test_typed_text_normalises_line_breaks_and_surrounding_blank_lines_only():
+    assert typed_text("\r\n\r\n  first\r\nsecond  \r\n\r\n") == "  first\nsecond"
+    assert typed_text(None) == ""
+
+
+def test_old_html_bodies_are_sanitised_again_when_shown_and_read_as_text():
+    old = '<p>Hi <b>there</b></p><p>you &amp; me <a href="https://x.example/">docs</a></p>'
+    assert str(message_html(old + "<script>alert(1)</script>", HTML)) == clean_html(old)
+    assert message_text(old, HTML) == "Hi there\n\nyou & me docs (https://x.example/)"
 
 
 # --- UTCDateTime ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def world(session):
     agent = make_staff(acme, name="Sam Rivera")
     carl = make_customer("Carl Customer", "carl@example.com")
     ticket = make_ticket(billing, customer=carl, subject="Charged twice",
-                         body="<p>Hello &amp; thanks,</p><p>see <a href=\"https://shop.example/o/7\">order 7</a></p>")
+                         body="Hello & thanks,\n\nthe printer shows <error 42>. <b>Urgent</b>")
     session.commit()
     return {"acme": acme, "billing": billing, "refunds": refunds, "globex": globex, "admin": admin, "agent": agent,
             "carl": carl, "ticket": ticket}
@@ -146,8 +146,17 @@ def test_the_subject_cannot_carry_a_header(session, world):
     assert len(long.subject) == 250 and "\n" not in long.subject
 
 
-def test_sanitised_ticket_html_goes_into_the_html_part_as_markup(world):
+def test_typed_ticket_text_reaches_the_text_part_as_typed_and_the_html_part_escaped(world):
     ticket = world["ticket"]
+    rendered = mt.render_source(mt.Source("s", "{{ ticket_content }}", "{{ ticket_content_html }}"), customer_vars(ticket))
+    assert rendered.text == "Hello & thanks,\n\nthe printer shows <error 42>. <b>Urgent</b>"
+    assert rendered.html == "Hello &amp; thanks,<br><br>the printer shows &lt;error 42&gt;. &lt;b&gt;Urgent&lt;/b&gt;"
+
+
+def test_an_old_html_body_goes_into_the_html_part_as_sanitised_markup(world):
+    ticket = world["ticket"]
+    ticket.body_format = "html"  # written before plain text was kept (migration 0006)
+    ticket.body = '<p>Hello &amp; thanks,</p><p>see <a href="https://shop.example/o/7">order 7</a></p>'
     rendered = mt.render_source(mt.Source("s", "{{ ticket_content }}", "{{ ticket_content_html }}"), customer_vars(ticket))
     assert rendered.text == "Hello & thanks,\n\nsee order 7 (https://shop.example/o/7)"
     assert '<a href="https://shop.example/o/7"' in rendered.html and "<p>Hello &amp; thanks,</p>" in rendered.html
@@ -281,9 +290,10 @@ def test_reply_content_comes_as_text_and_as_html(session, world):
     from mets.services import tickets
 
     ticket = world["ticket"]
-    reply = tickets.add_reply(session, ticket, actor=world["agent"], body="<p>Refunded.</p><ul><li>one</li></ul>").reply
+    reply = tickets.add_reply(session, ticket, actor=world["agent"], body="Refunded.\n\n- one <two>").reply
     values = customer_vars(ticket, actor=world["agent"], reply=reply)
-    assert values["reply_content"] == "Refunded.\n\n- one"
-    assert values["reply_content_html"] == reply.body
+    assert values["reply_content"] == "Refunded.\n\n- one <two>"
+    assert values["reply_content_html"] == "Refunded.<br><br>- one &lt;two&gt;"
     rendered = mt.render(session, ticket.entity, "ticket-reply-customer", values)
-    assert "Sam Rivera has replied to your request" in rendered.text and "<li>one</li>" in rendered.html
+    assert "Sam Rivera has replied to your request" in rendered.text and "- one <two>" in rendered.text
+    assert "- one &lt;two&gt;" in rendered.html and "<two>" not in rendered.html

@@ -80,7 +80,8 @@ def test_a_customers_new_ticket_mails_the_customer_and_every_active_staff_member
     [to_carl] = mails(session, QueuedEmail.recipient_email == "carl@example.com")
     assert to_carl.audience == "customer" and to_carl.ticket_id == ticket.id
     assert to_carl.subject == f"[{ticket.number}] We have received your request: Printer on fire"
-    assert "Hello Carl Customer" in to_carl.body and "The printer is smoking." in to_carl.body
+    assert "Hello Carl Customer" in to_carl.body and "The printer is <b>smoking</b>." in to_carl.body  # as typed
+    assert "The printer is &lt;b&gt;smoking&lt;/b&gt;." in to_carl.body_html  # shown, not interpreted
     link = next(word for word in to_carl.body.split() if word.startswith("http://mets.test/portal/auth/"))
     assert f'href="{link}"' in to_carl.body_html
     [to_sue] = mails(session, QueuedEmail.recipient_email == "sue@staff.example")

@@ -410,13 +410,13 @@ def test_context_for_a_real_ticket(session):
     customer = make_customer("Carol Customer", "Carol@Big-Customer.example")
     with clock.freeze(NOW - timedelta(hours=30)):
         ticket = make_ticket(billing, customer=customer, subject="Refund for order 7", priority="urgent",
-                             category="Billing", body="<p>I was <b>charged twice</b>.</p>")
+                             category="Billing", body="I was <b>charged twice</b>.")
     session.commit()
     context = rules.context_for(ticket, now=NOW)
     values = {f.name: f.getter(context) for f in rules.TICKET.fields()}
     assert values == {
         "priority": "urgent", "status": "new", "category": "Billing", "subject": "Refund for order 7",
-        "body": "I was charged twice.", "number": ticket.number, "hours_since_created": 30.0,
+        "body": "I was <b>charged twice</b>.", "number": ticket.number, "hours_since_created": 30.0,
         "hours_since_updated": 30.0, "customer.email": "carol@big-customer.example",
         "customer.domain": "big-customer.example", "customer.name": "Carol Customer", "entity.slug": "billing",
         "entity.name": "Acme Billing", "entity.lineage": ["billing", "acme"], "assignee.email": None,

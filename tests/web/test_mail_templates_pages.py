@@ -31,9 +31,9 @@ def world(session, client):
     globex = make_entity("Globex", "globex")
     admin = make_staff(name="Ada Admin", is_admin=True)
     carl = make_customer("Carl Customer", "carl@example.com")
-    ticket = make_ticket(billing, customer=carl, subject="Charged twice", body="<p>Please refund order 7.</p>")
+    ticket = make_ticket(billing, customer=carl, subject="Charged twice", body="Please refund order 7.")
     far = make_ticket(globex, customer=make_customer("Gina Globex"), subject="Secret merger plans",
-                      body="<p>Confidential numbers.</p>")
+                      body="Confidential numbers.")
     db.session.commit()
     login(client, admin)
     return {"acme": acme, "billing": billing, "globex": globex, "admin": admin, "carl": carl, "ticket": ticket,

@@ -210,7 +210,7 @@ def test_internal_note_never_reaches_the_customer(client, session, case):
     assert "charged back" not in after_reply.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("body", ["", "   ", "<p> </p>", "<script>alert(1)</script>"])
+@pytest.mark.parametrize("body", ["", "   ", "\r\n\t\r\n"])
 def test_empty_reply_shows_the_error_in_place(client, session, case, body):
     response = client.post(f"/tickets/{case.number}/replies", data={"body": body, "internal": "y"}, headers=HTMX)
     html = response.get_data(as_text=True)
@@ -229,16 +229,18 @@ def test_reply_without_htmx_redirects_back_to_the_ticket(client, session, case):
     assert "Looking into it." in text_of(client.get(response.location))
 
 
-def test_reply_html_is_sanitised(client, session, case):
-    body = ('<script>alert("pwned")</script><b onclick="steal()">Bold move</b> '
+def test_a_reply_is_stored_as_typed_and_shown_as_text_never_as_markup(client, session, case):
+    body = ('Use <Ctrl> + <Alt> + <Del>. The printer shows <error 42>.\n'
+            '<script>alert("pwned")</script><b onclick="steal()">Bold move</b> '
             '<a href="javascript:alert(2)">click</a><img src=x onerror="alert(3)">')
     client.post(f"/tickets/{case.number}/replies", data={"body": body}, headers=HTMX)
-    html = client.get(f"/tickets/{case.number}").get_data(as_text=True)
-    assert "<b>Bold move</b>" in html
-    for dangerous in ("alert(", "steal()", "javascript:", "onerror"):
-        assert dangerous not in html
+    response = client.get(f"/tickets/{case.number}")
+    html = response.get_data(as_text=True)
+    assert "<b onclick" not in html and "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;b onclick=&#34;steal()&#34;&gt;Bold move&lt;/b&gt;" in html  # escaped, not interpreted
+    assert "Use <Ctrl> + <Alt> + <Del>. The printer shows <error 42>." in screen(response)  # read as typed
     stored = session.scalars(select(Reply.body)).one()
-    assert "<script" not in stored and "<b>Bold move</b>" in stored
+    assert stored == body
 
 
 @pytest.mark.parametrize("name, value, event", [
@@ -272,11 +274,12 @@ def test_inline_edit_to_the_same_value_records_nothing(client, session, case):
 @pytest.mark.parametrize("name, value, message", [
     ("status", "bogus", "Unknown status 'bogus'."),
     ("priority", "whenever", "Unknown priority 'whenever'."),
-    ("assignee_id", "{outsider}", "Gus Globex is not an active member of Acme Billing."),
-    ("assignee_id", "{customer}", "Carla Customer is not an active member of Acme Billing."),
-    ("assignee_id", "{retired}", "Rita Retired is not an active member of Acme Billing."),
-    ("assignee_id", "987654", "That person does not exist."),
-    ("assignee_id", "me", "That person does not exist."),
+    # Whoever the id belongs to (another entity's agent, a customer, nobody), the answer names nobody.
+    ("assignee_id", "{outsider}", "Choose an active agent of this ticket's entity."),
+    ("assignee_id", "{customer}", "Choose an active agent of this ticket's entity."),
+    ("assignee_id", "{retired}", "Choose an active agent of this ticket's entity."),
+    ("assignee_id", "987654", "Choose an active agent of this ticket's entity."),
+    ("assignee_id", "me", "Choose an active agent of this ticket's entity."),
     ("entity_id", "{globex}", "Choose an active entity you work in."),
     ("category", "refunds\r\nX-Injected: yes", "Category must be a single line."),
 ])
@@ -398,3 +401,86 @@ def test_new_ticket_errors_keep_what_was_typed(client, session, acme, agent, ove
     assert "The link gives an error.</textarea>" in html
     assert count_rows(session, Ticket) == 0
     assert count_rows(session, User) == 1  # no customer was created either
+
+
+# --- trust: typed text, moved tickets, replies on resolved tickets ----------------------------------
+
+def test_a_new_ticket_keeps_angle_brackets_on_the_page_and_in_both_parts_of_the_customers_mail(
+        client, session, acme):
+    from mets.models import QueuedEmail
+
+    agent = make_staff(acme["billing"], name="Bea Billing")
+    session.commit()
+    login(client, agent)
+    typed = "Use <Ctrl> + <Alt> + <Del>\r\nThe printer shows <error 42>."
+    response = client.post("/tickets/new", data={
+        "entity_id": str(acme["billing"].id), "customer_email": "carla@example.com", "subject": "Keys <F12>",
+        "body": typed, "priority": "normal"})
+    assert response.status_code == 303
+    page = client.get(response.location)
+    assert "Use <Ctrl> + <Alt> + <Del> The printer shows <error 42>." in screen(page)
+    assert "Keys <F12>" in screen(page)
+    mail = session.scalars(select(QueuedEmail).where(QueuedEmail.recipient_email == "carla@example.com")).one()
+    assert "Use <Ctrl> + <Alt> + <Del>\nThe printer shows <error 42>." in mail.body
+    assert "Use &lt;Ctrl&gt; + &lt;Alt&gt; + &lt;Del&gt;<br>The printer shows &lt;error 42&gt;." in mail.body_html
+
+
+def test_a_ticket_written_before_plain_text_still_reads_as_its_sanitised_html(client, session, case):
+    case.body_format = "html"  # rows from before migration 0006 keep their (sanitised) markup
+    case.body = '<p>Hi <b>there</b></p><img src=x onerror="alert(1)">'
+    session.commit()
+    html = client.get(f"/tickets/{case.number}").get_data(as_text=True)
+    assert "<p>Hi <b>there</b></p>" in html and "onerror" not in html
+
+
+def test_moving_a_ticket_to_an_entity_that_has_its_number_renumbers_it_and_the_old_number_still_works(
+        client, session, acme):
+    """BILLING-1001 moves to Acme, which has its own ACME-1001: no 500, the next Acme number, and
+    links and searches for BILLING-1001 still reach it."""
+    manager = make_staff(acme["acme"], role="manager", name="Maria Manager")
+    make_ticket(acme["acme"], subject="Acme's own first ticket")
+    moving = make_ticket(acme["billing"], subject="Belongs to IT")
+    session.commit()
+    login(client, manager)
+    assert moving.number == "BILLING-1001"
+
+    response = client.post("/tickets/BILLING-1001/fields/entity_id", data={"entity_id": str(acme["acme"].id)},
+                           headers=HTMX)
+    assert response.status_code == 200
+    session.expire_all()
+    assert moving.number == "ACME-1002" and moving.entity_id == acme["acme"].id
+
+    old_link = client.get("/tickets/BILLING-1001")
+    assert old_link.status_code == 302 and old_link.location == "/tickets/ACME-1002"
+    page = client.get(old_link.location)
+    assert "Belongs to IT" in screen(page)
+    assert "BILLING-1001" in screen(client.get(f"/tickets/{moving.number}/activity"))
+    found = screen(client.get("/tickets/?status=all&q=billing-1001"))
+    assert "Belongs to IT" in found and "Acme's own first ticket" not in found
+
+
+def test_the_old_number_of_a_moved_ticket_stays_out_of_reach_of_other_entities(client, session, acme):
+    outsider = make_staff(acme["globex"], name="Gus Globex")
+    moving = make_ticket(acme["billing"], subject="Belongs to IT")
+    session.commit()
+    ticket_service.update_fields(session, moving, {"entity_id": acme["acme"].id}, actor=None)
+    session.commit()
+    login(client, outsider)
+    assert client.get("/tickets/BILLING-1001").status_code == 404
+    assert "Belongs to IT" not in screen(client.get("/tickets/?status=all&q=BILLING-1001"))
+
+
+def test_an_agents_reply_on_a_resolved_ticket_is_mailed_and_the_ticket_stays_resolved(client, session, case):
+    from mets.models import QueuedEmail
+
+    ticket_service.change_status(session, case, "resolved", actor=None)
+    session.commit()
+    page = client.get(f"/tickets/{case.number}")
+    assert "This ticket is resolved. A reply is still emailed to the customer" in screen(page)
+    response = client.post(f"/tickets/{case.number}/replies", data={"body": "One more tip: restart it."},
+                           headers=HTMX)
+    assert response.status_code == 200
+    session.expire_all()
+    assert case.status == "resolved"
+    mail = session.scalars(select(QueuedEmail).where(QueuedEmail.template_name == "ticket-reply-customer")).one()
+    assert mail.recipient_email == case.customer.email and "One more tip: restart it." in mail.body

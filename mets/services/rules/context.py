@@ -6,7 +6,7 @@ from typing import Any
 from mets import clock
 from mets.models import PRIORITIES
 from mets.models.tickets import STATUS_LABELS
-from mets.services.html import plain_text
+from mets.services.html import message_text
 from mets.services.rules.registry import TICKET
 
 # name -> function(context) computing a value the first time a getter asks for it.
@@ -76,7 +76,7 @@ def _hours_since(at):
 register_context_value("customer", lambda ctx: ctx.ticket.customer)
 register_context_value("entity", lambda ctx: ctx.ticket.entity)
 register_context_value("assignee", lambda ctx: ctx.ticket.assignee)
-register_context_value("body_text", lambda ctx: plain_text(ctx.ticket.body or ""))
+register_context_value("body_text", lambda ctx: message_text(ctx.ticket.body, ctx.ticket.body_format))
 register_context_value("entity_lineage", _entity_lineage)
 register_context_value("hours_since_created", _hours_since("created_at"))
 register_context_value("hours_since_updated", _hours_since("updated_at"))
