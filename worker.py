@@ -6,6 +6,7 @@ With REDIS_URL (production):
     python worker.py --no-cron     # more workers: run as many as you like, without the scheduler
     python worker.py --burst       # work until the queues are empty, then exit
 Several workers in one command: `rq worker-pool` (see the README).
+Workers and their scheduler ride out Redis outages of any length (mets/rq_runtime.py).
 
 Without REDIS_URL (the embedded default, what `make run` starts):
     python worker.py               # a loop: the outbox and webhooks every 2 s, the SLA tick every minute
@@ -13,9 +14,9 @@ Without REDIS_URL (the embedded default, what `make run` starts):
 """
 import argparse
 import logging
-import multiprocessing
 import signal
 import sys
+import threading
 import time
 
 from mets import create_app, jobs
@@ -52,37 +53,30 @@ def run_embedded(app, once: bool = False) -> int:
     return 0
 
 
-def run_cron(redis_url: str) -> None:
-    """The one periodic scheduler (rq cron), loading mets.cron_config."""
-    from redis import Redis
-    from rq.cron import CronScheduler
-
-    scheduler = CronScheduler(connection=Redis.from_url(redis_url))
-    scheduler.load_config_from_file("mets.cron_config")
-    scheduler.start()
-
-
 def run_rq(app, with_cron: bool, burst: bool) -> int:
-    """An RQ worker on the critical queue first, then the default one."""
-    from rq.worker import SimpleWorker
+    """An RQ worker on the critical queue first, then the default one, riding out Redis outages.
 
+    With `with_cron`, the one periodic scheduler runs in a child process that is restarted
+    whenever it exits and stopped with this worker (mets/rq_runtime.py).
+    """
     from mets.queueing import queues, redis_connection
+    from mets.rq_runtime import ResilientWorker, SchedulerSupervisor, run_worker
 
     url, prefix = app.config["REDIS_URL"], app.config["RQ_QUEUE_PREFIX"]
-    scheduler = None
-    if with_cron:
-        scheduler = multiprocessing.get_context("spawn").Process(target=run_cron, args=(url,), daemon=True)
-        scheduler.start()
+    stopping = threading.Event()
+    scheduler = SchedulerSupervisor(url, stopping).start() if with_cron else None
     with app.app_context():
         connection = redis_connection(url)
-    # SimpleWorker runs jobs in this process: no fork per job, and the database pool is reused.
-    worker = SimpleWorker(queues(connection, prefix), connection=connection)
+
+    def make_worker():
+        # SimpleWorker runs jobs in this process: no fork per job, and the database pool is reused.
+        return ResilientWorker(queues(connection, prefix), connection=connection, redis_url=url, stopping=stopping)
+
     try:
-        worker.work(burst=burst, logging_level="INFO")
+        return run_worker(url, make_worker, burst=burst, stopping=stopping)
     finally:
         if scheduler is not None:
-            scheduler.terminate()
-    return 0
+            scheduler.stop()
 
 
 def main(argv=None) -> int:
@@ -91,7 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cron", action="store_true", help="RQ: do not start the periodic scheduler")
     parser.add_argument("--burst", action="store_true", help="RQ: exit when the queues are empty")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # as rq_runtime.LOG_FORMAT
     app = create_app()
     jobs.use_app(app)
     if app.config.get("REDIS_URL") and not args.once:

@@ -69,3 +69,35 @@ def tick_command():
 
     result = sla_tick.tick(db.session)
     click.echo(f"SLA tick: looked at {result.tickets} tickets, fired {len(result.fired)} points.")
+
+
+@mets_group.command("health")
+def health_command():
+    """Print each periodic job's last run and Redis's state; exit 1 if the SLA tick or outbox sweep is stale."""
+    from mets import clock, jobs
+    from mets.services import health
+
+    report = health.report(db.session, clock.now(), jobs.periods(current_app.config),
+                           current_app.config.get("REDIS_URL"))
+    db.session.rollback()
+    age = health.format_age
+    for job in report.jobs:
+        if job.ran_age is None:
+            line = "never ran"
+        else:
+            line = f"last ran {age(job.ran_age)} ago, "
+            line += "never succeeded" if job.never_ran else f"last succeeded {age(job.age)} ago"
+        flag = "  STALE" if job.critical and job.stale else ""
+        click.echo(f"{job.label:<22} {line} (every {age(job.period)}){flag}")
+        if job.failing:
+            click.echo(f"{'':<22} last error {age((clock.now() - job.failed_at).total_seconds())} ago: {job.error}")
+    if report.redis_configured:
+        redis_line = "reachable" if report.redis_ok else f"UNREACHABLE ({report.redis_error})"
+    else:
+        redis_line = "not configured (REDIS_URL unset: worker.py runs the jobs in its own loop)"
+    click.echo(f"{'Redis':<22} {redis_line}")
+    if report.ok:
+        click.echo("Healthy.")
+        return
+    click.echo("UNHEALTHY: " + "; ".join(report.problems) + ".")
+    click.get_current_context().exit(1)

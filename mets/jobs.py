@@ -3,7 +3,7 @@
 Jobs take ids, not objects, and run in an app context of their own (`in_app`), so the same
 functions run under an RQ worker (`worker.py`, `rq worker-pool`), under `rq cron`, and in the
 embedded loop of `worker.py` without Redis. Every periodic job is idempotent: `rq cron` or a
-restart may run one twice.
+restart may run one twice, and records its runs in `job_runs` (`mets health`, the admin overview).
 """
 import functools
 import logging
@@ -46,10 +46,38 @@ def in_app(fn):
     return run
 
 
+def periods(config) -> dict[str, int]:
+    """Each periodic job's period in seconds, from `config` (the app's settings)."""
+    return {name: int(config[key]) for name, (_, key) in PERIODIC.items()}
+
+
 def periodic(name: str, period_key: str):
+    """Register `fn` as periodic job `name` (run every `period_key` seconds), recording its runs.
+
+    The registered (and returned) function runs in an app context (`in_app`) and notes in
+    `job_runs` when it started, and when it succeeded or failed with what error, so `mets health`
+    and the admin overview see a stalled scheduler whichever way the jobs run: an RQ worker, `rq
+    cron`, or the embedded loop all call this same function.
+    """
     def register(fn):
-        PERIODIC[name] = (fn, period_key)
-        return fn
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            from mets import clock
+            from mets.services import health
+
+            health.record_start(db.engine, name, clock.now())
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                db.session.rollback()  # the failed work first, so nothing of it can hold locks
+                health.record_failure(db.engine, name, clock.now(), f"{type(exc).__name__}: {exc}")
+                raise
+            health.record_success(db.engine, name, clock.now())
+            return result
+
+        job = in_app(run)
+        PERIODIC[name] = (job, period_key)
+        return job
     return register
 
 
@@ -62,7 +90,6 @@ def send_email(row_id: int) -> str:
 
 
 @periodic("sla_tick", "SLA_TICK_SECONDS")
-@in_app
 def sla_tick() -> str:
     """Act on every SLA warning, breach and escalation point now due."""
     from mets.services import sla_tick as tick_service
@@ -72,7 +99,6 @@ def sla_tick() -> str:
 
 
 @periodic("outbox_sweep", "MAIL_SWEEP_SECONDS")
-@in_app
 def outbox_sweep() -> str:
     """Free stale claims and hand due mail to the workers; without Redis, send it right here."""
     from mets.services import mail_delivery, outbox
@@ -96,7 +122,6 @@ def send_webhook(row_id: int) -> str:
 
 
 @periodic("webhook_sweep", "MAIL_SWEEP_SECONDS")
-@in_app
 def webhook_sweep() -> str:
     """Free stale webhook claims and hand due deliveries to the workers; without Redis, send them here."""
     from mets.services import webhooks
@@ -108,7 +133,6 @@ def webhook_sweep() -> str:
 
 
 @periodic("automation_log_prune", "AUTOMATION_PRUNE_SECONDS")
-@in_app
 def automation_log_prune() -> str:
     """Delete rule executions older than AUTOMATION_LOG_DAYS (the rules list counts 7 and 30 days)."""
     from mets import clock

@@ -1,12 +1,13 @@
-"""Admin pages: the entity tree, users and their memberships."""
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+"""Admin pages: the entity tree (with the background jobs' health above it), users and their memberships."""
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
+from mets import clock, jobs
 from mets.extensions import db
 from mets.forms import EntityForm, MembershipForm, UserForm, status_for, submit
 from mets.models import Entity, Membership, User
-from mets.services import access, entities, users
+from mets.services import access, entities, health, users
 from mets.web import admin_required, render
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -39,7 +40,11 @@ def _entity_data(form: EntityForm) -> dict:
 @bp.get("/entities")
 @admin_required
 def entity_list():
-    return render_template("admin/entities.html", tree=entities.entity_tree(db.session))
+    # The page /admin/ lands on, so it carries the background jobs' health (mets health's report).
+    jobs_health = health.report(db.session, clock.now(), jobs.periods(current_app.config),
+                                current_app.config.get("REDIS_URL"))
+    return render_template("admin/entities.html", tree=entities.entity_tree(db.session), jobs_health=jobs_health,
+                           format_age=health.format_age)
 
 
 @bp.route("/entities/new", methods=["GET", "POST"])

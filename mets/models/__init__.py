@@ -4,6 +4,7 @@ from mets.models.entities import Entity
 from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL, PENDING, SENDING, SENT,
                               WARNING, AppSetting, EmailTemplate, NotificationSetting, QueuedEmail)
 from mets.models.hours import BusinessHours, HoursException, Holiday
+from mets.models.jobs import JobRun
 from mets.models.sla import CLOCKS, SlaFiring, SlaPause, SlaRule
 from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketAlias, TicketEvent
 from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, User
@@ -12,5 +13,5 @@ __all__ = ["Entity", "User", "Membership", "Ticket", "TicketAlias", "Reply", "Ti
            "HoursException", "EmailTemplate", "NotificationSetting", "QueuedEmail", "AppSetting",
            "MAIL_STATUSES", "PENDING", "SENDING", "SENT", "FAILED", "CANCELLED", "CRITICAL", "WARNING", "NORMAL",
            "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",
-           "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS",
+           "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS", "JobRun",
            "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]

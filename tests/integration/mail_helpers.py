@@ -200,13 +200,13 @@ def worker_env(app_config, settings: dict, instance_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MAIL_", "RQ_", "METS_", "PORTAL_", "SLA_"))
            and k not in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY")}
+    env["SLA_TICK_SECONDS"] = "3600"  # the tests drive the SLA tick themselves, unless `settings` says otherwise
     env.update({k: str(v) for k, v in settings.items() if v is not None and k != "MAIL_SUPPRESS_SEND"})
     env.update({
         "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
         "SECRET_KEY": app_config["SECRET_KEY"],
         "METS_BASE_URL": app_config["METS_BASE_URL"],
         "METS_INSTANCE_DIR": str(instance_dir),
-        "SLA_TICK_SECONDS": "3600",  # the tests drive the SLA tick themselves
         "PYTHONUNBUFFERED": "1",
     })
     return env

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mets import clock
-from mets.models import TicketEvent
+from mets import clock, jobs
+from mets.models import JobRun, TicketEvent
 from tests.factories import make_customer, make_entity, make_rule, make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,3 +28,7 @@ def test_worker_once_fires_due_sla_points(app, session):
     session.expire_all()
     events = session.scalars(select(TicketEvent.event).where(TicketEvent.ticket_id == ticket.id)).all()
     assert "sla_breach_occurred" in events
+    # The embedded loop records each run, as RQ and rq cron do: `mets health` sees it.
+    runs = {r.name: r for r in session.scalars(select(JobRun))}
+    assert set(runs) == set(jobs.PERIODIC)
+    assert all(r.last_succeeded_at >= r.last_started_at and r.last_error is None for r in runs.values())

@@ -1,8 +1,11 @@
 """Admin pages: the entity tree, users and their memberships."""
+from datetime import timedelta
+
 import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
+from mets import clock, jobs
 from mets.models import Entity, Membership, User
 from tests.conftest import HTMX, count_rows, login, text_of
 from tests.factories import make_customer, make_entity, make_staff
@@ -260,6 +263,34 @@ def test_delete_membership_through_another_users_url_is_not_found(client, sessio
     response = client.delete(f"/admin/users/{sam.id}/memberships/{bea.memberships[0].id}", headers=HTMX)
     assert response.status_code == 404
     assert count_rows(session, Membership) == 1
+
+
+# --- background jobs ------------------------------------------------------------------------
+
+def run_periodic_jobs(at):
+    """Every periodic job, as a worker runs them, with the clock at `at`."""
+    with clock.freeze(at):
+        for job, _period_key in jobs.PERIODIC.values():
+            job()
+
+
+def test_the_overview_shows_the_background_jobs_and_warns_when_they_stall(client, session, admin):
+    page = text_of(client.get("/admin/", follow_redirects=True))  # the page an admin lands on
+    assert "Background jobs" in page
+    assert "Warning: SLA tick never ran; Outbox sweep never ran." in page
+    assert "SLA tick has never run (every 60 s) never ran" in page
+
+    run_periodic_jobs(clock.now() - timedelta(minutes=5))  # then the worker stopped
+    page = text_of(client.get("/admin/entities"))
+    assert ("Warning: SLA tick has not succeeded for 5 min (expected every 60 s); "
+            "Outbox sweep has not succeeded for 5 min (expected every 30 s).") in page
+    assert "SLA tick last ran 5 min ago (every 60 s) stale" in page
+
+    run_periodic_jobs(clock.now() - timedelta(seconds=40))  # it runs again
+    page = text_of(client.get("/admin/entities"))
+    assert "SLA tick last ran 40 s ago (every 60 s)" in page
+    assert "Outbox sweep last ran 40 s ago (every 30 s)" in page
+    assert "Warning" not in page and "stale" not in page
 
 
 # --- only admins ----------------------------------------------------------------------------

@@ -1,9 +1,14 @@
 """The `flask --app wsgi mets ...` commands a newcomer and an operator run."""
+from datetime import timedelta
+
+import pytest
 from sqlalchemy import select
 
+from mets import clock, jobs
 from mets.models import Entity, Membership, Reply, Ticket, User
 from mets.services import users
 from tests.conftest import count_rows
+from tests.integration.mail_helpers import free_port
 
 
 
@@ -46,3 +51,47 @@ def test_create_admin_makes_a_first_administrator(app, session):
     short = runner.invoke(args=["mets", "create-admin", "--email", "x@example.com", "--name", "X",
                                 "--password", "short"])
     assert short.exit_code != 0 and "at least 10 characters" in short.output
+
+
+def test_health_fails_until_the_periodic_jobs_have_run_and_again_when_they_stall(app, session):
+    runner = app.test_cli_runner()
+    fresh = runner.invoke(args=["mets", "health"])
+    assert fresh.exit_code == 1
+    assert "SLA tick               never ran (every 60 s)  STALE" in fresh.output
+    assert "UNHEALTHY: SLA tick never ran; Outbox sweep never ran." in fresh.output
+
+    now = clock.now()
+    with clock.freeze(now):
+        for job, _period_key in jobs.PERIODIC.values():  # what a worker runs, in the same way
+            job()
+        ran = runner.invoke(args=["mets", "health"])
+    assert ran.exit_code == 0, ran.output
+    assert "SLA tick               last ran 0 s ago, last succeeded 0 s ago (every 60 s)" in ran.output
+    assert "Outbox sweep           last ran 0 s ago, last succeeded 0 s ago (every 30 s)" in ran.output
+    assert "Healthy." in ran.output
+
+    # Two minutes without a sweep: more than 3 periods of 30 s (the tick, every 60 s, is still in time).
+    with clock.freeze(now + timedelta(minutes=2)):
+        stalled = runner.invoke(args=["mets", "health"])
+    assert stalled.exit_code == 1
+    assert "UNHEALTHY: Outbox sweep has not succeeded for 2 min (expected every 30 s)." in stalled.output
+
+    app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    no_redis = runner.invoke(args=["mets", "health"])
+    assert no_redis.exit_code == 1
+    assert "Redis                  UNREACHABLE" in no_redis.output and "Redis is unreachable" in no_redis.output
+
+
+def test_health_shows_a_failing_jobs_last_error(app, session):
+    now = clock.now()
+    with clock.freeze(now - timedelta(seconds=10)):
+        for job, _period_key in jobs.PERIODIC.values():
+            job()
+    with clock.freeze(now):
+        app.config["AUTOMATION_LOG_DAYS"] = "ninety"  # an operator's typo: the prune job fails on it
+        with pytest.raises(TypeError):
+            jobs.automation_log_prune()
+        result = app.test_cli_runner().invoke(args=["mets", "health"])
+    assert result.exit_code == 0, result.output  # pruning the log is not what an install cannot do without
+    assert "Automation log prune   last ran 0 s ago, last succeeded 10 s ago (every 1 h)" in result.output
+    assert "last error 0 s ago: TypeError: unsupported type for timedelta days component: str" in result.output
