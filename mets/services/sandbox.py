@@ -30,7 +30,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import update_wrapper
 
-from jinja2 import StrictUndefined, nodes, pass_context
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_context
 from jinja2.environment import Template
 from jinja2.runtime import BlockReference, LoopContext, Macro, Undefined, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatter, SandboxedFormatter, SecurityError
@@ -68,15 +68,29 @@ def _kb(n: int) -> str:
 
 
 class Budget:
-    """What the current render has used: started at creation, shared by every part rendered under it."""
+    """What the current render has used: started at creation, shared by every part rendered under it.
 
-    __slots__ = ("limits", "trusted", "deadline", "max_size", "max_built", "loops", "built", "depth")
+    The size limits are on top of the longest text the template is given (`allow`): a customer's
+    300 KB message still fits; what a template may add to it, or build from it, is bounded.
+    """
+
+    __slots__ = ("limits", "trusted", "deadline", "allowance", "max_size", "max_built", "max_output", "loops",
+                 "built", "depth")
 
     def __init__(self, limits: Limits = LIMITS, trusted: bool = False):
         self.limits, self.trusted = limits, trusted
         self.deadline = time.monotonic() + limits.seconds
-        self.max_size, self.max_built = limits.size, limits.built  # read on every output: one lookup, not two
+        self.allowance = 0
+        self.max_size, self.max_built, self.max_output = limits.size, limits.built, limits.output
         self.loops = self.built = self.depth = 0
+
+    def allow(self, longest_input: int) -> None:
+        """Raise the size limits by the longest input text (kept if an earlier part had a longer one)."""
+        if longest_input > self.allowance:
+            self.allowance = longest_input
+            self.max_size = self.limits.size + longest_input
+            self.max_output = self.limits.output + longest_input
+            self.max_built = self.limits.built + 8 * longest_input  # each part may quote it, filter it...
 
     def tick(self) -> None:
         """Refuse to go on past the deadline."""
@@ -86,7 +100,7 @@ class Budget:
     def fits(self, size: int) -> None:
         """Refuse a text or list of `size` characters (or items) before it is built."""
         if size > self.max_size:
-            raise TemplateBudgetError(f"This template builds a text or list larger than {_kb(self.limits.size)}")
+            raise TemplateBudgetError(f"This template builds a text or list larger than {_kb(self.max_size)}")
 
     def made(self, value):
         """Check and count a value the template built; returns it."""
@@ -102,7 +116,7 @@ class Budget:
         """Count `size` characters built, kept or not."""
         self.built += size
         if self.built > self.max_built:
-            raise TemplateBudgetError(f"This template builds more than {_kb(self.limits.built)} of text in all")
+            raise TemplateBudgetError(f"This template builds more than {_kb(self.max_built)} of text in all")
 
     def wide(self, width) -> None:
         """Refuse a padding width, format width or precision over the limit."""
@@ -110,11 +124,12 @@ class Budget:
             raise TemplateBudgetError(
                 f"This template pads or formats text wider than {self.limits.width:,} characters")
 
-    def count_loop(self) -> None:
-        self.loops += 1
+    def count_loop(self, items: int = 1) -> None:
+        """Count loop iterations (or items a filter goes through one by one in Python)."""
+        self.loops += items
         if self.loops > self.limits.loops:
             raise TemplateBudgetError(f"This template loops more than {self.limits.loops:,} times")
-        if not self.loops & 31:  # the clock every 32 iterations: each one is cheap, time.monotonic() is not free
+        if not self.loops & 31 or items > 1:  # every 32 iterations: each is cheap, time.monotonic() is not free
             self.tick()
 
 
@@ -196,10 +211,10 @@ def _check_binop(b: Budget, operator: str, left, right) -> None:
         else:
             sized, count = (left, right) if isinstance(right, int) else (right, left)
             if isinstance(sized, _SIZED) and isinstance(count, int) and count > 0:
-                b.fits(_size(sized, b.limits.size) * count)
+                b.fits(_size(sized, b.max_size) * count)
     elif operator == "+":
         if isinstance(left, _SIZED) and isinstance(right, _SIZED):
-            b.fits(_size(left, b.limits.size) + _size(right, b.limits.size))
+            b.fits(_size(left, b.max_size) + _size(right, b.max_size))
     elif operator == "%" and isinstance(left, str):
         _check_percent(b, left, right)
 
@@ -228,7 +243,7 @@ def _check_percent(b: Budget, fmt: str, values) -> None:
         else:
             value = positional[index] if index < len(positional) else None
             index += 1
-        total += max(pad, _size(value, b.limits.size))
+        total += max(pad, _size(value, b.max_size))
     b.fits(total)
 
 
@@ -249,7 +264,7 @@ class _FormatBudget:
         b = _active()
         b.tick()
         _check_spec(b, format_spec)
-        b.fits(_size(value, b.limits.size))
+        b.fits(_size(value, b.max_size))
         text = super().format_field(value, format_spec)
         self._made += len(text)
         b.fits(self._made)
@@ -301,7 +316,7 @@ def _replace(b, s, old=None, new=None, count=-1, *_, **__):
 def _joined(b, separator, items) -> list:
     """The items as a list, refused if joining them with `separator` would be too big."""
     items = list(items) if not isinstance(items, (list, tuple)) else items
-    limit = b.limits.size
+    limit = b.max_size
     total = _size(separator, limit) * max(len(items) - 1, 0)
     for item in items:
         total += _size(item, limit)
@@ -343,7 +358,16 @@ def _f_slice(b, value, slices=1, *_, **__):
         raise TemplateBudgetError(f"This template loops more than {b.limits.loops:,} times")
 
 
+_SLOW_TEXT = 64 * 1024  # textwrap and urlize work word by word in Python: ~0.3-1 us a character
+
+
+def _slow_text(b, name: str, s) -> None:
+    if isinstance(s, str) and len(s) > _SLOW_TEXT:
+        raise TemplateBudgetError(f"This template gives {name} more than {_kb(_SLOW_TEXT)} of text")
+
+
 def _f_wordwrap(b, s, width=79, break_long_words=True, wrapstring=None, *_, **__):
+    _slow_text(b, "wordwrap", s)
     if isinstance(s, str) and isinstance(wrapstring, str) and isinstance(width, int):
         b.fits(len(s) + (len(s) // max(width, 1) + s.count("\n") + 1) * len(wrapstring))
 
@@ -352,15 +376,22 @@ def _f_replace(b, s, old=None, new=None, count=None, *_, **__):
     _replace_growth(b, str(s), str(old), str(new), -1 if count is None else count)
 
 
-def _f_join(b, value, d="", attribute=None, *_, **__):
-    if attribute is None:
-        return _joined(b, d, value)
-    return None
+def _f_join(b, value, d="", *_, **__):
+    return _joined(b, d, value)
+
+
+def _per_item(b, value, *_, **__):
+    """Filters that go through their items in Python (a key, a test, a filter per item) count them as loops."""
+    if isinstance(value, abc.Sized):
+        b.count_loop(len(value))
+        return value
+    return _counted(b, value, 0)
 
 
 def _f_sum(b, iterable, attribute=None, start=0, *_, **__):
     if not isinstance(start, (int, float)):  # sum(start=[]) over lists copies the total at every step
         raise SecurityError("sum adds up numbers only")
+    return _per_item(b, iterable)
 
 
 def _f_round(b, value, precision=0, *_, **__):
@@ -369,6 +400,7 @@ def _f_round(b, value, precision=0, *_, **__):
 
 
 def _f_urlize(b, value, trim_url_limit=None, nofollow=False, target=None, rel=None, *_, **__):
+    _slow_text(b, "urlize", str(value))
     if len(str(target or "")) + len(str(rel or "")) > 100:  # they are copied into every link
         raise SecurityError("urlize: target and rel may be 100 characters at most")
 
@@ -377,14 +409,15 @@ def _f_urlize(b, value, trim_url_limit=None, nofollow=False, target=None, rel=No
 # Not offered: pprint and tojson (serialisers whose indentation grows with nesting; no use in mail).
 FILTER_CHECKS = {
     "abs": None, "attr": None, "batch": _f_batch, "capitalize": None, "center": _f_center, "count": None,
-    "d": None, "default": None, "dictsort": None, "e": None, "escape": None, "filesizeformat": None, "first": None,
-    "float": None, "forceescape": None, "format": _f_format, "groupby": None, "indent": _f_indent, "int": None,
-    "items": None, "join": _f_join, "last": None, "length": None, "list": None, "lower": None, "map": None,
-    "max": None, "min": None, "random": None, "reject": None, "rejectattr": None, "replace": _f_replace,
-    "reverse": None, "round": _f_round, "safe": None, "select": None, "selectattr": None, "slice": _f_slice,
-    "sort": None, "string": None, "striptags": None, "sum": _f_sum, "title": None, "trim": None, "truncate": None,
-    "unique": None, "upper": None, "urlencode": None, "urlize": _f_urlize, "wordcount": None,
-    "wordwrap": _f_wordwrap, "xmlattr": None,
+    "d": None, "default": None, "dictsort": _per_item, "e": None, "escape": None, "filesizeformat": None,
+    "first": None, "float": None, "forceescape": None, "format": _f_format, "groupby": _per_item,
+    "indent": _f_indent, "int": None, "items": None, "join": _f_join, "last": None, "length": None, "list": None,
+    "lower": None, "map": _per_item, "max": _per_item, "min": _per_item, "random": None, "reject": _per_item,
+    "rejectattr": _per_item, "replace": _f_replace, "reverse": None, "round": _f_round, "safe": None,
+    "select": _per_item, "selectattr": _per_item, "slice": _f_slice, "sort": _per_item, "string": None,
+    "striptags": None, "sum": _f_sum, "title": None, "trim": None, "truncate": None, "unique": _per_item,
+    "upper": None, "urlencode": None, "urlize": _f_urlize, "wordcount": None, "wordwrap": _f_wordwrap,
+    "xmlattr": None,
 }
 TESTS = ("!=", "<", "<=", "==", ">", ">=", "boolean", "callable", "defined", "divisibleby", "eq", "equalto",
          "escaped", "even", "false", "filter", "float", "ge", "greaterthan", "gt", "in", "integer", "iterable", "le",
@@ -413,7 +446,8 @@ def _budgeted_filter(func, check):
         if b.trusted:
             return func(*lead(context), value, *args, **kwargs)
         b.tick()
-        b.fits(_size(value, b.limits.size))  # what str() of it would cost, before the filter pays that
+        if not isinstance(value, str):
+            b.fits(_size(value, b.max_size))  # what str() of a container costs, before the filter pays that
         if check is not None:
             replaced = check(b, value, *args, **kwargs)
             if replaced is not None:
@@ -437,6 +471,7 @@ def _budgeted_test(func):
 # --- what the parsed tree is rewritten to call ------------------------------------------------
 
 _LOOP, _CONCAT, _TICK = "mets_budget_loop", "mets_budget_concat", "mets_budget_tick"
+_INTERNAL = frozenset({_LOOP, _CONCAT, _TICK})
 
 
 def _counted(b: Budget, iterable, text_per_item: int):
@@ -515,6 +550,9 @@ def _finalize(context, value):
         return value
     if time.monotonic() > b.deadline:
         b.tick()
+    if isinstance(value, str):  # (the output cap, or the buffer's owner, checks its size)
+        b.add(len(value))
+        return value
     return b.made(value)
 
 
@@ -525,11 +563,13 @@ class _Template(Template):
         b = _current.get()
         token = None if b is not None else _current.set(b := Budget())  # (not budget(): this runs per part)
         try:
-            ctx = self.new_context(dict(*args, **kwargs))
+            variables = dict(*args, **kwargs)
+            ctx = self.new_context(variables)
             try:
                 if b.trusted:
                     return self.environment.concat(self.root_render_func(ctx))
-                out, written, cap = [], 0, b.limits.output
+                b.allow(max((len(v) for v in variables.values() if isinstance(v, str)), default=0))
+                out, written, cap = [], 0, b.max_output
                 append = out.append
                 for piece in self.root_render_func(ctx):
                     append(piece)
@@ -563,7 +603,11 @@ class Sandbox(ImmutableSandboxedEnvironment):
         self.tests = {name: _budgeted_test(self.tests[name]) for name in TESTS}
 
     def _parse(self, source, name, filename):
-        return _Instrument().visit(super()._parse(source, name, filename))
+        tree = super()._parse(source, name, filename)
+        for node in tree.find_all(nodes.Filter):
+            if node.name in _INTERNAL:  # the budget's own filters are for the rewritten tree only
+                raise TemplateSyntaxError(f"No filter named {node.name!r}.", node.lineno, name, filename)
+        return _Instrument().visit(tree)
 
     def call_binop(self, context, operator, left, right):
         b = _active()
