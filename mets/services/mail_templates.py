@@ -131,7 +131,8 @@ def _run(compiled: tuple, variables: dict, *, default: bool = False) -> Rendered
     """
     html_vars = {**variables, **{k: Markup(clean_html(variables.get(k) or "")) for k in SAFE_HTML}}
     parts = []
-    with trusted() if default else budget():
+    # Its own budget, always: a failure is then this template's doing (render() remembers it as such).
+    with trusted() if default else budget(fresh=True):
         for part, template in zip(FIELDS, compiled):
             try:
                 parts.append(template.render(html_vars if part == "body_html" else variables))
@@ -163,11 +164,7 @@ def _compiled_snippet(source: str):
 
 
 def render_snippet(source: str, variables: dict) -> str:
-    """Render a checked snippet in the text sandbox (same variables and budget as email templates).
-
-    Under the active budget if there is one (a webhook body's strings share one), else its own;
-    TemplateBudgetError when it runs out.
-    """
+    """Render a checked snippet in the text sandbox, on the active budget or its own (TemplateBudgetError if spent)."""
     return _compiled_snippet(source).render(variables)
 
 
@@ -187,7 +184,7 @@ def validate_parts(sources: dict[str, str]) -> dict[str, str]:
             errors[part] = message
         else:
             compiled[part] = template, tree
-    with budget():
+    with budget(fresh=True):
         for part, (template, tree) in compiled.items():
             try:
                 template.render(sample_variables() if part != "body_html" else _html_sample())

@@ -2,24 +2,29 @@
 
 Jinja's immutable sandbox stops a template from reaching Python; this one also bounds what a
 render may cost, so no template an admin can save (or that ticket data makes expensive later)
-holds a request for long. Each render runs under a `Budget` (a contextvar set around it):
+holds a request for long. Each render runs under a `Budget` (a contextvar set around it; the
+three parts of one email share one):
 
 - time: 0.2 s, checked in every hook below and every 32 loop iterations;
-- loops: 10,000 iterations in all (`{% for %}`, recursive `loop()`, `batch`/`slice` counts);
-- size: no single text or list over 256 KB, and 8 MB of text built in all (what loops, macros
-  and `{% set %}` blocks build and throw away counts too), and at most 256 KB of output per part;
+- loops: 10,000 iterations in all: `{% for %}`, recursive `loop()`, and the items of filters that
+  go through them one by one in Python (sort, map, select, unique, groupby...);
+- sizes: no text or list over 256 KB, at most 256 KB of output per part, 8 MB of text built in
+  all (what loops, macros and `{% set %}` blocks build and throw away counts too), each on top of
+  the longest text the template is given (a customer's long message is theirs, not the template's);
 - numbers: `**` and `*` refuse results over 4,096 bits before computing them;
 - widths: padding and format widths or precisions over 1,000 (`center`, `ljust`, `'%9999s'`,
-  `'{:>9999}'`), and macro calls nested over 50 deep, are refused.
+  `'{:>9999}'`); wordwrap and urlize (slow, word by word) take 64 KB at most; macro calls nest
+  50 deep at most.
 
-The hooks: `call_binop` (+ * % **), `call` (macros, blocks and an allow-list of str and
-collection methods), every filter and test (an allow-list, each wrapped), `finalize` (every
-`{{ }}`), the `str.format` formatter, and two rewrites of the parsed tree (`_parse`): every
-`{% for %}` iterable goes through a counting filter and every `~` through a checked join, and
-every comparison ticks the clock. Jinja folds constants at compile time; the wrapped filters
-and tests take the context, which stops that (so nothing of a template runs at compile time).
-A render outside any budget (`Template.render`) gets one of its own; `trusted()` renders the
-shipped defaults without limits.
+The hooks: `call_binop` (+ * % **), `call` (macros, blocks, recursive loops and an allow-list of
+str and collection methods), every filter and test (an allow-list, each wrapped), `finalize`
+(every `{{ }}`), the `str.format` formatter, and rewrites of the parsed tree (`_parse`, Jinja has
+no hook for these): every `{% for %}` iterable goes through a counting filter, every `~` through
+a checked join, every comparison ticks the clock. Jinja folds constants at compile time; the
+wrapped filters and tests take the context, which stops that, so nothing of a template runs
+when it is compiled. A render outside any budget (`Template.render`) gets one of its own;
+`trusted()` renders the shipped defaults without limits. A single operation is not interrupted:
+the limits keep each one short (milliseconds), so a render stops within a few of the deadline.
 """
 import re
 import time
@@ -137,10 +142,10 @@ _current: ContextVar[Budget | None] = ContextVar("mets_template_budget", default
 
 
 @contextmanager
-def budget(limits: Limits = LIMITS):
-    """Run the block under the active budget, or a fresh one (a webhook body's strings share one)."""
+def budget(limits: Limits = LIMITS, *, fresh: bool = False):
+    """Run the block under the active budget (a webhook body's strings share one), or a fresh one if none or asked."""
     active = _current.get()
-    if active is not None:
+    if active is not None and not fresh:
         yield active
         return
     token = _current.set(Budget(limits))
@@ -175,18 +180,18 @@ def _size(value, limit: float) -> int:
         return value.bit_length() // 3 + 1
     if not isinstance(value, (abc.Collection, abc.MappingView)) or isinstance(value, (bytes, bytearray)):
         return len(value) if isinstance(value, (bytes, bytearray)) else 0  # generators, macros: short str()
+    # Every container counts its length, so the walk visits at most `limit` items before it stops.
     total, stack = 0, [value]
     while stack and total <= limit:
         item = stack.pop()
         if isinstance(item, str):
             total += len(item) + 1
-        elif isinstance(item, abc.Mapping):
-            total += len(item) + 1
-            stack.extend(item.keys())
-            stack.extend(item.values())
         elif isinstance(item, (abc.Collection, abc.MappingView)) and not isinstance(item, (bytes, bytearray)):
             total += len(item) + 1
-            stack.extend(item)
+            if total <= limit:
+                stack.extend(item.values() if isinstance(item, abc.Mapping) else item)
+                if isinstance(item, abc.Mapping):
+                    stack.extend(item.keys())
         else:
             total += _size(item, limit)
     return total
@@ -621,7 +626,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def call(self, context, obj, /, *args, **kwargs):
         """Call from a template: macros, blocks and recursive loops (depth-limited) and allow-listed methods only."""
         b = _active()
-        if b.trusted or isinstance(obj, Undefined):  # calling an undefined raises its own error
+        if b.trusted or isinstance(obj, Undefined) or not callable(obj):  # these raise their own errors
             return super().call(context, obj, *args, **kwargs)
         b.tick()
         if isinstance(obj, (Macro, BlockReference, LoopContext)):
@@ -635,10 +640,10 @@ class Sandbox(ImmutableSandboxedEnvironment):
             finally:
                 b.depth -= 1
         owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "")
-        if getattr(obj, "mets_format", False):
+        if isinstance(obj, types.FunctionType) and getattr(obj, "mets_format", False):
             pass  # str.format, wrapped below: it checks as it formats
         elif not isinstance(obj, (types.BuiltinMethodType, types.MethodType)):
-            raise SecurityError(f"{obj!r} cannot be called in a template")
+            raise SecurityError(f"calling {name or type(obj).__name__!r} is not allowed in a template")
         elif isinstance(owner, str) and name in _STR_METHODS:
             plain = {k: v for k, v in kwargs.items() if k not in ("_loop_vars", "_block_vars")}
             if name == "join" and args:
