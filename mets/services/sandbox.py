@@ -7,14 +7,14 @@ three parts of one email share one):
 
 - time: 0.2 s, checked in every hook below and every 32 loop iterations;
 - loops: 10,000 iterations in all: `{% for %}`, recursive `loop()`, and the items of filters that
-  go through them one by one in Python (sort, map, select, unique, groupby...);
+  go through them one by one in Python (sort, map, select, unique, groupby, batch...);
 - sizes: no text or list over 256 KB, at most 256 KB of output per part, 8 MB of text built in
   all (what loops, macros and `{% set %}` blocks build and throw away counts too), each on top of
   the longest text the template is given (a customer's long message is theirs, not the template's);
 - numbers: `**` and `*` refuse results over 4,096 bits before computing them;
 - widths: padding and format widths or precisions over 1,000 (`center`, `ljust`, `'%9999s'`,
-  `'{:>9999}'`); wordwrap and urlize (slow, word by word) take 64 KB at most; macro calls nest
-  50 deep at most.
+  `'{:>9999}'`); wordwrap, urlize and title (slow, word by word) take 64 KB at most; macro calls
+  nest 50 deep at most.
 
 The hooks: `call_binop` (+ * % **), `call` (macros, blocks, recursive loops and an allow-list of
 str and collection methods), every filter and test (an allow-list, each wrapped), `finalize`
@@ -356,6 +356,7 @@ def _f_format(b, value, *args, **kwargs):
 def _f_batch(b, value, linecount=1, fill_with=None, *_, **__):
     if fill_with is not None and isinstance(linecount, int) and linecount > b.limits.loops:
         raise TemplateBudgetError(f"This template loops more than {b.limits.loops:,} times")
+    return _per_item(b, value)
 
 
 def _f_slice(b, value, slices=1, *_, **__):
@@ -363,12 +364,16 @@ def _f_slice(b, value, slices=1, *_, **__):
         raise TemplateBudgetError(f"This template loops more than {b.limits.loops:,} times")
 
 
-_SLOW_TEXT = 64 * 1024  # textwrap and urlize work word by word in Python: ~0.3-1 us a character
+_SLOW_TEXT = 64 * 1024  # textwrap, urlize and title work word by word in Python: ~0.3-1 us a character
 
 
 def _slow_text(b, name: str, s) -> None:
     if isinstance(s, str) and len(s) > _SLOW_TEXT:
         raise TemplateBudgetError(f"This template gives {name} more than {_kb(_SLOW_TEXT)} of text")
+
+
+def _f_title(b, s, *_, **__):
+    _slow_text(b, "title", s)
 
 
 def _f_wordwrap(b, s, width=79, break_long_words=True, wrapstring=None, *_, **__):
@@ -420,7 +425,7 @@ FILTER_CHECKS = {
     "lower": None, "map": _per_item, "max": _per_item, "min": _per_item, "random": None, "reject": _per_item,
     "rejectattr": _per_item, "replace": _f_replace, "reverse": None, "round": _f_round, "safe": None,
     "select": _per_item, "selectattr": _per_item, "slice": _f_slice, "sort": _per_item, "string": None,
-    "striptags": None, "sum": _f_sum, "title": None, "trim": None, "truncate": None, "unique": _per_item,
+    "striptags": None, "sum": _f_sum, "title": _f_title, "trim": None, "truncate": None, "unique": _per_item,
     "upper": None, "urlencode": None, "urlize": _f_urlize, "wordcount": None, "wordwrap": _f_wordwrap,
     "xmlattr": None,
 }
