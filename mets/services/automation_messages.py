@@ -9,7 +9,7 @@ import json
 
 from flask import current_app
 
-from mets.services import mail_templates, mail_variables, notify, outbox, tickets, webhooks
+from mets.services import mail_templates, mail_variables, notify, outbox, sandbox, tickets, webhooks
 from mets.services.automation_actions import RECIPIENT_CHOICES, Param, Plan, Run, action, fixed, snippet_error
 from mets.services.errors import DomainError
 from mets.services.notification_settings import parse_addresses
@@ -21,6 +21,14 @@ _TEMPLATE_CHOICES = [(n, n) for n in mail_templates.NAMES]
 
 def _variables(run: Run) -> dict:
     return mail_variables.ticket_values(run.ticket, actor=None, changes=run.changes, now=run.now)
+
+
+def _render(label: str, source: str, variables: dict) -> str:
+    """A snippet rendered; over its budget, a DomainError the rule's log shows ("Note: This template loops...")."""
+    try:
+        return mail_templates.render_snippet(source, variables)
+    except sandbox.TemplateBudgetError as exc:
+        raise DomainError(f"{label}: {exc}.") from None
 
 
 def _check_email(session, entity, params) -> dict:
@@ -69,7 +77,7 @@ def _check_note(session, entity, params) -> dict:
         Param("body", "Note", "textarea", help="A template: {{ ticket_number }}, {{ customer_name }}... (sandboxed)."),
         check=_check_note, words=lambda s, p: "Add an internal note")
 def _add_note(run: Run, p: dict) -> Plan:
-    text = mail_templates.render_snippet(p["body"], _variables(run))
+    text = _render("Note", p["body"], _variables(run))
     if run.ticket.status in tickets.FINAL:
         raise DomainError("The ticket is closed: no note can be added.")
     body = text if text.strip() else "(empty)"  # plain text, like every note: escaped when shown
@@ -95,7 +103,7 @@ def _check_sms(session, entity, params) -> dict:
         check=_check_sms, words=lambda s, p: f"SMS {p.get('to')}")
 def _send_sms(run: Run, p: dict) -> Plan:
     numbers = [webhooks.normalize_phone(n) for n in p["to"].split(",") if n.strip()]
-    text = mail_templates.render_snippet(p["text"], _variables(run))
+    text = _render("Text", p["text"], _variables(run))
 
     def apply():
         for n, number in enumerate(numbers):
@@ -136,7 +144,7 @@ def _strings(value):
 def _fill(value, variables: dict):
     """The JSON body with each templated string rendered (values stay strings: no JSON injection)."""
     if isinstance(value, str):
-        return mail_templates.render_snippet(value, variables) if "{" in value else value
+        return _render("Body", value, variables) if "{" in value else value
     if isinstance(value, dict):
         return {k: _fill(v, variables) for k, v in value.items()}
     if isinstance(value, list):
@@ -163,7 +171,12 @@ def _default_payload(run: Run) -> dict:
                    "never shown again: leave the dots to keep it."),
         check=_check_webhook, words=lambda s, p: f"POST to {p.get('url')}")
 def _webhook(run: Run, p: dict) -> Plan:
-    payload = _fill(json.loads(p["body"]), _variables(run)) if p.get("body") else _default_payload(run)
+    if p.get("body"):
+        variables = _variables(run)
+        with sandbox.budget():  # one budget for all the body's strings, not one each
+            payload = _fill(json.loads(p["body"]), variables)
+    else:
+        payload = _default_payload(run)
     size = len(json.dumps(payload, ensure_ascii=False).encode())
 
     def apply():

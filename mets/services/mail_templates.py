@@ -5,8 +5,10 @@ its own (entity -> parent -> ... -> default). Templates are Jinja run in the imm
 with StrictUndefined and plain values only (no model objects reach a template); the HTML part
 autoescapes, the subject and text parts do not (they are not HTML), and the subject is folded
 to one line so neither a template nor ticket data can add a mail header. A template is checked
-when saved (syntax, known variables, a sandboxed test render); one that still fails when a
-notification renders is logged and the default is used instead: a template never loses a mail.
+when saved (syntax, known variables, a sandboxed test render on the render budget of
+services.sandbox: time, loops, sizes); one that still fails when a notification renders is logged
+and the default is used instead: a template never loses a mail. One that runs out of budget then
+(ticket data made it costly) is remembered, and the default used at once, until it is saved again.
 """
 import logging
 import threading
@@ -16,8 +18,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2 import TemplateSyntaxError, meta, nodes
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
@@ -28,10 +29,12 @@ from mets.services.errors import DomainError
 from mets.services.notification_settings import EVENTS
 from mets.services.html import clean_html
 from mets.services.mail_variables import preview_variables, sample_variables, variables_for
+from mets.services.sandbox import Sandbox, TemplateBudgetError, budget, trusted
 
 __all__ = ["NAMES", "DESCRIPTIONS", "VARIABLES", "Rendered", "Source", "default_source", "source_for", "validate",
            "sample_variables", "render_source", "render", "variables_for", "ensure_portal_link", "save_override",
-           "reset_override", "overview", "preview", "preview_for", "Preview", "in_scope", "audience_of", "one_line"]
+           "reset_override", "overview", "preview", "preview_for", "Preview", "in_scope", "audience_of", "one_line",
+           "TemplateBudgetError", "validate_parts", "runtime_message", "check_snippet", "render_snippet"]
 
 log = logging.getLogger(__name__)
 
@@ -107,30 +110,13 @@ def audience_of(name: str) -> str:
 
 # --- the sandbox ------------------------------------------------------------------------------
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, minus globals (only VARIABLES exist) and with size checks on `*` and `**`."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def __init__(self, autoescape: bool):
-        super().__init__(undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
-        self.globals.clear()  # no range, cycler, lipsum...: a template sees its variables and nothing else
-
-    def call_binop(self, context, operator, left, right):
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
-            raise SecurityError("exponent too large")
-        if operator == "*":
-            sized, count = (left, right) if isinstance(right, int) else (right, left)
-            if isinstance(sized, (str, list, tuple)) and isinstance(count, int) and len(sized) * count > MAX_SOURCE:
-                raise SecurityError("repeated text too long")
-        return super().call_binop(context, operator, left, right)
+# Admin templates render in mets.services.sandbox: no globals, and every render on a budget
+# (time, loops, sizes), so no saved template can hold up the request that sends its mail.
+_TEXT_ENV = Sandbox(autoescape=False)
+_HTML_ENV = Sandbox(autoescape=True)
 
 
-_TEXT_ENV = _Sandbox(autoescape=False)
-_HTML_ENV = _Sandbox(autoescape=True)
-
-
-def _env(field: str) -> _Sandbox:
+def _env(field: str) -> Sandbox:
     return _HTML_ENV if field == "body_html" else _TEXT_ENV
 
 
@@ -138,9 +124,22 @@ def _compile(source: Source) -> tuple:
     return tuple(_env(f).from_string(getattr(source, f)) for f in FIELDS)
 
 
-def _run(compiled: tuple, variables: dict) -> Rendered:
+def _run(compiled: tuple, variables: dict, *, default: bool = False) -> Rendered:
+    """The three parts, under one budget (an admin's) or none (the shipped defaults, whatever the ticket data).
+
+    A TemplateBudgetError carries `field`: the part that was rendering when the budget ran out.
+    """
     html_vars = {**variables, **{k: Markup(clean_html(variables.get(k) or "")) for k in SAFE_HTML}}
-    subject, text, body_html = (t.render(html_vars if i == 2 else variables) for i, t in enumerate(compiled))
+    parts = []
+    # Its own budget, always: a failure is then this template's doing (render() remembers it as such).
+    with trusted() if default else budget(fresh=True):
+        for part, template in zip(FIELDS, compiled):
+            try:
+                parts.append(template.render(html_vars if part == "body_html" else variables))
+            except TemplateBudgetError as exc:
+                exc.field = part
+                raise
+    subject, text, body_html = parts
     return Rendered(one_line(subject), text, body_html)
 
 
@@ -156,7 +155,7 @@ def render_source(source: Source, variables: dict) -> Rendered:
 
 def check_snippet(source: str) -> str | None:
     """Why a one-field text template (a rule's note, SMS or webhook value) cannot be saved, or None."""
-    return _check("body_text", source or "")
+    return validate_parts({"body_text": source or ""}).get("body_text")
 
 
 @lru_cache(maxsize=1024)
@@ -165,7 +164,7 @@ def _compiled_snippet(source: str):
 
 
 def render_snippet(source: str, variables: dict) -> str:
-    """Render a checked snippet in the text sandbox (same variables and limits as email templates)."""
+    """Render a checked snippet in the text sandbox, on the active budget or its own (TemplateBudgetError if spent)."""
     return _compiled_snippet(source).render(variables)
 
 
@@ -173,45 +172,69 @@ def render_snippet(source: str, variables: dict) -> str:
 
 def validate(subject: str, body_text: str, body_html: str) -> dict[str, str]:
     """Field -> "Line N: reason" for every part that cannot be saved; {} when all three are fine."""
-    errors = {}
-    for field, value in zip(FIELDS, (subject, body_text, body_html)):
-        if message := _check(field, value or ""):
-            errors[field] = message
-    return errors
+    return validate_parts(dict(zip(FIELDS, (subject or "", body_text or "", body_html or ""))))
 
 
-def _check(field: str, source: str) -> str | None:
+def validate_parts(sources: dict[str, str]) -> dict[str, str]:
+    """validate() for any of the three parts; their test renders share one budget, as when a mail is sent."""
+    errors, compiled = {}, {}
+    for part, source in sources.items():
+        message, template, tree = _compile_checked(part, source)
+        if message:
+            errors[part] = message
+        else:
+            compiled[part] = template, tree
+    with budget(fresh=True):
+        for part, (template, tree) in compiled.items():
+            try:
+                template.render(sample_variables() if part != "body_html" else _html_sample())
+            except Exception as exc:  # any failure on sample data would fail on real data too
+                errors[part] = runtime_message(exc)
+                if isinstance(exc, TemplateBudgetError):
+                    break  # the budget is spent: the parts after this one were not tried
+                continue
+            if message := _hidden_attribute(tree):
+                errors[part] = message
+    return {part: errors[part] for part in sources if part in errors}
+
+
+def _compile_checked(field: str, source: str) -> tuple[str | None, object, object]:
+    """(why the part cannot be saved, None, None), or (None, template, parsed tree) to test-render."""
     if not source.strip():
-        return f"Write the {FIELD_LABELS[field].lower()}."
+        return f"Write the {FIELD_LABELS[field].lower()}.", None, None
     if len(source) > MAX_SOURCE:
-        return f"At most {MAX_SOURCE:,} characters (this has {len(source):,})."
+        return f"At most {MAX_SOURCE:,} characters (this has {len(source):,}).", None, None
     if field == "subject" and ("\n" in source or "\r" in source):
-        return "The subject must be one line."
+        return "The subject must be one line.", None, None
     env = _env(field)
     try:
         tree = env.parse(source)
         template = env.from_string(source)
     except TemplateSyntaxError as exc:
-        return f"Line {exc.lineno}: {(exc.message or 'syntax error').rstrip('.')}"
+        return f"Line {exc.lineno}: {(exc.message or 'syntax error').rstrip('.')}", None, None
     unknown = meta.find_undeclared_variables(tree) - set(VARIABLES)
     if unknown:
         name = min(unknown, key=lambda n: (_first_line(tree, n), n))
-        return f"Line {_first_line(tree, name)}: unknown variable '{name}'"
-    try:
-        template.render(sample_variables() if field != "body_html" else _html_sample())
-    except Exception as exc:  # any failure on sample data would fail on real data too
-        return f"Line {_template_line(exc)}: {str(exc).rstrip('.')}"
-    return _hidden_attribute(tree)
+        return f"Line {_first_line(tree, name)}: unknown variable '{name}'", None, None
+    return None, template, tree
+
+
+def runtime_message(exc: BaseException) -> str:
+    """"Line N: reason" for a render failure (just the reason when no template line was running)."""
+    line, reason = _template_line(exc), str(exc).rstrip(".")
+    if line is None and isinstance(exc, TemplateBudgetError):
+        return reason  # e.g. the output cap, counted outside the template's own code
+    return f"Line {line or 1}: {reason}"
 
 
 def _first_line(tree, name: str) -> int:
     return min((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), default=1)
 
 
-def _template_line(exc: BaseException) -> int:
+def _template_line(exc: BaseException) -> int | None:
     """The template line of a runtime error: Jinja rewrites its traceback into "<template>" frames."""
     lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<template>"]
-    return lines[-1] if lines else 1
+    return lines[-1] if lines else None
 
 
 def _hidden_attribute(tree) -> str | None:
@@ -300,9 +323,13 @@ def _compiled_default(name: str) -> tuple:
     return _default_cache[name]
 
 
-def _compiled_override(row: EmailTemplate) -> tuple:
+def _override_key(row: EmailTemplate) -> tuple:
     # The sources are in the key too: a frozen clock (tests) or a reused SQLite id must not serve stale text.
-    key = (row.id, row.updated_at, hash((row.subject, row.body_text, row.body_html)))
+    return row.id, row.updated_at, hash((row.subject, row.body_text, row.body_html))
+
+
+def _compiled_override(row: EmailTemplate) -> tuple:
+    key = _override_key(row)
     compiled = _override_cache.get(key)
     if compiled is None:
         compiled = _compile(Source(row.subject, row.body_text, row.body_html))
@@ -313,16 +340,32 @@ def _compiled_override(row: EmailTemplate) -> tuple:
     return compiled
 
 
+# Overrides that ran out of budget at send time (ticket data made them too costly), by _override_key:
+# later mails use the default at once rather than paying the budget again, until the override is saved anew.
+_over_budget: dict[tuple, str] = {}
+
+
+def _remember_over_budget(row: EmailTemplate, reason: str) -> None:
+    with _cache_lock:
+        if len(_over_budget) >= _OVERRIDE_CACHE_MAX:
+            _over_budget.clear()
+        _over_budget[_override_key(row)] = reason
+
+
 def render(session, entity: Entity | None, name: str, variables: dict) -> Rendered:
-    """The entity's effective template rendered; a broken override is logged and the default used."""
+    """The entity's effective template rendered; a broken or over-budget override is logged and the default used."""
     _known(name)
     row, owner = _override(session, entity, name)
-    if row is not None:
+    if row is not None and _override_key(row) not in _over_budget:
         try:
             return _run(_compiled_override(row), variables)
+        except TemplateBudgetError as exc:
+            _remember_over_budget(row, str(exc))
+            log.warning("email template %r of entity %s is over its rendering budget (%s: %s); sending the default "
+                        "instead, and until it is saved again", name, owner.id, FIELD_LABELS[exc.field], exc)
         except Exception:
             log.exception("email template %r of entity %s failed; sending the default instead", name, owner.id)
-    return _run(_compiled_default(name), variables)
+    return _run(_compiled_default(name), variables, default=True)
 
 
 def ensure_portal_link(rendered: Rendered, link: str) -> Rendered:
@@ -392,7 +435,10 @@ def preview(session, name: str, source: Source, ticket: Ticket | None = None, no
         raise DomainError(errors)
     variables = (sample_variables() if ticket is None
                  else preview_variables(session, ticket, name, audience_of(name), now))
-    rendered = render_source(source, variables)
+    try:
+        rendered = render_source(source, variables)
+    except TemplateBudgetError as exc:  # this ticket's data makes it too costly (the sample passed)
+        raise DomainError({exc.field: runtime_message(exc)}) from None
     return ensure_portal_link(rendered, variables["portal_url"]) if audience_of(name) == "customer" else rendered
 
 

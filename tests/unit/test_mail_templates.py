@@ -122,7 +122,8 @@ def test_subject_is_one_line_and_sources_have_a_size_limit():
 
 
 def test_huge_repetition_is_refused():
-    assert mt.validate("Hi", "{{ 'x' * 100000 }}", HTML_OK) == {"body_text": "Line 1: repeated text too long"}
+    assert mt.validate("Hi", "{{ 'x' * 300000 }}", HTML_OK) == {
+        "body_text": "Line 1: This template builds a text or list larger than 256 KB"}
 
 
 # --- rendering --------------------------------------------------------------------------------

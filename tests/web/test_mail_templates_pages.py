@@ -128,6 +128,29 @@ def test_sandbox_escapes_are_refused_at_save_and_nothing_is_saved(client, sessio
     assert count_rows(session, EmailTemplate) == 0
 
 
+OVER_BUDGET = [
+    ("{% if ((((9**64)**64)**64)**64) > 0 %}x{% endif %}", "Line 1: This template computes a number larger than 4,096 bits"),
+    ("{{ ticket_subject|center(10**8) }}", "Line 1: This template pads or formats text wider than 1,000 characters"),
+    ("{{ '%100000000s' % ticket_subject }}", "Line 1: This template pads or formats text wider than 1,000 characters"),
+    ("{% for a in ticket_subject %}" * 8 + "x" + "{% endfor %}" * 8, "Line 1: This template loops more than 10,000 times"),
+    ("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
+     "Line 1: This template takes too long to render (over 0.2 s)"),
+]
+
+
+@pytest.mark.parametrize("source, message", OVER_BUDGET)
+def test_templates_over_budget_are_refused_at_save_quickly_with_the_reason_on_the_field(client, session, world,
+                                                                                        source, message):
+    started = time.perf_counter()
+    response = client.post(f"{BASE}/{world['acme'].id}/ticket-assigned", data=form(body_text=source))
+    assert time.perf_counter() - started < 1.0
+    assert response.status_code == 422
+    field_box = re.search(r'<div class="field mt-source has-error">\s*<label for="body_text">.*?</div>',
+                          response.get_data(as_text=True), re.S)
+    assert field_box and html_module.escape(message, quote=True).replace("&#x27;", "&#39;") in field_box.group(0)
+    assert count_rows(session, EmailTemplate) == 0
+
+
 def test_unknown_variables_and_syntax_errors_are_refused_with_their_line(client, session, world):
     response = client.post(f"{BASE}/{world['acme'].id}/ticket-assigned",
                            data=form(body_text="Hello\n\n{{ ticket_number }} {{ foo }}", body_html="<p>\n{% if x %}"))
@@ -195,6 +218,19 @@ def test_preview_shows_errors_with_their_lines_instead_of_rendering(client, worl
     assert "This template cannot be used as it stands: HTML part: Line 2: access to attribute '__class__' of " \
            "'str' object is unsafe" in page
     assert "<iframe" not in response.get_data(as_text=True)
+
+
+def test_preview_against_a_ticket_too_costly_for_the_template_says_why(client, session, world):
+    ticket = world["ticket"]
+    ticket.subject = ("Refund " * 40)[:250]
+    session.commit()
+    loops = "Hi\n{% for a in ticket_subject %}{% for b in ticket_subject %}.{% endfor %}{% endfor %}"
+    assert "cannot be used" not in screen(preview(client, world, body_text=loops))  # fine on the sample's subject
+    started = time.perf_counter()
+    response = preview(client, world, ticket=ticket.number, body_text=loops)
+    assert time.perf_counter() - started < 1.0
+    assert ("This template cannot be used as it stands: Text part: Line 2: This template loops more than "
+            "10,000 times") in screen(response)
 
 
 def test_ticket_html_in_the_preview_is_escaped_and_never_reaches_the_page(client, session, world):
