@@ -29,7 +29,7 @@ from mets.services.errors import DomainError
 from mets.services.notification_settings import EVENTS
 from mets.services.html import clean_html
 from mets.services.mail_variables import preview_variables, sample_variables, variables_for
-from mets.services.sandbox import Sandbox, TemplateBudgetError, budget, trusted
+from mets.services.sandbox import Sandbox, TemplateBudgetError, TemplateTimeoutError, budget, trusted
 
 __all__ = ["NAMES", "DESCRIPTIONS", "VARIABLES", "Rendered", "Source", "default_source", "source_for", "validate",
            "sample_variables", "render_source", "render", "variables_for", "ensure_portal_link", "save_override",
@@ -340,7 +340,7 @@ def _compiled_override(row: EmailTemplate) -> tuple:
     return compiled
 
 
-# Overrides that ran out of budget at send time (ticket data made them too costly), by _override_key:
+# Overrides that ran out of time at send time (ticket data made them too costly), by _override_key:
 # later mails use the default at once rather than paying the budget again, until the override is saved anew.
 _over_budget: dict[tuple, str] = {}
 
@@ -360,9 +360,13 @@ def render(session, entity: Entity | None, name: str, variables: dict) -> Render
         try:
             return _run(_compiled_override(row), variables)
         except TemplateBudgetError as exc:
-            _remember_over_budget(row, str(exc))
+            # Only a time-out is remembered: it cost the whole budget and would again. A size or loop
+            # limit fails fast, and one ticket's huge data must not switch the override off for all.
+            if isinstance(exc, TemplateTimeoutError):
+                _remember_over_budget(row, str(exc))
             log.warning("email template %r of entity %s is over its rendering budget (%s: %s); sending the default "
-                        "instead, and until it is saved again", name, owner.id, FIELD_LABELS[exc.field], exc)
+                        "instead%s", name, owner.id, FIELD_LABELS[exc.field], exc,
+                        ", and until it is saved again" if isinstance(exc, TemplateTimeoutError) else "")
         except Exception:
             log.exception("email template %r of entity %s failed; sending the default instead", name, owner.id)
     return _run(_compiled_default(name), variables, default=True)

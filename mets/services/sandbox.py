@@ -43,7 +43,8 @@ from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
-__all__ = ["Limits", "LIMITS", "Budget", "TemplateBudgetError", "Sandbox", "budget", "trusted"]
+__all__ = ["Limits", "LIMITS", "Budget", "TemplateBudgetError", "TemplateTimeoutError", "Sandbox", "budget",
+           "trusted"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ _UNLIMITED = Limits(float("inf"), *(float("inf"),) * 7)
 
 class TemplateBudgetError(SecurityError):
     """A render went over its budget; the message says which limit, in words for the admin."""
+
+
+class TemplateTimeoutError(TemplateBudgetError):
+    """A render ran out of time: the one budget failure that costs its full price each time."""
 
 
 def _kb(n: int) -> str:
@@ -100,7 +105,7 @@ class Budget:
     def tick(self) -> None:
         """Refuse to go on past the deadline."""
         if time.monotonic() > self.deadline:
-            raise TemplateBudgetError(f"This template takes too long to render (over {self.limits.seconds:g} s)")
+            raise TemplateTimeoutError(f"This template takes too long to render (over {self.limits.seconds:g} s)")
 
     def fits(self, size: int) -> None:
         """Refuse a text or list of `size` characters (or items) before it is built."""

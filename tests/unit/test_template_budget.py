@@ -240,6 +240,17 @@ def test_a_short_subject_still_gets_the_override_and_saving_again_retries_it(ses
         "Yours: Cannot download my March invoice")
 
 
+def test_one_tickets_data_over_a_size_limit_does_not_switch_the_override_off_for_the_next(session):
+    """A size or loop limit fails fast: that mail gets the default, the next ticket the override again."""
+    acme = make_entity("Acme", "acme")
+    mt.save_override(session, acme, "ticket-assigned", subject="Yours: {{ ticket_subject }}",
+                     body_text="{% for c in ticket_subject %}{{ c }}{% endfor %}", body_html=HTML_OK, actor=None)
+    huge = {**mt.sample_variables(), "ticket_subject": "x" * 20_000}  # 20,000 iterations: over the loop limit
+    assert mt.render(session, acme, "ticket-assigned", huge).subject.startswith("[ACME-1042] Assigned to you:")
+    assert mt.render(session, acme, "ticket-assigned", mt.sample_variables()).subject == (
+        "Yours: Cannot download my March invoice")
+
+
 def test_the_editor_preview_against_a_ticket_shows_why_its_data_is_too_costly(session):
     acme = make_entity("Acme", "acme")
     ticket = make_ticket(acme, subject=LONG_SUBJECT)
