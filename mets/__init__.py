@@ -7,6 +7,9 @@ from flask import Flask
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; `config` overrides settings (tests pass their database here)."""
     app = Flask(__name__, instance_path=os.environ.get("METS_INSTANCE_DIR") or None)
+    from mets.web import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any route is added: every <int:...> is bounded
     app.config.from_object("mets.config.Config")
     if config:
         app.config.update(config)

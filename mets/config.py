@@ -84,3 +84,20 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # tied to the session instead of a clock
 
     TICKETS_PER_PAGE = 25
+
+    # Request size (bytes). No attachments yet, so 2 MB is far above any form a person sends
+    # (a 50,000-character reply is at most 600 kB even URL-encoded). Bigger requests get a 413.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 2 * 1024 * 1024))
+
+    # Sign-in throttles ("N per M minutes", the `limits` notation; empty: off). Failed staff sign-ins
+    # count per address tried and per client address; portal link requests count per address asked for
+    # and per client. Kept in Redis when REDIS_URL is set (shared by every web process), else in memory.
+    LOGIN_RATE_LIMIT_ACCOUNT = os.environ.get("LOGIN_RATE_LIMIT_ACCOUNT", "5 per 15 minutes")
+    LOGIN_RATE_LIMIT_CLIENT = os.environ.get("LOGIN_RATE_LIMIT_CLIENT", "20 per 15 minutes")
+    PORTAL_LINK_RATE_LIMIT_ADDRESS = os.environ.get("PORTAL_LINK_RATE_LIMIT_ADDRESS", "5 per hour")
+    PORTAL_LINK_RATE_LIMIT_CLIENT = os.environ.get("PORTAL_LINK_RATE_LIMIT_CLIENT", "30 per hour")
+    RATELIMIT_ENABLED = True  # Flask-Limiter keeps the last app's value otherwise (one limiter per process)
+    RATELIMIT_STRATEGY = "moving-window"  # exact counts: a fixed window lets twice the limit through at its edge
+    # How many proxies in front of the app set X-Forwarded-For / -Proto (0: none, trust the socket's address).
+    # Behind one TLS-terminating proxy set 1, or every client shares the proxy's address (and its throttle).
+    TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", 0))

@@ -13,8 +13,8 @@ bp = Blueprint("auth", __name__)
 
 def _safe_next(target: str | None) -> str | None:
     """Only same-site paths, so the login form cannot bounce users to another site."""
-    if not target:
-        return None
+    if not target or len(target) > 2000 or not target.isprintable():
+        return None  # (no CR/LF: it becomes the Location header)
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None

@@ -16,7 +16,7 @@ from mets.extensions import db
 from mets.forms import commit_call, status_for, submit
 from mets.models import Entity
 from mets.services import entities, mail_templates
-from mets.web import admin_required, render
+from mets.web import admin_required, arg_int, render
 
 bp = Blueprint("mail_templates", __name__, url_prefix="/admin/mail/templates")
 
@@ -58,7 +58,7 @@ def _editor(entity: Entity, name: str, form: TemplateForm, status: int = 200):
 @admin_required
 def index():
     tree = entities.entity_tree(db.session)
-    entity_id = request.args.get("entity_id", type=int)
+    entity_id = arg_int("entity_id")
     entity = _entity(entity_id) if entity_id is not None else (tree[0][0] if tree else None)
     rows = mail_templates.overview(db.session, entity) if entity else []
     return render("mail_templates/index.html", tree=tree, entity=entity, rows=rows)

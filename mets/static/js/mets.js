@@ -3,6 +3,8 @@ document.addEventListener("htmx:responseError", function (event) {
   var status = event.detail.xhr.status;
   var text = status === 400 ? "This page is out of date. Reload it and try again."
            : status === 404 ? "That item is no longer available to you."
+           : status === 413 ? "That is too large to send: shorten it or split it into several messages."
+           : status === 429 ? "Too many requests: wait a few minutes and try again."
            : "Something went wrong (" + status + "). Please try again.";
   showNotice(text);
 });
