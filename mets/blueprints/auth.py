@@ -49,6 +49,10 @@ def login():
 @bp.post("/logout")
 def logout():
     was_customer = current_user.is_authenticated and current_user.is_customer
+    if current_user.is_authenticated:
+        # Signing out ends every session of this user: a copied session or remember cookie is worthless after.
+        users.end_sessions(db.session, current_user)
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.", "info")

@@ -6,9 +6,9 @@ from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL
 from mets.models.hours import BusinessHours, HoursException, Holiday
 from mets.models.sla import CLOCKS, SlaFiring, SlaPause, SlaRule
 from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketEvent
-from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, User
+from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, RedeemedLink, User
 
-__all__ = ["Entity", "User", "Membership", "Ticket", "Reply", "TicketEvent", "BusinessHours", "Holiday",
+__all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "Reply", "TicketEvent", "BusinessHours", "Holiday",
            "HoursException", "EmailTemplate", "NotificationSetting", "QueuedEmail", "AppSetting",
            "MAIL_STATUSES", "PENDING", "SENDING", "SENT", "FAILED", "CANCELLED", "CRITICAL", "WARNING", "NORMAL",
            "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",

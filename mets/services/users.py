@@ -54,8 +54,15 @@ def create_user(session, data: dict) -> User:
     return user
 
 
+def end_sessions(session, user: User) -> None:
+    """Sign `user` out everywhere (every session and remember cookie they hold stops working)."""
+    user.end_sessions()
+    session.flush()
+
+
 def update_user(session, user: User, data: dict, actor: User) -> User:
-    """Change name, email, flags and (when given) the password."""
+    """Change name, email, flags and (when given) the password; a new password or a deactivation signs the user
+    out everywhere (models/users.py)."""
     data = {**data, "kind": user.kind}
     check(_validate(session, user, data, password_required=False))
     if user.id == actor.id and (not data.get("active", True) or (user.is_admin and not data.get("is_admin"))):
