@@ -18,7 +18,13 @@ def create_app(config: dict | None = None) -> Flask:
         # SQLite has no server-side pool; keep its defaults.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
 
-    from mets.extensions import csrf, db, login_manager, mail, migrate
+    from mets import throttle
+
+    throttle.check_settings(app.config)
+    # Throttle counts live beside the job queues when there is a Redis, so every web process shares them.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+
+    from mets.extensions import csrf, db, limiter, login_manager, mail, migrate
 
     db.init_app(app)
     from mets.models.schema import include_object
@@ -28,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     mail.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
 
     from mets import auth_setup, cli, errors, web
     from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks

@@ -4,9 +4,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from mets import throttle
 from mets.extensions import db
 from mets.forms import LoginForm
 from mets.services import users
+from mets.services.validation import normalize_email
 
 bp = Blueprint("auth", __name__)
 
@@ -34,11 +36,19 @@ def login():
         return redirect(url_for("tickets.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = users.authenticate(db.session, form.email.data, form.password.data)
+        email, client = normalize_email(form.email.data), request.remote_addr or ""
+        if wait := throttle.login_wait(email, client):
+            # Checked before the password: once throttled, even the right one does not get in.
+            form.form_errors.append(f"Too many failed sign-ins. For your security, wait "
+                                    f"{throttle.wait_phrase(wait)} and try again.")
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
+        user = users.authenticate(db.session, email, form.password.data)
         if user is None:
+            throttle.login_failed(email, client)
             form.form_errors.append("Wrong email or password.")
         else:
             db.session.commit()
+            throttle.login_succeeded(email)
             session.clear()  # no session fixation across sign-ins
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")) or url_for("tickets.index"))
