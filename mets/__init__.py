@@ -18,8 +18,9 @@ def create_app(config: dict | None = None) -> Flask:
         # SQLite has no server-side pool; keep its defaults.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
 
-    from mets import throttle
+    from mets import security, throttle
 
+    app.config["SECRET_KEY"] = security.resolve_secret_key(app.config)
     throttle.check_settings(app.config)
     # Throttle counts live beside the job queues when there is a Redis, so every web process shares them.
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
@@ -35,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     mail.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
+    security.init_app(app)
 
     from mets import auth_setup, cli, errors, web
     from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks

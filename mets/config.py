@@ -15,7 +15,9 @@ def _bool(name, default=False):
 class Config:
     """Read once at app creation; `create_app(config)` overrides any key for tests."""
 
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    # Unset: the embedded run makes and keeps a random key in the instance dir; a server database
+    # (anything but SQLite) refuses to start without one (mets/security.py).
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'mets.db'}")
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL") or None
@@ -81,6 +83,9 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
     REMEMBER_COOKIE_HTTPONLY = True
+    # The remember cookie signs its user in as surely as the session cookie: the same protections
+    # (REMEMBER_COOKIE_SECURE follows SESSION_COOKIE_SECURE unless set itself: mets/security.py).
+    REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # tied to the session instead of a clock
 
     TICKETS_PER_PAGE = 25

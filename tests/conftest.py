@@ -47,7 +47,7 @@ def _migrated_url(backend: str, tmp_path_factory) -> str:
         url = PG_URL
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mets.db'}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "test-secret"})
     with app.app_context():
         from flask_migrate import upgrade
 

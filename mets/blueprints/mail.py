@@ -13,6 +13,7 @@ from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
+from mets.security import allows_inline_styles
 from mets.forms import commit_call, status_for, submit
 from mets.models import MAIL_STATUSES, Entity, QueuedEmail
 from mets.services import entities, mail_admin, notification_settings, outbox
@@ -104,6 +105,7 @@ def _message_page(row: QueuedEmail, status: int = 200, error: str | None = None,
 
 @bp.get("/<int:message_id>")
 @admin_required
+@allows_inline_styles  # the message's HTML part, in a sandboxed iframe
 def message(message_id):
     return _message_page(_message(message_id))
 

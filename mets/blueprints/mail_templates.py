@@ -13,6 +13,7 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import Length
 
 from mets.extensions import db
+from mets.security import allows_inline_styles
 from mets.forms import commit_call, status_for, submit
 from mets.models import Entity
 from mets.services import entities, mail_templates
@@ -66,6 +67,7 @@ def index():
 
 @bp.route("/<int:entity_id>/<name>", methods=["GET", "POST"])
 @admin_required
+@allows_inline_styles  # the preview shows the HTML part in a sandboxed iframe
 def edit(entity_id, name):
     entity, name = _entity(entity_id), _name(name)
     if request.method == "GET":
@@ -84,6 +86,7 @@ def edit(entity_id, name):
 
 @bp.post("/<int:entity_id>/<name>/preview")
 @admin_required
+@allows_inline_styles
 def preview(entity_id, name):
     """The preview box for the form's current (unsaved) sources."""
     entity, name = _entity(entity_id), _name(name)

@@ -137,3 +137,25 @@ def test_a_customer_who_signs_out_cannot_replay_the_portal_session(app, client, 
     thief = new_browser(app)
     thief.set_cookie("session", saved)
     assert thief.get("/portal/").status_code == 302
+
+
+def test_the_remember_cookie_has_the_session_cookies_protections(client, people):
+    _, victim = people
+    response = client.post("/login", data={"email": victim.email, "password": PASSWORD, "remember": "y"})
+    remember = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("remember_token="))
+    assert "HttpOnly" in remember and "SameSite=Lax" in remember
+    assert "Secure" not in remember  # SESSION_COOKIE_SECURE is off in tests: the remember cookie follows it
+
+
+@pytest.fixture
+def app_overrides(request):
+    return {"SESSION_COOKIE_SECURE": True} if request.function.__name__ in BEHIND_HTTPS else {}
+
+
+BEHIND_HTTPS = {"test_the_remember_cookie_is_secure_behind_https"}
+
+
+def test_the_remember_cookie_is_secure_behind_https(client, people):
+    _, victim = people
+    response = client.post("/login", data={"email": victim.email, "password": PASSWORD, "remember": "y"})
+    assert all("Secure" in h for h in response.headers.getlist("Set-Cookie"))

@@ -32,3 +32,14 @@ document.addEventListener("htmx:configRequest", function (event) {
     if (data.getAll(key).every(function (value) { return value === ""; })) data.delete(key);
   });
 });
+
+// The Content-Security-Policy allows no inline handlers: pages mark elements with data attributes instead.
+// <select data-autosubmit> sends its form on change; <form data-confirm="..."> asks before it is sent.
+document.addEventListener("change", function (event) {
+  var el = event.target;
+  if (el.matches && el.matches("[data-autosubmit]") && el.form) el.form.requestSubmit();
+});
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
