@@ -16,6 +16,22 @@ from tests.conftest import CSRFClient, count_rows, login, text_of
 from tests.factories import PASSWORD, make_customer, make_entity, make_staff
 
 
+# The timing test measures the production hash (scrypt); the others keep the suite's cheap one.
+REAL_HASH = {"test_an_unknown_address_takes_as_long_as_a_wrong_password"}
+# Behind one proxy that sets X-Forwarded-For.
+BEHIND_PROXY = {"test_behind_a_trusted_proxy_each_client_has_its_own_limit"}
+
+
+@pytest.fixture
+def app_overrides(request):
+    overrides = {}
+    if request.function.__name__ in REAL_HASH:
+        overrides["PASSWORD_HASH_METHOD"] = "scrypt"
+    if request.function.__name__ in BEHIND_PROXY:
+        overrides["TRUSTED_PROXY_COUNT"] = 1
+    return overrides
+
+
 @pytest.fixture
 def sam(session):
     user = make_staff(make_entity("Acme", "acme"), name="Sam Staff", email="sam@staff.example")
@@ -144,15 +160,6 @@ def test_every_refused_sign_in_checks_one_hash_made_like_real_ones(app, client, 
     assert hashes_checked[0].startswith(method + "$") and sam.password_hash.startswith(method + "$")
 
 
-@pytest.fixture
-def app_overrides(request):
-    # The timing test measures the production hash (scrypt); the others keep the suite's cheap one.
-    return {"PASSWORD_HASH_METHOD": "scrypt"} if request.function.__name__ in REAL_HASH else {}
-
-
-REAL_HASH = {"test_an_unknown_address_takes_as_long_as_a_wrong_password"}
-
-
 def test_an_unknown_address_takes_as_long_as_a_wrong_password(client, session):
     make_staff(name="Sam Staff", email="sam@staff.example")
     session.commit()
@@ -195,3 +202,26 @@ def test_a_client_asking_for_many_addresses_is_refused(client, session):
     assert response.status_code == 429
     assert "Too many sign-in links" in text_of(response)
     assert count_rows(session, QueuedEmail) == queued == 30
+
+
+# --- client addresses behind a proxy ----------------------------------------------------------
+
+def guess_from(client, forwarded_for: str, n: int):
+    return client.post("/login", data={"email": f"guess{n}@staff.example", "password": "x"},
+                       headers={"X-Forwarded-For": forwarded_for})
+
+
+def test_a_client_cannot_dodge_its_limit_with_a_forwarded_for_header(client, sam):
+    """No trusted proxy (the default): X-Forwarded-For is the client's own claim and is ignored."""
+    for n in range(20):
+        guess_from(client, f"10.0.0.{n}", n)
+    assert guess_from(client, "10.0.0.99", 99).status_code == 429
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_limit(client, sam):
+    for n in range(20):
+        guess_from(client, "203.0.113.9", n)
+    assert guess_from(client, "203.0.113.9", 99).status_code == 429
+    response = client.post("/login", data={"email": sam.email, "password": PASSWORD},
+                           headers={"X-Forwarded-For": "198.51.100.7"})
+    assert response.status_code == 302
