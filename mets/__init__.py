@@ -7,6 +7,9 @@ from flask import Flask
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; `config` overrides settings (tests pass their database here)."""
     app = Flask(__name__, instance_path=os.environ.get("METS_INSTANCE_DIR") or None)
+    from mets.web import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any route is added: every <int:...> is bounded
     app.config.from_object("mets.config.Config")
     if config:
         app.config.update(config)
@@ -15,7 +18,14 @@ def create_app(config: dict | None = None) -> Flask:
         # SQLite has no server-side pool; keep its defaults.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
 
-    from mets.extensions import csrf, db, login_manager, mail, migrate
+    from mets import security, throttle
+
+    app.config["SECRET_KEY"] = security.resolve_secret_key(app.config)
+    throttle.check_settings(app.config)
+    # Throttle counts live beside the job queues when there is a Redis, so every web process shares them.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+
+    from mets.extensions import csrf, db, limiter, login_manager, mail, migrate
 
     db.init_app(app)
     from mets.models.schema import include_object
@@ -25,6 +35,8 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     mail.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
+    security.init_app(app)
 
     from mets import auth_setup, cli, errors, web
     from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks

@@ -1,8 +1,11 @@
 """Flask-Login wiring: loading the signed-in user and where anonymous users are sent."""
+import hmac
+
 from flask import redirect, request, url_for
 
 from mets.extensions import db, login_manager
 from mets.models import User
+from mets.services.validation import parse_id
 
 
 def init_app(app):
@@ -12,8 +15,14 @@ def init_app(app):
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.active else None
+        # "<id>:<session token>" (User.get_id): a cookie from before a sign-out, a password change or a
+        # deactivation carries an old token and signs nobody in. Plain old "<id>" cookies are refused too.
+        raw_id, _, token = user_id.partition(":")
+        user_pk = parse_id(raw_id)
+        user = db.session.get(User, user_pk) if user_pk is not None and token else None
+        if user is None or not user.active or not hmac.compare_digest(user.session_token.encode(), token.encode()):
+            return None
+        return user
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -15,7 +15,9 @@ def _bool(name, default=False):
 class Config:
     """Read once at app creation; `create_app(config)` overrides any key for tests."""
 
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    # Unset: the embedded run makes and keeps a random key in the instance dir; a server database
+    # (anything but SQLite) refuses to start without one (mets/security.py).
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'mets.db'}")
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL") or None
@@ -81,6 +83,26 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
     REMEMBER_COOKIE_HTTPONLY = True
+    # The remember cookie signs its user in as surely as the session cookie: the same protections
+    # (REMEMBER_COOKIE_SECURE follows SESSION_COOKIE_SECURE unless set itself: mets/security.py).
+    REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # tied to the session instead of a clock
 
     TICKETS_PER_PAGE = 25
+
+    # Request size (bytes). No attachments yet, so 2 MB is far above any form a person sends
+    # (a 50,000-character reply is at most 600 kB even URL-encoded). Bigger requests get a 413.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 2 * 1024 * 1024))
+
+    # Sign-in throttles ("N per M minutes", the `limits` notation; empty: off). Failed staff sign-ins
+    # count per address tried and per client address; portal link requests count per address asked for
+    # and per client. Kept in Redis when REDIS_URL is set (shared by every web process), else in memory.
+    LOGIN_RATE_LIMIT_ACCOUNT = os.environ.get("LOGIN_RATE_LIMIT_ACCOUNT", "5 per 15 minutes")
+    LOGIN_RATE_LIMIT_CLIENT = os.environ.get("LOGIN_RATE_LIMIT_CLIENT", "20 per 15 minutes")
+    PORTAL_LINK_RATE_LIMIT_ADDRESS = os.environ.get("PORTAL_LINK_RATE_LIMIT_ADDRESS", "5 per hour")
+    PORTAL_LINK_RATE_LIMIT_CLIENT = os.environ.get("PORTAL_LINK_RATE_LIMIT_CLIENT", "30 per hour")
+    RATELIMIT_ENABLED = True  # Flask-Limiter keeps the last app's value otherwise (one limiter per process)
+    RATELIMIT_STRATEGY = "moving-window"  # exact counts: a fixed window lets twice the limit through at its edge
+    # How many proxies in front of the app set X-Forwarded-For / -Proto (0: none, trust the socket's address).
+    # Behind one TLS-terminating proxy set 1, or every client shares the proxy's address (and its throttle).
+    TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", 0))

@@ -1,4 +1,6 @@
 """Flask extensions, created unbound and initialised in create_app."""
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
@@ -26,3 +28,6 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
+# No default limits: the sign-in doors count their own attempts through mets/throttle.py. Storage
+# (RATELIMIT_STORAGE_URI) is REDIS_URL when set, else this process's memory (create_app).
+limiter = Limiter(key_func=get_remote_address)

@@ -1,8 +1,9 @@
-"""Helpers shared by the blueprints: page-or-partial rendering, role guards, load-or-404."""
+"""Helpers shared by the blueprints: page-or-partial rendering, role guards, load-or-404, reading numbers."""
 from functools import wraps
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from werkzeug.routing import IntegerConverter
 
 from mets import clock
 from mets.extensions import db
@@ -10,6 +11,29 @@ from mets.models import STATUSES
 from mets.models.tickets import STATUS_LABELS
 from mets.services import access
 from mets.services.html import message_html
+from mets.services.validation import MAX_ID, parse_int
+
+
+def arg_int(name: str, default=None, min_value: int = 1, max_value: int = MAX_ID, source=None):
+    """The request's `name` (query string, or `source`: request.form) as an int in range, else `default`.
+
+    How every number a request names is read: a filter or choice that does not parse is simply not
+    applied (links get mangled, nobody needs a 400 for that); a path id that does not fit is a 404
+    (IdConverter); a posted form field that does not is the form's field error.
+    """
+    values = request.args if source is None else source
+    return parse_int(values.get(name), default, min_value, max_value)
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: ASCII digits only, and at most MAX_ID, so a 23-digit id is a 404, not an
+    overflow in the database."""
+
+    regex = r"[0-9]{1,10}"
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def is_htmx() -> bool:
@@ -128,6 +152,7 @@ def _message_html(message):
 
 
 def init_app(app):
+    """Filters and globals for the templates (the `int` route converter is set in create_app, before any route)."""
     app.jinja_env.filters["message_html"] = _message_html
     app.jinja_env.filters["local"] = _local
     app.jinja_env.filters["ago"] = _ago

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from flask import g, has_app_context
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import create_engine, func, select, text
@@ -46,7 +47,7 @@ def _migrated_url(backend: str, tmp_path_factory) -> str:
         url = PG_URL
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mets.db'}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "test-secret"})
     with app.app_context():
         from flask_migrate import upgrade
 
@@ -136,6 +137,12 @@ class CSRFClient(FlaskClient):
     """
 
     def open(self, *args, csrf: bool = True, **kwargs):
+        # Every request reuses the test's app context, and with it `g`, which in production is new per
+        # request: Flask-Login keeps the loaded user there (a request would see whoever the previous one,
+        # of any client, was), the CSP its per-page exceptions. Start each request with an empty one.
+        if has_app_context():
+            for name in list(g):
+                g.pop(name)
         method = (kwargs.get("method") or "GET").upper()
         if csrf and method not in ("GET", "HEAD", "OPTIONS"):
             with self.session_transaction() as sess:

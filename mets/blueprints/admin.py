@@ -1,6 +1,6 @@
 """Admin pages: the entity tree (with the background jobs' health above it), users and their memberships."""
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 from sqlalchemy import func, or_, select
 
 from mets import clock, jobs
@@ -102,7 +102,12 @@ def _user_data(form: UserForm) -> dict:
 def user_edit(user_id):
     user = db.session.get(User, user_id) or abort(404)
     form = UserForm(obj=user)
+    token_before = user.session_token
     if submit(form, lambda: users.update_user(db.session, user, _user_data(form), actor=current_user)):
+        if user.id == current_user.id and user.session_token != token_before:
+            # A new password of one's own ends every other session, not the one it was changed in.
+            remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+            login_user(user, remember=remembered)
         return redirect(url_for("admin.user_edit", user_id=user.id), 303)
     return render_template("admin/user_form.html", form=form, user=user,
                            membership_form=_membership_form(blank=True)), status_for(form)

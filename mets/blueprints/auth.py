@@ -4,17 +4,19 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from mets import throttle
 from mets.extensions import db
 from mets.forms import LoginForm
 from mets.services import users
+from mets.services.validation import normalize_email
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str | None:
     """Only same-site paths, so the login form cannot bounce users to another site."""
-    if not target:
-        return None
+    if not target or len(target) > 2000 or not target.isprintable():
+        return None  # (no CR/LF: it becomes the Location header)
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
@@ -34,11 +36,19 @@ def login():
         return redirect(url_for("tickets.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = users.authenticate(db.session, form.email.data, form.password.data)
+        email, client = normalize_email(form.email.data), request.remote_addr or ""
+        if wait := throttle.login_wait(email, client):
+            # Checked before the password: once throttled, even the right one does not get in.
+            form.form_errors.append(f"Too many failed sign-ins. For your security, wait "
+                                    f"{throttle.wait_phrase(wait)} and try again.")
+            return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
+        user = users.authenticate(db.session, email, form.password.data)
         if user is None:
+            throttle.login_failed(email, client)
             form.form_errors.append("Wrong email or password.")
         else:
             db.session.commit()
+            throttle.login_succeeded(email)
             session.clear()  # no session fixation across sign-ins
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")) or url_for("tickets.index"))
@@ -49,6 +59,10 @@ def login():
 @bp.post("/logout")
 def logout():
     was_customer = current_user.is_authenticated and current_user.is_customer
+    if current_user.is_authenticated:
+        # Signing out ends every session of this user: a copied session or remember cookie is worthless after.
+        users.end_sessions(db.session, current_user)
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.", "info")

@@ -21,7 +21,8 @@ from mets.services import automation_rules as service
 from mets.services import automation_test_mode as test_mode
 from mets.services.automation_rules import TRIGGER_LABELS
 from mets.services.errors import DomainError
-from mets.web import admin_required, is_htmx, render
+from mets.services.validation import parse_id
+from mets.web import admin_required, arg_int, is_htmx, render
 
 bp = Blueprint("automation", __name__, url_prefix="/admin/automation")
 TRIGGER_CHOICES = [(t, TRIGGER_LABELS[t]) for t in TRIGGERS]
@@ -47,7 +48,7 @@ class RuleForm(FlaskForm):
 def _form(rule: AutomationRule | None = None) -> RuleForm:
     if request.method == "GET":
         data = service.form_values(rule) if rule else {"trigger_event": "ticket_created", "actions": "[]",
-                                                       "entity_id": request.args.get("entity_id", "")}
+                                                       "entity_id": str(arg_int("entity_id") or "")}
         form = RuleForm(formdata=None, data=data)
     else:
         form = RuleForm()
@@ -61,7 +62,8 @@ def _rule(rule_id: int) -> AutomationRule:
 
 
 def _entity(raw) -> Entity | None:
-    return db.session.get(Entity, int(raw)) if str(raw or "").isdigit() else None
+    entity_id = parse_id(raw)
+    return db.session.get(Entity, entity_id) if entity_id is not None else None
 
 
 def _trigger_filter(value) -> str | None:

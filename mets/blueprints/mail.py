@@ -13,11 +13,12 @@ from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
+from mets.security import allows_inline_styles
 from mets.forms import commit_call, status_for, submit
 from mets.models import MAIL_STATUSES, Entity, QueuedEmail
 from mets.services import entities, mail_admin, notification_settings, outbox
 from mets.services.mail_admin import MailFilters
-from mets.web import admin_required, is_htmx, render
+from mets.web import admin_required, arg_int, is_htmx, render
 
 bp = Blueprint("mail", __name__, url_prefix="/admin/mail")
 
@@ -104,6 +105,7 @@ def _message_page(row: QueuedEmail, status: int = 200, error: str | None = None,
 
 @bp.get("/<int:message_id>")
 @admin_required
+@allows_inline_styles  # the message's HTML part, in a sandboxed iframe
 def message(message_id):
     return _message_page(_message(message_id))
 
@@ -193,7 +195,7 @@ def _row_answer(entity: Entity, row, form, status: int = 200):
 @bp.get("/notifications")
 @admin_required
 def notifications():
-    entity_id = request.args.get("entity_id", type=int)
+    entity_id = arg_int("entity_id")
     tree = entities.entity_tree(db.session)
     entity = _entity(entity_id) if entity_id else (tree[0][0] if tree else None)
     return _notifications_page(entity)

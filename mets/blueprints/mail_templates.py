@@ -13,10 +13,11 @@ from wtforms import StringField, TextAreaField
 from wtforms.validators import Length
 
 from mets.extensions import db
+from mets.security import allows_inline_styles
 from mets.forms import commit_call, status_for, submit
 from mets.models import Entity
 from mets.services import entities, mail_templates
-from mets.web import admin_required, render
+from mets.web import admin_required, arg_int, render
 
 bp = Blueprint("mail_templates", __name__, url_prefix="/admin/mail/templates")
 
@@ -58,7 +59,7 @@ def _editor(entity: Entity, name: str, form: TemplateForm, status: int = 200):
 @admin_required
 def index():
     tree = entities.entity_tree(db.session)
-    entity_id = request.args.get("entity_id", type=int)
+    entity_id = arg_int("entity_id")
     entity = _entity(entity_id) if entity_id is not None else (tree[0][0] if tree else None)
     rows = mail_templates.overview(db.session, entity) if entity else []
     return render("mail_templates/index.html", tree=tree, entity=entity, rows=rows)
@@ -66,6 +67,7 @@ def index():
 
 @bp.route("/<int:entity_id>/<name>", methods=["GET", "POST"])
 @admin_required
+@allows_inline_styles  # the preview shows the HTML part in a sandboxed iframe
 def edit(entity_id, name):
     entity, name = _entity(entity_id), _name(name)
     if request.method == "GET":
@@ -84,6 +86,7 @@ def edit(entity_id, name):
 
 @bp.post("/<int:entity_id>/<name>/preview")
 @admin_required
+@allows_inline_styles
 def preview(entity_id, name):
     """The preview box for the form's current (unsaved) sources."""
     entity, name = _entity(entity_id), _name(name)

@@ -1,8 +1,9 @@
 """The customer portal: sign in by emailed link, open tickets, follow and answer them."""
-from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 from sqlalchemy import select
 
+from mets import throttle
 from mets.extensions import db
 from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, status_for, submit
 from mets.models import Entity, Ticket
@@ -30,8 +31,18 @@ def login():
     form = PortalLinkForm()
     if form.validate_on_submit():
         config = current_app.config
-        if portal_auth.should_send_link(db.session, form.email.data, config["PORTAL_OPEN_SIGNUP"]):
-            send_sign_in_link(normalize_email(form.email.data), form.next.data or None)
+        client, email = request.remote_addr or "", normalize_email(form.email.data)
+        if not throttle.LINK_CLIENT.hit(client):
+            # One client asking for many addresses: a flood, told so plainly (it says nothing about any address).
+            wait = throttle.LINK_CLIENT.retry_after(client)
+            form.form_errors.append(f"Too many sign-in links were asked for from your network. Wait "
+                                    f"{throttle.wait_phrase(wait)} and try again.")
+            return render_template("portal/login.html", form=form), 429, {"Retry-After": str(wait)}
+        # Over the address's limit no more mail goes out, but the page stays the same: the owner already
+        # has the recent links, and the answer for an address never depends on who asked before.
+        if throttle.LINK_ADDRESS.hit(email) and portal_auth.should_send_link(db.session, email,
+                                                                             config["PORTAL_OPEN_SIGNUP"]):
+            send_sign_in_link(email, portal_auth.safe_next(form.next.data))
             db.session.commit()
         # The same answer whether or not the address is known: it reveals nothing.
         return render_template("portal/link_sent.html", email=form.email.data)

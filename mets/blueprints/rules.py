@@ -17,7 +17,7 @@ from jinja2 import Undefined
 from mets.extensions import db
 from mets.services import rules
 from mets.services.rules import VALUE_MANY, VALUE_NONE, Field, Operator, Registry
-from mets.web import staff_required
+from mets.web import arg_int, staff_required
 
 bp = Blueprint("rules", __name__, url_prefix="/rules")
 
@@ -289,8 +289,7 @@ def builder_check():
 def builder_group():
     """A new nested group holding one condition; `depth` is the new group's depth (the top is 1)."""
     registry = _registry_or_404(request.form.get("registry"))
-    depth = request.form.get("depth", "2")
-    depth = int(depth) if depth.isdigit() else 2
+    depth = arg_int("depth", 2, min_value=0, max_value=99, source=request.form)
     if not 2 <= depth <= rules.MAX_DEPTH:
         return render_template("rules/_row_error.html", row_id=None,
                                error=f"Groups nest at most {rules.MAX_DEPTH} deep."), 422

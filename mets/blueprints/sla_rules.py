@@ -13,12 +13,12 @@ from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
-from mets.forms import PRIORITY_CHOICES, status_for, submit
+from mets.forms import PRIORITY_CHOICES, coerce_id, status_for, submit
 from mets.models import CLOCKS, Entity, SlaRule
 from mets.models.tickets import STATUS_LABELS
 from mets.services import access, entities, sla_rules
 from mets.services.durations import format_minutes
-from mets.web import admin_required, is_htmx, render
+from mets.web import admin_required, arg_int, is_htmx, render
 
 bp = Blueprint("sla_rules", __name__, url_prefix="/admin/sla")
 
@@ -31,7 +31,7 @@ class CheckboxesField(SelectMultipleField):
 class SlaRuleForm(FlaskForm):
     """Text in, as people type it; services.sla_rules parses it and names the field at fault."""
 
-    entity_id = SelectField("Entity", coerce=int)
+    entity_id = SelectField("Entity", coerce=coerce_id)
     name = StringField("Name", validators=[Length(max=200)])
     priority = SelectField("Priority", choices=[("", "Any priority"), *PRIORITY_CHOICES], default="")
     response = StringField("First response", validators=[Length(max=40)])
@@ -92,7 +92,7 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @admin_required
 def new():
-    entity_id = request.args.get("entity_id", type=int)
+    entity_id = arg_int("entity_id")
     form = _form(entity_id=entity_id, warnings="80%", pause_statuses=["pending"], business_hours_only=True)
     rule = submit(form, lambda: sla_rules.create_rule(db.session, db.session.get(Entity, form.entity_id.data),
                                                       form.data_for_service()))

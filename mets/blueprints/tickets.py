@@ -10,6 +10,7 @@ from mets.models.tickets import STATUS_LABELS
 from mets.services import access, sla, tickets, users
 from mets.services.errors import DomainError
 from mets.services.ticket_search import STATUS_FILTERS, TicketFilters, search_tickets
+from mets.services.validation import parse_id
 from mets.web import get_ticket_or_404, is_htmx, render, staff_required
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
@@ -134,13 +135,13 @@ def _apply_field(ticket, name: str, raw: str):
     if name == "status":
         return tickets.change_status(db.session, ticket, raw, actor=current_user)
     if name == "assignee_id":
-        assignee = db.session.get(User, int(raw)) if raw.isdigit() else None
+        assignee_id = parse_id(raw)
+        assignee = db.session.get(User, assignee_id) if assignee_id is not None else None
         if raw and assignee is None:
             raise DomainError({"assignee_id": tickets.NOT_ASSIGNABLE})  # as for anyone else not assignable
         return tickets.assign(db.session, ticket, assignee, actor=current_user)
     if name == "entity_id":
-        return tickets.update_fields(db.session, ticket, {"entity_id": int(raw) if raw.isdigit() else None},
-                                     actor=current_user)
+        return tickets.update_fields(db.session, ticket, {"entity_id": parse_id(raw)}, actor=current_user)
     return tickets.update_fields(db.session, ticket, {name: raw}, actor=current_user)
 
 

@@ -18,6 +18,7 @@ from mets.models.tickets import STATUS_LABELS
 from mets.services import access, automation_assign, mail_templates, tickets
 from mets.services.durations import format_minutes, parse_duration
 from mets.services.errors import DomainError
+from mets.services.validation import parse_id
 
 MAX_ACTIONS = 20
 MAX_TEXT = 5_000
@@ -215,13 +216,16 @@ def _kept(name: str, what: str) -> Plan:
 
 # --- assignment and ticket fields -------------------------------------------------------------
 
+def _get(session, model, raw):
+    """The row whose id `raw` (a rule's saved parameter) names, or None (never an overflowing query)."""
+    row_id = parse_id(raw)
+    return session.get(model, row_id) if row_id is not None else None
+
+
 def _check_assign(session, entity, params) -> dict:
     if params.get("strategy") != "agent":
         return {}
-    try:
-        user = session.get(User, int(params.get("agent_id", "")))
-    except ValueError:
-        user = None
+    user = _get(session, User, params.get("agent_id"))
     if user is None or not user.is_staff or not user.active:
         return {"agent_id": "Choose an active agent."}
     if entity is not None and not access.is_member(session, user, entity):
@@ -231,7 +235,7 @@ def _check_assign(session, entity, params) -> dict:
 
 def _assign_words(session, params) -> str:
     if params.get("strategy") == "agent":
-        user = session.get(User, int(params["agent_id"])) if str(params.get("agent_id", "")).isdigit() else None
+        user = _get(session, User, params.get("agent_id"))
         return f"Assign to {user.name if user else 'a removed agent'}"
     return "Assign " + dict(automation_assign.STRATEGIES).get(params.get("strategy"), "?").lower()
 
@@ -241,7 +245,7 @@ def _assign_words(session, params) -> str:
         Param("agent_id", "Agent", "select", show_if={"strategy": ("agent",)}, choices=_agents),
         check=_check_assign, words=_assign_words)
 def _assign(run: Run, p: dict) -> Plan:
-    agent_id = int(p["agent_id"]) if p.get("strategy") == "agent" else None
+    agent_id = parse_id(p.get("agent_id")) if p.get("strategy") == "agent" else None
     chosen = automation_assign.pick(run.session, run.ticket, p["strategy"], agent_id)
     if chosen.agent is None:
         raise DomainError(f"Nobody to assign: {chosen.reason}.")
@@ -331,9 +335,9 @@ def _check_sla_rule(session, entity, params) -> dict:
 
 @action("switch_sla", "Switch the SLA rule", "SLA", Param("rule_id", "SLA rule", "select", choices=_sla_rules),
         check=_check_sla_rule,
-        words=lambda s, p: "Switch the SLA rule to " + getattr(s.get(SlaRule, int(p["rule_id"])), "name", "?"))
+        words=lambda s, p: "Switch the SLA rule to " + getattr(_get(s, SlaRule, p.get("rule_id")), "name", "?"))
 def _switch_sla(run: Run, p: dict) -> Plan:
-    rule = run.session.get(SlaRule, int(p["rule_id"]))
+    rule = _get(run.session, SlaRule, p.get("rule_id"))
     if rule is None:
         raise DomainError("The SLA rule no longer exists.")
     if run.ticket.sla_rule_id == rule.id:

@@ -18,7 +18,7 @@ from mets.services import automation_actions as actions
 from mets.services import rules
 from mets.services.automation_conditions import AUTOMATION
 from mets.services.errors import DomainError, check
-from mets.services.validation import text_error
+from mets.services.validation import parse_id, text_error
 
 TRIGGER_LABELS = {
     "ticket_created": "Ticket created",
@@ -44,10 +44,8 @@ def _flag(value) -> bool:
 def _entity(session, raw, errors: dict) -> Entity | None:
     if raw in (None, "", 0, "0"):
         return None
-    try:
-        entity = session.get(Entity, int(raw))
-    except (TypeError, ValueError):
-        entity = None
+    entity_id = parse_id(raw)
+    entity = session.get(Entity, entity_id) if entity_id is not None else None
     if entity is None:
         errors["entity_id"] = "Choose an entity, or all entities."
     return entity

@@ -17,6 +17,7 @@ from mets import clock
 from mets.models import CRITICAL, FAILED, MAIL_STATUSES, PENDING, AppSetting, Entity, QueuedEmail
 from mets.services import outbox
 from mets.services.errors import DomainError
+from mets.services.validation import parse_id, parse_int
 from mets.services.notification_settings import EVENTS, Effective, NotifyEvent, effective_all
 
 PER_PAGE = 25
@@ -35,12 +36,11 @@ class MailFilters:
     @classmethod
     def from_args(cls, args) -> "MailFilters":
         """Read query-string (or form) arguments, dropping anything unknown instead of failing."""
-        entity, page = args.get("entity", ""), args.get("page", "1")
         return cls(status=args.get("status", "") if args.get("status", "") in MAIL_STATUSES else "",
-                   entity_id=int(entity) if entity.isdigit() else None,
+                   entity_id=parse_id(args.get("entity")),
                    recipient=args.get("recipient", "").strip()[:254],
                    template=args.get("template", "").strip()[:80],
-                   page=max(1, int(page)) if page.isdigit() else 1)
+                   page=parse_int(args.get("page"), 1))
 
     def as_args(self, **overrides) -> dict:
         """Query-string arguments for links (tabs, pages, redirects) that keep the other filters."""

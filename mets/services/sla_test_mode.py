@@ -15,6 +15,7 @@ from mets.models import CLOCKS, Entity, SlaPause, SlaRule, Ticket
 from mets.services import access, rules, sla
 from mets.services.errors import DomainError
 from mets.services.sla_rules import CLOCK_LABELS, end_position, validate_rule
+from mets.services.validation import parse_id
 
 
 @dataclass
@@ -58,11 +59,8 @@ class TicketTest:
 def draft_rule(session, data: dict, editing: SlaRule | None = None) -> SlaRule:
     """A transient SlaRule from form values (never added to the session), in place of `editing` if given."""
     values = validate_rule(data)
-    try:
-        entity_id = int(data.get("entity_id") or (editing.entity_id if editing else 0))
-    except (TypeError, ValueError):
-        entity_id = 0
-    entity = session.get(Entity, entity_id)
+    entity_id = parse_id(data.get("entity_id") or (editing.entity_id if editing else 0)) or 0
+    entity = session.get(Entity, entity_id) if entity_id else None
     if entity is None:
         raise DomainError({"entity_id": "Choose an entity."})
     same_place = editing is not None and editing.entity_id == entity_id

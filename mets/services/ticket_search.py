@@ -8,6 +8,7 @@ from sqlalchemy.orm import selectinload
 from mets import clock
 from mets.models import PRIORITIES, STATUSES, Ticket, TicketAlias, User
 from mets.services import access
+from mets.services.validation import parse_id, parse_int
 
 SORTS = {
     "updated": Ticket.updated_at,
@@ -40,18 +41,16 @@ class TicketFilters:
     def from_args(cls, args) -> "TicketFilters":
         """Read query-string arguments, dropping anything unknown instead of failing."""
         f = cls()
-        entity = args.get("entity", "")
-        f.entity_id = int(entity) if entity.isdigit() else None
+        f.entity_id = parse_id(args.get("entity"))
         f.status = args.get("status", "active") if args.get("status", "active") in STATUS_FILTERS else "active"
         f.priority = args.get("priority", "") if args.get("priority", "") in PRIORITIES else ""
         assignee = args.get("assignee", "")
-        f.assignee = assignee if assignee in {"mine", "unassigned"} or assignee.isdigit() else ""
+        f.assignee = assignee if assignee in {"mine", "unassigned"} else str(parse_id(assignee) or "")
         f.q = args.get("q", "").strip()[:100]
         f.sla = args.get("sla", "") if args.get("sla", "") in SLA_FILTERS else ""
         f.sort = args.get("sort", "updated") if args.get("sort") in SORTS else "updated"
         f.direction = "asc" if args.get("dir") == "asc" else "desc"
-        page = args.get("page", "1")
-        f.page = max(1, int(page)) if page.isdigit() else 1
+        f.page = parse_int(args.get("page"), 1)
         return f
 
     def as_args(self, **overrides) -> dict:

@@ -114,14 +114,17 @@ def _check_assignee(session, ticket_entity: Entity, assignee: User | None) -> st
     return None
 
 
-MAX_BODY = 50_000  # characters; the form says so before the service does
+# Room for a long pasted log or a detailed report (about 8,000 words), while one request cannot store
+# megabytes (the request itself is capped by MAX_CONTENT_LENGTH).
+MAX_BODY = 50_000  # characters
+BODY_TOO_LONG_MESSAGE = f"Keep it under {MAX_BODY:,} characters: split a longer text into several messages."
 
 
 def _body_error(body: str, empty_message: str) -> str | None:
     if not body.strip():
         return empty_message
     if len(body) > MAX_BODY:
-        return f"Keep a message under {MAX_BODY:,} characters."
+        return BODY_TOO_LONG_MESSAGE
     return None
 
 

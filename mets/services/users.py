@@ -3,6 +3,7 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import CUSTOMER, ROLES, STAFF, Entity, Membership, User
+from mets.models.users import check_dummy_password
 from mets.services.errors import DomainError, check
 from mets.services.validation import email_error, normalize_email, text_error
 
@@ -14,9 +15,13 @@ def find_by_email(session, email: str) -> User | None:
 
 
 def authenticate(session, email: str, password: str) -> User | None:
-    """The active staff user with these credentials, else None (callers show one generic error)."""
+    """The active staff user with these credentials, else None (callers show one generic error).
+
+    Every refusal costs one password hash, so the time taken does not tell known addresses from unknown ones.
+    """
     user = find_by_email(session, email)
-    if user is None or not user.is_staff or not user.active or not user.check_password(password or ""):
+    correct = user.check_password(password or "") if user is not None else check_dummy_password(password or "")
+    if not correct or not user.is_staff or not user.active:
         return None
     user.last_login_at = clock.now()
     return user
@@ -54,8 +59,15 @@ def create_user(session, data: dict) -> User:
     return user
 
 
+def end_sessions(session, user: User) -> None:
+    """Sign `user` out everywhere (every session and remember cookie they hold stops working)."""
+    user.end_sessions()
+    session.flush()
+
+
 def update_user(session, user: User, data: dict, actor: User) -> User:
-    """Change name, email, flags and (when given) the password."""
+    """Change name, email, flags and (when given) the password; a new password or a deactivation signs the user
+    out everywhere (models/users.py)."""
     data = {**data, "kind": user.kind}
     check(_validate(session, user, data, password_required=False))
     if user.id == actor.id and (not data.get("active", True) or (user.is_admin and not data.get("is_admin"))):

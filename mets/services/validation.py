@@ -6,6 +6,33 @@ from zoneinfo import available_timezones
 from email_validator import EmailNotValidError, validate_email
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+# ASCII digits only: "²".isdigit() is True but int("²") fails, and int("١٢") reads Arabic-Indic digits.
+_INT_RE = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+# The largest id (and page) any request may name: PostgreSQL's INTEGER. A larger number overflows the
+# column type in the query (a 500) instead of simply finding nothing.
+MAX_ID = 2**31 - 1
+
+
+def parse_int(value, default=None, min_value: int = 1, max_value: int = MAX_ID):
+    """`value` (a str from a request, or an int) as an int within [min_value, max_value], else `default`.
+
+    The one parser for numbers that come from requests: junk, other scripts' digits, signs where
+    none belong and numbers too large for the database all give `default`, never an exception.
+    """
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _INT_RE.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        return default
+    return number if min_value <= number <= max_value else default
+
+
+def parse_id(value):
+    """A database id from a request (1 to MAX_ID), or None."""
+    return parse_int(value)
 
 
 @lru_cache(maxsize=1)

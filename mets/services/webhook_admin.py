@@ -12,6 +12,7 @@ from mets.models import MAIL_STATUSES, Entity
 from mets.models.automation import SMS, WEBHOOK, WebhookDelivery
 from mets.services import webhooks
 from mets.services.mail_admin import PER_PAGE, mask_url, page_count
+from mets.services.validation import parse_id, parse_int
 
 KINDS = (WEBHOOK, SMS)
 
@@ -26,11 +27,10 @@ class HookFilters:
     @classmethod
     def from_args(cls, args) -> "HookFilters":
         """Read query-string arguments, dropping anything unknown instead of failing."""
-        entity, page = args.get("entity", ""), args.get("page", "1")
         return cls(status=args.get("status", "") if args.get("status", "") in MAIL_STATUSES else "",
                    kind=args.get("kind", "") if args.get("kind", "") in KINDS else "",
-                   entity_id=int(entity) if entity.isdigit() else None,
-                   page=max(1, int(page)) if page.isdigit() else 1)
+                   entity_id=parse_id(args.get("entity")),
+                   page=parse_int(args.get("page"), 1))
 
     def as_args(self, **overrides) -> dict:
         """Query-string arguments for links (tabs, pages) that keep the other filters."""

@@ -1,7 +1,7 @@
 """job_runs: when each periodic job last started, succeeded and failed
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 09:30:00.000000
 
 """
@@ -13,7 +13,7 @@ import mets.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -3,6 +3,8 @@ document.addEventListener("htmx:responseError", function (event) {
   var status = event.detail.xhr.status;
   var text = status === 400 ? "This page is out of date. Reload it and try again."
            : status === 404 ? "That item is no longer available to you."
+           : status === 413 ? "That is too large to send: shorten it or split it into several messages."
+           : status === 429 ? "Too many requests: wait a few minutes and try again."
            : "Something went wrong (" + status + "). Please try again.";
   showNotice(text);
 });
@@ -29,4 +31,15 @@ document.addEventListener("htmx:configRequest", function (event) {
   Array.from(new Set(data.keys())).forEach(function (key) {
     if (data.getAll(key).every(function (value) { return value === ""; })) data.delete(key);
   });
+});
+
+// The Content-Security-Policy allows no inline handlers: pages mark elements with data attributes instead.
+// <select data-autosubmit> sends its form on change; <form data-confirm="..."> asks before it is sent.
+document.addEventListener("change", function (event) {
+  var el = event.target;
+  if (el.matches && el.matches("[data-autosubmit]") && el.form) el.form.requestSubmit();
+});
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
