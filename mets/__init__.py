@@ -41,9 +41,12 @@ def create_app(config: dict | None = None) -> Flask:
     from mets import auth_setup, cli, errors, web
     from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
     from mets.blueprints import mail as mail_pages
-    from mets.services import notify  # noqa: F401 - subscribes the SLA tick's events to notifications
-    from mets.services import automation  # noqa: F401 - subscribes the SLA tick's events to automation rules
+    from mets.services import automation, notify
 
+    # Ticket changes and SLA points reach their subscribers through mets.events, in this order:
+    # a change's own notifications are queued before the rules it triggers act.
+    notify.init_app(app)
+    automation.init_app(app)
     auth_setup.init_app(app)
     web.init_app(app)
     errors.init_app(app)

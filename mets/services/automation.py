@@ -25,7 +25,8 @@ from sqlalchemy import delete, event as sa_event, func, select
 from sqlalchemy.orm import Session
 
 from mets.models import AutomationRule, Reply, RuleExecution, Ticket, User
-from mets.services import access, automation_actions as actions, rules, sla_tick
+from mets import events
+from mets.services import access, automation_actions as actions, rules
 from mets.services.automation_conditions import AUTOMATION
 from mets.services.errors import DomainError
 
@@ -207,8 +208,11 @@ def _on_sla_event(session, ticket: Ticket, event: dict) -> None:
               rule_id=None, reply=None, now=event["at"])
 
 
-for _name in ("sla_breach_warning", "sla_breach_occurred", "escalation_due"):
-    sla_tick.on(_name)(_on_sla_event)
+def init_app(app) -> None:
+    """Run the rules for every ticket change and every SLA point the tick fires."""
+    events.subscribe(events.TICKET_CHANGED, ticket_changed)
+    for name in events.TICK_EVENTS:
+        events.subscribe(name, _on_sla_event)
 
 
 def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, changes: dict, actor: User | None,

@@ -12,7 +12,8 @@ from sqlalchemy import event as sa_event, select
 from sqlalchemy.orm import Session
 
 from mets.models import Membership, Reply, Ticket, User
-from mets.services import access, mail_templates, mail_variables, notification_settings, outbox, sla_tick
+from mets import events
+from mets.services import access, mail_templates, mail_variables, notification_settings, outbox
 from mets.services.notification_settings import EVENTS, FROM_TICKET_EVENT
 
 FINISHED = {"resolved", "closed"}
@@ -163,5 +164,8 @@ def _on_sla_event(session, ticket: Ticket, event: dict) -> None:
                  changes=event["changes"], now=event["at"])
 
 
-for _name in ("sla_breach_warning", "sla_breach_occurred", "escalation_due"):
-    sla_tick.on(_name)(_on_sla_event)
+def init_app(app) -> None:
+    """Queue the notifications of every ticket change and of every SLA point the tick fires."""
+    events.subscribe(events.TICKET_CHANGED, ticket_changed)
+    for name in events.TICK_EVENTS:
+        events.subscribe(name, _on_sla_event)

@@ -9,8 +9,6 @@ point, cycle) refuses a second insert; only the rows this tick actually inserted
 On PostgreSQL, batches are also claimed with FOR UPDATE SKIP LOCKED, so ticks running at once
 split the work instead of colliding.
 """
-from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,25 +16,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
-from mets import clock
+from mets import clock, events
 from mets.models import SlaFiring, SlaPause, Ticket, TicketEvent
 from mets.services import sla
 
 EVENTS = {"breach": "sla_breach_occurred", "escalation": "escalation_due"}  # anything else is a warning
 WARNING_EVENT = "sla_breach_warning"
-
-# Later features (notifications, automation, escalation) subscribe here:
-# handler(session, ticket, event) with the event's ticket_events values as a dict.
-HANDLERS: dict[str, list[Callable]] = defaultdict(list)
-
-
-def on(event: str):
-    """Decorator: call the function for every `event` the tick emits, in the tick's transaction."""
-    def register(fn):
-        HANDLERS[event].append(fn)
-        return fn
-    return register
-
 
 @dataclass
 class TickResult:
@@ -86,8 +71,7 @@ def _process(session, batch: list[Ticket], now: datetime, result: TickResult) ->
         for event, event_id in zip(emitted, ids):
             event["id"] = event_id  # handlers key what they write on it (e.g. the outbox's dedupe key)
     for event in emitted:
-        for handler in HANDLERS.get(event["event"], []):
-            handler(session, by_id[event["ticket_id"]], event)
+        events.emit(event["event"], session, by_id[event["ticket_id"]], event)  # notify, automation, ...
         result.fired.append((event["ticket_id"], event["changes"]["clock"], event["changes"]["point"]))
     for ticket in batch:
         if ticket.sla_next_check_at != later[ticket.id]:

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from mets import clock
+from mets import clock, events
 from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketAlias, TicketEvent, User
-from mets.services import access, notify, sla
+from mets.services import access, sla
 from mets.services.errors import DomainError, check
 from mets.services.html import TEXT, typed_text
 from mets.services.validation import text_error
@@ -62,12 +62,9 @@ def _record(session, change: Change, event: str, actor: User | None, changes: di
 
 
 def _dispatch(session, change: Change, actor: User | None, now: datetime) -> Change:
-    """What follows every change in its own transaction: the notifications and the automation it causes."""
-    from mets.services import automation  # automation's actions call back into this module
-
+    """Tell the subscribers (notifications, automation) of the change, in its own transaction."""
     if change.events:
-        notify.ticket_changed(session, change, actor, now)
-        automation.ticket_changed(session, change, actor, now)
+        events.emit(events.TICKET_CHANGED, session, change, actor, now)
     return change
 
 

@@ -1,0 +1,36 @@
+"""The one event bus: what happened to tickets, for the packages that react to it.
+
+Two kinds of event, both emitted inside the transaction of what caused them, so whatever a
+subscriber writes (mail in the outbox, a rule's changes) commits or rolls back with it:
+
+- `ticket_changed`: every `services.tickets` change, as `handler(session, change, actor, now)`;
+  the change's `events` are its `ticket_events` rows (ticket_created, reply_added, status_changed...).
+- the SLA tick's points, `sla_breach_warning`, `sla_breach_occurred` and `escalation_due`, as
+  `handler(session, ticket, event)` with the `ticket_events` values as a dict (its `id` included).
+
+Packages subscribe in their `init_app`, never by being imported; subscribers run in the order
+they subscribed (create_app subscribes notifications before automation, so a rule's email
+follows the change's own). Subscribing the same handler twice (a second create_app) is a no-op.
+"""
+from collections import defaultdict
+from collections.abc import Callable
+
+TICKET_CHANGED = "ticket_changed"
+TICK_EVENTS = ("sla_breach_warning", "sla_breach_occurred", "escalation_due")
+NAMES = (TICKET_CHANGED, *TICK_EVENTS)
+
+_subscribers: dict[str, list[Callable]] = defaultdict(list)
+
+
+def subscribe(name: str, handler: Callable) -> None:
+    """Call `handler` for every `name` event from now on (once, however often it subscribes)."""
+    if name not in NAMES:
+        raise ValueError(f"unknown event {name!r}; known: {', '.join(NAMES)}")
+    if handler not in _subscribers[name]:
+        _subscribers[name].append(handler)
+
+
+def emit(name: str, *args) -> None:
+    """Call every subscriber of `name` with `args`, in the order they subscribed."""
+    for handler in _subscribers.get(name, ()):
+        handler(*args)
