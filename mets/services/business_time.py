@@ -3,7 +3,7 @@
 `BusinessCalendar` answers how much business time lies between two instants, when a given
 amount of business time has elapsed, whether an instant is open and when it next opens.
 
-Meaning (docs: DESIGN.md, "Business time — contract"). Each local date has a list of wall-clock
+Meaning (docs/architecture.md, "Business time"). Each local date has a list of wall-clock
 intervals: its exception if it has one, else nothing if it is a holiday, else its weekday's list.
 An interval whose end <= start runs past midnight into the next day ((22:00, 06:00);
 (09:00, 00:00) ends at midnight; (00:00, 00:00) is 24 hours). A real instant is open iff its

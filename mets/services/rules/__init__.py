@@ -1,4 +1,4 @@
-"""The condition language shared by SLA rules, automation and escalation (see DESIGN.md).
+"""The condition language shared by SLA rules, automation and escalation (docs/architecture.md, "The rule language").
 
     from mets.services import rules
     rules.validate(tree)                      # DomainError({"conditions": "Unknown field 'x' at all[0]."})
