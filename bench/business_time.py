@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 from pandas.tseries.offsets import CustomBusinessHour  # noqa: E402
 
-from mets.services.business_time import BusinessCalendar  # noqa: E402
+from mets.services.hours.calendar import BusinessCalendar  # noqa: E402
 
 TARGET = 20
 ZONE = "America/New_York"

@@ -24,7 +24,9 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from mets import clock, create_app  # noqa: E402
 from mets.extensions import db  # noqa: E402
 from mets.models import SlaRule  # noqa: E402
-from mets.services import entities, sla_tick, users  # noqa: E402
+from mets.services.directory import users  # noqa: E402
+from mets.services.directory import entities
+from mets.services.sla import tick as sla_tick
 
 
 def build(url: str, count: int):

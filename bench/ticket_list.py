@@ -19,8 +19,9 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from mets import create_app  # noqa: E402
 from mets.extensions import db  # noqa: E402
-from mets.services import entities, users  # noqa: E402
-from mets.services.ticket_search import TicketFilters, search_tickets  # noqa: E402
+from mets.services.directory import users  # noqa: E402
+from mets.services.directory import entities
+from mets.services.tickets.search import TicketFilters, search_tickets  # noqa: E402
 
 TARGET_MS = 200
 

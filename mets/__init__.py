@@ -41,7 +41,8 @@ def create_app(config: dict | None = None) -> Flask:
     from mets import auth_setup, cli, errors, web
     from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
     from mets.blueprints import mail as mail_pages
-    from mets.services import automation, notify
+    from mets.services import automation
+    from mets.services.notifications import notify
 
     # Ticket changes and SLA points reach their subscribers through mets.events, in this order:
     # a change's own notifications are queued before the rules it triggers act.

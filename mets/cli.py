@@ -5,7 +5,8 @@ from sqlalchemy import func, select
 
 from mets.extensions import db
 from mets.models import User
-from mets.services import demo, users
+from mets.services import demo
+from mets.services.directory import users
 from mets.services.errors import DomainError
 
 
@@ -65,7 +66,7 @@ def create_admin(email, name, password):
 @mets_group.command("tick")
 def tick_command():
     """Run the SLA tick once: act on every warning, breach and escalation point now due."""
-    from mets.services import sla_tick
+    from mets.services.sla import tick as sla_tick
 
     result = sla_tick.tick(db.session)
     click.echo(f"SLA tick: looked at {result.tickets} tickets, fired {len(result.fired)} points.")

@@ -92,7 +92,7 @@ def send_email(row_id: int) -> str:
 @periodic("sla_tick", "SLA_TICK_SECONDS")
 def sla_tick() -> str:
     """Act on every SLA warning, breach and escalation point now due."""
-    from mets.services import sla_tick as tick_service
+    from mets.services.sla import tick as tick_service
 
     result = tick_service.tick(db.session)
     return f"SLA tick: {result.tickets} tickets looked at, {len(result.fired)} points fired"

@@ -9,7 +9,7 @@ from mets import clock
 from mets.extensions import db
 from mets.models import STATUSES
 from mets.models.tickets import STATUS_LABELS
-from mets.services import access
+from mets.services.directory import access
 from mets.services.html import message_html
 from mets.services.validation import MAX_ID, parse_int
 

@@ -172,7 +172,7 @@ def login(client, user, password: str = PASSWORD):
 
 def login_customer(client, customer):
     """Sign a customer in through a real portal link."""
-    from mets.services import portal_auth
+    from mets.services.directory import portal_auth
 
     token = portal_auth.make_token(client.application.secret_key, customer.email)
     response = client.get(f"/portal/auth/{token}")

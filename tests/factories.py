@@ -5,7 +5,9 @@ from zoneinfo import ZoneInfo
 
 from mets.extensions import db
 from mets.models import Entity, User
-from mets.services import entities, tickets, users
+from mets.services import tickets
+from mets.services.directory import entities
+from mets.services.directory import users
 
 PASSWORD = "correct-horse-battery"
 NY = ZoneInfo("America/New_York")

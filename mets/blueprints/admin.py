@@ -7,7 +7,10 @@ from mets import clock, jobs
 from mets.extensions import db
 from mets.forms import EntityForm, MembershipForm, UserForm, status_for, submit
 from mets.models import Entity, Membership, User
-from mets.services import access, entities, health, users
+from mets.services import health
+from mets.services.directory import access
+from mets.services.directory import entities
+from mets.services.directory import users
 from mets.web import admin_required, render
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

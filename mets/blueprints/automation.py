@@ -15,11 +15,12 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from mets.extensions import db
 from mets.forms import commit_call, show_errors
 from mets.models import TRIGGERS, AutomationRule, Entity
-from mets.services import access, entities
-from mets.services import automation_builder as builder
-from mets.services import automation_rules as service
-from mets.services import automation_test_mode as test_mode
-from mets.services.automation_rules import TRIGGER_LABELS
+from mets.services.directory import access
+from mets.services.directory import entities
+from mets.services.automation import builder
+from mets.services.automation import admin as service
+from mets.services.automation import test_mode
+from mets.services.automation.admin import TRIGGER_LABELS
 from mets.services.errors import DomainError
 from mets.services.validation import parse_id
 from mets.web import admin_required, arg_int, is_htmx, render

@@ -15,7 +15,9 @@ from mets.extensions import db
 from mets.forms import commit_call, show_errors
 from mets.forms_hours import ExceptionForm, HolidayForm, HolidayImportForm, IntervalForm, PreviewForm, TimezoneForm
 from mets.models import BusinessHours, Entity, Holiday, HoursException
-from mets.services import entities, hours, hours_edit
+from mets.services import hours
+from mets.services.directory import entities
+from mets.services.hours import admin as hours_edit
 from mets.services.durations import format_minutes
 from mets.services.errors import DomainError
 from mets.services.validation import timezones

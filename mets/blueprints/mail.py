@@ -16,7 +16,9 @@ from mets.extensions import db
 from mets.security import allows_inline_styles
 from mets.forms import commit_call, status_for, submit
 from mets.models import MAIL_STATUSES, Entity, QueuedEmail
-from mets.services import entities, mail_admin, notification_settings, outbox
+from mets.services import mail_admin, outbox
+from mets.services.directory import entities
+from mets.services.notifications import settings as notification_settings
 from mets.services.mail_admin import MailFilters
 from mets.web import admin_required, arg_int, is_htmx, render
 

@@ -16,7 +16,8 @@ from mets.extensions import db
 from mets.security import allows_inline_styles
 from mets.forms import commit_call, status_for, submit
 from mets.models import Entity
-from mets.services import entities, mail_templates
+from mets.services.directory import entities
+from mets.services.notifications import templates as mail_templates
 from mets.web import admin_required, arg_int, render
 
 bp = Blueprint("mail_templates", __name__, url_prefix="/admin/mail/templates")

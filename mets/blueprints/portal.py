@@ -7,8 +7,9 @@ from mets import throttle
 from mets.extensions import db
 from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, status_for, submit
 from mets.models import Entity, Ticket
-from mets.services import portal_auth, tickets
-from mets.services.portal_mail import send_sign_in_link
+from mets.services import tickets
+from mets.services.directory import portal_auth
+from mets.services.directory.portal_mail import send_sign_in_link
 from mets.services.validation import normalize_email
 from mets.web import customer_required, get_ticket_or_404, is_htmx
 

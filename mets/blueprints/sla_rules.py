@@ -16,7 +16,9 @@ from mets.extensions import db
 from mets.forms import PRIORITY_CHOICES, coerce_id, status_for, submit
 from mets.models import CLOCKS, Entity, SlaRule
 from mets.models.tickets import STATUS_LABELS
-from mets.services import access, entities, sla_rules
+from mets.services.directory import access
+from mets.services.directory import entities
+from mets.services.sla import admin as sla_rules
 from mets.services.durations import format_minutes
 from mets.web import admin_required, arg_int, is_htmx, render
 

@@ -7,9 +7,11 @@ from mets.extensions import db
 from mets.forms import ReplyForm, StaffTicketForm, status_for, submit
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
-from mets.services import access, sla, tickets, users
+from mets.services import sla, tickets
+from mets.services.directory import access
+from mets.services.directory import users
 from mets.services.errors import DomainError
-from mets.services.ticket_search import STATUS_FILTERS, TicketFilters, search_tickets
+from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
 from mets.web import get_ticket_or_404, is_htmx, render, staff_required
 

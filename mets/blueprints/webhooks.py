@@ -10,7 +10,8 @@ from mets.extensions import db
 from mets.forms import commit_call
 from mets.models import MAIL_STATUSES
 from mets.models.automation import WebhookDelivery
-from mets.services import entities, webhook_admin, webhooks
+from mets.services import webhook_admin, webhooks
+from mets.services.directory import entities
 from mets.services.webhook_admin import HookFilters
 from mets.web import admin_required, is_htmx, render
 

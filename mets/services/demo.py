@@ -7,7 +7,13 @@ from sqlalchemy import func, select
 from mets import clock
 from mets.models import Entity, User
 from mets.models import SlaRule
-from mets.services import access, entities, hours_edit, notify, sla_tick, tickets, users
+from mets.services import tickets
+from mets.services.directory import access
+from mets.services.directory import entities
+from mets.services.hours import admin as hours_edit
+from mets.services.notifications import notify
+from mets.services.sla import tick as sla_tick
+from mets.services.directory import users
 
 DEMO_PASSWORD = "demo-password"
 ADMIN_EMAIL = "admin@mets.example"

@@ -18,7 +18,7 @@ from mets.models import CRITICAL, FAILED, MAIL_STATUSES, PENDING, AppSetting, En
 from mets.services import outbox
 from mets.services.errors import DomainError
 from mets.services.validation import parse_id, parse_int
-from mets.services.notification_settings import EVENTS, Effective, NotifyEvent, effective_all
+from mets.services.notifications.settings import EVENTS, Effective, NotifyEvent, effective_all
 
 PER_PAGE = 25
 NO_TEMPLATE = "none"  # the template filter's value for rows written without one (test, sign-in links)

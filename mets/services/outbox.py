@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from mets import clock
 from mets.models import CANCELLED, FAILED, NORMAL, PENDING, SENDING, AppSetting, Entity, QueuedEmail, Ticket
-from mets.services import access
+from mets.services.directory import access
 from mets.services.errors import DomainError
 from mets.services.validation import email_error, normalize_email
 

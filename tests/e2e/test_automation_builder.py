@@ -10,7 +10,8 @@ import re
 import pytest
 
 from mets.extensions import db
-from mets.services import automation_rules, portal_auth
+from mets.services.automation import admin as automation_rules
+from mets.services.directory import portal_auth
 from tests.e2e.helpers import expect, settled
 from tests.factories import PASSWORD, make_customer, make_entity, make_staff, make_ticket
 

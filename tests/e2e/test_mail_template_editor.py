@@ -72,7 +72,7 @@ def test_admin_previews_an_email_template_with_a_ticket_and_saves_it(live_server
     expect(page.locator("#mt-ticket-assigned")).to_contain_text("Default")
 
     with live_server.app_context():
-        from mets.services import mail_templates
+        from mets.services.notifications import templates as mail_templates
 
         source, owner = mail_templates.source_for(db.session, db.session.get(type(acme), acme_id),
                                                   "ticket-reply-customer")

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import CRITICAL, Ticket
-from mets.services import outbox, sla_tick
+from mets.services import outbox
+from mets.services.sla import tick as sla_tick
 from tests.conftest import login, login_customer, text_of
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 from tests.integration.mail_helpers import (SENDER, all_sent, app_overrides, mail_config, outbox_rows,  # noqa: F401

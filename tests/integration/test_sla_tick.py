@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from mets import clock
 from mets.extensions import db
 from mets.models import SlaFiring, Ticket, TicketEvent
-from mets.services import sla, sla_tick, tickets
+from mets.services import sla, tickets
+from mets.services.sla import tick as sla_tick
 from tests.conftest import PG_URL, _empty_all_tables, make_app
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 

@@ -3,7 +3,8 @@ import pytest
 from sqlalchemy import select
 
 from mets.models import Membership, Ticket
-from mets.services import access, users
+from mets.services.directory import access
+from mets.services.directory import users
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from mets import clock
 from mets.models import AutomationRule, QueuedEmail, RuleExecution, TicketEvent, WebhookDelivery
-from mets.services import automation, automation_actions, tickets
+from mets.services import automation, tickets
+from mets.services.automation import actions as automation_actions
 from mets.services.errors import DomainError
 from tests.conftest import login_customer, text_of
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket, ny

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import AutomationRule, Reply, RuleExecution
-from mets.services import rules, sla_tick, tickets
-from mets.services.automation_conditions import AUTOMATION
+from mets.services import rules, tickets
+from mets.services.sla import tick as sla_tick
+from mets.services.automation.conditions import AUTOMATION
 from mets.services.errors import DomainError
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 

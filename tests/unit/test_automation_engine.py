@@ -162,7 +162,7 @@ def test_the_execution_log_is_pruned_after_the_configured_days(session, desk, ap
 
 
 def test_a_new_order_saved_in_the_pages_is_what_the_engine_runs_next(session, desk):
-    from mets.services import automation_rules
+    from mets.services.automation import admin as automation_rules
 
     acme, *_ = desk
     low = add_rule(session, acme, order=10, actions=[{"type": "set_priority", "priority": "low"}], name="low")

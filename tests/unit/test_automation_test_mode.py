@@ -2,7 +2,7 @@
 from sqlalchemy import func, select
 
 from mets.models import AutomationRule, QueuedEmail, Reply, RuleExecution, Ticket, TicketEvent, WebhookDelivery
-from mets.services import automation_test_mode as test_mode
+from mets.services.automation import test_mode
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 
 TABLES = (Ticket, TicketEvent, Reply, QueuedEmail, WebhookDelivery, RuleExecution, AutomationRule)

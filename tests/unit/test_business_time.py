@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mets.services.business_time import BusinessCalendar
+from mets.services.hours.calendar import BusinessCalendar
 from tests.factories import ny
 
 UTC = timezone.utc
@@ -190,7 +190,7 @@ def test_overnight_intervals_across_index_chunks(zone):
 ])
 def test_offsets_found_by_probing_match_the_zone(zone, year):
     """The index learns UTC offsets by probing every 12 hours; check them against a 10-minute scan."""
-    from mets.services.business_time import _offset_segments
+    from mets.services.hours.calendar import _offset_segments
 
     tz = ZoneInfo(zone)
     lo = int(datetime(year, 1, 1, tzinfo=UTC).timestamp()) * 10**6

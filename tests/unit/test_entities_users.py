@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import Entity, Membership, User
-from mets.services import entities, users
+from mets.services.directory import entities
+from mets.services.directory import users
 from mets.services.errors import DomainError
 from tests.conftest import count_rows
 from tests.factories import PASSWORD, make_customer, make_entity, make_staff

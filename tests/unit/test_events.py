@@ -2,7 +2,8 @@
 import pytest
 
 from mets import events
-from mets.services import automation, notify
+from mets.services import automation
+from mets.services.notifications import notify
 
 
 def test_an_unknown_event_name_is_refused_with_its_name():

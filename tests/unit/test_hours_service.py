@@ -6,7 +6,9 @@ import pytest
 from sqlalchemy import func, select
 
 from mets.models import BusinessHours, Holiday, HoursException
-from mets.services import entities, hours, hours_edit
+from mets.services import hours
+from mets.services.directory import entities
+from mets.services.hours import admin as hours_edit
 from mets.services.errors import DomainError
 from tests.conftest import count_rows
 from tests.factories import make_entity

@@ -6,7 +6,7 @@ import pytest
 
 from mets import clock
 from mets.models import EmailTemplate
-from mets.services import mail_templates as mt
+from mets.services.notifications import templates as mt
 from mets.services import sla
 from mets.services.errors import DomainError
 from tests.conftest import count_rows
@@ -234,7 +234,7 @@ def test_an_override_that_fails_at_render_time_falls_back_to_the_default(session
     session.add(EmailTemplate(entity_id=world["acme"].id, name="ticket-assigned", subject="Hi",
                               body_text="{{ ticket_subject.__class__ }}", body_html=HTML_OK))
     session.flush()
-    with caplog.at_level(logging.ERROR, logger="mets.services.mail_templates"):
+    with caplog.at_level(logging.ERROR, logger="mets.services.notifications.templates"):
         rendered = mt.render(session, world["billing"], "ticket-assigned", mt.sample_variables())
     assert rendered.subject == "[ACME-1042] Assigned to you: Cannot download my March invoice"
     assert "__class__" not in rendered.text

@@ -8,7 +8,10 @@ from sqlalchemy.exc import IntegrityError
 
 from mets import clock
 from mets.models import CRITICAL, QueuedEmail, Ticket, TicketEvent
-from mets.services import notification_settings, notify, sla_tick, tickets
+from mets.services import tickets
+from mets.services.notifications import settings as notification_settings
+from mets.services.notifications import notify
+from mets.services.sla import tick as sla_tick
 from mets.services.errors import DomainError
 from tests.conftest import count_rows
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket

@@ -6,7 +6,9 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import SlaFiring, SlaPause, TicketEvent
-from mets.services import sla, sla_rules, sla_tick, tickets
+from mets.services import sla, tickets
+from mets.services.sla import admin as sla_rules
+from mets.services.sla import tick as sla_tick
 from mets.services.errors import DomainError
 from tests.factories import make_customer, make_entity, make_staff, make_ticket, ny
 

@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import AutomationRule, EmailTemplate, QueuedEmail, RuleExecution, WebhookDelivery
-from mets.services import automation_actions, mail_templates as mt
+from mets.services.automation import actions as automation_actions
+from mets.services.notifications import templates as mt
 from mets.services.errors import DomainError
-from mets.services.sandbox import Sandbox
+from mets.services.notifications.sandbox import Sandbox
 from tests.conftest import count_rows, login_customer
 from tests.factories import make_customer, make_entity, make_ticket
 
@@ -205,7 +206,7 @@ def test_a_portal_request_does_not_wait_for_an_override_too_costly_for_its_data(
         assert response.status_code == 303
         return elapsed
 
-    with caplog.at_level(logging.WARNING, logger="mets.services.mail_templates"):
+    with caplog.at_level(logging.WARNING, logger="mets.services.notifications.templates"):
         first = open_request(LONG_SUBJECT)
         second = open_request(LONG_SUBJECT[:-1] + "?")
     assert first < 1.0 and second < 1.0

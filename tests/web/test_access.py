@@ -6,8 +6,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mets.services import automation_rules
-from mets.services import hours, hours_edit, outbox, portal_auth, webhooks
+from mets.services.automation import admin as automation_rules
+from mets.services import hours, outbox, webhooks
+from mets.services.hours import admin as hours_edit
+from mets.services.directory import portal_auth
 from tests.conftest import HTMX, login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 

@@ -8,7 +8,7 @@ import pytest
 from mets import clock
 from mets.extensions import db
 from mets.models import AutomationRule, QueuedEmail, Reply, RuleExecution, Ticket, TicketEvent, WebhookDelivery
-from mets.services import automation_rules
+from mets.services.automation import admin as automation_rules
 from tests.conftest import HTMX, count_rows, login
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.web.helpers import screen

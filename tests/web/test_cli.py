@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from mets import clock, jobs
 from mets.models import Entity, Membership, Reply, Ticket, User
-from mets.services import users
+from mets.services.directory import users
 from tests.conftest import count_rows
 from tests.integration.mail_helpers import free_port
 

@@ -5,7 +5,8 @@ import pytest
 from sqlalchemy import func, select
 
 from mets.models import BusinessHours, Entity, Holiday, HoursException
-from mets.services import hours, hours_edit
+from mets.services import hours
+from mets.services.hours import admin as hours_edit
 from tests.conftest import HTMX, login
 from tests.factories import make_entity, make_staff
 from tests.web.helpers import screen

@@ -9,7 +9,9 @@ from itsdangerous import TimestampSigner
 
 from mets.extensions import db
 from mets.models import EmailTemplate
-from mets.services import mail_templates, portal_auth, portal_mail
+from mets.services.notifications import templates as mail_templates
+from mets.services.directory import portal_auth
+from mets.services.directory import portal_mail
 from tests.conftest import HTMX, count_rows, login, text_of
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.web.helpers import screen

@@ -14,7 +14,8 @@ import pytest
 from mets import clock
 from mets.extensions import db
 from mets.models import RedeemedLink
-from mets.services import portal_auth, portal_mail
+from mets.services.directory import portal_auth
+from mets.services.directory import portal_mail
 from tests.conftest import CSRFClient, count_rows, text_of
 from tests.factories import make_customer, make_entity, make_ticket
 from tests.web.test_portal import inbox, link_in

@@ -10,7 +10,7 @@ import pytest
 from mets import clock
 from mets.extensions import db
 from mets.models import SlaRule
-from mets.services import sla_rules
+from mets.services.sla import admin as sla_rules
 from tests.conftest import HTMX, login
 from tests.web.helpers import textarea
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket

@@ -96,7 +96,7 @@ def _domain(ctx):
 
 
 def _entity_slugs(session, user) -> list[tuple[str, str]]:
-    from mets.services import access
+    from mets.services.directory import access
 
     return [(e.slug, e.name) for e in access.visible_entities(session, user)]
 

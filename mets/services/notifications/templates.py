@@ -24,12 +24,12 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import EmailTemplate, Entity, Ticket, User
-from mets.services import access
+from mets.services.directory import access
 from mets.services.errors import DomainError
-from mets.services.notification_settings import EVENTS
+from mets.services.notifications.settings import EVENTS
 from mets.services.html import clean_html
-from mets.services.mail_variables import preview_variables, sample_variables, variables_for
-from mets.services.sandbox import Sandbox, TemplateBudgetError, TemplateTimeoutError, budget, trusted
+from mets.services.notifications.variables import preview_variables, sample_variables, variables_for
+from mets.services.notifications.sandbox import Sandbox, TemplateBudgetError, TemplateTimeoutError, budget, trusted
 
 __all__ = ["NAMES", "DESCRIPTIONS", "VARIABLES", "Rendered", "Source", "default_source", "source_for", "validate",
            "sample_variables", "render_source", "render", "variables_for", "ensure_portal_link", "save_override",
@@ -38,7 +38,7 @@ __all__ = ["NAMES", "DESCRIPTIONS", "VARIABLES", "Rendered", "Source", "default_
 
 log = logging.getLogger(__name__)
 
-DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "email_templates"
+DEFAULTS_DIR = Path(__file__).resolve().parents[2] / "email_templates"  # mets/email_templates
 NAMES = ("ticket-created-customer", "ticket-created-agent", "ticket-reply-customer", "ticket-reply-agent",
          "ticket-assigned", "ticket-status-changed", "sla-breach-warning", "sla-breach-notification",
          "escalation-notification")
@@ -110,7 +110,7 @@ def audience_of(name: str) -> str:
 
 # --- the sandbox ------------------------------------------------------------------------------
 
-# Admin templates render in mets.services.sandbox: no globals, and every render on a budget
+# Admin templates render in mets.services.notifications.sandbox: no globals, and every render on a budget
 # (time, loops, sizes), so no saved template can hold up the request that sends its mail.
 _TEXT_ENV = Sandbox(autoescape=False)
 _HTML_ENV = Sandbox(autoescape=True)

@@ -1,7 +1,7 @@
 """The portal sign-in email: queued in the outbox as critical mail (the customer is waiting)."""
 from flask import current_app, has_request_context, url_for
 
-from mets.services import portal_auth
+from mets.services.directory import portal_auth
 from mets.extensions import db
 from mets.models import CRITICAL
 from mets.services import outbox

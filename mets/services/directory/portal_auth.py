@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mets import clock
 from mets.models import RedeemedLink, User
-from mets.services import users
+from mets.services.directory import users
 from mets.services.validation import email_error, normalize_email
 
 SALT = "mets-portal-login"

@@ -18,8 +18,9 @@ from sqlalchemy.orm import selectinload
 
 from mets import clock
 from mets.models import SlaFiring, SlaPause, SlaRule, Ticket
-from mets.services import access, hours, rules
-from mets.services.business_time import BusinessCalendar
+from mets.services import hours, rules
+from mets.services.directory import access
+from mets.services.hours.calendar import BusinessCalendar
 
 ALWAYS_OPEN = BusinessCalendar("UTC", {day: [(time(0), time(0))] for day in range(7)})
 STOPPED_STATUSES = ("resolved", "closed")  # clocks never count while a ticket is resolved or closed

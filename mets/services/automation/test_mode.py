@@ -12,8 +12,10 @@ from sqlalchemy.orm import selectinload
 
 from mets import clock
 from mets.models import Entity, Reply, Ticket, TicketEvent, User
-from mets.services import access, automation, automation_actions as actions, rules
-from mets.services.automation_conditions import AUTOMATION
+from mets.services import automation, rules
+from mets.services.directory import access
+from mets.services.automation import actions
+from mets.services.automation.conditions import AUTOMATION
 from mets.services.errors import DomainError
 
 

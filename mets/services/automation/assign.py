@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 
 from mets.models import Membership, Ticket, User
-from mets.services import access
+from mets.services.directory import access
 
 STRATEGIES = (("agent", "A named agent"), ("round_robin", "Round-robin (who waited longest)"),
               ("least_loaded", "Least loaded"), ("skill", "By skill (ticket category), then least loaded"))

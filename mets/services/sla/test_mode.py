@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import CLOCKS, Entity, SlaPause, SlaRule, Ticket
-from mets.services import access, rules, sla
+from mets.services import rules, sla
+from mets.services.directory import access
 from mets.services.errors import DomainError
-from mets.services.sla_rules import CLOCK_LABELS, end_position, validate_rule
+from mets.services.sla.admin import CLOCK_LABELS, end_position, validate_rule
 from mets.services.validation import parse_id
 
 

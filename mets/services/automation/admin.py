@@ -14,9 +14,9 @@ from sqlalchemy.orm import joinedload
 
 from mets import clock
 from mets.models import TRIGGERS, AutomationRule, Entity, RuleExecution
-from mets.services import automation_actions as actions
+from mets.services.automation import actions
 from mets.services import rules
-from mets.services.automation_conditions import AUTOMATION
+from mets.services.automation.conditions import AUTOMATION
 from mets.services.errors import DomainError, check
 from mets.services.validation import parse_id, text_error
 
@@ -239,7 +239,7 @@ def describe_actions(session, rule_actions) -> list[str]:
 
 
 def describe_conditions(conditions) -> str:
-    from mets.services.sla_rules import describe_conditions as words
+    from mets.services.sla.admin import describe_conditions as words
 
     return words(conditions, AUTOMATION)
 

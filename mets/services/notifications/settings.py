@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from mets import clock
 from mets.models import CRITICAL, NORMAL, WARNING, Entity, NotificationSetting
-from mets.services import access, outbox
+from mets.services import outbox
+from mets.services.directory import access
 from mets.services.errors import DomainError, check
 from mets.services.validation import normalize_email
 

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from mets.models import BusinessHours, Entity, Holiday, HoursException
-from mets.services.business_time import BusinessCalendar
+from mets.services.hours.calendar import BusinessCalendar
 from mets.services.durations import format_minutes, parse_duration
 from mets.services.errors import DomainError, check
 

@@ -15,7 +15,10 @@ from sqlalchemy import select
 
 from mets.models import PRIORITIES, STATUSES, Entity, SlaRule, Ticket, TicketEvent, User
 from mets.models.tickets import STATUS_LABELS
-from mets.services import access, automation_assign, mail_templates, tickets
+from mets.services import tickets
+from mets.services.directory import access
+from mets.services.automation import assign as automation_assign
+from mets.services.notifications import templates as mail_templates
 from mets.services.durations import format_minutes, parse_duration
 from mets.services.errors import DomainError
 from mets.services.validation import parse_id
@@ -345,5 +348,3 @@ def _switch_sla(run: Run, p: dict) -> Plan:
     return Plan(f"switch the SLA rule to {rule.name}",
                 lambda: tickets.switch_sla_rule(run.session, run.ticket, rule, actor=None, now=run.now))
 
-
-from mets.services import automation_messages  # noqa: E402,F401  (registers email, note, SMS and webhook)

@@ -16,7 +16,7 @@ from mets.models.tickets import STATUS_LABELS
 from mets.services import hours, sla
 from mets.services.durations import format_minutes
 from mets.services.html import message_html, message_text
-from mets.services.sla_rules import CLOCK_LABELS
+from mets.services.sla.admin import CLOCK_LABELS
 
 
 def variables_for(ticket: Ticket, *, audience: str, recipient_name: str, recipient_email: str, actor=None,
@@ -29,7 +29,7 @@ def variables_for(ticket: Ticket, *, audience: str, recipient_name: str, recipie
 
 def recipient_values(ticket: Ticket, *, audience: str, recipient_name: str, recipient_email: str) -> dict:
     """The values that differ by recipient: the links (a customer's is signed for them) and the name."""
-    from mets.services import portal_mail  # (needs the app; keeps this module importable alone)
+    from mets.services.directory import portal_mail  # needs the app; keeps this module importable alone
 
     if audience not in ("customer", "staff"):
         raise ValueError(f"unknown audience {audience!r}")
@@ -131,7 +131,7 @@ _PREVIEW_CHANGES = {"ticket-status-changed": lambda t: {"status": ["new", t.stat
 
 def preview_variables(session, ticket: Ticket, name: str, audience: str, now: datetime | None = None) -> dict:
     """The values for the template `name` on this ticket as its latest matching event would send it (editor preview)."""
-    from mets.services import portal_mail
+    from mets.services.directory import portal_mail
 
     replies = [r for r in ticket.replies if not (audience == "customer" and r.internal)]
     reply = replies[-1] if replies and "-reply-" in name else None

@@ -9,10 +9,14 @@ import json
 
 from flask import current_app
 
-from mets.services import mail_templates, mail_variables, notify, outbox, sandbox, tickets, webhooks
-from mets.services.automation_actions import RECIPIENT_CHOICES, Param, Plan, Run, action, fixed, snippet_error
+from mets.services import outbox, tickets, webhooks
+from mets.services.notifications import templates as mail_templates
+from mets.services.notifications import variables as mail_variables
+from mets.services.notifications import notify
+from mets.services.notifications import sandbox
+from mets.services.automation.actions import RECIPIENT_CHOICES, Param, Plan, Run, action, fixed, snippet_error
 from mets.services.errors import DomainError
-from mets.services.notification_settings import parse_addresses
+from mets.services.notifications.settings import parse_addresses
 
 _TEMPLATE_CHOICES = [(n, n) for n in mail_templates.NAMES]
 

@@ -13,8 +13,12 @@ from sqlalchemy.orm import Session
 
 from mets.models import Membership, Reply, Ticket, User
 from mets import events
-from mets.services import access, mail_templates, mail_variables, notification_settings, outbox
-from mets.services.notification_settings import EVENTS, FROM_TICKET_EVENT
+from mets.services import outbox
+from mets.services.directory import access
+from mets.services.notifications import templates as mail_templates
+from mets.services.notifications import variables as mail_variables
+from mets.services.notifications import settings as notification_settings
+from mets.services.notifications.settings import EVENTS, FROM_TICKET_EVENT
 
 FINISHED = {"resolved", "closed"}
 _MUTED = "mets_notify_muted"  # session.info keys

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 
 from mets.models import CLOCKS, PRIORITIES, STATUSES, Entity, SlaRule, Ticket
 from mets.models.sla import DEFAULT_PAUSE_STATUSES, DEFAULT_WARNINGS
-from mets.services import entities, rules, sla
+from mets.services import rules, sla
+from mets.services.directory import entities
 from mets.services.durations import format_minutes, parse_duration
 from mets.services.errors import DomainError, check
 from mets.services.validation import text_error
@@ -265,7 +266,7 @@ def test_against_ticket(session, rule_or_form_data, ticket: Ticket, now: datetim
 
     See sla_test_mode.test_against_ticket; it lives there to keep this module small.
     """
-    from mets.services import sla_test_mode  # (it builds on this module)
+    from mets.services.sla import test_mode as sla_test_mode  # it builds on this module
 
     return sla_test_mode.test_against_ticket(session, rule_or_form_data, ticket, now, editing)
 

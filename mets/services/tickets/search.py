@@ -7,7 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from mets import clock
 from mets.models import PRIORITIES, STATUSES, Ticket, TicketAlias, User
-from mets.services import access
+from mets.services.directory import access
 from mets.services.validation import parse_id, parse_int
 
 SORTS = {

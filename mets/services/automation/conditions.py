@@ -7,7 +7,8 @@ context carries `session`, `actor`, `actor_kind`, `reply` and `event` besides th
 from sqlalchemy import select
 
 from mets.models import Membership
-from mets.services import access, rules, sla
+from mets.services import rules, sla
+from mets.services.directory import access
 from mets.services.html import message_text
 from mets.services.rules import TICKET, VALUE_NONE, VALUE_ONE
 

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 
 from mets import clock, events
 from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketAlias, TicketEvent, User
-from mets.services import access, sla
+from mets.services import sla
+from mets.services.directory import access
 from mets.services.errors import DomainError, check
 from mets.services.html import TEXT, typed_text
 from mets.services.validation import text_error

@@ -10,7 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from mets.services import automation_actions as actions
+from mets.services.automation import actions
 
 ROW_ID = re.compile(r"^acr[0-9a-f]{1,32}$")
 

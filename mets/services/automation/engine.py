@@ -24,10 +24,13 @@ from flask import current_app
 from sqlalchemy import delete, event as sa_event, func, select
 from sqlalchemy.orm import Session
 
-from mets.models import AutomationRule, Reply, RuleExecution, Ticket, User
 from mets import events
-from mets.services import access, automation_actions as actions, rules
-from mets.services.automation_conditions import AUTOMATION
+from mets.models import AutomationRule, Reply, RuleExecution, Ticket, User
+from mets.services import rules, tickets
+from mets.services.automation import actions
+from mets.services.automation import messages  # noqa: F401 - defines the email, note, SMS and webhook actions
+from mets.services.automation.conditions import AUTOMATION
+from mets.services.directory import access
 from mets.services.errors import DomainError
 
 log = logging.getLogger("mets.automation")
@@ -267,8 +270,6 @@ def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, chan
 
 def _run_actions(session, rule: CompiledRule, ticket, event, event_id, changes, now, state, depth, record) -> None:
     """Each action in order, in a savepoint of its own; failures are recorded and the rest go on."""
-    from mets.services import tickets  # tickets imports this module
-
     run = actions.Run(session, ticket, rule.id, rule.name, event, event_id, changes, now)
     outer_depth = state["depth"]
     state["depth"], state["running"] = depth, [*state["running"], rule.id]
