@@ -17,6 +17,9 @@ from mets.models import CRITICAL
 log = logging.getLogger("mets.queueing")
 
 _connections: dict[str, Redis] = {}
+# Jobs are enqueued by dotted path: the services that queue them never import mets.jobs (which imports them).
+SEND_EMAIL = "mets.jobs.send_email"
+SEND_WEBHOOK = "mets.jobs.send_webhook"
 
 
 def redis_connection(url: str | None = None) -> Redis | None:
@@ -56,8 +59,6 @@ def enqueue_sends(items: list[tuple[int, int, int]]) -> int:
     connection = redis_connection()
     if connection is None or not items:
         return 0
-    from mets.jobs import send_email
-
     critical, default = queues(connection, current_app.config["RQ_QUEUE_PREFIX"])
     batch = max(1, current_app.config["MAIL_BATCH_SIZE"])
     groups = {critical: [], default: []}
@@ -68,7 +69,7 @@ def enqueue_sends(items: list[tuple[int, int, int]]) -> int:
     try:
         for queue, (row_id, _priority, attempts) in jobs:
             try:
-                queue.enqueue(send_email, row_id, job_id=send_job_id(row_id, attempts), unique=True,
+                queue.enqueue(SEND_EMAIL, row_id, job_id=send_job_id(row_id, attempts), unique=True,
                               result_ttl=0, failure_ttl=300, job_timeout=600)
                 enqueued += 1
             except DuplicateJobError:
@@ -92,15 +93,13 @@ def enqueue_webhooks(ids) -> int:
     connection = redis_connection()
     if connection is None or not ids:
         return 0
-    from mets.jobs import send_webhook
-
     default = queues(connection, current_app.config["RQ_QUEUE_PREFIX"])[1]
     items = sorted(item if isinstance(item, tuple) else (item, 0) for item in ids)
     enqueued = 0
     try:
         for row_id, attempts in items:
             try:
-                default.enqueue(send_webhook, row_id, job_id=webhook_job_id(row_id, attempts), unique=True,
+                default.enqueue(SEND_WEBHOOK, row_id, job_id=webhook_job_id(row_id, attempts), unique=True,
                                 result_ttl=0, failure_ttl=300)
                 enqueued += 1
             except DuplicateJobError:

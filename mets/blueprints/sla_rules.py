@@ -3,7 +3,7 @@
 The list is one box per entity (`sla/_entity_rules.html`); moving or (de)activating a rule
 answers with that entity's box for htmx, and redirects otherwise. The rule form embeds the
 shared condition builder; the test box sends the form as it stands (unsaved edits included)
-with the ticket number and shows `sla_rules.test_against_ticket`'s answer.
+with the ticket number and shows `sla_test_mode.test_against_ticket`'s answer.
 """
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
@@ -19,6 +19,7 @@ from mets.models.tickets import STATUS_LABELS
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.sla import admin as sla_rules
+from mets.services.sla import test_mode as sla_test_mode
 from mets.services.durations import format_minutes
 from mets.web import admin_required, arg_int, is_htmx, render
 
@@ -156,5 +157,5 @@ def test(rule_id):
     result = None
     if ticket is not None:
         subject = form.data_for_service() if with_form else rule
-        result = sla_rules.test_against_ticket(db.session, subject, ticket, editing=rule)
+        result = sla_test_mode.test_against_ticket(db.session, subject, ticket, editing=rule)
     return render("sla/form.html", "sla/_test_result.html", form=form, rule=rule, number=number, test=result)

@@ -8,6 +8,7 @@ from mets import clock
 from mets.models import SlaFiring, SlaPause, TicketEvent
 from mets.services import sla, tickets
 from mets.services.sla import admin as sla_rules
+from mets.services.sla import test_mode as sla_test_mode
 from mets.services.sla import tick as sla_tick
 from mets.services.errors import DomainError
 from tests.factories import make_customer, make_entity, make_staff, make_ticket, ny
@@ -283,7 +284,7 @@ def test_retiming_runs_in_batches(session, world):
 def test_friday_1655_with_4h_is_due_monday_1255_new_york(session, world):
     rule = sla_rules.create_rule(session, world["acme"], form(response="4h", resolution="2d"))
     ticket = open_ticket(world, ny(2026, 11, 27, 16, 55))  # a Friday
-    result = sla_rules.test_against_ticket(session, rule, ticket, ny(2026, 11, 27, 17, 30))
+    result = sla_test_mode.test_against_ticket(session, rule, ticket, ny(2026, 11, 27, 17, 30))
     assert result.applies is rule and result.matches and result.in_scope and not result.draft
     assert result.explain is None and result.timezone == "America/New_York"
     response, resolution = result.clocks
@@ -298,7 +299,7 @@ def test_testing_form_values_explains_each_condition(session, world):
     ticket = open_ticket(world, ny(2026, 11, 24, 9, 0), subject="Refund please", priority="high")
     conditions = ('{"all": [{"field": "subject", "op": "contains", "value": "refund"},'
                   ' {"field": "customer.domain", "op": "is", "value": "vip.example"}]}')
-    result = sla_rules.test_against_ticket(session, form(conditions=conditions, response="1h"), ticket,
+    result = sla_test_mode.test_against_ticket(session, form(conditions=conditions, response="1h"), ticket,
                                            ny(2026, 11, 24, 9, 30), editing=rule)
     assert result.draft and result.priority_matches and not result.matches
     assert result.applies is rule and result.would_apply is None
@@ -313,9 +314,9 @@ def test_a_matching_rule_behind_an_earlier_one_is_reported(session, world):
     sla_rules.create_rule(session, world["billing"], form(name="Billing", response="2h"))
     parent = sla_rules.create_rule(session, world["acme"], form(name="Parent", response="8h"))
     ticket = open_ticket(world, ny(2026, 11, 24, 9, 0))
-    result = sla_rules.test_against_ticket(session, parent, ticket, ny(2026, 11, 24, 9, 0))
+    result = sla_test_mode.test_against_ticket(session, parent, ticket, ny(2026, 11, 24, 9, 0))
     assert result.matches and result.applies.name == "Billing"
-    urgent_only = sla_rules.test_against_ticket(session, form(name="Parent", priority="urgent"), ticket,
+    urgent_only = sla_test_mode.test_against_ticket(session, form(name="Parent", priority="urgent"), ticket,
                                                 ny(2026, 11, 24, 9, 0), editing=parent)
     assert not urgent_only.priority_matches and urgent_only.would_apply.name == "Billing"
 
@@ -323,7 +324,7 @@ def test_a_matching_rule_behind_an_earlier_one_is_reported(session, world):
 def test_invalid_form_values_test_the_saved_rule(session, world):
     rule = sla_rules.create_rule(session, world["acme"], form())
     ticket = open_ticket(world, ny(2026, 11, 24, 9, 0))
-    result = sla_rules.test_against_ticket(session, form(response="whenever"), ticket, ny(2026, 11, 24, 9, 0),
+    result = sla_test_mode.test_against_ticket(session, form(response="whenever"), ticket, ny(2026, 11, 24, 9, 0),
                                            editing=rule)
     assert result.rule is rule and not result.draft and "response" in result.errors
     assert result.clocks[0].due == ny(2026, 11, 24, 13, 0)
@@ -332,7 +333,7 @@ def test_invalid_form_values_test_the_saved_rule(session, world):
 def test_a_ticket_outside_the_rules_entity_is_out_of_scope(session, world):
     rule = sla_rules.create_rule(session, world["billing"], form())
     ticket = open_ticket(world, ny(2026, 11, 24, 9, 0), entity=world["acme"])  # the parent: not below Billing
-    result = sla_rules.test_against_ticket(session, rule, ticket, ny(2026, 11, 24, 9, 0))
+    result = sla_test_mode.test_against_ticket(session, rule, ticket, ny(2026, 11, 24, 9, 0))
     assert not result.in_scope and result.applies is None
 
 
@@ -341,7 +342,7 @@ def test_clock_states_met_paused_and_waiting(session, world):
     ticket = open_ticket(world, ny(2026, 11, 24, 9, 0))
     tickets.add_reply(session, ticket, actor=world["agent"], body="Hi", now=ny(2026, 11, 24, 9, 30))
     tickets.change_status(session, ticket, "pending", actor=world["agent"], now=ny(2026, 11, 24, 10, 0))
-    result = sla_rules.test_against_ticket(session, rule, ticket, ny(2026, 11, 24, 11, 0))
+    result = sla_test_mode.test_against_ticket(session, rule, ticket, ny(2026, 11, 24, 11, 0))
     states = {c.name: c for c in result.clocks}
     assert states["response"].state == "met" and states["response"].stopped_at == ny(2026, 11, 24, 9, 30)
     assert states["next_reply"].state == "waiting"
@@ -352,7 +353,7 @@ def test_naive_now_is_refused(session, world):
     rule = sla_rules.create_rule(session, world["acme"], form())
     ticket = open_ticket(world, ny(2026, 11, 24, 9, 0))
     with pytest.raises(ValueError):
-        sla_rules.test_against_ticket(session, rule, ticket, datetime(2026, 11, 24, 10, 0))
+        sla_test_mode.test_against_ticket(session, rule, ticket, datetime(2026, 11, 24, 10, 0))
 
 
 def test_conditions_in_words(session):

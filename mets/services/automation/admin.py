@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload
 
 from mets import clock
 from mets.models import TRIGGERS, AutomationRule, Entity, RuleExecution
+from mets.services.sla import admin as sla_rules
 from mets.services.automation import actions
 from mets.services import rules
 from mets.services.automation.conditions import AUTOMATION
@@ -239,9 +240,8 @@ def describe_actions(session, rule_actions) -> list[str]:
 
 
 def describe_conditions(conditions) -> str:
-    from mets.services.sla.admin import describe_conditions as words
-
-    return words(conditions, AUTOMATION)
+    """The rule's conditions in words, as the SLA rules list writes them."""
+    return sla_rules.describe_conditions(conditions, AUTOMATION)
 
 
 # --- analytics --------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from mets import clock
 from mets.models import CLOCKS, Ticket, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import hours, sla
+from mets.services.directory import portal_mail
 from mets.services.durations import format_minutes
 from mets.services.html import message_html, message_text
-from mets.services.sla.admin import CLOCK_LABELS
 
 
 def variables_for(ticket: Ticket, *, audience: str, recipient_name: str, recipient_email: str, actor=None,
@@ -29,8 +29,6 @@ def variables_for(ticket: Ticket, *, audience: str, recipient_name: str, recipie
 
 def recipient_values(ticket: Ticket, *, audience: str, recipient_name: str, recipient_email: str) -> dict:
     """The values that differ by recipient: the links (a customer's is signed for them) and the name."""
-    from mets.services.directory import portal_mail  # needs the app; keeps this module importable alone
-
     if audience not in ("customer", "staff"):
         raise ValueError(f"unknown audience {audience!r}")
     if audience == "customer":
@@ -66,7 +64,7 @@ def ticket_values(ticket: Ticket, *, actor=None, reply=None, changes: dict | Non
         "sla_resolution_due": _when(ticket.sla_resolution_due, zone),
         "sla_breached": bool(ticket.sla_response_breached or ticket.sla_next_reply_breached
                              or ticket.sla_resolution_breached),
-        "sla_clock": CLOCK_LABELS.get(changes.get("clock"), changes.get("clock") or "").lower(),
+        "sla_clock": sla.CLOCK_LABELS.get(changes.get("clock"), changes.get("clock") or "").lower(),
         "sla_point": str(changes.get("point") or "").split(":")[0],
         "escalation_level": str(changes.get("level") or ""),
     }
@@ -84,7 +82,7 @@ def _nearest_clock(ticket: Ticket) -> str:
 def sla_status(session, ticket: Ticket, now: datetime) -> str:
     """The ticket's nearest SLA state in words: "Resolution due in 3h 10m (business time)", "Response target breached"."""
     summary = sla.summary(session, ticket, now)
-    label = CLOCK_LABELS[_nearest_clock(ticket)]
+    label = sla.CLOCK_LABELS[_nearest_clock(ticket)]
     if summary.state == "due":
         minutes = int(summary.business_left / timedelta(minutes=1))
         kind = " (business time)" if ticket.sla_rule.business_hours_only else ""
@@ -131,8 +129,6 @@ _PREVIEW_CHANGES = {"ticket-status-changed": lambda t: {"status": ["new", t.stat
 
 def preview_variables(session, ticket: Ticket, name: str, audience: str, now: datetime | None = None) -> dict:
     """The values for the template `name` on this ticket as its latest matching event would send it (editor preview)."""
-    from mets.services.directory import portal_mail
-
     replies = [r for r in ticket.replies if not (audience == "customer" and r.internal)]
     reply = replies[-1] if replies and "-reply-" in name else None
     event = next((e for e in reversed(ticket.events) if e.event == _PREVIEW_EVENTS.get(name)), None)

@@ -6,6 +6,7 @@ from typing import Any
 from mets import clock
 from mets.models import PRIORITIES
 from mets.models.tickets import STATUS_LABELS
+from mets.services.directory import access
 from mets.services.html import message_text
 from mets.services.rules.registry import TICKET
 
@@ -96,8 +97,6 @@ def _domain(ctx):
 
 
 def _entity_slugs(session, user) -> list[tuple[str, str]]:
-    from mets.services.directory import access
-
     return [(e.slug, e.name) for e in access.visible_entities(session, user)]
 
 

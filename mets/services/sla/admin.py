@@ -20,7 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from mets.models import CLOCKS, PRIORITIES, STATUSES, Entity, SlaRule, Ticket
+from mets.models import CLOCKS, PRIORITIES, STATUSES, Entity, SlaRule
 from mets.models.sla import DEFAULT_PAUSE_STATUSES, DEFAULT_WARNINGS
 from mets.services import rules, sla
 from mets.services.directory import entities
@@ -28,8 +28,6 @@ from mets.services.durations import format_minutes, parse_duration
 from mets.services.errors import DomainError, check
 from mets.services.validation import text_error
 
-CLOCK_LABELS = {"response": "First response", "next_reply": "Next reply", "resolution": "Resolution",
-                "escalation": "Escalation"}
 WARNED_CLOCKS = ("response", "next_reply", "resolution")
 PAUSABLE_STATUSES = tuple(s for s in STATUSES if s not in ("new", *sla.STOPPED_STATUSES))
 MAX_WARNINGS = 5
@@ -130,7 +128,7 @@ def validate_rule(data: dict) -> dict:
         if warned and early and max(early) >= min(warned)[0]:
             shortest, name = min(warned)
             errors["warnings"] = (f"A warning {format_minutes(max(early))} before due would come before the "
-                                  f"{CLOCK_LABELS[name].lower()} clock starts (its target is "
+                                  f"{sla.CLOCK_LABELS[name].lower()} clock starts (its target is "
                                   f"{format_minutes(shortest)}): use less than {format_minutes(shortest)}.")
     except DomainError as exc:
         errors.update(exc.errors)
@@ -259,17 +257,6 @@ def move(session, rule: SlaRule, offset: int, now: datetime | None = None) -> li
 
 
 # --- test mode (services/sla_test_mode.py) ----------------------------------------------------
-
-def test_against_ticket(session, rule_or_form_data, ticket: Ticket, now: datetime | None = None,
-                        editing: SlaRule | None = None):
-    """Which rule applies to the ticket now, whether this rule (saved, or form values) matches and why, its due times.
-
-    See sla_test_mode.test_against_ticket; it lives there to keep this module small.
-    """
-    from mets.services.sla import test_mode as sla_test_mode  # it builds on this module
-
-    return sla_test_mode.test_against_ticket(session, rule_or_form_data, ticket, now, editing)
-
 
 # --- for the list -----------------------------------------------------------------------------
 

@@ -27,6 +27,10 @@ STOPPED_STATUSES = ("resolved", "closed")  # clocks never count while a ticket i
 BREACH = "breach"
 ESCALATION = "escalation"
 
+# How people name each clock (pages, mail, the activity trail).
+CLOCK_LABELS = {"response": "First response", "next_reply": "Next reply", "resolution": "Resolution",
+                "escalation": "Escalation"}
+
 
 @dataclass
 class Point:

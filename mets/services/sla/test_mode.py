@@ -15,7 +15,7 @@ from mets.models import CLOCKS, Entity, SlaPause, SlaRule, Ticket
 from mets.services import rules, sla
 from mets.services.directory import access
 from mets.services.errors import DomainError
-from mets.services.sla.admin import CLOCK_LABELS, end_position, validate_rule
+from mets.services.sla.admin import end_position, validate_rule
 from mets.services.validation import parse_id
 
 
@@ -32,7 +32,7 @@ class ClockTest:
 
     @property
     def label(self) -> str:
-        return CLOCK_LABELS[self.name]
+        return sla.CLOCK_LABELS[self.name]
 
 
 @dataclass
