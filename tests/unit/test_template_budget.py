@@ -19,7 +19,7 @@ from mets.models import AutomationRule, EmailTemplate, QueuedEmail, RuleExecutio
 from mets.services.automation import actions as automation_actions
 from mets.services.notifications import templates as mt
 from mets.services.errors import DomainError
-from mets.services.notifications.sandbox import Sandbox
+from mets.services.notifications.sandbox import LIMITS, Sandbox
 from tests.conftest import count_rows, login_customer
 from tests.factories import make_customer, make_entity, make_ticket
 
@@ -70,6 +70,10 @@ def _forget_over_budget_overrides():
     mt._over_budget.clear()
 
 
+# What "does not hang" means here: unbounded, these renders take minutes (the 9**64 chain took 34.8 s);
+# bounded, they stop at the 0.2 s budget. 5 s keeps a loaded CI machine from making that flaky.
+PROMPT = 5.0
+
 def timed(call, *args, **kwargs):
     started = time.perf_counter()
     result = call(*args, **kwargs)
@@ -82,14 +86,14 @@ def timed(call, *args, **kwargs):
 def test_each_attack_is_refused_at_save_with_its_reason_in_well_under_a_second(source, message):
     errors, elapsed = timed(mt.validate, "Hi", source, HTML_OK)
     assert errors == {"body_text": message}
-    assert elapsed < 1.0
+    assert elapsed < PROMPT
 
 
 def test_forty_doublings_are_stopped_where_the_text_gets_too_big():
     errors, elapsed = timed(mt.validate, "Hi", DOUBLINGS, HTML_OK)
     # 32 characters of sample subject doubled: the 14th doubling (line 15) passes 256 KB.
     assert errors == {"body_text": f"Line 15: {TOO_BIG}"}
-    assert elapsed < 1.0
+    assert elapsed < PROMPT
 
 
 @pytest.mark.parametrize("field", ["subject", "body_html"])
@@ -98,14 +102,14 @@ def test_the_subject_and_html_part_are_bounded_too(field):
               field: "{{ ticket_subject|center(10**8) }}"}
     errors, elapsed = timed(mt.validate, **values)
     assert errors == {field: f"Line 1: {TOO_WIDE}"}
-    assert elapsed < 1.0
+    assert elapsed < PROMPT
 
 
 def test_the_three_parts_share_one_budget_when_saved_as_when_sent():
     half = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"
     errors, elapsed = timed(mt.validate, half, half, half)
     assert errors == {"subject": f"Line 1: {TOO_LONG}"}  # the others were not given a fresh 0.2 s each
-    assert elapsed < 1.0
+    assert elapsed < PROMPT
 
 
 def test_an_attack_in_a_note_snippet_is_refused_when_the_rule_is_saved(session):
@@ -113,7 +117,7 @@ def test_an_attack_in_a_note_snippet_is_refused_when_the_rule_is_saved(session):
     started = time.perf_counter()
     with pytest.raises(DomainError) as caught:
         automation_actions.validate(session, acme, [{"type": "add_note", "body": EXPONENTIAL}])
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < PROMPT
     assert caught.value.errors == {"actions[0].body": f"Note: Line 1: {TOO_LONG}"}
 
 
@@ -177,7 +181,7 @@ def test_a_long_customer_message_still_fits_an_overrides_budget(session):
     rendered, elapsed = timed(mt.render, session, acme, "ticket-assigned", values)
     assert rendered.subject == "Yours: Cannot download my March invoice"
     assert rendered.text == "Message:\n" + "LOG LINE\n" * 33_000
-    assert elapsed < 1.0
+    assert elapsed < PROMPT
 
 
 # --- at send time -----------------------------------------------------------------------------
@@ -209,7 +213,7 @@ def test_a_portal_request_does_not_wait_for_an_override_too_costly_for_its_data(
     with caplog.at_level(logging.WARNING, logger="mets.services.notifications.templates"):
         first = open_request(LONG_SUBJECT)
         second = open_request(LONG_SUBJECT[:-1] + "?")
-    assert first < 1.0 and second < 1.0
+    assert first < PROMPT and second < PROMPT
     receipts = session.scalars(select(QueuedEmail).where(QueuedEmail.recipient_email == "carl@example.com")
                                .order_by(QueuedEmail.id)).all()
     assert len(receipts) == 2  # two requests, two receipts: no mail lost
@@ -232,7 +236,7 @@ def test_a_short_subject_still_gets_the_override_and_saving_again_retries_it(ses
     # Remembered: even the short subject gets the default now, at no cost...
     rendered, elapsed = timed(mt.render, session, acme, "ticket-assigned", mt.sample_variables())
     assert rendered.subject == "[ACME-1042] Assigned to you: Cannot download my March invoice"
-    assert elapsed < 0.1
+    assert elapsed < LIMITS.seconds  # less than paying the budget again
     # ...until the admin saves the template again.
     with clock.freeze(clock.now() + timedelta(minutes=1)):
         mt.save_override(session, acme, "ticket-assigned", subject="Yours: {{ ticket_subject }}",
@@ -285,7 +289,7 @@ def test_a_note_over_budget_fails_only_its_action(session):
     rule = add_rule(session, acme, [{"type": "add_note", "body": quadratic},  # 1,024 loops on the sample
                                     {"type": "set_priority", "priority": "high"}])
     ticket, elapsed = timed(make_ticket, acme, subject=LONG_SUBJECT)  # 62,500 on this one
-    assert elapsed < 1.0
+    assert elapsed < PROMPT
     assert ticket.priority == "high"  # the next action ran
     assert not [r for r in ticket.replies if r.internal]  # no note, not even a partial one
     assert last_log(session, rule).error == f"Add an internal note: Note: {TOO_MANY}."

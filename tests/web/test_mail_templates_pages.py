@@ -145,7 +145,7 @@ def test_templates_over_budget_are_refused_at_save_quickly_with_the_reason_on_th
                                                                                         source, message):
     started = time.perf_counter()
     response = client.post(f"{BASE}/{world['acme'].id}/ticket-assigned", data=form(body_text=source))
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # unbounded: minutes; budget: 0.2 s; slack for a loaded machine
     assert response.status_code == 422
     field_box = re.search(r'<div class="field mt-source has-error">\s*<label for="body_text">.*?</div>',
                           response.get_data(as_text=True), re.S)
@@ -230,7 +230,7 @@ def test_preview_against_a_ticket_too_costly_for_the_template_says_why(client, s
     assert "cannot be used" not in screen(preview(client, world, body_text=loops))  # fine on the sample's subject
     started = time.perf_counter()
     response = preview(client, world, ticket=ticket.number, body_text=loops)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0  # unbounded: minutes; budget: 0.2 s; slack for a loaded machine
     assert ("This template cannot be used as it stands: Text part: Line 2: This template loops more than "
             "10,000 times") in screen(response)
 
