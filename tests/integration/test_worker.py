@@ -20,7 +20,8 @@ def test_worker_once_fires_due_sla_points(app, session):
     with clock.freeze(datetime.now(timezone.utc) - timedelta(hours=2)):
         ticket = make_ticket(acme, customer=make_customer())
     session.commit()
-    env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]}
+    # As an operator runs it: a server database needs the install's SECRET_KEY in every process.
+    env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "SECRET_KEY": "worker-test-" + "k" * 32}
     done = subprocess.run([sys.executable, "worker.py", "--once"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr

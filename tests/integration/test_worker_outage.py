@@ -127,6 +127,9 @@ def test_workers_ride_out_a_redis_outage_and_send_what_was_queued_during_it(app,
     assert "Redis                  reachable" in health.output
     # One line as Redis goes and one as it is back, from each worker and the scheduler.
     for worker, says in ((with_cron, ("worker", "scheduler")), (plain, ("worker",))):
+        # The other worker may have sent everything while this one still waits out its backoff (<= 10 s).
+        wait_until(lambda: worker.log_path.read_text().count("Redis back after") >= len(says), timeout=15,
+                   what="every process to say Redis is back")
         log = worker.log_path.read_text()
         assert log.count("Redis unavailable") == len(says) and log.count("Redis back after") == len(says), log
         assert all(f"{who}: Redis back after" in log for who in says)
