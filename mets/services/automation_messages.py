@@ -9,7 +9,8 @@ import json
 
 from flask import current_app
 
-from mets.services import mail_templates, mail_variables, notify, outbox, sandbox, tickets, webhooks
+from mets.services import mail_templates, mail_variables, notify, outbox, sandbox, tickets
+from mets.services.outbox import http as webhooks
 from mets.services.automation_actions import RECIPIENT_CHOICES, Param, Plan, Run, action, fixed, snippet_error
 from mets.services.errors import DomainError
 from mets.services.notification_settings import parse_addresses
