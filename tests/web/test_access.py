@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from mets.services import automation_rules
-from mets.services import hours, hours_edit, outbox, portal_auth, webhooks
+from mets.services import hours, hours_edit, outbox, portal_auth
+from mets.services.outbox import http as webhooks
 from tests.conftest import HTMX, login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 

@@ -9,7 +9,8 @@ from urllib.parse import quote
 import pytest
 
 from mets.models import AutomationRule, Entity, Membership, Reply, SlaRule, Ticket
-from mets.services import automation_rules, outbox, webhooks
+from mets.services import automation_rules, outbox
+from mets.services.outbox import http as webhooks
 from tests.conftest import HTMX, count_rows, login, login_customer
 from tests.factories import PASSWORD, make_customer, make_entity, make_rule, make_staff, make_ticket
 
