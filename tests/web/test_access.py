@@ -143,6 +143,7 @@ ROUTES = [
     ("GET", "/admin/webhooks/<int:delivery_id>", "/admin/webhooks/{hook}", None, False, ADMIN_PAGE),
     ("POST", "/admin/webhooks/<int:delivery_id>/retry", "/admin/webhooks/{hook}/retry", {}, False, ADMIN_SAVE),
     ("POST", "/admin/webhooks/<int:delivery_id>/cancel", "/admin/webhooks/{hook}/cancel", {}, False, ADMIN_SAVE),
+    ("POST", "/admin/webhooks/pause", None, {"paused": "1"}, False, ADMIN_SAVE),
 
     # Automation rules (blueprint automation).
     ("GET", "/admin/automation/", None, None, False, ADMIN_PAGE),
