@@ -175,3 +175,17 @@ def test_an_unknown_delivery_is_404(client, world):
     assert client.get("/admin/webhooks/999999").status_code == 404
     make_ticket(world["acme"])  # nothing else leaks in: the list is empty
     assert "No deliveries match these filters." in screen(client.get("/admin/webhooks/"))
+
+
+def test_the_pause_switch_holds_webhooks_only_and_resume_sends(client, world):
+    row = hook(status=PENDING)
+    assert client.post("/admin/webhooks/pause", data={"paused": "1"}).status_code == 303
+    page = screen(client.get("/admin/webhooks/"))
+    assert re.search(r"Sending is paused since .* — 1 delivery waiting", page) and "Resume sending" in page
+    assert "Sending is paused: resume it" in screen(client.get(f"/admin/webhooks/{row.id}"))
+    assert "Sending is on" in screen(client.get("/admin/mail/"))  # per channel: mail goes on
+    webhooks.sweep(db.session)
+    assert reload(row).status == PENDING
+
+    assert client.post("/admin/webhooks/pause", data={"paused": "0"}).status_code == 303
+    assert "Sending is on" in screen(client.get("/admin/webhooks/"))
