@@ -45,7 +45,7 @@ class Config:
     # Portal links in customer notifications stay valid this long (sign-in links: PORTAL_LINK_MAX_AGE).
     PORTAL_TICKET_LINK_MAX_AGE = int(os.environ.get("PORTAL_TICKET_LINK_MAX_AGE", 14 * 24 * 3600))
 
-    # The outbox (services/outbox.py).
+    # The outbox (services/outbox/: core.py and the mail channel, smtp.py).
     MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", 5))
     MAIL_RETRY_BASE_SECONDS = int(os.environ.get("MAIL_RETRY_BASE_SECONDS", 60))  # doubles per attempt
     MAIL_RETRY_MAX_SECONDS = int(os.environ.get("MAIL_RETRY_MAX_SECONDS", 3600))
@@ -63,7 +63,7 @@ class Config:
     AUTOMATION_MAX_DEPTH = int(os.environ.get("AUTOMATION_MAX_DEPTH", 5))  # rules reacting to rules' changes
     AUTOMATION_LOG_DAYS = int(os.environ.get("AUTOMATION_LOG_DAYS", 90))  # the execution log is pruned after
     AUTOMATION_PRUNE_SECONDS = int(os.environ.get("AUTOMATION_PRUNE_SECONDS", 3600))
-    # Webhooks and SMS (services/webhooks.py): sent by workers through webhook_deliveries.
+    # Webhooks and SMS (services/outbox/http.py, the HTTP channel): sent by workers through webhook_deliveries.
     WEBHOOK_TIMEOUT = int(os.environ.get("WEBHOOK_TIMEOUT", 10))
     WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", 6))
     WEBHOOK_RETRY_BASE_SECONDS = int(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", 30))  # doubles per attempt

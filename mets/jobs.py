@@ -84,9 +84,9 @@ def periodic(name: str, period_key: str):
 @in_app
 def send_email(row_id: int) -> str:
     """Send outbox row `row_id`, batched with other due rows over one SMTP connection."""
-    from mets.services import mail_delivery
+    from mets.services.outbox import smtp
 
-    return str(mail_delivery.deliver(db.session, first_id=row_id))
+    return str(smtp.deliver(db.session, first_id=row_id))
 
 
 @periodic("sla_tick", "SLA_TICK_SECONDS")
@@ -101,21 +101,21 @@ def sla_tick() -> str:
 @periodic("outbox_sweep", "MAIL_SWEEP_SECONDS")
 def outbox_sweep() -> str:
     """Free stale claims and hand due mail to the workers; without Redis, send it right here."""
-    from mets.services import mail_delivery, outbox
+    from mets.services.outbox import smtp
 
-    reclaimed, due = outbox.sweep(db.session)
+    reclaimed, due = smtp.sweep(db.session)
     if not (reclaimed or due):
         return ""  # nothing to do (the embedded loop runs this every 2 s: an idle one stays quiet)
     summary = f"outbox sweep: {reclaimed} stale claims freed, {due} due"
     if not current_app.config.get("REDIS_URL"):
-        summary += f"; {mail_delivery.deliver_due(db.session)}"
+        summary += f"; {smtp.deliver_due(db.session)}"
     return summary
 
 
 @in_app
 def send_webhook(row_id: int) -> str:
     """POST webhook delivery `row_id` (or, if it is gone or taken, another due one)."""
-    from mets.services import webhooks
+    from mets.services.outbox import http as webhooks
 
     sent = webhooks.deliver(db.session, first_id=row_id, limit=1)
     return f"webhook {row_id}: {'sent' if sent else 'not sent'}"
@@ -124,7 +124,7 @@ def send_webhook(row_id: int) -> str:
 @periodic("webhook_sweep", "MAIL_SWEEP_SECONDS")
 def webhook_sweep() -> str:
     """Free stale webhook claims and hand due deliveries to the workers; without Redis, send them here."""
-    from mets.services import webhooks
+    from mets.services.outbox import http as webhooks
 
     reclaimed, due = webhooks.sweep(db.session)
     if not (reclaimed or due):

@@ -1,8 +1,9 @@
 """Admin mail pages: the outbox queue, each message, pause/resume, SMTP settings, notification settings.
 
 The queue list is filtered with htmx like the ticket list (`mail/_queue.html` is both the htmx
-answer and part of the page). A message's status box (`mail/_status.html`) owns its verbs (retry,
-cancel) and refreshes itself while the message is on its way. Each notification event is a row
+answer and part of the page). The list, a message's status box (`outbox/_status.html`, which owns
+its verbs and refreshes itself while the message is on its way) and the pause switch are the
+outbox pages' shared ones (`blueprints/outbox_pages.py`), as on the webhooks page. Each notification event is a row
 box (`mail/_notification_row.html`) that saves and resets in place.
 """
 from flask import Blueprint, abort, current_app, flash, has_request_context, redirect, render_template, request, url_for
@@ -15,14 +16,19 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from mets.extensions import db
 from mets.security import allows_inline_styles
 from mets.forms import commit_call, status_for, submit
-from mets.models import MAIL_STATUSES, Entity, QueuedEmail
-from mets.services import mail_admin, outbox
+from mets.blueprints import outbox_pages
+from mets.models import Entity
+from mets.services import mail_admin
 from mets.services.directory import entities
 from mets.services.notifications import settings as notification_settings
-from mets.services.mail_admin import MailFilters
-from mets.web import admin_required, arg_int, is_htmx, render
+from mets.services.outbox import admin as outbox_admin
+from mets.services.outbox.admin import MailFilters
+from mets.services.outbox.smtp import MAIL
+from mets.web import admin_required, arg_int, is_htmx
 
 bp = Blueprint("mail", __name__, url_prefix="/admin/mail")
+PAGES = outbox_pages.Pages(MAIL, "mail", show="mail.message", id_arg="message_id", box_id="mail-status",
+                           noun="message", plural="messages")
 
 
 class TestEmailForm(FlaskForm):
@@ -46,18 +52,18 @@ class NotificationForm(FlaskForm):
 def _mail_badge():
     # A callable, so the COUNT runs only when base.html draws the nav (not for every htmx partial).
     if has_request_context() and current_user.is_authenticated and current_user.is_staff and current_user.is_admin:
-        return {"mail_failed_count": lambda: mail_admin.failed_count(db.session)}
+        return {"mail_failed_count": lambda: outbox_admin.failed_count(MAIL, db.session)}
     return {}
 
 
 @bp.app_template_filter("mail_due")
 def _due(value) -> str:
-    return mail_admin.due_in(value)
+    return outbox_admin.due_in(value)
 
 
 @bp.app_template_global("mail_priority")
 def _priority(value) -> str:
-    return mail_admin.priority_label(value)
+    return outbox_admin.priority_label(value)
 
 
 # --- the queue --------------------------------------------------------------------------------
@@ -65,21 +71,16 @@ def _priority(value) -> str:
 @bp.get("/")
 @admin_required
 def index():
-    f = MailFilters.from_args(request.args)
-    rows, total = mail_admin.search(db.session, f, f.page)
-    f.page = min(f.page, mail_admin.page_count(total))
-    return render("mail/index.html", "mail/_queue.html", f=f, rows=rows, total=total,
-                  pages=mail_admin.page_count(total), counts=mail_admin.status_counts(db.session, f),
-                  statuses=MAIL_STATUSES, entity_tree=entities.entity_tree(db.session),
-                  templates=mail_admin.template_names(), no_template=mail_admin.NO_TEMPLATE,
-                  pause=mail_admin.pause_state(db.session))
+    return outbox_pages.list_page(PAGES, MailFilters.from_args(request.args), "mail/index.html", "mail/_queue.html",
+                                  entity_tree=entities.entity_tree(db.session),
+                                  templates=outbox_admin.template_names(), no_template=outbox_admin.NO_TEMPLATE)
 
 
 @bp.post("/retry-failed")
 @admin_required
 def retry_failed():
     f = MailFilters.from_args(request.form)
-    _, count, _ = commit_call(lambda: mail_admin.retry_matching(db.session, f))
+    _, count, _ = commit_call(lambda: outbox_admin.retry_matching(MAIL, db.session, f))
     flash(f"{count} message{'' if count == 1 else 's'} will be retried.")
     return redirect(url_for("mail.index", **f.as_args(page="")), 303)
 
@@ -87,53 +88,34 @@ def retry_failed():
 @bp.post("/pause")
 @admin_required
 def pause():
-    paused = request.form.get("paused") == "1"
-    outbox.set_paused(db.session, paused)
-    db.session.commit()
-    flash("Sending is paused: messages keep queueing." if paused else "Sending resumed.")
-    return redirect(url_for("mail.index"), 303)
+    return outbox_pages.pause(PAGES, "Sending")
 
 
 # --- one message --------------------------------------------------------------------------------
 
-def _message(message_id: int) -> QueuedEmail:
-    return db.session.get(QueuedEmail, message_id) or abort(404)
-
-
-def _message_page(row: QueuedEmail, status: int = 200, error: str | None = None, notice: str | None = None):
-    return render("mail/message.html", "mail/_status.html", status=status, row=row, error=error, notice=notice,
-                  can_act=mail_admin.can_act(row), paused=outbox.is_paused(db.session))
+def _message_page(row, status: int = 200, error: str | None = None, notice: str | None = None):
+    return outbox_pages.row_page(PAGES, "mail/message.html", "outbox/_status.html", row, status, error, notice)
 
 
 @bp.get("/<int:message_id>")
 @admin_required
 @allows_inline_styles  # the message's HTML part, in a sandboxed iframe
 def message(message_id):
-    return _message_page(_message(message_id))
-
-
-def _act(message_id: int, action, done: str):
-    """Run retry or cancel on one message: 303 (or the box) when done, the refusal in place (422) if not."""
-    row = _message(message_id)
-    ok, _, refusal = commit_call(lambda: action(db.session, row))
-    if not ok:
-        return _message_page(row, 422, error=refusal.summary)
-    if is_htmx():
-        return _message_page(row, notice=done)
-    flash(done)
-    return redirect(url_for("mail.message", message_id=row.id), 303)
+    return _message_page(outbox_pages.row_or_404(PAGES, message_id))
 
 
 @bp.post("/<int:message_id>/retry")
 @admin_required
 def retry(message_id):
-    return _act(message_id, outbox.retry, "The message will be sent again now.")
+    return outbox_pages.act(PAGES, message_id, outbox_admin.retry, "The message will be sent again now.",
+                            _message_page)
 
 
 @bp.post("/<int:message_id>/cancel")
 @admin_required
 def cancel(message_id):
-    return _act(message_id, outbox.cancel, "The message was cancelled: it will not be sent.")
+    return outbox_pages.act(PAGES, message_id, outbox_admin.cancel, "The message was cancelled: it will not be sent.",
+                            _message_page)
 
 
 # --- settings and the test email ------------------------------------------------------------------

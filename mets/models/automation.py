@@ -73,7 +73,7 @@ SMS = "sms"
 class WebhookDelivery(db.Model):
     """An outgoing HTTP POST (a webhook, or an SMS through the gateway), sent by a worker.
 
-    Queued in the change's transaction like email; statuses are the outbox's (pending, sending,
+    Queued in the change's transaction like email (the outbox's core works both tables); statuses are the outbox's (pending, sending,
     sent, failed, cancelled); `attempt_log` keeps every try with its HTTP status or error.
     """
 
@@ -92,9 +92,10 @@ class WebhookDelivery(db.Model):
     recipient: Mapped[str | None] = mapped_column(String(60))  # SMS: the phone number
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=6)  # WEBHOOK_MAX_ATTEMPTS when queued
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    claim_token: Mapped[str | None] = mapped_column(String(40))
+    claim_token: Mapped[str | None] = mapped_column(String(120))  # "<worker>/<nonce>" while claimed
     response_code: Mapped[int | None] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     attempt_log: Mapped[list] = mapped_column(JSON, default=list)

@@ -81,7 +81,7 @@ class QueuedEmail(db.Model):
     status: Mapped[str] = mapped_column(String(20), default=PENDING)
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
-    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    claim_token: Mapped[str | None] = mapped_column(String(120))  # "<worker>/<nonce>" while claimed
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -96,7 +96,7 @@ class QueuedEmail(db.Model):
 
 
 class AppSetting(db.Model):
-    """Install-wide switches that admins flip in the page (e.g. "mail_paused")."""
+    """Install-wide switches that admins flip in the page (e.g. "mail_paused", "webhooks_paused")."""
 
     __tablename__ = "app_settings"
 

@@ -1,169 +1,21 @@
-"""What the admin mail pages show and do: the outbox list, its counts, the pause state, the SMTP
-settings as read from the environment, the test email, and the notification settings table.
+"""What the admin mail pages show beyond the outbox list: the SMTP settings as read from the
+environment, the test email, and the notification settings table.
 
-Sending itself lives in `services/outbox.py` and `services/mail_delivery.py`; this module only
-reads their rows and calls their verbs.
+The queue itself (list, counts, pause, retry, cancel) is `services/outbox/admin.py`'s, shared
+with the webhooks page; sending is `services/outbox/smtp.py`'s.
 """
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 from flask import current_app
 from markupsafe import escape
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import selectinload
 
 from mets import clock
-from mets.models import CRITICAL, FAILED, MAIL_STATUSES, PENDING, AppSetting, Entity, QueuedEmail
+from mets.models import CRITICAL, Entity, QueuedEmail
 from mets.services import outbox
 from mets.services.errors import DomainError
-from mets.services.validation import parse_id, parse_int
 from mets.services.notifications.settings import EVENTS, Effective, NotifyEvent, effective_all
-
-PER_PAGE = 25
-NO_TEMPLATE = "none"  # the template filter's value for rows written without one (test, sign-in links)
-PRIORITY_LABELS = {1: "critical", 3: "warning", 5: "normal"}
-
-
-@dataclass
-class MailFilters:
-    status: str = ""  # "" = every status
-    entity_id: int | None = None
-    recipient: str = ""
-    template: str = ""  # a template name, NO_TEMPLATE, or "" = any
-    page: int = 1
-
-    @classmethod
-    def from_args(cls, args) -> "MailFilters":
-        """Read query-string (or form) arguments, dropping anything unknown instead of failing."""
-        return cls(status=args.get("status", "") if args.get("status", "") in MAIL_STATUSES else "",
-                   entity_id=parse_id(args.get("entity")),
-                   recipient=args.get("recipient", "").strip()[:254],
-                   template=args.get("template", "").strip()[:80],
-                   page=parse_int(args.get("page"), 1))
-
-    def as_args(self, **overrides) -> dict:
-        """Query-string arguments for links (tabs, pages, redirects) that keep the other filters."""
-        values = {"status": self.status, "entity": self.entity_id or "", "recipient": self.recipient,
-                  "template": self.template, "page": self.page if self.page > 1 else ""}
-        values.update(overrides)
-        return {k: v for k, v in values.items() if v not in ("", None)}
-
-
-def template_names() -> list[str]:
-    """The templates notifications are written from (the template filter's choices)."""
-    return sorted({t for e in EVENTS.values() for t in (e.customer_template, e.staff_template) if t})
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _filtered(query, f: MailFilters, *, with_status: bool = True):
-    if with_status and f.status:
-        query = query.where(QueuedEmail.status == f.status)
-    if f.entity_id:
-        query = query.where(QueuedEmail.entity_id == f.entity_id)
-    if f.recipient:
-        pattern = f"%{_escape_like(f.recipient.lower())}%"
-        query = query.where(or_(func.lower(QueuedEmail.recipient_email).like(pattern, escape="\\"),
-                                func.lower(QueuedEmail.recipient_name).like(pattern, escape="\\")))
-    if f.template == NO_TEMPLATE:
-        query = query.where(QueuedEmail.template_name.is_(None))
-    elif f.template:
-        query = query.where(QueuedEmail.template_name == f.template)
-    return query
-
-
-def page_count(total: int, per_page: int = PER_PAGE) -> int:
-    """How many pages `total` rows fill (at least one)."""
-    return max(1, -(-total // per_page))
-
-
-def search(session, f: MailFilters, page: int, per_page: int = PER_PAGE) -> tuple[list[QueuedEmail], int]:
-    """One page of messages matching the filters, newest first, and how many match in all."""
-    query = _filtered(select(QueuedEmail), f)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    page = min(max(1, page), page_count(total, per_page))
-    # Newest first by id: the primary key serves the ORDER BY ... LIMIT, created_at has no index.
-    rows = session.scalars(query.order_by(QueuedEmail.id.desc()).limit(per_page).offset((page - 1) * per_page)
-                           .options(selectinload(QueuedEmail.entity), selectinload(QueuedEmail.ticket))).all()
-    return list(rows), total
-
-
-def status_counts(session, f: MailFilters | None = None) -> dict[str, int]:
-    """Messages per status (every status present, zeros included), within the other filters if given."""
-    query = select(QueuedEmail.status, func.count()).group_by(QueuedEmail.status)
-    if f is not None:
-        query = _filtered(query, f, with_status=False)
-    counts = dict.fromkeys(MAIL_STATUSES, 0)
-    counts.update({status: n for status, n in session.execute(query)})
-    return counts
-
-
-def failed_count(session) -> int:
-    """Failed messages in the whole outbox (served by the index that leads with status)."""
-    return session.scalar(select(func.count()).select_from(QueuedEmail).where(QueuedEmail.status == FAILED))
-
-
-def retry_matching(session, f: MailFilters) -> int:
-    """Retry every failed message that matches the filters (whatever status tab is shown); returns how many."""
-    ids = list(session.scalars(_filtered(select(QueuedEmail.id), f, with_status=False)
-                               .where(QueuedEmail.status == FAILED)))
-    return outbox.retry_failed(session, ids) if ids else 0
-
-
-@dataclass(frozen=True)
-class PauseState:
-    paused: bool
-    since: datetime | None
-    waiting: int  # pending messages
-
-
-def pause_state(session) -> PauseState:
-    """Whether sending is paused, since when, and how many messages wait meanwhile."""
-    setting = session.get(AppSetting, outbox.PAUSED_KEY)
-    paused = bool(setting and setting.value)
-    waiting = session.scalar(select(func.count()).select_from(QueuedEmail).where(QueuedEmail.status == PENDING))
-    return PauseState(paused, setting.updated_at if paused else None, waiting)
-
-
-def can_act(row: QueuedEmail) -> bool:
-    """Whether the message may still be retried or cancelled."""
-    return row.status in outbox.ACTIONABLE
-
-
-def priority_label(priority: int) -> str:
-    """1 → "1 (critical)"; the levels in between show as numbers."""
-    label = PRIORITY_LABELS.get(priority)
-    return f"{priority} ({label})" if label else str(priority)
-
-
-def due_in(at: datetime | None, now: datetime | None = None) -> str:
-    """A next-attempt time as people read it: "now" or "in 4m"."""
-    if at is None:
-        return ""
-    seconds = int((at - (now or clock.now())).total_seconds())
-    if seconds <= 0:
-        return "now"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"in {seconds // size}{unit}"
-    return f"in {seconds}s"
-
-
-# -- settings ------------------------------------------------------------------------------------
-
-def mask_url(url: str | None) -> str | None:
-    """A URL with its password replaced by *** (redis://:secret@host → redis://:***@host)."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+from mets.services.outbox.admin import mask_url
 
 
 def smtp_settings(config) -> list[tuple[str, str]]:

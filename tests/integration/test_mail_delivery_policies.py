@@ -8,7 +8,8 @@ from sqlalchemy import update
 
 from mets import clock
 from mets.models import CRITICAL, QueuedEmail, Ticket
-from mets.services import mail_delivery, outbox, tickets
+from mets.services import outbox, tickets
+from mets.services.outbox import smtp as mail_delivery
 from tests.conftest import login
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.integration.mail_helpers import mail_settings, outbox_rows, sink, smtp_server  # noqa: F401

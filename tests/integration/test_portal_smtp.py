@@ -20,7 +20,8 @@ from sqlalchemy import func, select, update
 from mets import clock
 from mets.extensions import db
 from mets.models import CRITICAL, FAILED, PENDING, SENDING, SENT, QueuedEmail, User
-from mets.services import mail_delivery, outbox
+from mets.services import outbox
+from mets.services.outbox import smtp as mail_delivery
 from tests.conftest import text_of
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 
@@ -226,7 +227,7 @@ def test_a_resent_message_keeps_its_message_id(app, client, inbox):
     assert row.message_id.endswith("@mets.example>")
     # As if the worker had died before recording the send: the row is still claimed, long ago.
     db.session.execute(update(QueuedEmail).where(QueuedEmail.id == row.id).values(
-        status=SENDING, sent_at=None, claimed_by="dead-host:1",
+        status=SENDING, sent_at=None, claim_token="dead-host:1",
         claimed_at=clock.now() - timedelta(seconds=app.config["MAIL_CLAIM_STALE_SECONDS"] + 1)))
     db.session.commit()
     assert outbox.sweep(db.session)[0] == 1

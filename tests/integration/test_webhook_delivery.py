@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from mets import queueing
 from mets.models.automation import WebhookDelivery
-from mets.services import webhooks
+from mets.services.outbox import http as webhooks
 from tests.integration.mail_helpers import (app_overrides, mail_settings, redis_server, smtp_server,  # noqa: F401
                                             start_worker, wait_until)
 from tests.integration.webhook_helpers import Receiver, receiver, verify  # noqa: F401 (a fixture)

@@ -74,7 +74,7 @@ def leave_claimed(session, minutes_ago: int) -> int:
     row = outbox.queue_message(session, to="orphan@example.com", subject="Orphaned", text="Hello")
     session.flush()
     row.status, row.attempts = SENDING, 1
-    row.claimed_by, row.claimed_at = "worker-that-was-killed", clock.now() - timedelta(minutes=minutes_ago)
+    row.claim_token, row.claimed_at = "worker-that-was-killed", clock.now() - timedelta(minutes=minutes_ago)
     session.commit()
     return row.id
 

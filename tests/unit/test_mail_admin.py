@@ -5,7 +5,8 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from mets.services import mail_admin
-from mets.services.mail_admin import MailFilters
+from mets.services.outbox import admin as outbox_admin
+from mets.services.outbox.admin import MailFilters
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 
@@ -32,7 +33,7 @@ def test_filter_links_keep_the_other_filters_and_leave_out_empty_ones():
     (None, None),
 ])
 def test_mask_url_hides_only_the_password(url, shown):
-    assert mail_admin.mask_url(url) == shown
+    assert outbox_admin.mask_url(url) == shown
 
 
 def test_smtp_settings_show_whether_a_password_is_set_never_the_password():
@@ -50,12 +51,12 @@ def test_smtp_settings_show_whether_a_password_is_set_never_the_password():
     (timedelta(minutes=4, seconds=10), "in 4m"), (timedelta(hours=2), "in 2h"), (timedelta(days=3), "in 3d"),
 ])
 def test_due_in(delta, shown):
-    assert mail_admin.due_in(NOW + delta, NOW) == shown
+    assert outbox_admin.due_in(NOW + delta, NOW) == shown
 
 
 def test_priority_labels():
-    assert [mail_admin.priority_label(p) for p in (1, 3, 5, 7)] == ["1 (critical)", "3 (warning)", "5 (normal)", "7"]
+    assert [outbox_admin.priority_label(p) for p in (1, 3, 5, 7)] == ["1 (critical)", "3 (warning)", "5 (normal)", "7"]
 
 
 def test_page_count():
-    assert [mail_admin.page_count(n) for n in (0, 1, 25, 26, 50, 51)] == [1, 1, 1, 2, 2, 3]
+    assert [outbox_admin.page_count(n) for n in (0, 1, 25, 26, 50, 51)] == [1, 1, 1, 2, 2, 3]

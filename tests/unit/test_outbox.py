@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from mets import clock, queueing
 from mets.extensions import db
 from mets.models import CANCELLED, CRITICAL, FAILED, NORMAL, PENDING, SENDING, SENT, QueuedEmail
-from mets.services import mail_delivery, outbox
+from mets.services import outbox
+from mets.services.outbox import smtp as mail_delivery
 from mets.services.errors import DomainError
 from tests.conftest import PG_URL, _empty_all_tables, count_rows, make_app
 from tests.factories import make_customer, make_entity, make_ticket
@@ -334,7 +335,7 @@ def test_a_dead_workers_claim_is_freed_after_the_stale_period(app, session):
     assert outbox.reclaim_stale(session, T0 + timedelta(seconds=stale + 1)) == 1
     session.commit()
     row = reload(session, row)
-    assert (row.status, row.claimed_by) == (PENDING, None)
+    assert (row.status, row.claim_token) == (PENDING, None)
     assert "dead-host:1" in row.error_message
     assert deliver_at(session, T0 + timedelta(seconds=stale + 1)).sent == 1
     assert reload(session, row).attempts == 2  # the lost attempt counts

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from mets import clock
 from mets.models import CANCELLED, FAILED, PENDING, SENDING, SENT
 from mets.models.automation import WebhookDelivery
-from mets.services import webhooks
+from mets.services.outbox import http as webhooks
 from mets.services.errors import DomainError
 from tests.conftest import count_rows
 from tests.factories import make_entity, make_ticket

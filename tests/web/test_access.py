@@ -7,9 +7,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from mets.services.automation import admin as automation_rules
-from mets.services import hours, outbox, webhooks
+from mets.services import hours, outbox
 from mets.services.hours import admin as hours_edit
 from mets.services.directory import portal_auth
+from mets.services.outbox import http as webhooks
 from tests.conftest import HTMX, login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 
@@ -144,6 +145,7 @@ ROUTES = [
     ("GET", "/admin/webhooks/<int:delivery_id>", "/admin/webhooks/{hook}", None, False, ADMIN_PAGE),
     ("POST", "/admin/webhooks/<int:delivery_id>/retry", "/admin/webhooks/{hook}/retry", {}, False, ADMIN_SAVE),
     ("POST", "/admin/webhooks/<int:delivery_id>/cancel", "/admin/webhooks/{hook}/cancel", {}, False, ADMIN_SAVE),
+    ("POST", "/admin/webhooks/pause", None, {"paused": "1"}, False, ADMIN_SAVE),
 
     # Automation rules (blueprint automation).
     ("GET", "/admin/automation/", None, None, False, ADMIN_PAGE),

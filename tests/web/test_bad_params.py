@@ -9,8 +9,9 @@ from urllib.parse import quote
 import pytest
 
 from mets.models import AutomationRule, Entity, Membership, Reply, SlaRule, Ticket
-from mets.services import outbox, webhooks
+from mets.services import outbox
 from mets.services.automation import admin as automation_rules
+from mets.services.outbox import http as webhooks
 from tests.conftest import HTMX, count_rows, login, login_customer
 from tests.factories import PASSWORD, make_customer, make_entity, make_rule, make_staff, make_ticket
 

@@ -11,7 +11,8 @@ import pytest
 from mets import clock
 from mets.extensions import db
 from mets.models import CANCELLED, CRITICAL, FAILED, PENDING, SENT, NotificationSetting, QueuedEmail
-from mets.services import mail_delivery, outbox
+from mets.services import outbox
+from mets.services.outbox import smtp as mail_delivery
 from tests.conftest import HTMX, count_rows, login
 from tests.factories import make_entity, make_staff, make_ticket
 from tests.web.helpers import screen, vary

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from mets.extensions import db
 from mets.models import Reply, Ticket, User
-from mets.services import mail_delivery
 from mets.services.directory import portal_auth
+from mets.services.outbox import smtp as mail_delivery
 from mets.services import tickets as ticket_service
 from tests.conftest import HTMX, count_rows, login_customer, text_of
 from tests.factories import make_customer, make_entity, make_staff, make_ticket

@@ -9,7 +9,7 @@ from mets import clock
 from mets.extensions import db
 from mets.models import CANCELLED, FAILED, PENDING, SENT
 from mets.models.automation import WebhookDelivery
-from mets.services import webhooks
+from mets.services.outbox import http as webhooks
 from tests.conftest import HTMX, login, login_customer, text_of
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.web.helpers import screen
@@ -116,7 +116,9 @@ def test_retry_puts_a_failed_delivery_back_with_fresh_attempts(client, world):
     row = hook(status=FAILED, attempts=6, error_message="HTTP 500: boom", next_attempt_at=NOW - timedelta(hours=1))
     response = client.post(f"/admin/webhooks/{row.id}/retry")
     assert response.status_code == 303 and response.location.endswith(f"/admin/webhooks/{row.id}")
-    assert (reload(row).status, reload(row).attempts, reload(row).next_attempt_at) == (PENDING, 0, NOW)
+    # One outbox core: a retried row keeps its attempt count and gets more attempts (as mail always did).
+    assert (reload(row).status, reload(row).attempts, reload(row).next_attempt_at) == (PENDING, 6, NOW)
+    assert reload(row).max_attempts > reload(row).attempts
     assert "The delivery will be tried again now." in screen(client.get(response.location))
 
 
@@ -173,3 +175,17 @@ def test_an_unknown_delivery_is_404(client, world):
     assert client.get("/admin/webhooks/999999").status_code == 404
     make_ticket(world["acme"])  # nothing else leaks in: the list is empty
     assert "No deliveries match these filters." in screen(client.get("/admin/webhooks/"))
+
+
+def test_the_pause_switch_holds_webhooks_only_and_resume_sends(client, world):
+    row = hook(status=PENDING)
+    assert client.post("/admin/webhooks/pause", data={"paused": "1"}).status_code == 303
+    page = screen(client.get("/admin/webhooks/"))
+    assert re.search(r"Sending is paused since .* — 1 delivery waiting", page) and "Resume sending" in page
+    assert "Sending is paused: resume it" in screen(client.get(f"/admin/webhooks/{row.id}"))
+    assert "Sending is on" in screen(client.get("/admin/mail/"))  # per channel: mail goes on
+    webhooks.sweep(db.session)
+    assert reload(row).status == PENDING
+
+    assert client.post("/admin/webhooks/pause", data={"paused": "0"}).status_code == 303
+    assert "Sending is on" in screen(client.get("/admin/webhooks/"))

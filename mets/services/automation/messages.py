@@ -9,11 +9,12 @@ import json
 
 from flask import current_app
 
-from mets.services import outbox, tickets, webhooks
+from mets.services import outbox, tickets
 from mets.services.notifications import templates as mail_templates
 from mets.services.notifications import variables as mail_variables
 from mets.services.notifications import notify
 from mets.services.notifications import sandbox
+from mets.services.outbox import http as webhooks
 from mets.services.automation.actions import RECIPIENT_CHOICES, Param, Plan, Run, action, fixed, snippet_error
 from mets.services.errors import DomainError
 from mets.services.notifications.settings import parse_addresses

@@ -1,9 +1,11 @@
-"""Outgoing HTTP calls (automation's webhooks and SMS) through the `webhook_deliveries` outbox.
+"""The HTTP channel of the outbox (`webhook_deliveries`): automation's webhooks and SMS.
 
-Like mail (`services/outbox.py`): rows are queued in the caller's transaction, handed to an RQ
-job after commit, claimed atomically by a worker and POSTed; failures retry with exponential
-backoff and every try is kept in `attempt_log`; the periodic sweep frees stale claims and
-re-enqueues what is due (or, without Redis, sends it right there).
+The state machine is `core`'s, as for mail: rows are queued in the caller's transaction, handed
+to an RQ job (one per row) after commit, claimed with a token by a worker and POSTed; each
+outcome is written only while the claim holds; failures retry with exponential backoff (at least
+what a Retry-After asks) and every try is kept in `attempt_log`; the periodic sweep frees stale
+claims and re-enqueues what is due (or, without Redis, sends it right there). An admin may
+pause the channel (`webhooks_paused`) like mail.
 
 Signing (Stripe-like, so receivers can refuse replays): a webhook with a secret carries
 `X-METS-Timestamp: <unix seconds>` and `X-METS-Signature: sha256=<hex HMAC-SHA256(secret,
@@ -24,29 +26,41 @@ import logging
 import re
 import socket
 import time
-import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from mets import clock
-from mets.models import CANCELLED, FAILED, PENDING, SENDING, SENT
+from mets.models import FAILED, PENDING, SENT
 from mets.models.automation import SMS, WEBHOOK, WebhookDelivery
 from mets.services.errors import DomainError
+from mets.services.outbox import core
 
 log = logging.getLogger("mets.webhooks")
 
-ACTIONABLE = (PENDING, FAILED)  # the states an admin may retry or cancel
+PAUSED_KEY = "webhooks_paused"
+ACTIONABLE = core.ACTIONABLE  # the states an admin may retry or cancel
 MAX_URL = 2000
 SMS_MAX_TEXT = 1600
 USER_AGENT = "METS-Webhooks/1"
 _KEEP_BODY = 500  # characters of a failed answer kept in error_message
-_NEW_ROWS = "mets_webhooks_new"  # session.info: rows added, not yet flushed...
-_AFTER_COMMIT = "mets_webhooks_enqueue"  # ...and (id, attempts) to enqueue once the commit lands
 _PHONE = re.compile(r"\+[0-9]{8,15}")
+
+
+def _enqueue(items):
+    from mets import queueing
+    return queueing.enqueue_webhooks(items)
+
+
+HOOKS = core.Channel(
+    name="webhooks", model=WebhookDelivery, noun="delivery", max_attempts_key="WEBHOOK_MAX_ATTEMPTS",
+    retry_base_key="WEBHOOK_RETRY_BASE_SECONDS", retry_max_key="WEBHOOK_RETRY_MAX_SECONDS", paused_key=PAUSED_KEY,
+    enqueue=_enqueue, item=lambda r: (r.id, r.attempts),
+    item_columns=lambda: (WebhookDelivery.id, WebhookDelivery.attempts),
+    order=lambda: (WebhookDelivery.next_attempt_at, WebhookDelivery.id),
+    stale_error=lambda row: "The worker stopped while sending; the receiver may or may not have got it.")
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -111,10 +125,9 @@ def _add(session, *, kind, url, body, secret=None, recipient=None, entity=None, 
     entity_id = entity.id if entity is not None else ticket.entity_id if ticket is not None else None
     row = WebhookDelivery(kind=kind, entity_id=entity_id, ticket=ticket, rule_id=rule_id, event=event_name,
                           url=url, body=body, secret=secret or None, recipient=recipient, status=PENDING,
-                          attempts=0, next_attempt_at=now, attempt_log=[], dedupe_key=dedupe_key or None,
-                          created_at=now)
-    session.add(row)
-    session.info.setdefault(_NEW_ROWS, []).append(row)
+                          attempts=0, max_attempts=current_app.config["WEBHOOK_MAX_ATTEMPTS"], next_attempt_at=now,
+                          attempt_log=[], dedupe_key=dedupe_key or None, created_at=now)
+    core.add(HOOKS, session, row)
     return row
 
 
@@ -149,82 +162,49 @@ def queue_sms(session, *, to: str, text: str, entity=None, ticket=None, rule_id=
                 entity=entity, ticket=ticket, rule_id=rule_id, event_name=event, dedupe_key=dedupe_key, now=now)
 
 
-@event.listens_for(Session, "after_flush_postexec")
-def _collect_new_ids(session, _flush_context) -> None:
-    rows = session.info.pop(_NEW_ROWS, None)
-    if rows:
-        session.info.setdefault(_AFTER_COMMIT, []).extend((r.id, r.attempts) for r in rows if r.id is not None)
+# -- the core's verbs, for webhooks -----------------------------------------------------------------
+
+def is_paused(session) -> bool:
+    """Whether an admin has paused webhooks and SMS (rows keep queueing)."""
+    return core.is_paused(HOOKS, session)
 
 
-@event.listens_for(Session, "after_commit")
-def _enqueue_after_commit(session) -> None:
-    # Only now may a worker see the rows; if Redis is unreachable the sweep enqueues them later.
-    items = session.info.pop(_AFTER_COMMIT, None)
-    if items:
-        from mets import queueing
-        queueing.enqueue_webhooks(items)
+def set_paused(session, paused: bool) -> None:
+    """Pause or resume webhooks and SMS; resuming hands every due row to the workers after commit."""
+    core.set_paused(HOOKS, session, paused)
 
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session) -> None:
-    for key in (_NEW_ROWS, _AFTER_COMMIT):
-        session.info.pop(key, None)
-
-
-# -- the admin's verbs ------------------------------------------------------------------------------
 
 def retry(session, row: WebhookDelivery, now: datetime | None = None) -> None:
     """Send a pending or failed delivery again now; a failed one gets a fresh set of attempts."""
-    if row.status not in ACTIONABLE:
-        raise DomainError(f"A {row.status} delivery cannot be retried.")
-    if row.status == FAILED:
-        row.attempts = 0  # the log keeps the earlier tries; the count restarts
-    row.status, row.next_attempt_at = PENDING, now or clock.now()
-    session.flush()
-    session.info.setdefault(_AFTER_COMMIT, []).append((row.id, row.attempts))
+    core.retry(HOOKS, session, row, now)
+
+
+def retry_failed(session, ids: list[int], now: datetime | None = None) -> int:
+    """Retry every failed delivery among `ids`; returns how many."""
+    return core.retry_failed(HOOKS, session, ids, now)
 
 
 def cancel(session, row: WebhookDelivery) -> None:
     """Never send this delivery (a pending or failed one)."""
-    if row.status not in ACTIONABLE:
-        raise DomainError(f"A {row.status} delivery cannot be cancelled.")
-    row.status = CANCELLED
-    session.flush()
+    core.cancel(HOOKS, session, row)
+
+
+def reclaim_stale(session, now: datetime) -> int:
+    """Free rows whose worker died mid-send (claim older than MAIL_CLAIM_STALE_SECONDS); the try counts."""
+    return core.reclaim_stale(HOOKS, session, now)
 
 
 # -- claiming ---------------------------------------------------------------------------------------
 
 _COLUMNS = (WebhookDelivery.id, WebhookDelivery.kind, WebhookDelivery.url, WebhookDelivery.body,
-            WebhookDelivery.secret, WebhookDelivery.event, WebhookDelivery.attempts, WebhookDelivery.attempt_log,
-            WebhookDelivery.claim_token)
+            WebhookDelivery.secret, WebhookDelivery.event, WebhookDelivery.attempts, WebhookDelivery.max_attempts,
+            WebhookDelivery.attempt_log, WebhookDelivery.claim_token)
 
 
-def _claim(session, now: datetime, first_id: int | None, limit: int) -> list:
-    """Take up to `limit` due rows (`first_id` first): FOR UPDATE SKIP LOCKED on PostgreSQL, and
-    everywhere a conditional UPDATE (still pending) with a token that tells our rows apart. Commits."""
-    due = select(WebhookDelivery.id).where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
-    lock = session.get_bind().dialect.name == "postgresql"
-    ids = []
-    if first_id:
-        own = due.where(WebhookDelivery.id == first_id)
-        ids = list(session.scalars(own.with_for_update(skip_locked=True) if lock else own))
-    if limit > len(ids):
-        rest = (due.where(WebhookDelivery.id != (first_id or 0))
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit - len(ids)))
-        ids += session.scalars(rest.with_for_update(skip_locked=True) if lock else rest)
-    token = uuid.uuid4().hex
-    if ids:
-        session.execute(update(WebhookDelivery)
-                        .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status == PENDING)
-                        .values(status=SENDING, claim_token=token, claimed_at=now,
-                                attempts=WebhookDelivery.attempts + 1)
-                        .execution_options(synchronize_session=False))
-    session.commit()
-    if not ids:
-        return []
-    return session.execute(select(*_COLUMNS).where(WebhookDelivery.claim_token == token,
-                                                   WebhookDelivery.status == SENDING)
-                           .order_by(WebhookDelivery.id)).all()
+def _claim(session, now: datetime, first_id: int | None, limit: int, worker: str | None = None) -> list:
+    """Take up to `limit` due rows (`first_id` first) under a token of this worker's. Commits."""
+    ids = [c.id for c in core.candidates(HOOKS, session, now, first_id, limit, (WebhookDelivery.id,))]
+    return core.claim(HOOKS, session, ids, core.new_token(worker), now, _COLUMNS)
 
 
 # -- sending ----------------------------------------------------------------------------------------
@@ -305,20 +285,14 @@ def _post(row, timestamp: str) -> tuple[int, str, dict]:
 
 
 def _retry_delay(attempts: int, headers: dict) -> int:
-    config = current_app.config
-    delay = config["WEBHOOK_RETRY_BASE_SECONDS"] * 2 ** (max(attempts, 1) - 1)
     wanted = {k.lower(): v for k, v in headers.items()}.get("retry-after", "")
-    if wanted.strip().isdigit():  # a 429/503 telling us when: wait at least that long
-        delay = max(delay, int(wanted))
-    return min(delay, config["WEBHOOK_RETRY_MAX_SECONDS"])
+    # A 429/503 telling us when: wait at least that long (still capped by WEBHOOK_RETRY_MAX_SECONDS).
+    return core.backoff(HOOKS, attempts, int(wanted) if wanted.strip().isdigit() else 0)
 
 
-def _record(session, row, values: dict) -> None:
+def _record(session, row, values: dict) -> bool:
     # Only while our claim holds: a row the sweep took back is no longer ours to write.
-    session.execute(update(WebhookDelivery).where(WebhookDelivery.id == row.id,
-                                                  WebhookDelivery.claim_token == row.claim_token)
-                    .values(claimed_at=None, claim_token=None, **values))
-    session.commit()
+    return core.record(HOOKS, session, row, values)
 
 
 def _send_one(session, row) -> bool:
@@ -354,7 +328,7 @@ def _send_one(session, row) -> bool:
         permanent = status < 500 and status not in (408, 429)  # 3xx and 4xx will not get better by retrying
     else:
         entry["error"] = error
-    retrying = not permanent and row.attempts < current_app.config["WEBHOOK_MAX_ATTEMPTS"]
+    retrying = core.will_retry(row, permanent)
     if not permanent and not retrying:
         error = f"{error} (gave up after {row.attempts} attempts)"
     _record(session, row, {
@@ -371,43 +345,23 @@ def deliver(session, first_id: int | None = None, limit: int = 20) -> int:
 
 
 def _deliver(session, now: datetime, first_id: int | None, limit: int) -> tuple[int, int]:
+    if is_paused(session):
+        session.rollback()
+        return 0, 0
     rows = _claim(session, now, first_id, limit)
     return len(rows), sum(_send_one(session, row) for row in rows)
 
 
 # -- the periodic sweep ------------------------------------------------------------------------------
 
-def reclaim_stale(session, now: datetime) -> int:
-    """Free rows whose worker died mid-send (claim older than MAIL_CLAIM_STALE_SECONDS); the try counts."""
-    config = current_app.config
-    stale_before = now - timedelta(seconds=config["MAIL_CLAIM_STALE_SECONDS"])
-    rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.status == SENDING,
-                                                         WebhookDelivery.claimed_at < stale_before)
-                           .with_for_update(skip_locked=True)).all()
-    for row in rows:
-        error = "The worker stopped while sending; the receiver may or may not have got it."
-        row.attempt_log = [*row.attempt_log, {"at": now.isoformat(), "error": error}]
-        row.error_message = error
-        row.claimed_at = row.claim_token = None
-        row.status = FAILED if row.attempts >= config["WEBHOOK_MAX_ATTEMPTS"] else PENDING
-        row.next_attempt_at = now
-    session.flush()
-    return len(rows)
-
-
 def sweep(session, now: datetime | None = None) -> tuple[int, int]:
     """Free stale claims, then enqueue due rows (without Redis: send them here). Returns (reclaimed, due)."""
     now = now or clock.now()
-    reclaimed = reclaim_stale(session, now)
-    items = [tuple(r) for r in session.execute(
-        select(WebhookDelivery.id, WebhookDelivery.attempts)
-        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(5000))]
-    session.commit()
+    reclaimed, items = core.sweep(HOOKS, session, now)
     if items:
         from mets import queueing
         if queueing.redis_connection() is not None:
-            queueing.enqueue_webhooks(items)
+            _enqueue(items)
         else:
             # The embedded run: this loop is the only sender. Bounded, so one sweep cannot run forever.
             for _ in range(0, len(items), 20):
