@@ -157,7 +157,8 @@ def business_event(rule_list, ticket: Ticket, actions) -> None:
 
 def rule_engine_event(compiled, ticket: Ticket) -> list:
     data = {"priority": ticket.priority.casefold(), "category": (ticket.category or "").casefold(),
-            "subject": ticket.subject.casefold(), "hours_since_created": (NOW - ticket.created_at).total_seconds() / 3600}
+            "subject": ticket.subject.casefold(),
+            "hours_since_created": (NOW - ticket.created_at).total_seconds() / 3600}
     return [rule_id for rule_id, rule in compiled if rule.matches(data)]
 
 
@@ -231,7 +232,8 @@ def main() -> int:
           f"all three engines agree on every event")
     print(f"METS compile + index {n} rules once: {mets_build * 1000:.1f} ms; "
           f"rule-engine compile {n} rules once: {rule_engine_build * 1000:.1f} ms")
-    print(f"METS: about {candidates:.0f} of {n} rules reach their conditions (the index files each under its most selective pinned field)")
+    print(f"METS: about {candidates:.0f} of {n} rules reach their conditions "
+          "(the index files each under its most selective pinned field)")
     print(f"{'engine':<52}{'median':>12}{'p90':>12}")
     rows = [("METS (context + index + evaluate)", "mets"),
             ("METS, rules split over all-entities and the entity", "split"),

@@ -2,7 +2,8 @@
 from flask_wtf import FlaskForm
 
 from mets.extensions import db
-from wtforms import BooleanField, EmailField, HiddenField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, EmailField, HiddenField, IntegerField, PasswordField, SelectField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from mets.models import PRIORITIES, ROLES

@@ -80,7 +80,8 @@ def user_list():
     if kind in ("staff", "customer"):
         query = query.where(User.kind == kind)
     if q:
-        query = query.where(or_(func.lower(User.name).contains(q, autoescape=True), User.email.contains(q, autoescape=True)))
+        query = query.where(or_(func.lower(User.name).contains(q, autoescape=True),
+                                User.email.contains(q, autoescape=True)))
     rows = list(db.session.scalars(query.limit(200)))
     return render("admin/users.html", "admin/_user_rows.html", rows=rows, kind=kind, q=q)
 

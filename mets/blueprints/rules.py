@@ -138,7 +138,8 @@ def row_view(registry: Registry, leaf: dict, path: str = "", error: str | None =
         row.options = [(code, label, code.casefold() in chosen) for code, label in field.choices]
         known = {code.casefold() for code, _ in field.choices}
         # A stored value that is not a choice stays visible (and selected) so the error makes sense.
-        row.options += [(_text(v), f"{_text(v)} (not a choice)", True) for v in values if _text(v).casefold() not in known]
+        row.options += [(_text(v), f"{_text(v)} (not a choice)", True)
+                        for v in values if _text(v).casefold() not in known]
     elif widget == "boolean":
         row.options = [("true", "Yes", value is True), ("false", "No", value is False)]
     if field is not None and widget in ("text", "text-list"):

@@ -9,7 +9,8 @@ from mets.models.sla import CLOCKS, SlaFiring, SlaPause, SlaRule
 from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketAlias, TicketEvent
 from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, RedeemedLink, User
 
-__all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlias", "Reply", "TicketEvent", "BusinessHours", "Holiday",
+__all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlias", "Reply", "TicketEvent",
+           "BusinessHours", "Holiday",
            "HoursException", "EmailTemplate", "NotificationSetting", "QueuedEmail", "AppSetting",
            "MAIL_STATUSES", "PENDING", "SENDING", "SENT", "FAILED", "CANCELLED", "CRITICAL", "WARNING", "NORMAL",
            "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",

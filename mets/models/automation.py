@@ -73,8 +73,8 @@ SMS = "sms"
 class WebhookDelivery(db.Model):
     """An outgoing HTTP POST (a webhook, or an SMS through the gateway), sent by a worker.
 
-    Queued in the change's transaction like email (the outbox's core works both tables); statuses are the outbox's (pending, sending,
-    sent, failed, cancelled); `attempt_log` keeps every try with its HTTP status or error.
+    Queued in the change's transaction like email (the outbox's core works both tables); statuses are the
+    outbox's (pending, sending, sent, failed, cancelled); `attempt_log` keeps every try with its HTTP status or error.
     """
 
     __tablename__ = "webhook_deliveries"

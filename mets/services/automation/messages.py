@@ -51,7 +51,8 @@ def _check_email(session, entity, params) -> dict:
         Param("extra", "Other addresses", "text", required=False, help="Comma-separated."),
         check=_check_email,
         words=lambda s, p: f"Email {p.get('template')} to " + ", ".join(
-            [dict(RECIPIENT_CHOICES).get(t, t).lower() for t in p.get("to", [])] + ([p["extra"]] if p.get("extra") else [])))
+            [dict(RECIPIENT_CHOICES).get(t, t).lower() for t in p.get("to", [])]
+            + ([p["extra"]] if p.get("extra") else [])))
 def _send_email(run: Run, p: dict) -> Plan:
     found = notify.people(run.session, run.ticket, set(p.get("to", [])), parse_addresses(p.get("extra", "")))
     if not found:

@@ -23,7 +23,8 @@ def _validate(session, entity: Entity | None, data: dict) -> dict[str, str]:
         if parent is None:
             errors["parent_id"] = "That parent entity does not exist."
         elif entity is not None and _would_cycle(entity, parent):
-            errors["parent_id"] = f"{parent.name} is {entity.name} itself or one of its departments: that would make a cycle."
+            errors["parent_id"] = (f"{parent.name} is {entity.name} itself or one of its departments: "
+                                  "that would make a cycle.")
     return errors
 
 

@@ -1,4 +1,5 @@
-"""Business time: the BusinessCalendar (calendar), which hours apply to an entity (entity_hours, re-exported here), and editing them (admin).
+"""Business time: the BusinessCalendar (calendar), which hours apply to an entity (entity_hours, re-
+exported here), and editing them (admin).
 
 May import: directory, models.
 """

@@ -432,7 +432,10 @@ def in_scope(session, entity: Entity, ticket: Ticket) -> bool:
 
 
 def preview(session, name: str, source: Source, ticket: Ticket | None = None, now: datetime | None = None) -> Rendered:
-    """Unsaved sources rendered against a ticket (or sample data) as its recipient would get them; DomainError if invalid."""
+    """Unsaved sources rendered against a ticket (or sample data) as its recipient would get them.
+
+    DomainError if they are invalid.
+    """
     _known(name)
     errors = validate(source.subject, source.body_text, source.body_html)
     if errors:
@@ -447,7 +450,8 @@ def preview(session, name: str, source: Source, ticket: Ticket | None = None, no
 
 
 def preview_for(session, user: User, entity: Entity, name: str, source: Source, number: str = "") -> Preview:
-    """The editor's preview: against ticket `number` if `user` may see it and it is the entity's (or below), else sample data."""
+    """The editor's preview: against ticket `number` if `user` may see it and it is the entity's (or below),
+    else sample data."""
     ticket, notice = None, ""
     if number:
         found = access.find_ticket(session, user, number)

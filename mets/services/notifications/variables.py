@@ -80,7 +80,10 @@ def _nearest_clock(ticket: Ticket) -> str:
 
 
 def sla_status(session, ticket: Ticket, now: datetime) -> str:
-    """The ticket's nearest SLA state in words: "Resolution due in 3h 10m (business time)", "Response target breached"."""
+    """The ticket's nearest SLA state in words.
+
+    E.g. "Resolution due in 3h 10m (business time)", "Response target breached".
+    """
     summary = sla.summary(session, ticket, now)
     label = sla.CLOCK_LABELS[_nearest_clock(ticket)]
     if summary.state == "due":

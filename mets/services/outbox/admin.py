@@ -119,7 +119,9 @@ def page_count(total: int, per_page: int = PER_PAGE) -> int:
 
 def _eager(channel: Channel):
     model = channel.model
-    return (selectinload(model.ticket), selectinload(model.entity)) if channel is MAIL else (selectinload(model.ticket),)
+    if channel is MAIL:
+        return (selectinload(model.ticket), selectinload(model.entity))
+    return (selectinload(model.ticket),)
 
 
 def search(channel: Channel, session, f, per_page: int = PER_PAGE) -> tuple[list, int]:

@@ -1,4 +1,5 @@
-"""SLA clocks (clocks, re-exported here), the minute tick (tick), the rules' admin side (admin) and test mode (test_mode).
+"""SLA clocks (clocks, re-exported here), the minute tick (tick), the rules' admin side (admin) and
+test mode (test_mode).
 
 May import: hours, rules, directory, models, mets.events (the tick emits its points there).
 """

@@ -212,7 +212,8 @@ def _warning_offsets(rule: SlaRule, target: timedelta) -> list[tuple[str, timede
         if "percent" in warning:
             offset, name = target * warning["percent"] / 100, f"warning:{warning['percent']}%"
         else:
-            offset, name = target - timedelta(minutes=warning["minutes_before"]), f"warning:{warning['minutes_before']}m"
+            before = warning["minutes_before"]
+            offset, name = target - timedelta(minutes=before), f"warning:{before}m"
         if timedelta(0) < offset < target:
             out.append((name, offset))
     return out

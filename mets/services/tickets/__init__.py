@@ -1,6 +1,8 @@
-"""The only way tickets change (changes: create, reply, status, assign, fields, move, escalate, SLA extension) and the list's search.
+"""The only way tickets change (changes: create, reply, status, assign, fields, move, escalate, SLA
+extension) and the list's search.
 
-May import: directory, sla, models and the shared service modules. It tells notifications and automation of each change through mets.events, never by importing them.
+May import: directory, sla, models and the shared service modules. It tells notifications and
+automation of each change through mets.events, never by importing them.
 """
 # The package's API is its main module's: `from mets.services import tickets; tickets.<name>`.
 from mets.services.tickets.changes import (  # noqa: F401

@@ -246,7 +246,8 @@ def assign(session, ticket: Ticket, assignee: User | None, *, actor: User, now: 
     ticket.assignee = assignee
     if assignee is not None:
         assignee.last_assigned_at = now  # round-robin gives the next ticket to whoever waited longest
-    _record(session, change, "assigned_to_changed", actor, {"assignee_id": [old, assignee.id if assignee else None]}, now)
+    _record(session, change, "assigned_to_changed", actor,
+            {"assignee_id": [old, assignee.id if assignee else None]}, now)
     session.flush()
     return _dispatch(session, change, actor, now)
 
@@ -352,7 +353,8 @@ def switch_sla_rule(session, ticket: Ticket, rule: SlaRule, *, actor: User | Non
     """Put the ticket under `rule` (active, of its entity or above), kept when priority or category change."""
     now = now or clock.now()
     _require_actor(session, actor, ticket)
-    if rule is None or not rule.is_active or rule.entity_id not in {e.id for e in access.lineage(session, ticket.entity)}:
+    lineage = {e.id for e in access.lineage(session, ticket.entity)}
+    if rule is None or not rule.is_active or rule.entity_id not in lineage:
         raise DomainError({"rule_id": "Choose an active SLA rule of the ticket's entity or one above it."})
     change = Change(ticket)
     if ticket.sla_rule_id == rule.id and ticket.sla_rule_pinned:

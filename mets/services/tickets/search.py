@@ -79,7 +79,8 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25, now: datetime | None = None) -> TicketPage:
+def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
+                   now: datetime | None = None) -> TicketPage:
     """One page of tickets matching the filters, among those `user` may see."""
     query = access.scope_tickets(select(Ticket), session, user)
     if f.entity_id:
