@@ -11,9 +11,9 @@ from mets.models import CRITICAL, QueuedEmail, Ticket
 from mets.services import mail_delivery, outbox, tickets
 from tests.conftest import login
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
-from tests.integration.mail_helpers import mail_settings, outbox_rows, sink, smtp_server  # noqa: F401
+from tests.integration.mail_helpers import mail_settings, outbox_rows
 
-pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"])]
+pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"]), pytest.mark.committing]
 
 T0 = datetime(2026, 11, 27, 15, 0, tzinfo=timezone.utc)
 

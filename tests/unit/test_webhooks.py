@@ -14,7 +14,7 @@ from mets.services import webhooks
 from mets.services.errors import DomainError
 from tests.conftest import count_rows
 from tests.factories import make_entity, make_ticket
-from tests.integration.webhook_helpers import Receiver, receiver, verify  # noqa: F401 (a fixture)
+from tests.servers import Receiver, verify
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
 BASE = 60  # WEBHOOK_RETRY_BASE_SECONDS
