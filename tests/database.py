@@ -156,15 +156,6 @@ class Pinned:
     def __init__(self, app):
         self.engines = db._app_engines[app]  # Flask-SQLAlchemy's engines of this app, by bind key
         self.engine = self.engines[None]
-        with self.engine.connect() as conn:
-            filled = filled_tables(conn)
-            conn.rollback()
-        if filled:  # left by something that committed (a committing test cleans up after itself, but)
-            with self.engine.begin() as conn:
-                conn.execute(text("UPDATE entities SET parent_id = NULL WHERE parent_id IS NOT NULL"))
-                for table in reversed(db.metadata.sorted_tables):
-                    if table.name in filled:
-                        conn.execute(table.delete())
         self.connection = TestConnection(self.engine)
         self.sqlite = self.connection.dialect.name == "sqlite"
         if self.sqlite:
@@ -172,13 +163,32 @@ class Pinned:
             self.dbapi = self.connection.connection.dbapi_connection
             self.isolation_level = self.dbapi.isolation_level
             self.dbapi.isolation_level = None
-        self.transaction = self.connection.begin()
-        if self.sqlite:
-            self.connection.exec_driver_sql("BEGIN")
+        try:
+            self._begin()
+        except BaseException:
+            self._close()
+            raise
         self.factory = db.session.session_factory
         self.join_mode = self.factory.kw.get("join_transaction_mode")
         self.factory.kw["join_transaction_mode"] = "create_savepoint"
         self.engines[None] = self.connection  # Session.get_bind and db.engine now give the connection
+
+    def _begin(self) -> None:
+        filled = filled_tables(self.connection)
+        self.connection.rollback()
+        if filled:  # left by something that committed (committing tests clean up after themselves, but)
+            with self.connection.begin():
+                if self.sqlite:
+                    self.connection.exec_driver_sql("BEGIN")
+                self.connection.execute(text("UPDATE entities SET parent_id = NULL WHERE parent_id IS NOT NULL"))
+                for table in reversed(db.metadata.sorted_tables):
+                    if table.name in filled:
+                        self.connection.execute(table.delete())
+                if self.sqlite:
+                    self.connection.exec_driver_sql("COMMIT")
+        self.transaction = self.connection.begin()
+        if self.sqlite:
+            self.connection.exec_driver_sql("BEGIN")
 
     def release(self) -> None:
         self.engines[None] = self.engine
@@ -190,8 +200,13 @@ class Pinned:
             if self.transaction.is_active:
                 self.transaction.rollback()
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        try:
             if self.sqlite:
                 if self.dbapi.in_transaction:  # never left behind for the next user of the connection
                     self.dbapi.execute("ROLLBACK")
                 self.dbapi.isolation_level = self.isolation_level
+        finally:
             self.connection.close()
