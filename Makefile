@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
+# pytest-xdist processes for `make test` (each with its own SQLite file and PostgreSQL database); 0: none.
+TEST_WORKERS ?= 3
 
 .PHONY: run test migrate seed clean
 
@@ -30,8 +32,14 @@ run: seed
 	@echo "METS on http://$(HOST):$(PORT) with its worker (mail to instance/maildir every 2 s, SLA tick every minute). Ctrl-C stops both."
 	@trap 'kill 0' INT TERM EXIT; $(BIN)/python worker.py & $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
+# With TEST_DATABASE_URL unset, the local PostgreSQL is used when one answers at 127.0.0.1:5432
+# (database mets_test, created by the suite); NO_POSTGRES=1 runs SQLite only.
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@url="$${TEST_DATABASE_URL:-}"; \
+	if [ -z "$$url" ] && [ -z "$(NO_POSTGRES)" ]; then url="$$($(BIN)/python -m tests.local_postgres)"; fi; \
+	if [ -n "$$url" ]; then echo "make test: every database test on SQLite and on PostgreSQL ($$url)"; \
+	else echo "make test: SQLite only (no PostgreSQL at 127.0.0.1:5432 and no TEST_DATABASE_URL)"; fi; \
+	TEST_DATABASE_URL="$$url" $(BIN)/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -1,24 +1,32 @@
 """Fixtures shared by every test: an app on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL.
 
 The schema is built once per backend by running the Alembic migrations (so the migrations are
-tested too); each test then starts from empty tables.
+tested too). The app is built once per backend (and per set of `app_overrides`) and each test runs
+in a transaction rolled back at its end (tests/database.py), its settings restored afterwards.
+Tests marked `committing` (all that use worker processes, threads or other connections) get a new
+app each and really commit, on a database emptied before and after them; `fresh_app` tests get a
+new app (they add routes to it) but still roll back.
 """
 import os
 import re
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 from flask import g, has_app_context
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from mets import clock, create_app
-from mets.extensions import db
+from mets.extensions import db, limiter
+from tests.database import PG_URL, Pinned, empty_all_tables, reset_postgres
 from tests.factories import PASSWORD
 
-PG_URL = os.environ.get("TEST_DATABASE_URL")
+pytest_plugins = ["tests.servers"]
+
 BACKENDS = ["sqlite", "postgresql"]
+_empty_all_tables = empty_all_tables  # the name the test modules import
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -31,19 +39,11 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI: {report.longrepr}"
 
 
-def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 def _migrated_url(backend: str, tmp_path_factory) -> str:
     if backend == "postgresql":
         if not PG_URL:
             pytest.skip("TEST_DATABASE_URL is not set")
-        _reset_postgres(PG_URL)
+        reset_postgres(PG_URL)
         url = PG_URL
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mets.db'}"
@@ -67,15 +67,6 @@ def database_urls(tmp_path_factory):
         return cache[backend]
 
     return get
-
-
-def _empty_all_tables() -> None:
-    """DELETE is far cheaper than TRUNCATE on small PostgreSQL tables; tests never rely on ids."""
-    # Departments point at their parent with ON DELETE RESTRICT, which SQLite checks row by row.
-    db.session.execute(text("UPDATE entities SET parent_id = NULL WHERE parent_id IS NOT NULL"))
-    for table in reversed(db.metadata.sorted_tables):
-        db.session.execute(table.delete())
-    db.session.commit()
 
 
 def make_app(url: str, tmp_path: Path, **overrides):
@@ -105,21 +96,105 @@ def app_overrides() -> dict:
     return {}
 
 
+class _Apps:
+    """The apps the suite keeps, by backend and settings (a few: most tests share one per backend)."""
+
+    SIZE = 8
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.apps: OrderedDict = OrderedDict()
+
+    def get(self, url: str, overrides: dict):
+        key = (url, repr(sorted(overrides.items())))
+        if key in self.apps:
+            self.apps.move_to_end(key)
+            return self.apps[key]
+        application = make_app(url, self.tmp_path, **overrides)
+        self.apps[key] = application
+        if len(self.apps) > self.SIZE:
+            _, old = self.apps.popitem(last=False)
+            _dispose(old)
+        return application
+
+    def close(self) -> None:
+        while self.apps:
+            _dispose(self.apps.popitem()[1])
+
+
+def _dispose(application) -> None:
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _kept_apps(tmp_path_factory):
+    apps = _Apps(tmp_path_factory.mktemp("kept-app"))
+    yield apps
+    apps.close()
+
+
+def _forget_process_caches() -> None:
+    """What a new app and an emptied database gave each test before: no memory of earlier tests' rows."""
+    from mets.services import automation, hours
+    from mets.services.notifications import templates as mail_templates
+
+    automation._PROCESS_CACHE.update(version=None, index=None)
+    hours.clear_cache()
+    mail_templates._override_cache.clear()
+    mail_templates._over_budget.clear()
+
+
 @pytest.fixture
-def app(backend, database_urls, tmp_path, app_overrides):
+def app(request, backend, database_urls, tmp_path, app_overrides, _kept_apps):
     """An app on a migrated, empty database, with its app context pushed."""
     url = database_urls(backend)
-    application = make_app(url, tmp_path, **app_overrides)
+    if request.node.get_closest_marker("committing"):
+        yield from _committing_app(url, tmp_path, app_overrides)
+        return
+    fresh = request.node.get_closest_marker("fresh_app") is not None
+    application = make_app(url, tmp_path, **app_overrides) if fresh else _kept_apps.get(url, app_overrides)
+    saved = application.config.copy()
+    application.config["MAILDIR"] = str(tmp_path / "maildir")
+    limiter.init_app(application)  # fresh throttle counts (the hooks are added once per app)
+    _forget_process_caches()
+    ctx = application.app_context()
+    ctx.push()
+    pinned = None
+    try:
+        pinned = Pinned(application)
+        yield application
+    finally:
+        try:
+            db.session.remove()
+        finally:
+            if pinned is not None:
+                pinned.release()
+            ctx.pop()
+            application.config.clear()
+            application.config.update(saved)
+            clock.set_now(None)
+            if fresh:
+                _dispose(application)
+
+
+def _committing_app(url, tmp_path, overrides):
+    """A new app whose commits are real, on a database emptied before and after the test."""
+    application = make_app(url, tmp_path, **overrides)
     ctx = application.app_context()
     ctx.push()
     _empty_all_tables()
     try:
         yield application
     finally:
-        db.session.remove()
-        db.engine.dispose()
-        ctx.pop()
-        clock.set_now(None)
+        try:
+            db.session.remove()
+            _empty_all_tables()  # the next test may be one that only rolls back
+            db.session.remove()
+        finally:
+            db.engine.dispose()
+            ctx.pop()
+            clock.set_now(None)
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ from mets.services.sla import tick as sla_tick
 from tests.conftest import login, login_customer, text_of
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 from tests.integration.mail_helpers import (SENDER, all_sent, app_overrides, mail_config, outbox_rows,  # noqa: F401
-                                            redis_server, sink, smtp_server, start_worker, statuses, wait_until)
+                                            start_worker, statuses)
+from tests.servers import wait_until
 
 # The workers need a server database: these run on PostgreSQL only (never skipped there).
-pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"])]
+pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"]), pytest.mark.committing]
 
 
 def parts(message) -> dict[str, str]:

@@ -12,9 +12,9 @@ from mets.services import outbox, tickets
 from mets.services.outbox import smtp as mail_delivery
 from tests.conftest import login
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
-from tests.integration.mail_helpers import mail_settings, outbox_rows, sink, smtp_server  # noqa: F401
+from tests.integration.mail_helpers import mail_settings, outbox_rows
 
-pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"])]
+pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"]), pytest.mark.committing]
 
 T0 = datetime(2026, 11, 27, 15, 0, tzinfo=timezone.utc)
 

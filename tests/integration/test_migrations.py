@@ -20,6 +20,7 @@ from tests.conftest import PG_URL, make_app
 from tests.factories import make_entity, make_staff, make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.committing  # its own databases, and the real `flask db` command on them
 MODEL_TABLES = {t.name for t in db.metadata.sorted_tables}
 
 

@@ -6,14 +6,12 @@ worker is `mail_delivery.deliver_due`, called after the request, as the embedded
 import email
 import email.policy
 import re
-import socket
 from urllib.parse import urlsplit
 
 import time
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from itsdangerous import TimestampSigner
 from sqlalchemy import func, select, update
 
@@ -28,43 +26,10 @@ from tests.factories import make_customer, make_entity, make_staff, make_ticket
 SENDER = "METS Support <support@mets.example>"
 
 
-class Inbox:
-    """aiosmtpd handler that keeps every message it is handed."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    @property
-    def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(e.original_content or e.content, policy=email.policy.default)
-                for e in self.envelopes]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def smtp_server():
-    """A real SMTP server on a free local port; stopped even when the test fails."""
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def inbox(smtp_server) -> Inbox:
-    return smtp_server.handler
+def inbox(sink):
+    """What the SMTP server (tests/servers.py) received."""
+    return sink
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from mets.models import Entity, Ticket, TicketEvent, User
 from mets.services import tickets
 from tests.factories import make_customer, make_entity, make_staff
 
+pytestmark = pytest.mark.committing  # each thread has its own connection
+
 THREADS = 8
 PER_THREAD = 10
 

@@ -7,11 +7,10 @@ from sqlalchemy import select
 from mets import queueing
 from mets.models.automation import WebhookDelivery
 from mets.services.outbox import http as webhooks
-from tests.integration.mail_helpers import (app_overrides, mail_settings, redis_server, smtp_server,  # noqa: F401
-                                            start_worker, wait_until)
-from tests.integration.webhook_helpers import Receiver, receiver, verify  # noqa: F401 (a fixture)
+from tests.integration.mail_helpers import app_overrides, mail_settings, start_worker  # noqa: F401 (fixtures)
+from tests.servers import Receiver, verify, wait_until
 
-pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"])]
+pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"]), pytest.mark.committing]
 
 HOOK_SETTINGS = {"WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_RETRY_BASE_SECONDS": 1, "WEBHOOK_TIMEOUT": 3}
 

@@ -5,6 +5,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from mets import clock, jobs
@@ -12,6 +13,7 @@ from mets.models import JobRun, TicketEvent
 from tests.factories import make_customer, make_entity, make_rule, make_ticket
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.committing  # the worker process reads what the test committed
 
 
 def test_worker_once_fires_due_sla_points(app, session):

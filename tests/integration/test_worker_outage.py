@@ -13,10 +13,11 @@ from mets import clock
 from mets.models import SENDING, JobRun
 from mets.services import outbox
 from tests.integration.mail_helpers import (all_sent, app_overrides, mail_config, outbox_rows,  # noqa: F401
-                                            redis_server, sink, smtp_server, start_worker, statuses, wait_until)
+                                            start_worker, statuses)
+from tests.servers import wait_until
 
 # The workers need a server database: these run on PostgreSQL only (never skipped there).
-pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"])]
+pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"]), pytest.mark.committing]
 
 # Fast periods, so a stalled or resumed scheduler shows within seconds.
 FAST = {"SLA_TICK_SECONDS": 2, "MAIL_SWEEP_SECONDS": 1, "MAIL_CLAIM_STALE_SECONDS": 5}

@@ -1,17 +1,15 @@
 """The outbox and its delivery: queueing, sending, pause, cancel, retry, backoff, stale claims, concurrency.
 
-Most tests send through the Maildir transport (the fixture sets no MAIL_SERVER); tests marked
-`VIA_SMTP` send to a real aiosmtpd server on 127.0.0.1 whose answers the test chooses.
+These tests send through the Maildir transport (no MAIL_SERVER); the ones over a real SMTP server
+are in tests/integration/test_outbox_smtp.py.
 """
 import email
 import email.policy
 import mailbox
-import socket
 import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -26,73 +24,6 @@ from tests.factories import make_customer, make_entity, make_ticket
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
 BASE = 60  # MAIL_RETRY_BASE_SECONDS
-
-
-# --- an SMTP server whose answers the test sets --------------------------------------------------
-
-class Server:
-    """aiosmtpd handler: keeps what it accepts; `rcpt` and `data` map an address to the answer it gets."""
-
-    def __init__(self):
-        self.rcpt: dict[str, str] = {}
-        self.data: dict[str, str] = {}
-        self.envelopes = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if reply := self.rcpt.get(address):
-            return reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        for address in envelope.rcpt_tos:
-            if reply := self.data.get(address):
-                return reply
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    @property
-    def recipients(self) -> list[str]:
-        return [address for e in self.envelopes for address in e.rcpt_tos]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp():
-    controller = Controller(Server(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller
-    finally:
-        controller.stop()
-
-
-# Tests decorated with these take a `mail_via` argument: SMTP to the aiosmtpd server, or to a port nobody listens on.
-VIA_SMTP = pytest.mark.parametrize("mail_via", ["smtp"])
-VIA_SMTP_DOWN = pytest.mark.parametrize("mail_via", ["smtp_down"])
-
-
-@pytest.fixture
-def app_overrides(request):
-    """No MAIL_SERVER (the Maildir) unless the test is parametrized with `mail_via`."""
-    callspec = getattr(request.node, "callspec", None)
-    via = callspec.params.get("mail_via") if callspec else None
-    if via == "smtp":
-        controller = request.getfixturevalue("smtp")
-        return {"MAIL_SERVER": controller.hostname, "MAIL_PORT": controller.port, "MAIL_SUPPRESS_SEND": False}
-    if via == "smtp_down":
-        return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": free_port(), "MAIL_SUPPRESS_SEND": False}
-    return {}
-
-
-@pytest.fixture
-def server(smtp) -> Server:
-    return smtp.handler
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -229,97 +160,6 @@ def test_cancelled_mail_is_never_sent(app, session):
         outbox.retry(session, reload(session, row))  # a cancelled message stays cancelled
 
 
-# --- failures, over SMTP --------------------------------------------------------------------------
-
-@VIA_SMTP
-def test_a_temporary_refusal_is_retried_with_exponential_backoff_then_fails(app, session, mail_via, server):
-    app.config["MAIL_MAX_ATTEMPTS"] = 3
-    server.data["bob@example.com"] = "451 4.3.0 try later"
-    row = queue(session)
-    session.commit()
-
-    result = deliver_at(session, T0)
-    assert (result.sent, result.retrying, result.failed) == (0, 1, 0)
-    row = reload(session, row)
-    assert (row.status, row.attempts, row.next_attempt_at) == (PENDING, 1, T0 + timedelta(seconds=BASE))
-    assert "451" in row.error_message and "try later" in row.error_message
-
-    assert deliver_at(session, T0 + timedelta(seconds=BASE - 1)).claimed == 0  # still backing off
-    second = T0 + timedelta(seconds=BASE)
-    deliver_at(session, second)
-    row = reload(session, row)
-    assert (row.status, row.attempts, row.next_attempt_at) == (PENDING, 2, second + timedelta(seconds=2 * BASE))
-
-    third = second + timedelta(seconds=2 * BASE)
-    result = deliver_at(session, third)
-    assert (result.retrying, result.failed) == (0, 1)
-    row = reload(session, row)
-    assert (row.status, row.attempts, row.sent_at) == (FAILED, 3, None)
-    assert "451" in row.error_message
-    assert [entry["at"] for entry in row.attempt_log] == [t.isoformat() for t in (T0, second, third)]
-    assert all("451" in entry["error"] for entry in row.attempt_log)
-    assert deliver_at(session, third + timedelta(days=1)).claimed == 0  # failed for good
-    assert server.envelopes == []
-
-
-@VIA_SMTP
-def test_a_failed_message_retried_by_an_admin_is_sent_next_time(app, session, mail_via, server):
-    server.rcpt["bob@example.com"] = "550 5.1.1 No such user"
-    row = queue(session)
-    session.commit()
-    deliver_at(session, T0)
-    assert reload(session, row).status == FAILED
-
-    del server.rcpt["bob@example.com"]  # the mailbox exists now
-    with clock.freeze(T0 + timedelta(hours=1)):
-        outbox.retry(session, reload(session, row))
-    session.commit()
-    result = deliver_at(session, T0 + timedelta(hours=1))
-    assert result.sent == 1
-    row = reload(session, row)
-    assert (row.status, row.attempts, row.error_message) == (SENT, 2, None)
-    assert server.recipients == ["bob@example.com"]
-
-
-@VIA_SMTP
-@pytest.mark.parametrize("stage", ["rcpt", "data"])
-def test_a_permanent_refusal_fails_at_once_and_the_rest_of_the_batch_is_sent(app, session, mail_via, server, stage):
-    getattr(server, stage)["bob@example.com"] = "550 5.1.1 No such user"
-    bob = queue(session, to="bob@example.com")
-    amy = queue(session, to="amy@example.com")
-    session.commit()
-    result = deliver_at(session, T0)
-    assert (result.sent, result.failed, result.retrying) == (1, 1, 0)
-    bob = reload(session, bob)
-    assert (bob.status, bob.attempts) == (FAILED, 1)
-    assert "550" in bob.error_message and "No such user" in bob.error_message
-    assert reload(session, amy).status == SENT
-    assert server.recipients == ["amy@example.com"]
-
-
-@VIA_SMTP_DOWN
-def test_a_refused_connection_is_retried_later(app, session, mail_via):
-    rows = [queue(session), queue(session, to="amy@example.com")]
-    session.commit()
-    result = deliver_at(session, T0)
-    assert (result.sent, result.retrying, result.failed) == (0, 2, 0)
-    for row in rows:
-        row = reload(session, row)
-        assert (row.status, row.attempts, row.next_attempt_at) == (PENDING, 1, T0 + timedelta(seconds=BASE))
-        assert "refused" in row.error_message.lower()
-
-
-@VIA_SMTP
-def test_over_smtp_the_message_carries_its_message_id_and_auto_submitted(app, session, mail_via, server):
-    row = queue(session)
-    session.commit()
-    deliver_at(session, T0)
-    [envelope] = server.envelopes
-    message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
-    assert message.get_all("Message-ID") == [reload(session, row).message_id]
-    assert message["Auto-Submitted"] == "auto-generated"
-
-
 # --- stale claims -------------------------------------------------------------------------------
 
 def test_a_dead_workers_claim_is_freed_after_the_stale_period(app, session):
@@ -369,6 +209,8 @@ def pg_app(database_urls, tmp_path):
         try:
             yield application
         finally:
+            db.session.remove()
+            _empty_all_tables()  # what it committed is not left for the next test
             db.session.remove()
             db.engine.dispose()
 

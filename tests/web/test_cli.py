@@ -8,7 +8,7 @@ from mets import clock, jobs
 from mets.models import Entity, Membership, Reply, Ticket, User
 from mets.services.directory import users
 from tests.conftest import count_rows
-from tests.integration.mail_helpers import free_port
+from tests.servers import free_port
 
 
 

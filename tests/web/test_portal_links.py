@@ -102,6 +102,7 @@ def test_two_links_asked_for_in_the_same_second_are_each_good_once(app, client, 
     assert new_browser(app).get(f"/portal/auth/{first}").status_code == 400
 
 
+@pytest.mark.committing  # two threads, two connections: the unique key decides between them
 def test_two_redemptions_at_the_same_moment_sign_in_once(app, carl):
     """The customer and the attacker click together: the unique key lets exactly one through."""
     token = portal_auth.make_token(app.secret_key, carl.email)

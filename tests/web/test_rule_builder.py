@@ -261,6 +261,7 @@ HOST_PAGE = """{% extends "base.html" %}{% block content %}
 
 @pytest.fixture
 def host(app):
+    # It adds a route, which an app takes only before its first request: tests using it are `fresh_app`.
     """A host form as an SLA or automation rule form would be: it reads one `conditions` value."""
     @staff_required
     def view():
@@ -278,6 +279,7 @@ def host(app):
     return "/test-host"
 
 
+@pytest.mark.fresh_app
 def test_a_host_form_receives_one_conditions_value_and_shows_errors_in_place(host, client, admin):
     assert client.get(host).status_code == 200
 
