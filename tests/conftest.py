@@ -136,10 +136,11 @@ def _kept_apps(tmp_path_factory):
 
 def _forget_process_caches() -> None:
     """What a new app and an emptied database gave each test before: no memory of earlier tests' rows."""
-    from mets.services import automation, hours
+    from mets.services import hours
+    from mets.services.automation import engine as automation_engine
     from mets.services.notifications import templates as mail_templates
 
-    automation._PROCESS_CACHE.update(version=None, index=None)
+    automation_engine._PROCESS_CACHE.update(version=None, index=None)
     hours.clear_cache()
     mail_templates._override_cache.clear()
     mail_templates._over_budget.clear()
