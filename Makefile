@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # pytest-xdist processes for `make test` (each with its own SQLite file and PostgreSQL database); 0: none.
 TEST_WORKERS ?= 3
 
-.PHONY: run test migrate seed clean
+.PHONY: run test lint migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: $(VENV)/.installed-dev
 	if [ -n "$$url" ]; then echo "make test: every database test on SQLite and on PostgreSQL ($$url)"; \
 	else echo "make test: SQLite only (no PostgreSQL at 127.0.0.1:5432 and no TEST_DATABASE_URL)"; fi; \
 	TEST_DATABASE_URL="$$url" $(BIN)/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
+
+# ruff (pyproject.toml) and the import-linter contracts that hold the layers (docs/architecture.md).
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	PYTHONPATH=. $(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

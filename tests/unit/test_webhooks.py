@@ -5,8 +5,6 @@ from datetime import datetime, timezone
 import pytest
 
 from mets import clock
-from mets.models import CANCELLED, FAILED, PENDING, SENDING, SENT
-from mets.models.automation import WebhookDelivery
 from mets.services.outbox import http as webhooks
 from mets.services.errors import DomainError
 
