@@ -5,7 +5,6 @@ password is refused with a 429. A wrong address costs a password hash like a wro
 Portal links: 5 per address (more get the same page but no mail) and 30 per client (then a 429)
 per hour.
 """
-import statistics
 import time
 
 import pytest
@@ -169,10 +168,11 @@ def test_an_unknown_address_takes_as_long_as_a_wrong_password(client, session):
         assert sign_in(client, email, "wrong-password-123").status_code == 422
         return time.perf_counter() - start
 
-    known = statistics.median(seconds("sam@staff.example") for _ in range(3))
-    unknown = statistics.median(seconds("nobody@staff.example") for _ in range(3))
-    # Before the fix: 228 ms against 7.5 ms. Now both pay one scrypt hash.
-    assert unknown > 0.6 * known, (known, unknown)
+    # Interleaved, and the fastest of each: other processes on the machine only ever add time.
+    pairs = [(seconds("sam@staff.example"), seconds("nobody@staff.example")) for _ in range(4)]
+    known, unknown = min(k for k, _ in pairs), min(u for _, u in pairs)
+    # Before the fix: 228 ms against 7.5 ms (a 30x gap). Now both pay one scrypt hash.
+    assert unknown > 0.3 * known, (known, unknown)
 
 
 # --- portal sign-in links -----------------------------------------------------------------------

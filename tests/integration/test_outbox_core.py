@@ -14,7 +14,7 @@ from mets.models import CANCELLED, FAILED, PENDING, SENDING, SENT, QueuedEmail
 from mets.models.automation import WebhookDelivery
 from mets.services.errors import DomainError
 from mets.services.outbox import core, http, smtp
-from tests.integration.webhook_helpers import Receiver  # noqa: F401
+from tests.servers import Receiver  # noqa: F401
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
 BASE = 60
