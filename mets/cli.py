@@ -3,11 +3,13 @@ import click
 from flask import current_app
 from sqlalchemy import func, select
 
+from mets import clock, jobs
 from mets.extensions import db
 from mets.models import User
-from mets.services import demo
+from mets.services import demo, health
 from mets.services.directory import users
 from mets.services.errors import DomainError
+from mets.services.sla import tick as sla_tick
 
 
 def init_app(app):
@@ -66,8 +68,6 @@ def create_admin(email, name, password):
 @mets_group.command("tick")
 def tick_command():
     """Run the SLA tick once: act on every warning, breach and escalation point now due."""
-    from mets.services.sla import tick as sla_tick
-
     result = sla_tick.tick(db.session)
     click.echo(f"SLA tick: looked at {result.tickets} tickets, fired {len(result.fired)} points.")
 
@@ -75,9 +75,6 @@ def tick_command():
 @mets_group.command("health")
 def health_command():
     """Print each periodic job's last run and Redis's state; exit 1 if the SLA tick or outbox sweep is stale."""
-    from mets import clock, jobs
-    from mets.services import health
-
     report = health.report(db.session, clock.now(), jobs.periods(current_app.config),
                            current_app.config.get("REDIS_URL"))
     db.session.rollback()

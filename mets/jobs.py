@@ -10,7 +10,13 @@ import logging
 
 from flask import current_app, has_app_context
 
+import mets
+from mets import clock
 from mets.extensions import db
+from mets.services import automation, health
+from mets.services.outbox import http as webhooks
+from mets.services.outbox import smtp
+from mets.services.sla import tick as tick_service
 
 log = logging.getLogger("mets.jobs")
 
@@ -33,8 +39,7 @@ def in_app(fn):
         if has_app_context():
             return fn(*args, **kwargs)
         if _app is None:
-            from mets import create_app
-            _app = create_app()
+            _app = mets.create_app()
         with _app.app_context():
             try:
                 return fn(*args, **kwargs)
@@ -62,9 +67,6 @@ def periodic(name: str, period_key: str):
     def register(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            from mets import clock
-            from mets.services import health
-
             health.record_start(db.engine, name, clock.now())
             try:
                 result = fn(*args, **kwargs)
@@ -84,16 +86,12 @@ def periodic(name: str, period_key: str):
 @in_app
 def send_email(row_id: int) -> str:
     """Send outbox row `row_id`, batched with other due rows over one SMTP connection."""
-    from mets.services.outbox import smtp
-
     return str(smtp.deliver(db.session, first_id=row_id))
 
 
 @periodic("sla_tick", "SLA_TICK_SECONDS")
 def sla_tick() -> str:
     """Act on every SLA warning, breach and escalation point now due."""
-    from mets.services.sla import tick as tick_service
-
     result = tick_service.tick(db.session)
     return f"SLA tick: {result.tickets} tickets looked at, {len(result.fired)} points fired"
 
@@ -101,8 +99,6 @@ def sla_tick() -> str:
 @periodic("outbox_sweep", "MAIL_SWEEP_SECONDS")
 def outbox_sweep() -> str:
     """Free stale claims and hand due mail to the workers; without Redis, send it right here."""
-    from mets.services.outbox import smtp
-
     reclaimed, due = smtp.sweep(db.session)
     if not (reclaimed or due):
         return ""  # nothing to do (the embedded loop runs this every 2 s: an idle one stays quiet)
@@ -115,8 +111,6 @@ def outbox_sweep() -> str:
 @in_app
 def send_webhook(row_id: int) -> str:
     """POST webhook delivery `row_id` (or, if it is gone or taken, another due one)."""
-    from mets.services.outbox import http as webhooks
-
     sent = webhooks.deliver(db.session, first_id=row_id, limit=1)
     return f"webhook {row_id}: {'sent' if sent else 'not sent'}"
 
@@ -124,8 +118,6 @@ def send_webhook(row_id: int) -> str:
 @periodic("webhook_sweep", "MAIL_SWEEP_SECONDS")
 def webhook_sweep() -> str:
     """Free stale webhook claims and hand due deliveries to the workers; without Redis, send them here."""
-    from mets.services.outbox import http as webhooks
-
     reclaimed, due = webhooks.sweep(db.session)
     if not (reclaimed or due):
         return ""  # the embedded loop runs this every 2 s: an idle one stays quiet
@@ -135,9 +127,6 @@ def webhook_sweep() -> str:
 @periodic("automation_log_prune", "AUTOMATION_PRUNE_SECONDS")
 def automation_log_prune() -> str:
     """Delete rule executions older than AUTOMATION_LOG_DAYS (the rules list counts 7 and 30 days)."""
-    from mets import clock
-    from mets.services import automation
-
     removed = automation.prune_log(db.session, clock.now(), current_app.config["AUTOMATION_LOG_DAYS"])
     db.session.commit()
     return f"automation log: {removed} old executions removed" if removed else ""

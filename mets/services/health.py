@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -113,9 +115,6 @@ class HealthReport:
 
 def redis_reachable(url: str, timeout: float = 1.0) -> tuple[bool, str | None]:
     """(whether Redis at `url` answers PING within `timeout` seconds, the error if not)."""
-    from redis import Redis
-    from redis.exceptions import RedisError
-
     client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         client.ping()

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select
 
-from mets import clock
+from mets import clock, queueing
 from mets.models import FAILED, PENDING, SENT
 from mets.models.automation import SMS, WEBHOOK, WebhookDelivery
 from mets.services.errors import DomainError
@@ -50,7 +50,6 @@ _PHONE = re.compile(r"\+[0-9]{8,15}")
 
 
 def _enqueue(items):
-    from mets import queueing
     return queueing.enqueue_webhooks(items)
 
 
@@ -359,7 +358,6 @@ def sweep(session, now: datetime | None = None) -> tuple[int, int]:
     now = now or clock.now()
     reclaimed, items = core.sweep(HOOKS, session, now)
     if items:
-        from mets import queueing
         if queueing.redis_connection() is not None:
             _enqueue(items)
         else:

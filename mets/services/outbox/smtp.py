@@ -29,7 +29,7 @@ from email.utils import formataddr, formatdate, parseaddr
 from flask import current_app
 from sqlalchemy import bindparam, func, select, update
 
-from mets import clock, transaction
+from mets import clock, queueing, transaction
 from mets.extensions import mail
 from mets.models import NORMAL, PENDING, SENDING, SENT, Entity, QueuedEmail, Ticket
 from mets.services.directory import access
@@ -45,7 +45,6 @@ _OWN = "mets_own_addresses"
 
 
 def _enqueue(items):
-    from mets import queueing
     return queueing.enqueue_sends(items)
 
 

@@ -1,0 +1,75 @@
+"""`create_app(config)`: the Flask app with its extensions, event subscriptions, blueprints and CLI."""
+import os
+
+from flask import Flask
+from sqlalchemy import event
+
+from mets import auth_setup, cli, errors, security, throttle, web
+from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
+from mets.blueprints import automation as automation_pages
+from mets.blueprints import mail as mail_pages
+from mets.extensions import csrf, db, limiter, login_manager, mail, migrate
+from mets.models.schema import include_object
+from mets.services import automation
+from mets.services.notifications import notify
+from mets.web import IdConverter
+
+BLUEPRINTS = (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules, webhooks,
+              automation_pages)
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app; `config` overrides settings (tests pass their database here)."""
+    app = Flask("mets", instance_path=os.environ.get("METS_INSTANCE_DIR") or None)
+    app.url_map.converters["int"] = IdConverter  # before any route is added: every <int:...> is bounded
+    app.config.from_object("mets.config.Config")
+    if config:
+        app.config.update(config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:"):
+        os.makedirs(app.config["METS_INSTANCE_DIR"], exist_ok=True)
+        # SQLite has no server-side pool; keep its defaults.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
+
+    app.config["SECRET_KEY"] = security.resolve_secret_key(app.config)
+    throttle.check_settings(app.config)
+    # Throttle counts live beside the job queues when there is a Redis, so every web process shares them.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"),
+                     render_as_batch=True, include_object=include_object, compare_type=True)
+    csrf.init_app(app)
+    mail.init_app(app)
+    login_manager.init_app(app)
+    limiter.init_app(app)
+    security.init_app(app)
+
+    # Ticket changes and SLA points reach their subscribers through mets.events, in this order:
+    # a change's own notifications are queued before the rules it triggers act.
+    notify.init_app(app)
+    automation.init_app(app)
+    auth_setup.init_app(app)
+    web.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    for module in BLUEPRINTS:
+        app.register_blueprint(module.bp)
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:"):
+        _sqlite_pragmas(app)
+    return app
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    """Foreign keys on, and WAL so the web server and the worker can share the file."""
+    with app.app_context():
+        engine = db.engine
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            if ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
