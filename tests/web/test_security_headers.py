@@ -152,21 +152,6 @@ def test_the_embedded_run_makes_its_own_key_once_and_keeps_it(tmp_path):
     assert second.secret_key == first.secret_key
 
 
-def test_a_worker_process_starting_from_the_environment_uses_the_same_key(tmp_path):
-    import subprocess
-    import sys
-
-    instance = tmp_path / "instance"
-    app = embedded_app(f"sqlite:///{tmp_path / 'mets.db'}", instance)
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL")}
-    env.update(METS_INSTANCE_DIR=str(instance), DATABASE_URL=f"sqlite:///{tmp_path / 'mets.db'}")
-    out = subprocess.run([sys.executable, "-c", "from mets import create_app; print(create_app().secret_key)"],
-                         cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == app.secret_key
-
-
 def test_a_production_start_without_a_key_refuses_loudly(tmp_path):
     with pytest.raises(RuntimeError, match=r"SECRET_KEY is not set.*secrets\.token_hex"):
         create_app({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://mets@db.invalid/mets", "SECRET_KEY": None,
