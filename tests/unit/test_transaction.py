@@ -4,6 +4,7 @@ from sqlalchemy import select
 
 from mets import queueing, transaction
 from mets.models import Entity, QueuedEmail, RuleExecution
+from tests.conftest import count_rows
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.unit.test_automation_engine import add_rule
 
@@ -91,6 +92,24 @@ def test_a_scoped_value_holds_for_its_block_across_commits_and_rollbacks_and_nes
             assert transaction.current(session, "test.who") == "inner"
         assert transaction.current(session, "test.who") == "outer"
     assert transaction.current(session, "test.who") is None
+
+
+def test_muted_notifications_and_rules_queue_no_mail_and_run_no_rule_until_the_block_ends(session, enqueued):
+    acme = make_entity("Acme", "acme")
+    make_staff(acme, email="agent@acme.example")
+    rule = add_rule(session, acme, actions=[{"type": "set_priority", "priority": "high"}])
+    with transaction.muted(session, "notifications", "automation"):
+        quiet = make_ticket(acme)
+        session.commit()
+        assert transaction.is_muted(session, "notifications") and transaction.is_muted(session, "automation")
+    assert count_rows(session, QueuedEmail) == 0 and enqueued == []
+    assert quiet.priority != "high" and count_rows(session, RuleExecution) == 0
+
+    with transaction.muted(session, "automation"):
+        make_ticket(acme)
+    assert count_rows(session, QueuedEmail) > 0 and count_rows(session, RuleExecution) == 0
+    assert make_ticket(acme).priority == "high"
+    assert count_rows(session, RuleExecution, RuleExecution.rule_id == rule.id) == 1
 
 
 # --- what it means for the outbox -----------------------------------------------------------------
