@@ -4,10 +4,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from mets import clock
+from mets import clock, transaction
 from mets.models import Entity, User
 from mets.models import SlaRule
-from mets.services import tickets
+from mets.services import automation, tickets
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.hours import admin as hours_edit
@@ -85,8 +85,8 @@ def seed(session, tickets_count: int = 300, seed_value: int = 7) -> dict:
         email = f"{first}.{last}{i}@{DOMAINS[i % len(DOMAINS)]}".lower()
         customers.append(users.get_or_create_customer(session, email, f"{first} {last}"))
     members = {slug: access.members_of(session, entity) for slug, entity in by_slug.items()}
-    # 30 days of history: nobody is mailed about it (new tickets from here on notify as usual).
-    with notify.muted(session):
+    # 30 days of history: nobody is mailed about it and no rule acts on it (new tickets from here on do).
+    with transaction.muted(session, notify.MUTED, automation.MUTED):
         # Oldest first, so ticket numbers rise with creation time as they would in real life.
         for created in sorted(now - timedelta(days=rng.uniform(0, 30)) for _ in range(tickets_count)):
             _demo_ticket(session, rng, now, created, by_slug, members, admin, customers)

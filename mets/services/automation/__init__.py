@@ -7,5 +7,5 @@ mets.events in init_app.
 # The package's API is its main module's: `from mets.services import automation; automation.<name>`.
 from mets.services.automation.engine import (  # noqa: F401
     log, CompiledRule, compile_rule, RuleIndex, actor_kind, context_for_event, ticket_changed, init_app, run_event,
-    prune_log,
+    prune_log, MUTED,
 )

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, event as sa_event, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select
 
-from mets import events
+from mets import events, transaction
 from mets.models import AutomationRule, Reply, RuleExecution, Ticket, User
 from mets.services import rules, tickets
 from mets.services.automation import actions
@@ -35,9 +34,9 @@ from mets.services.errors import DomainError
 
 log = logging.getLogger("mets.automation")
 
-_STATE = "mets_automation"  # session.info: the running chain (depth, rule ids)
-_INDEX = "mets_automation_index"  # session.info: this transaction's rule index
-_MUTED = "mets_notify_muted"  # the demo's history: no mail, no rules
+_INDEX = "automation.index"  # transaction.cache: this transaction's rule index
+_RUNNING = "automation.running"  # transaction.scoped: the rules whose actions are running
+MUTED = "automation"  # transaction.muted(session, MUTED): no rule runs (the demo's history)
 
 
 # --- the compiled rules -----------------------------------------------------------------------
@@ -141,9 +140,22 @@ _PROCESS_CACHE: dict = {"version": None, "index": None}
 
 
 def _index(session) -> RuleIndex:
+    """The index of active rules, looked up once per transaction."""
+    cache = transaction.cache(session)
+    if _INDEX not in cache:
+        cache[_INDEX] = _process_index(session)
+        transaction.before_flush(session, _INDEX, _forget_index_on_rule_change)
+    return cache[_INDEX]
+
+
+def _forget_index_on_rule_change(session) -> None:
+    # A rule saved in this very transaction (a script, a test) is seen by the next event.
+    if any(isinstance(obj, AutomationRule) for obj in (*session.new, *session.dirty, *session.deleted)):
+        transaction.cache(session).pop(_INDEX, None)
+
+
+def _process_index(session) -> RuleIndex:
     """This process's index of active rules, rebuilt when a rule was added, changed or removed."""
-    if _INDEX in session.info:
-        return session.info[_INDEX]
     # Any saved change moves one of these (the pages stamp updated_at on every edit, toggle and move);
     # the engine's identity keeps two databases in one process (the tests) apart.
     engine = session.get_bind().engine
@@ -158,21 +170,7 @@ def _index(session) -> RuleIndex:
             except DomainError as exc:  # saved before a field left the vocabulary: skip it, say so
                 log.warning("automation rule %s cannot run: %s", row.id, exc.errors)
         _PROCESS_CACHE.update(version=version, index=RuleIndex(compiled))
-    session.info[_INDEX] = _PROCESS_CACHE["index"]
-    return session.info[_INDEX]
-
-
-@sa_event.listens_for(Session, "after_commit")
-@sa_event.listens_for(Session, "after_rollback")
-def _forget_index(session) -> None:
-    session.info.pop(_INDEX, None)
-
-
-@sa_event.listens_for(Session, "before_flush")
-def _forget_index_on_rule_change(session, _context, _instances) -> None:
-    # A rule saved in this very transaction (a script, a test) is seen by the next event.
-    if any(isinstance(obj, AutomationRule) for obj in (*session.new, *session.dirty, *session.deleted)):
-        session.info.pop(_INDEX, None)
+    return _PROCESS_CACHE["index"]
 
 
 # --- the context of one event -----------------------------------------------------------------
@@ -198,6 +196,14 @@ def context_for_event(session, ticket: Ticket, event: str, changes: dict, *, act
 
 # --- running ----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Running:
+    """The rules whose actions are running, outermost first: their changes may trigger more rules."""
+
+    depth: int = 0
+    rule_ids: tuple[int, ...] = ()
+
+
 def ticket_changed(session, change, actor: User | None, now: datetime) -> None:
     """Run the rules for every event of one `services.tickets` change."""
     for row in change.events:
@@ -221,7 +227,7 @@ def init_app(app) -> None:
 def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, changes: dict, actor: User | None,
               rule_id: int | None, reply: Reply | None, now: datetime) -> int:
     """Evaluate the rules on `event` for this ticket and run the matching ones; returns how many matched."""
-    if session.info.get(_MUTED):
+    if transaction.is_muted(session, MUTED):
         return 0
     with session.no_autoflush:
         chain = [e.id for e in access.lineage(session, ticket.entity)]
@@ -234,15 +240,15 @@ def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, chan
         candidates = index.candidates(event, chain, context)
     if not candidates:
         return 0
-    state = session.info.setdefault(_STATE, {"depth": 0, "running": []})
-    depth = state["depth"] + 1
+    running = transaction.current(session, _RUNNING, _Running())
+    depth = running.depth + 1
     if depth > current_app.config["AUTOMATION_MAX_DEPTH"]:
-        _log_depth_stop(session, candidates, ticket, event, event_id, state, depth, now)
+        _log_depth_stop(session, candidates, ticket, event, event_id, running, depth, now)
         return 0
     matched = 0
     while candidates:
         rule = candidates.pop(0)
-        if rule.id in state["running"]:
+        if rule.id in running.rule_ids:
             continue  # the change comes from this rule's own actions (or ones it caused)
         started = time.perf_counter()
         record = RuleExecution(rule_id=rule.id, ticket_id=ticket.id, ticket_event_id=event_id, event=event,
@@ -256,7 +262,7 @@ def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, chan
         record.matched = hit
         if hit:
             matched += 1
-            _run_actions(session, rule, ticket, event, event_id, context.changes, now, state, depth, record)
+            _run_actions(session, rule, ticket, event, event_id, context.changes, now, running, depth, record)
             # Later rules see the ticket as the actions left it (and may now be offered, or not).
             context = context_for_event(session, ticket, event, changes, actor=actor, kind=kind, reply=reply, now=now)
             with session.no_autoflush:
@@ -268,13 +274,12 @@ def run_event(session, ticket: Ticket, event: str, *, event_id: int | None, chan
     return matched
 
 
-def _run_actions(session, rule: CompiledRule, ticket, event, event_id, changes, now, state, depth, record) -> None:
+def _run_actions(session, rule: CompiledRule, ticket, event, event_id, changes, now, running: _Running, depth,
+                 record) -> None:
     """Each action in order, in a savepoint of its own; failures are recorded and the rest go on."""
     run = actions.Run(session, ticket, rule.id, rule.name, event, event_id, changes, now)
-    outer_depth = state["depth"]
-    state["depth"], state["running"] = depth, [*state["running"], rule.id]
     errors = []
-    try:
+    with transaction.scoped(session, _RUNNING, _Running(depth, (*running.rule_ids, rule.id))):
         for index, params in enumerate(rule.actions):
             run.index = index
             outcome = _run_one(session, run, params, tickets)
@@ -283,8 +288,6 @@ def _run_actions(session, rule: CompiledRule, ticket, event, event_id, changes, 
                 record.actions_run += 1
             elif not outcome["ok"]:
                 errors.append(f"{outcome['label']}: {outcome['result']}")
-    finally:
-        state["depth"], state["running"] = outer_depth, state["running"][:-1]
     record.error = "; ".join(errors) or None
 
 
@@ -316,11 +319,11 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith((".", "\u201d")) else ".")
 
 
-def _log_depth_stop(session, candidates, ticket, event, event_id, state, depth, now) -> None:
+def _log_depth_stop(session, candidates, ticket, event, event_id, running: _Running, depth, now) -> None:
     """Rules that would have run past the depth limit: logged as not run, so the loop is visible."""
     limit = depth - 1
     for rule in candidates:
-        if rule.id in state["running"]:
+        if rule.id in running.rule_ids:
             continue
         session.add(RuleExecution(rule_id=rule.id, ticket_id=ticket.id, ticket_event_id=event_id, event=event,
                                   depth=depth, at=now, matched=False, outcomes=[], actions_run=0,

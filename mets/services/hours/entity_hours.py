@@ -14,8 +14,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
 
+from mets import transaction
 from mets.models import BusinessHours, Entity, Holiday, HoursException
 from mets.services.hours.calendar import BusinessCalendar
 from mets.services.durations import format_minutes, parse_duration
@@ -29,17 +29,11 @@ DEFAULT_WEEKLY: dict[int, list[tuple[time, time]]] = {day: [(time(9), time(17))]
 _cache: dict[tuple, BusinessCalendar] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 4096
-# session.info keys: ids of entities whose hours the session changed and has not committed yet,
-# and the calendars built from those uncommitted rows (good until the transaction ends).
-_DIRTY = "mets.hours_changed"
-_UNCOMMITTED = "mets.hours_uncommitted_calendars"
-
-
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_changes(session, *_):
-    session.info.pop(_DIRTY, None)
-    session.info.pop(_UNCOMMITTED, None)
+# The ids of entities whose hours the transaction changed (transaction.state: a savepoint rolled
+# back may have undone the change or not, so they stay marked), and the calendars built from
+# those uncommitted rows (transaction.cache: a savepoint rolled back gives its version number back).
+_DIRTY = "hours.changed"
+_UNCOMMITTED = "hours.uncommitted_calendars"
 
 
 @event.listens_for(Entity, "after_insert")
@@ -72,7 +66,7 @@ def hours_source(session, entity: Entity) -> Entity:
 
 def mark_changed(session, entity: Entity) -> None:
     """Record a change to the entity's hours: bump `hours_version` in SQL (concurrent edits never share a number)."""
-    session.info.setdefault(_DIRTY, set()).add(entity.id)  # see calendar_for
+    transaction.state(session).setdefault(_DIRTY, set()).add(entity.id)  # see calendar_for
     entity.hours_version = Entity.hours_version + 1
     session.flush()
 
@@ -82,10 +76,10 @@ def calendar_for(session, entity: Entity) -> BusinessCalendar:
     source = hours_source(session, entity)
     # created_at too: with SQLite a reused id must not match a deleted entity's entry in another process.
     key = (source.id, source.hours_version, source.timezone, source.created_at)
-    if source.id in session.info.get(_DIRTY, ()):
+    if source.id in transaction.state(session).get(_DIRTY, ()):
         # Changed in this transaction: cache for this session only (re-timing tickets after an edit
         # asks for it many times), since a rollback would let the version number be reused.
-        uncommitted = session.info.setdefault(_UNCOMMITTED, {})
+        uncommitted = transaction.cache(session).setdefault(_UNCOMMITTED, {})
         if key not in uncommitted:
             uncommitted[key] = _build(session, source)
         return uncommitted[key]

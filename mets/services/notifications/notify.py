@@ -4,15 +4,13 @@ Called in the transaction of the change (`services.tickets` for people's changes
 for warnings, breaches and escalations), so a notification exists exactly when its change does.
 Each row's dedupe key is (ticket event, recipient): the same event can never mail anyone twice.
 """
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import event as sa_event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from mets.models import Membership, Reply, Ticket, User
-from mets import events
+from mets import events, transaction
 from mets.services import outbox
 from mets.services.directory import access
 from mets.services.notifications import templates as mail_templates
@@ -21,18 +19,8 @@ from mets.services.notifications import settings as notification_settings
 from mets.services.notifications.settings import EVENTS, FROM_TICKET_EVENT
 
 FINISHED = {"resolved", "closed"}
-_MUTED = "mets_notify_muted"  # session.info keys
-_CACHE = "mets_notify_cache"
-
-
-@contextmanager
-def muted(session):
-    """Write history without mailing anyone (the demo's 30 days of past tickets)."""
-    session.info[_MUTED] = True
-    try:
-        yield
-    finally:
-        session.info.pop(_MUTED, None)
+MUTED = "notifications"  # transaction.muted(session, MUTED): history written without mailing anyone
+_LOOKUPS = "notifications.lookups"  # transaction.cache: settings and member lists by what they depend on
 
 
 @dataclass(frozen=True)
@@ -59,7 +47,7 @@ def notify_event(session, ticket: Ticket, *, ticket_event: str, event_id: int, a
                  changes: dict, now: datetime, reply: Reply | None = None) -> int:
     """Queue one email per recipient of this event, as the entity's settings say; returns how many."""
     key = FROM_TICKET_EVENT.get(ticket_event)
-    if key is None or session.info.get(_MUTED):
+    if key is None or transaction.is_muted(session, MUTED):
         return 0
     spec = EVENTS[key]
     # Settings, members and templates do not depend on the change being made: reading them must
@@ -141,16 +129,10 @@ def people(session, ticket: Ticket, chosen: set[str], extra_addresses=(), *,
 
 def _cached(session, key: tuple, load):
     """Settings and member lists, loaded once per transaction (the SLA tick notifies in bulk)."""
-    cache = session.info.setdefault(_CACHE, {})
+    cache = transaction.cache(session).setdefault(_LOOKUPS, {})
     if key not in cache:
         cache[key] = load()
     return cache[key]
-
-
-@sa_event.listens_for(Session, "after_commit")
-@sa_event.listens_for(Session, "after_rollback")
-def _forget_cache(session) -> None:
-    session.info.pop(_CACHE, None)
 
 
 def _members(session, ticket: Ticket, managers_only: bool) -> list[User]:

@@ -6,9 +6,10 @@ with StrictUndefined and plain values only (no model objects reach a template); 
 autoescapes, the subject and text parts do not (they are not HTML), and the subject is folded
 to one line so neither a template nor ticket data can add a mail header. A template is checked
 when saved (syntax, known variables, a sandboxed test render on the render budget of
-services.sandbox: time, loops, sizes); one that still fails when a notification renders is logged
-and the default is used instead: a template never loses a mail. One that runs out of budget then
-(ticket data made it costly) is remembered, and the default used at once, until it is saved again.
+services.notifications.sandbox: time, loops, sizes); one that still fails when a notification
+renders is logged and the default is used instead: a template never loses a mail. One that runs
+out of budget then (ticket data made it costly) is remembered, and the default used at once,
+until it is saved again.
 """
 import logging
 import threading

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 
 from mets import clock, transaction
 from mets.models import CANCELLED, FAILED, PENDING, SENDING, AppSetting
@@ -70,25 +70,32 @@ def max_attempts(channel: Channel) -> int:
 def add(channel: Channel, session, row) -> None:
     """Add `row` in the caller's transaction; its id goes to the workers once the commit lands."""
     session.add(row)
-    transaction.state(session).setdefault(f"outbox:{channel.name}:new", []).append(row)
-    transaction.after_flush(session, f"outbox:{channel.name}:flush", lambda s: _collect(channel, s))
+    transaction.state(session).setdefault(f"outbox.{channel.name}.new", []).append(row)
+    transaction.after_flush(session, f"outbox.{channel.name}.flush", lambda s: _collect(channel, s))
 
 
 def _collect(channel: Channel, session) -> None:
     # Rows are flushed together (one multi-row INSERT); their ids exist from here on.
-    rows = transaction.state(session).pop(f"outbox:{channel.name}:new", None)
-    if rows:
-        hand_over(channel, session, [channel.item(r) for r in rows if r.id is not None])
+    rows = [r for r in transaction.state(session).pop(f"outbox.{channel.name}.new", ()) if r.id is not None]
+    hand_over(channel, session, [channel.item(r) for r in rows], rows)
 
 
-def hand_over(channel: Channel, session, items: list[tuple]) -> None:
-    """Have these items enqueued once the transaction commits (never if it rolls back)."""
+def hand_over(channel: Channel, session, items: list[tuple], rows: list | None = None) -> None:
+    """Have these items enqueued once the transaction commits (never if it rolls back).
+
+    `rows` are the items' rows when this transaction wrote them: one that a rolled-back savepoint
+    took back (a failed automation action's) is not handed on with the rest.
+    """
     if not items:
         return
-    transaction.state(session).setdefault(f"outbox:{channel.name}:enqueue", []).extend(items)
-    tx = transaction.state(session)
-    transaction.after_commit(session, f"outbox:{channel.name}:commit",
-                             lambda: channel.enqueue(tx.pop(f"outbox:{channel.name}:enqueue", [])))
+    pending = transaction.state(session).setdefault(f"outbox.{channel.name}.enqueue", [])
+    pending.extend(zip(items, rows or [None] * len(items)))
+    transaction.after_commit(session, f"outbox.{channel.name}.commit", lambda: channel.enqueue(_kept(pending)))
+
+
+def _kept(pending: list[tuple]) -> list[tuple]:
+    # A row inserted in a savepoint that rolled back is transient again; a committed one is persistent.
+    return [item for item, row in pending if row is None or not inspect(row).transient]
 
 
 # -- claiming and recording -------------------------------------------------------------------------

@@ -41,7 +41,7 @@ log = logging.getLogger("mets.mail")
 
 PAUSED_KEY = "mail_paused"
 ACTIONABLE = core.ACTIONABLE  # the states an admin may retry or cancel
-_OWN = "mets_own_addresses"
+_OWN = "outbox.own_addresses"  # transaction.cache
 
 
 def _enqueue(items):
@@ -70,14 +70,14 @@ def own_addresses(session, config) -> set[str]:
 
     Mailing one of them could start a mail loop. Cached for the session's transaction.
     """
-    state = transaction.state(session)
-    if _OWN not in state:
+    cache = transaction.cache(session)
+    if _OWN not in cache:
         own = {normalize_email(parseaddr(config["MAIL_DEFAULT_SENDER"])[1])}
         own.update(normalize_email(a) for a in config.get("METS_OWN_ADDRESSES") or ())
         own.update(normalize_email(a) for a in session.scalars(
             select(Entity.sender_email).where(Entity.sender_email.is_not(None))))
-        state[_OWN] = own - {""}
-    return state[_OWN]
+        cache[_OWN] = own - {""}
+    return cache[_OWN]
 
 
 def refusal(session, address: str, config) -> str | None:

@@ -3,13 +3,12 @@
 Each function validates, writes the change and its TicketEvent rows, flushes and returns a
 `Change`. The caller commits, so the change and its audit trail land together.
 """
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select, update
 
-from mets import clock, events
+from mets import clock, events, transaction
 from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketAlias, TicketEvent, User
 from mets.services import sla
 from mets.services.directory import access
@@ -20,7 +19,7 @@ from mets.services.validation import text_error
 # Statuses a ticket cannot leave by a plain status change.
 FINAL = {"closed"}
 EDITABLE_FIELDS = ("subject", "category", "priority", "entity_id")
-_ACTING_RULE = "mets_acting_rule"  # session.info: the automation rule whose action is changing tickets
+_ACTING_RULE = "tickets.acting_rule"  # transaction.scoped: the automation rule whose action is changing tickets
 
 
 @dataclass
@@ -43,20 +42,14 @@ class Change:
         return bool(self.events)
 
 
-@contextmanager
 def acting_rule(session, rule_id: int):
-    """Changes made inside are recorded as this automation rule's (the audit trail says which rule)."""
-    outer = session.info.get(_ACTING_RULE)
-    session.info[_ACTING_RULE] = rule_id
-    try:
-        yield
-    finally:
-        session.info[_ACTING_RULE] = outer
+    """Changes made inside this block are recorded as this automation rule's (the audit trail says which rule)."""
+    return transaction.scoped(session, _ACTING_RULE, rule_id)
 
 
 def _record(session, change: Change, event: str, actor: User | None, changes: dict, now: datetime) -> None:
     row = TicketEvent(ticket=change.ticket, event=event, actor_id=actor.id if actor else None, changes=changes, at=now,
-                      rule_id=session.info.get(_ACTING_RULE))
+                      rule_id=transaction.current(session, _ACTING_RULE))
     session.add(row)
     change.events.append(row)
     change.ticket.updated_at = now

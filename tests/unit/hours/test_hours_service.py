@@ -149,6 +149,33 @@ def test_an_uncommitted_change_is_never_cached(session, tree):
     assert not cal.is_open(local(NY, 2026, 4, 3, 10, 0))
 
 
+def test_a_change_in_a_released_savepoint_is_still_uncommitted_and_never_cached(session, tree):
+    own(session, tree["acme"])
+    with session.begin_nested():  # released: its change is the transaction's, not yet committed
+        hours_edit.add_holiday(session, tree["acme"], "2026-03-06", "Maybe")
+    assert not hours.calendar_for(session, tree["billing"]).is_open(local(NY, 2026, 3, 6, 10, 0))
+    session.rollback()
+    hours_edit.add_holiday(session, tree["acme"], "2026-04-03", "Another day")  # the same version number
+    session.commit()
+    cal = hours.calendar_for(session, tree["billing"])
+    assert cal.is_open(local(NY, 2026, 3, 6, 10, 0))
+    assert not cal.is_open(local(NY, 2026, 4, 3, 10, 0))
+
+
+def test_a_rolled_back_savepoints_calendar_is_not_what_its_version_number_finds_next(session, tree):
+    own(session, tree["acme"])
+    hours_edit.add_holiday(session, tree["acme"], "2026-03-05", "Closed")
+    with pytest.raises(RuntimeError):
+        with session.begin_nested():
+            hours_edit.add_holiday(session, tree["acme"], "2026-03-06", "Maybe")
+            assert not hours.calendar_for(session, tree["billing"]).is_open(local(NY, 2026, 3, 6, 10, 0))
+            raise RuntimeError("undone")
+    hours_edit.add_holiday(session, tree["acme"], "2026-04-03", "Another day")  # the version the savepoint had
+    cal = hours.calendar_for(session, tree["billing"])
+    assert cal.is_open(local(NY, 2026, 3, 6, 10, 0))
+    assert not cal.is_open(local(NY, 2026, 3, 5, 10, 0)) and not cal.is_open(local(NY, 2026, 4, 3, 10, 0))
+
+
 def test_inside_the_editing_transaction_a_calendar_is_built_once_per_version(session, tree):
     own(session, tree["acme"])
     hours_edit.add_holiday(session, tree["acme"], "2026-03-06", "Closed")

@@ -293,6 +293,20 @@ def test_only_committed_mail_is_handed_to_the_workers(session, enqueued):
     assert enqueued == [[(third.id, NORMAL, 0)]]
 
 
+def test_mail_a_rolled_back_savepoint_took_back_is_not_handed_on_with_the_rest(session, enqueued):
+    kept = queue(session)
+    session.flush()
+    with pytest.raises(RuntimeError):
+        with session.begin_nested():  # as an automation action runs
+            queue(session, to="amy@example.com")
+            session.flush()
+            raise RuntimeError("the action failed")
+    later = queue(session, to="carl@example.com")
+    session.commit()
+    assert enqueued == [[(kept.id, NORMAL, 0), (later.id, NORMAL, 0)]]
+    assert count_rows(session, QueuedEmail) == 2
+
+
 def test_the_sweep_hands_over_due_mail_once_redis_was_down(session, enqueued):
     row = queue(session)
     later = queue(session, to="amy@example.com", now=T0 + timedelta(hours=1))
