@@ -1,13 +1,11 @@
 """WTForms for every page form; the services do the domain checks and forms show their errors."""
 from flask_wtf import FlaskForm
 
-from mets.extensions import db
 from wtforms import (BooleanField, EmailField, HiddenField, IntegerField, PasswordField, SelectField, StringField,
                      TextAreaField)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from mets.models import PRIORITIES, ROLES
-from mets.services.errors import DomainError
 from mets.services.tickets import BODY_TOO_LONG_MESSAGE, MAX_BODY
 from mets.services.validation import parse_id
 
@@ -37,40 +35,14 @@ def coerce_optional_id(value):
     return None if value in ("", None, "None") else coerce_id(value)
 
 
-def show_errors(form: FlaskForm, exc: DomainError) -> None:
-    """Put a service's messages on the matching fields (the rest on the form)."""
-    for name, message in exc.errors.items():
+def show_errors(form: FlaskForm, errors: dict[str, str]) -> None:
+    """Put a service's messages (a DomainError's `errors`) on the matching fields (the rest on the form)."""
+    for name, message in errors.items():
         field = getattr(form, name, None) if name else None
         if field is not None and hasattr(field, "errors"):
             field.errors = list(field.errors) + [message]
         else:
             form.form_errors.append(message)
-
-
-def commit_call(action) -> tuple[bool, object, DomainError | None]:
-    """Run `action()` (one service call) and commit: (True, its result, None); when the service
-    refuses the input, roll back: (False, None, the DomainError)."""
-    try:
-        result = action()
-        db.session.commit()
-        return True, result, None
-    except DomainError as exc:
-        db.session.rollback()
-        return False, None, exc
-
-
-def submit(form: FlaskForm, action):
-    """Validate `form`, run `action()` and commit.
-
-    Returns what the action returned, or None when the form or the service refused the input:
-    then the session is rolled back and the messages sit on the form's fields.
-    """
-    if not form.validate_on_submit():
-        return None
-    _, result, refusal = commit_call(action)
-    if refusal is not None:
-        show_errors(form, refusal)
-    return result
 
 
 def status_for(form: FlaskForm) -> int:

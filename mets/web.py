@@ -1,4 +1,6 @@
-"""Helpers shared by the blueprints: page-or-partial rendering, role guards, load-or-404, reading numbers."""
+"""Helpers shared by the blueprints: page-or-partial rendering, role guards, load-or-404, the one commit helper,
+reading numbers."""
+from dataclasses import dataclass, field
 from functools import wraps
 
 from flask import abort, redirect, render_template, request, url_for
@@ -7,9 +9,11 @@ from werkzeug.routing import IntegerConverter
 
 from mets import clock
 from mets.extensions import db
+from mets.forms import show_errors
 from mets.models import STATUSES
 from mets.models.tickets import STATUS_LABELS
 from mets.services.directory import access
+from mets.services.errors import DomainError
 from mets.services.html import message_html
 from mets.services.validation import MAX_ID, parse_int
 
@@ -88,6 +92,45 @@ def get_ticket_or_404(number: str):
         # An old number of a moved ticket (or a lower-case one): show the ticket under its number now.
         abort(redirect(url_for(request.endpoint, **{**request.view_args, "number": ticket.number})))
     return ticket
+
+
+# --- the one commit helper ------------------------------------------------------------------------
+
+@dataclass
+class Saved:
+    """What `commit` did: `ok` (also its truth), the service's `result`, and, refused, the messages left for the
+    page to show (`errors` by field, `summary` in one line): those that did not go on a form."""
+
+    ok: bool
+    result: object = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(self.errors.values())
+
+
+def commit(action, form=None) -> Saved:
+    """The one way a route changes data: validate `form` (if any), run `action()` (one service call), commit.
+
+    Refused, by the form or by the service (a DomainError): roll back; the service's messages go on the form's
+    fields, or without a form come back in `errors`. A verb whose service never refuses may ignore the answer.
+    """
+    if form is not None and not form.validate_on_submit():
+        return Saved(False)
+    try:
+        result = action()
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if form is None:
+            return Saved(False, errors=exc.errors)
+        show_errors(form, exc.errors)
+        return Saved(False)
+    return Saved(True, result)
 
 
 def _local(value, tz: str = "UTC", fmt: str = "%Y-%m-%d %H:%M"):

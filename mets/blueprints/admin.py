@@ -5,13 +5,13 @@ from sqlalchemy import func, or_, select
 
 from mets import clock, jobs
 from mets.extensions import db
-from mets.forms import EntityForm, MembershipForm, UserForm, status_for, submit
+from mets.forms import EntityForm, MembershipForm, UserForm, status_for
 from mets.models import Entity, Membership, User
 from mets.services import health
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.directory import users
-from mets.web import admin_required, render
+from mets.web import admin_required, commit, render
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -54,7 +54,7 @@ def entity_list():
 @admin_required
 def entity_new():
     form = _entity_form()
-    if submit(form, lambda: entities.create_entity(db.session, _entity_data(form))):
+    if commit(lambda: entities.create_entity(db.session, _entity_data(form)), form):
         return redirect(url_for("admin.entity_list"), 303)
     return render_template("admin/entity_form.html", form=form, entity=None), status_for(form)
 
@@ -64,7 +64,7 @@ def entity_new():
 def entity_edit(entity_id):
     entity = db.session.get(Entity, entity_id) or abort(404)
     form = _entity_form(entity)
-    if submit(form, lambda: entities.update_entity(db.session, entity, _entity_data(form))):
+    if commit(lambda: entities.update_entity(db.session, entity, _entity_data(form)), form):
         return redirect(url_for("admin.entity_list"), 303)
     return render_template("admin/entity_form.html", form=form, entity=entity), status_for(form)
 
@@ -90,9 +90,9 @@ def user_list():
 @admin_required
 def user_new():
     form = UserForm()
-    user = submit(form, lambda: users.create_user(db.session, _user_data(form)))
-    if user:
-        return redirect(url_for("admin.user_edit", user_id=user.id), 303)
+    saved = commit(lambda: users.create_user(db.session, _user_data(form)), form)
+    if saved:
+        return redirect(url_for("admin.user_edit", user_id=saved.result.id), 303)
     return render_template("admin/user_form.html", form=form, user=None), status_for(form)
 
 
@@ -107,7 +107,7 @@ def user_edit(user_id):
     user = db.session.get(User, user_id) or abort(404)
     form = UserForm(obj=user)
     token_before = user.session_token
-    if submit(form, lambda: users.update_user(db.session, user, _user_data(form), actor=current_user)):
+    if commit(lambda: users.update_user(db.session, user, _user_data(form), actor=current_user), form):
         if user.id == current_user.id and user.session_token != token_before:
             # A new password of one's own ends every other session, not the one it was changed in.
             remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
@@ -129,9 +129,9 @@ def _membership_form(blank: bool = False) -> MembershipForm:
 def membership_save(user_id):
     user = db.session.get(User, user_id) or abort(404)
     form = _membership_form()
-    saved = submit(form, lambda: users.set_membership(
+    saved = commit(lambda: users.set_membership(
         db.session, user, db.session.get(Entity, form.entity_id.data) or abort(404), form.role.data,
-        form.tier.data, users.parse_skills(form.skills.data)))
+        form.tier.data, users.parse_skills(form.skills.data)), form)
     status = 200 if saved else 422
     if saved:
         form = _membership_form(blank=True)
@@ -145,6 +145,5 @@ def membership_delete(user_id, membership_id):
     membership = db.session.get(Membership, membership_id)
     if membership is None or membership.user_id != user_id:
         abort(404)
-    users.remove_membership(db.session, membership)
-    db.session.commit()
+    commit(lambda: users.remove_membership(db.session, membership))
     return ""

@@ -13,7 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 
 from mets.extensions import db
-from mets.forms import commit_call, show_errors
+from mets.forms import show_errors
 from mets.models import TRIGGERS, AutomationRule, Entity
 from mets.services.directory import access
 from mets.services.directory import entities
@@ -23,7 +23,7 @@ from mets.services.automation import test_mode
 from mets.services.automation.admin import TRIGGER_LABELS
 from mets.services.errors import DomainError
 from mets.services.validation import parse_id
-from mets.web import admin_required, arg_int, is_htmx, render
+from mets.web import admin_required, arg_int, commit, is_htmx, render
 
 bp = Blueprint("automation", __name__, url_prefix="/admin/automation")
 TRIGGER_CHOICES = [(t, TRIGGER_LABELS[t]) for t in TRIGGERS]
@@ -99,12 +99,11 @@ def _save(form: RuleForm, rule: AutomationRule | None, action):
     """Validate, run the service and commit: the saved rule, or the page again with every error in place."""
     if not form.validate_on_submit():
         return None, _builder_page(form, rule, {}, 422 if form.is_submitted() else 200)
-    _, saved, refusal = commit_call(action)
-    if refusal is None:
-        return saved, None
-    own, sequencer = builder.split_errors(refusal.errors)
-    if own:
-        show_errors(form, DomainError(own))
+    saved = commit(action)  # the form is checked above: the refusal's messages are shared out below
+    if saved:
+        return saved.result, None
+    own, sequencer = builder.split_errors(saved.errors)
+    show_errors(form, own)
     return None, _builder_page(form, rule, sequencer, 422)
 
 
@@ -125,16 +124,12 @@ def index():
 @admin_required
 def reorder():
     """The ids of one list (a trigger's rules) or of all rules, in their new order."""
-    try:
-        service.reorder(db.session, request.form.getlist("ids"))
-    except DomainError as exc:
-        db.session.rollback()
-        message = exc.errors.get("", str(exc))
+    saved = commit(lambda: service.reorder(db.session, request.form.getlist("ids")))
+    if not saved:
         if is_htmx():
-            return _list(_trigger_filter(request.form.get("trigger")), status=422, error=message)
-        flash(message, "error")
+            return _list(_trigger_filter(request.form.get("trigger")), status=422, error=saved.summary)
+        flash(saved.summary, "error")
         return redirect(url_for("automation.index"), 303)
-    db.session.commit()
     return _back_to_list()
 
 
@@ -142,8 +137,7 @@ def reorder():
 @admin_required
 def set_active(rule_id):
     rule = _rule(rule_id)
-    service.set_active(db.session, rule, request.form.get("active") == "1", current_user)
-    db.session.commit()
+    commit(lambda: service.set_active(db.session, rule, request.form.get("active") == "1", current_user))
     if request.form.get("back") == "rule" and not is_htmx():
         return redirect(url_for("automation.show", rule_id=rule.id), 303)
     return _back_to_list()
@@ -154,8 +148,7 @@ def set_active(rule_id):
 def delete(rule_id):
     rule = _rule(rule_id)
     name = rule.name
-    service.delete_rule(db.session, rule)
-    db.session.commit()
+    commit(lambda: service.delete_rule(db.session, rule))
     flash(f"Deleted “{name}”.")
     return redirect(url_for("automation.index"), 303)
 

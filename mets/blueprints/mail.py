@@ -15,7 +15,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
 from mets.security import allows_inline_styles
-from mets.forms import commit_call, status_for, submit
+from mets.forms import status_for
 from mets.blueprints import outbox_pages
 from mets.models import Entity
 from mets.services import mail_admin
@@ -24,7 +24,7 @@ from mets.services.notifications import settings as notification_settings
 from mets.services.outbox import admin as outbox_admin
 from mets.services.outbox.admin import MailFilters
 from mets.services.outbox.smtp import MAIL
-from mets.web import admin_required, arg_int, is_htmx
+from mets.web import admin_required, arg_int, commit, is_htmx
 
 bp = Blueprint("mail", __name__, url_prefix="/admin/mail")
 PAGES = outbox_pages.Pages(MAIL, "mail", show="mail.message", id_arg="message_id", box_id="mail-status",
@@ -80,7 +80,7 @@ def index():
 @admin_required
 def retry_failed():
     f = MailFilters.from_args(request.form)
-    _, count, _ = commit_call(lambda: outbox_admin.retry_matching(MAIL, db.session, f))
+    count = commit(lambda: outbox_admin.retry_matching(MAIL, db.session, f)).result
     flash(f"{count} message{'' if count == 1 else 's'} will be retried.")
     return redirect(url_for("mail.index", **f.as_args(page="")), 303)
 
@@ -137,12 +137,12 @@ def settings():
 @admin_required
 def send_test():
     form = TestEmailForm()
-    row = submit(form, lambda: mail_admin.send_test(db.session, form.address.data or "",
-                                                    actor_name=current_user.name))
-    if row is None:
+    saved = commit(lambda: mail_admin.send_test(db.session, form.address.data or "", actor_name=current_user.name),
+                   form)
+    if not saved:
         return _settings_page(form, status_for(form))
-    flash(f"Test email queued for {row.recipient_email}. Watch it go out below.")
-    return redirect(url_for("mail.message", message_id=row.id), 303)
+    flash(f"Test email queued for {saved.result.recipient_email}. Watch it go out below.")
+    return redirect(url_for("mail.message", message_id=saved.result.id), 303)
 
 
 # --- notification settings ----------------------------------------------------------------------
@@ -197,10 +197,10 @@ def _notification_target(entity_id: int, event: str):
 def save_notification(entity_id, event):
     entity, row = _notification_target(entity_id, event)
     form = _notification_form(row, submitted=True)
-    saved = submit(form, lambda: notification_settings.save(
+    saved = commit(lambda: notification_settings.save(
         db.session, entity, event, enabled=form.enabled.data, recipients=form.recipients.data or [],
-        extra_addresses=notification_settings.parse_addresses(form.extra_addresses.data or "")))
-    if saved is None:
+        extra_addresses=notification_settings.parse_addresses(form.extra_addresses.data or "")), form)
+    if not saved:
         if is_htmx():
             return _row_answer(entity, row, form, 422)
         return _notifications_page(entity, {event: form}, 422)
@@ -211,8 +211,7 @@ def save_notification(entity_id, event):
 @admin_required
 def reset_notification(entity_id, event):
     entity, _ = _notification_target(entity_id, event)
-    notification_settings.reset(db.session, entity, event)
-    db.session.commit()
+    commit(lambda: notification_settings.reset(db.session, entity, event))
     return _notification_done(entity, event, "Reset to the inherited setting")
 
 

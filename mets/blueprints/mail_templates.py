@@ -14,11 +14,11 @@ from wtforms.validators import Length
 
 from mets.extensions import db
 from mets.security import allows_inline_styles
-from mets.forms import commit_call, status_for, submit
+from mets.forms import status_for
 from mets.models import Entity
 from mets.services.directory import entities
 from mets.services.notifications import templates as mail_templates
-from mets.web import admin_required, arg_int, render
+from mets.web import admin_required, arg_int, commit, render
 
 bp = Blueprint("mail_templates", __name__, url_prefix="/admin/mail/templates")
 
@@ -76,9 +76,9 @@ def edit(entity_id, name):
         form = TemplateForm(formdata=None, data=vars(source))
     else:
         form = TemplateForm()
-    saved = submit(form, lambda: mail_templates.save_override(
+    saved = commit(lambda: mail_templates.save_override(
         db.session, entity, name, subject=form.subject.data or "", body_text=form.body_text.data or "",
-        body_html=form.body_html.data or "", actor=current_user))
+        body_html=form.body_html.data or "", actor=current_user), form)
     if saved:
         flash(f"Saved {name} for {entity.name}.")
         return redirect(url_for("mail_templates.edit", entity_id=entity.id, name=name), 303)
@@ -99,8 +99,7 @@ def preview(entity_id, name):
 def reset(entity_id, name):
     """Delete the entity's own version: it inherits again (from a parent's override or the default)."""
     entity, name = _entity(entity_id), _name(name)
-    _, removed, _ = commit_call(lambda: mail_templates.reset_override(db.session, entity, name))
-    if removed:
+    if commit(lambda: mail_templates.reset_override(db.session, entity, name)).result:
         _, owner = mail_templates.source_for(db.session, entity, name)
         flash(f"{entity.name} now uses " + (f"{owner.name}'s version." if owner else "the default."))
     else:

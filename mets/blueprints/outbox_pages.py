@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from flask import abort, flash, redirect, request, url_for
 
 from mets.extensions import db
-from mets.forms import commit_call
 from mets.models import MAIL_STATUSES
 from mets.services.outbox import admin
 from mets.services.outbox.core import Channel
-from mets.web import is_htmx, render
+from mets.web import commit, is_htmx, render
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,9 @@ def act(pages: Pages, row_id: int, verb, done: str, page):
 
     `page(row, status=, error=, notice=)` draws the row's page."""
     row = row_or_404(pages, row_id)
-    ok, _, refusal = commit_call(lambda: verb(pages.channel, db.session, row))
-    if not ok:
-        return page(row, 422, error=refusal.summary)
+    saved = commit(lambda: verb(pages.channel, db.session, row))
+    if not saved:
+        return page(row, 422, error=saved.summary)
     if is_htmx():
         return page(row, notice=done)
     flash(done)
@@ -76,7 +75,6 @@ def act(pages: Pages, row_id: int, verb, done: str, page):
 def pause(pages: Pages, what: str):
     """The pause switch's POST: pause or resume the channel (resuming hands due rows on after commit)."""
     paused = request.form.get("paused") == "1"
-    admin.set_paused(pages.channel, db.session, paused)
-    db.session.commit()
+    commit(lambda: admin.set_paused(pages.channel, db.session, paused))
     flash(f"{what} is paused: {pages.plural} keep queueing." if paused else f"{what} resumed.")
     return redirect(url_for(pages.endpoint("index")), 303)

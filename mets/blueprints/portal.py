@@ -5,13 +5,13 @@ from sqlalchemy import select
 
 from mets import throttle
 from mets.extensions import db
-from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, status_for, submit
+from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, status_for
 from mets.models import Entity, Ticket
 from mets.services import tickets
 from mets.services.directory import portal_auth
 from mets.services.directory.portal_mail import send_sign_in_link
 from mets.services.validation import normalize_email
-from mets.web import customer_required, get_ticket_or_404, is_htmx
+from mets.web import commit, customer_required, get_ticket_or_404, is_htmx
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -43,8 +43,7 @@ def login():
         # has the recent links, and the answer for an address never depends on who asked before.
         if throttle.LINK_ADDRESS.hit(email) and portal_auth.should_send_link(db.session, email,
                                                                              config["PORTAL_OPEN_SIGNUP"]):
-            send_sign_in_link(email, portal_auth.safe_next(form.next.data))
-            db.session.commit()
+            commit(lambda: send_sign_in_link(email, portal_auth.safe_next(form.next.data)))
         # The same answer whether or not the address is known: it reveals nothing.
         return render_template("portal/link_sent.html", email=form.email.data)
     return render_template("portal/login.html", form=form), status_for(form)
@@ -74,11 +73,11 @@ def _entity_choices():
 def new():
     form = PortalTicketForm()
     form.entity_id.choices = _entity_choices()
-    change = submit(form, lambda: tickets.create_ticket(
+    saved = commit(lambda: tickets.create_ticket(
         db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data), customer=current_user,
-        subject=form.subject.data, body=form.body.data, priority=form.priority.data, via="portal"))
-    if change:
-        return redirect(url_for("portal.show", number=change.ticket.number), 303)
+        subject=form.subject.data, body=form.body.data, priority=form.priority.data, via="portal"), form)
+    if saved:
+        return redirect(url_for("portal.show", number=saved.result.ticket.number), 303)
     return render_template("portal/new.html", form=form), status_for(form)
 
 
@@ -94,8 +93,8 @@ def show(number):
 def reply(number):
     ticket = get_ticket_or_404(number)
     form = ReplyForm()
-    saved = submit(form, lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
-                                                   via="portal"))
+    saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+                                             via="portal"), form)
     status = 200 if saved else 422
     if saved:
         form = ReplyForm(formdata=None)

@@ -13,7 +13,7 @@ from wtforms.validators import Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
-from mets.forms import PRIORITY_CHOICES, coerce_id, status_for, submit
+from mets.forms import PRIORITY_CHOICES, coerce_id, status_for
 from mets.models import CLOCKS, Entity, SlaRule
 from mets.models.tickets import STATUS_LABELS
 from mets.services.directory import access
@@ -21,7 +21,7 @@ from mets.services.directory import entities
 from mets.services.sla import admin as sla_rules
 from mets.services.sla import test_mode as sla_test_mode
 from mets.services.durations import format_minutes
-from mets.web import admin_required, arg_int, is_htmx, render
+from mets.web import admin_required, arg_int, commit, is_htmx, render
 
 bp = Blueprint("sla_rules", __name__, url_prefix="/admin/sla")
 
@@ -97,11 +97,11 @@ def index():
 def new():
     entity_id = arg_int("entity_id")
     form = _form(entity_id=entity_id, warnings="80%", pause_statuses=["pending"], business_hours_only=True)
-    rule = submit(form, lambda: sla_rules.create_rule(db.session, db.session.get(Entity, form.entity_id.data),
-                                                      form.data_for_service()))
-    if rule:
-        flash(f"Created “{rule.name}”. Test it against a ticket below.")
-        return redirect(url_for("sla_rules.edit", rule_id=rule.id), 303)
+    saved = commit(lambda: sla_rules.create_rule(db.session, db.session.get(Entity, form.entity_id.data),
+                                                 form.data_for_service()), form)
+    if saved:
+        flash(f"Created “{saved.result.name}”. Test it against a ticket below.")
+        return redirect(url_for("sla_rules.edit", rule_id=saved.result.id), 303)
     return render("sla/form.html", form=form, rule=None, status=status_for(form))
 
 
@@ -110,8 +110,8 @@ def new():
 def edit(rule_id):
     rule = _rule(rule_id)
     form = _form(rule)
-    saved = submit(form, lambda: sla_rules.update_rule(db.session, rule, form.data_for_service(),
-                                                       entity=db.session.get(Entity, form.entity_id.data)))
+    saved = commit(lambda: sla_rules.update_rule(db.session, rule, form.data_for_service(),
+                                                 entity=db.session.get(Entity, form.entity_id.data)), form)
     if saved:
         flash(f"Saved “{rule.name}”.")
         return redirect(url_for("sla_rules.edit", rule_id=rule.id), 303)
@@ -122,8 +122,7 @@ def edit(rule_id):
 @admin_required
 def set_active(rule_id):
     rule = _rule(rule_id)
-    sla_rules.set_active(db.session, rule, request.form.get("active") == "1")
-    db.session.commit()
+    commit(lambda: sla_rules.set_active(db.session, rule, request.form.get("active") == "1"))
     if is_htmx():
         return _entity_box(rule.entity)
     if request.form.get("back") == "edit":
@@ -138,8 +137,7 @@ def move(rule_id):
     offset = {"up": -1, "down": 1}.get(request.form.get("direction", ""))
     if offset is None:
         abort(400)
-    sla_rules.move(db.session, rule, offset)
-    db.session.commit()
+    commit(lambda: sla_rules.move(db.session, rule, offset))
     if is_htmx():
         return _entity_box(rule.entity)
     return redirect(url_for("sla_rules.index", _anchor=f"sla-entity-{rule.entity_id}"), 303)

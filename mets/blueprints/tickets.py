@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from mets import clock
 from mets.extensions import db
-from mets.forms import ReplyForm, StaffTicketForm, status_for, submit
+from mets.forms import ReplyForm, StaffTicketForm, status_for
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import sla, tickets
@@ -13,7 +13,7 @@ from mets.services.directory import users
 from mets.services.errors import DomainError
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
-from mets.web import get_ticket_or_404, is_htmx, render, staff_required
+from mets.web import commit, get_ticket_or_404, is_htmx, render, staff_required
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
@@ -48,13 +48,13 @@ def new():
     form = StaffTicketForm()
     entities = [e for e in access.visible_entities(db.session, current_user) if e.active]
     form.entity_id.choices = [(e.id, e.name) for e in entities]
-    change = submit(form, lambda: tickets.create_ticket(
+    saved = commit(lambda: tickets.create_ticket(
         db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data),
         customer=users.get_or_create_customer(db.session, form.customer_email.data, form.customer_name.data),
         subject=form.subject.data, body=form.body.data, priority=form.priority.data,
-        category=form.category.data, via="agent"))
-    if change:
-        return redirect(url_for("tickets.show", number=change.ticket.number), 303)
+        category=form.category.data, via="agent"), form)
+    if saved:
+        return redirect(url_for("tickets.show", number=saved.result.ticket.number), 303)
     return render_template("tickets/new.html", form=form), status_for(form)
 
 
@@ -75,8 +75,8 @@ def _show_page(ticket, form, status: int = 200):
 def reply(number):
     ticket = get_ticket_or_404(number)
     form = ReplyForm()
-    saved = submit(form, lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
-                                                   internal=form.internal.data))
+    saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+                                             internal=form.internal.data), form)
     status = 200 if saved else 422
     if saved:
         form = ReplyForm(formdata=None)
@@ -117,19 +117,13 @@ def edit_field(number, name):
         abort(404)
     ticket = get_ticket_or_404(number)
     raw = request.form.get(name, "")
-    error = None
-    try:
-        change = _apply_field(ticket, name, raw)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        error = exc.for_field(name) or exc.summary
-        change = None
+    saved = commit(lambda: _apply_field(ticket, name, raw))
+    error = None if saved else saved.errors.get(name) or saved.summary
     if error is None and not access.find_ticket(db.session, current_user, ticket.number):
         # Moved to an entity this user does not work in: leave the page.
         return "", 200, {"HX-Redirect": url_for("tickets.index")}
     box = _field_box(ticket, name, error=error, submitted=raw if error else None)
-    headers = {"HX-Trigger": "ticket-changed"} if change is not None and change.changed else {}
+    headers = {"HX-Trigger": "ticket-changed"} if saved and saved.result.changed else {}
     return render_template("tickets/_field.html", ticket=ticket, box=box), 422 if error else 200, headers
 
 
