@@ -5,7 +5,8 @@ from sqlalchemy import func, or_, select
 
 from mets import clock, jobs
 from mets.extensions import db
-from mets.forms import EntityForm, MembershipForm, UserForm, status_for
+from mets.forms import status_for
+from mets.forms.admin import EntityForm, MembershipForm, UserForm
 from mets.models import Entity, Membership, User
 from mets.services import health
 from mets.services.directory import access
@@ -34,12 +35,6 @@ def _entity_form(entity: Entity | None = None) -> EntityForm:
     return form
 
 
-def _entity_data(form: EntityForm) -> dict:
-    return {"name": form.name.data, "slug": form.slug.data, "parent_id": form.parent_id.data,
-            "timezone": (form.timezone.data or "").strip(), "sender_name": form.sender_name.data,
-            "sender_email": form.sender_email.data, "active": form.active.data}
-
-
 @bp.get("/entities")
 @admin_required
 def entity_list():
@@ -54,7 +49,7 @@ def entity_list():
 @admin_required
 def entity_new():
     form = _entity_form()
-    if commit(lambda: entities.create_entity(db.session, _entity_data(form)), form):
+    if commit(lambda: entities.create_entity(db.session, form.data_for_service()), form):
         return redirect(url_for("admin.entity_list"), 303)
     return render_template("admin/entity_form.html", form=form, entity=None), status_for(form)
 
@@ -64,7 +59,7 @@ def entity_new():
 def entity_edit(entity_id):
     entity = db.session.get(Entity, entity_id) or abort(404)
     form = _entity_form(entity)
-    if commit(lambda: entities.update_entity(db.session, entity, _entity_data(form)), form):
+    if commit(lambda: entities.update_entity(db.session, entity, form.data_for_service()), form):
         return redirect(url_for("admin.entity_list"), 303)
     return render_template("admin/entity_form.html", form=form, entity=entity), status_for(form)
 
@@ -90,15 +85,10 @@ def user_list():
 @admin_required
 def user_new():
     form = UserForm()
-    saved = commit(lambda: users.create_user(db.session, _user_data(form)), form)
+    saved = commit(lambda: users.create_user(db.session, form.data_for_service()), form)
     if saved:
         return redirect(url_for("admin.user_edit", user_id=saved.result.id), 303)
     return render_template("admin/user_form.html", form=form, user=None), status_for(form)
-
-
-def _user_data(form: UserForm) -> dict:
-    return {"name": form.name.data, "email": form.email.data, "kind": form.kind.data,
-            "password": form.password.data, "is_admin": form.is_admin.data, "active": form.active.data}
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
@@ -107,7 +97,7 @@ def user_edit(user_id):
     user = db.session.get(User, user_id) or abort(404)
     form = UserForm(obj=user)
     token_before = user.session_token
-    if commit(lambda: users.update_user(db.session, user, _user_data(form), actor=current_user), form):
+    if commit(lambda: users.update_user(db.session, user, form.data_for_service(), actor=current_user), form):
         if user.id == current_user.id and user.session_token != token_before:
             # A new password of one's own ends every other session, not the one it was changed in.
             remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies

@@ -6,7 +6,7 @@ from flask_login import current_user, login_user, logout_user
 
 from mets import throttle
 from mets.extensions import db
-from mets.forms import LoginForm
+from mets.forms.auth import LoginForm
 from mets.services.directory import users
 from mets.services.validation import normalize_email
 from mets.web import commit

@@ -9,11 +9,10 @@ import json
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
 
 from mets.extensions import db
 from mets.forms import show_errors
+from mets.forms.automation import RuleForm
 from mets.models import TRIGGERS, AutomationRule, Entity
 from mets.services.directory import access
 from mets.services.directory import entities
@@ -26,24 +25,7 @@ from mets.services.validation import parse_id
 from mets.web import admin_required, arg_int, commit, is_htmx, render
 
 bp = Blueprint("automation", __name__, url_prefix="/admin/automation")
-TRIGGER_CHOICES = [(t, TRIGGER_LABELS[t]) for t in TRIGGERS]
 RECENT_LIMIT = 50
-
-
-class RuleForm(FlaskForm):
-    """Text in, as people type it; services.automation_rules checks it and names the field at fault."""
-
-    name = StringField("Name")
-    entity_id = SelectField("Entity", validate_choice=False)
-    trigger_event = SelectField("When", choices=TRIGGER_CHOICES, validate_choice=False)
-    stop_processing = BooleanField("Stop processing further rules when this one matches")
-    is_active = BooleanField("Active (a rule runs only when switched on)")
-    conditions = TextAreaField("Conditions")  # kept by the condition builder
-    actions = TextAreaField("Actions")  # kept by the action sequencer (static/js/automation.js)
-
-    def data_for_service(self) -> dict:
-        return {n: self[n].data for n in ("name", "entity_id", "trigger_event", "stop_processing", "is_active",
-                                          "conditions", "actions")}
 
 
 def _form(rule: AutomationRule | None = None) -> RuleForm:

@@ -13,7 +13,7 @@ from flask import Blueprint, abort, redirect, request, url_for
 from mets import clock
 from mets.extensions import db
 from mets.forms import show_errors
-from mets.forms_hours import ExceptionForm, HolidayForm, HolidayImportForm, IntervalForm, PreviewForm, TimezoneForm
+from mets.forms.hours import ExceptionForm, HolidayForm, HolidayImportForm, IntervalForm, PreviewForm, TimezoneForm
 from mets.models import BusinessHours, Entity, Holiday, HoursException
 from mets.services import hours
 from mets.services.directory import entities

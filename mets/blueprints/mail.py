@@ -8,14 +8,11 @@ box (`mail/_notification_row.html`) that saves and resets in place.
 """
 from flask import Blueprint, abort, current_app, flash, has_request_context, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import Length
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
 from mets.security import allows_inline_styles
 from mets.forms import status_for
+from mets.forms.mail import NotificationForm, TestEmailForm
 from mets.blueprints import outbox_pages
 from mets.models import Entity
 from mets.services import mail_admin
@@ -29,23 +26,6 @@ from mets.web import admin_required, arg_int, commit, is_htmx
 bp = Blueprint("mail", __name__, url_prefix="/admin/mail")
 PAGES = outbox_pages.Pages(MAIL, "mail", show="mail.message", id_arg="message_id", box_id="mail-status",
                            noun="message", plural="messages")
-
-
-class TestEmailForm(FlaskForm):
-    address = StringField("Send a test email to", validators=[Length(max=254)])
-
-
-class CheckboxesField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
-class NotificationForm(FlaskForm):
-    """One event's row; the event key is the prefix, so seven rows share a page without clashing."""
-
-    enabled = BooleanField("On")
-    recipients = CheckboxesField("Recipients")
-    extra_addresses = TextAreaField("Extra addresses", validators=[Length(max=5000)])
 
 
 @bp.app_context_processor

@@ -8,31 +8,17 @@ sandboxed iframe, never in the page itself.
 """
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
-from wtforms.validators import Length
 
 from mets.extensions import db
 from mets.security import allows_inline_styles
 from mets.forms import status_for
+from mets.forms.mail import TemplateForm
 from mets.models import Entity
 from mets.services.directory import entities
 from mets.services.notifications import templates as mail_templates
 from mets.web import admin_required, arg_int, commit, render
 
 bp = Blueprint("mail_templates", __name__, url_prefix="/admin/mail/templates")
-
-
-class TemplateForm(FlaskForm):
-    """The three sources as typed (services.mail_templates checks them) and the preview's ticket."""
-
-    subject = StringField("Subject")
-    body_text = TextAreaField("Text part")
-    body_html = TextAreaField("HTML part")
-    ticket = StringField("Preview with ticket", validators=[Length(max=60)])  # never saved
-
-    def source(self) -> mail_templates.Source:
-        return mail_templates.Source(self.subject.data or "", self.body_text.data or "", self.body_html.data or "")
 
 
 def _entity(entity_id: int) -> Entity:

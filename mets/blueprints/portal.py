@@ -5,7 +5,9 @@ from sqlalchemy import select
 
 from mets import throttle
 from mets.extensions import db
-from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, status_for
+from mets.forms import status_for
+from mets.forms.portal import PortalLinkForm, PortalTicketForm
+from mets.forms.tickets import ReplyForm
 from mets.models import Entity, Ticket
 from mets.services import tickets
 from mets.services.directory import portal_auth

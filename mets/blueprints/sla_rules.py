@@ -7,15 +7,11 @@ with the ticket number and shows `sla_test_mode.test_against_ticket`'s answer.
 """
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import Length
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
-from mets.forms import PRIORITY_CHOICES, coerce_id, status_for
-from mets.models import CLOCKS, Entity, SlaRule
-from mets.models.tickets import STATUS_LABELS
+from mets.forms import status_for
+from mets.forms.sla import SlaRuleForm
+from mets.models import Entity, SlaRule
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.sla import admin as sla_rules
@@ -24,33 +20,6 @@ from mets.services.durations import format_minutes
 from mets.web import admin_required, arg_int, commit, is_htmx, render
 
 bp = Blueprint("sla_rules", __name__, url_prefix="/admin/sla")
-
-
-class CheckboxesField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
-class SlaRuleForm(FlaskForm):
-    """Text in, as people type it; services.sla_rules parses it and names the field at fault."""
-
-    entity_id = SelectField("Entity", coerce=coerce_id)
-    name = StringField("Name", validators=[Length(max=200)])
-    priority = SelectField("Priority", choices=[("", "Any priority"), *PRIORITY_CHOICES], default="")
-    response = StringField("First response", validators=[Length(max=40)])
-    next_reply = StringField("Next reply", validators=[Length(max=40)])
-    resolution = StringField("Resolution", validators=[Length(max=40)])
-    escalation = StringField("Escalation", validators=[Length(max=40)])
-    business_hours_only = BooleanField("Count business hours only (unticked: the clocks run 24/7)", default=True)
-    warnings = StringField("Warnings", default="80%", validators=[Length(max=200)])
-    pause_statuses = CheckboxesField("Pause the clocks while the ticket is",
-                                     choices=[(s, STATUS_LABELS[s]) for s in sla_rules.PAUSABLE_STATUSES],
-                                     default=["pending"])
-    conditions = TextAreaField("Conditions")  # drawn by the condition builder, which keeps this one JSON field
-
-    def data_for_service(self) -> dict:
-        names = ("name", "priority", *CLOCKS, "business_hours_only", "warnings", "pause_statuses", "conditions")
-        return {"entity_id": self.entity_id.data, **{n: self[n].data for n in names}}
 
 
 def _form(rule: SlaRule | None = None, blank: bool = False, **defaults) -> SlaRuleForm:

@@ -4,7 +4,8 @@ from flask_login import current_user
 
 from mets import clock
 from mets.extensions import db
-from mets.forms import ReplyForm, StaffTicketForm, status_for
+from mets.forms import status_for
+from mets.forms.tickets import ReplyForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import sla, tickets
