@@ -1,5 +1,10 @@
-"""Helpers shared by the blueprints: page-or-partial rendering, role guards, load-or-404, the one commit helper,
-reading numbers."""
+"""What every route uses: page-or-partial rendering, role guards, the loaders that scope and 404, the one commit
+helper, reading numbers.
+
+A route loads what its URL names (`load_ticket`, `load_entity`, ...: out of the current user's scope is a 404, as
+missing is), reads its form, changes data only through `commit(action, form)` and renders with `render`.
+"""
+
 from dataclasses import dataclass, field
 from functools import wraps
 
@@ -10,12 +15,12 @@ from werkzeug.routing import IntegerConverter
 from mets import clock
 from mets.extensions import db
 from mets.forms import show_errors
-from mets.models import STATUSES
+from mets.models import STATUSES, AutomationRule, Entity, Membership, SlaRule, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services.directory import access
 from mets.services.errors import DomainError
 from mets.services.html import message_html
-from mets.services.validation import MAX_ID, parse_int
+from mets.services.validation import MAX_ID, parse_id, parse_int
 
 
 def arg_int(name: str, default=None, min_value: int = 1, max_value: int = MAX_ID, source=None):
@@ -83,15 +88,70 @@ def customer_required(view):
     return wrapped
 
 
-def get_ticket_or_404(number: str):
-    """The ticket if the current user may see it; out-of-scope and missing look the same."""
+# --- loaders: one per model, scoped to the current user; out of scope looks the same as missing ------------
+
+def _load(model, row_id, allowed, optional: bool = False):
+    """The row with this id (an int, or a request's text) if `allowed(row)`; else 404, or None when `optional`."""
+    row_id = parse_id(row_id)
+    row = db.session.get(model, row_id) if row_id is not None else None
+    if row is not None and allowed(row):
+        return row
+    if optional:
+        return None
+    abort(404)
+
+
+def _works_in(entity_id: int | None) -> bool:
+    """The current user works in this entity (access: admins every one, staff theirs and their departments);
+    None ("all entities") is the admins' only."""
+    ids = access.visible_entity_ids(db.session, current_user)
+    return ids is None or entity_id in ids
+
+
+def load_ticket(number: str):
+    """The ticket if the current user may see it (access.find_ticket); an old number of a moved ticket (or a
+    lower-case one) redirects a GET to the number it has now."""
     ticket = access.find_ticket(db.session, current_user, number)
     if ticket is None:
         abort(404)
     if ticket.number != number and request.method == "GET" and request.endpoint:
-        # An old number of a moved ticket (or a lower-case one): show the ticket under its number now.
         abort(redirect(url_for(request.endpoint, **{**request.view_args, "number": ticket.number})))
     return ticket
+
+
+def load_entity(entity_id, optional: bool = False) -> Entity | None:
+    """An entity the current user may use: staff those they work in, customers the active ones (the portal's
+    teams). `optional`: None instead of a 404 (an entity picked in a form, which the service then refuses)."""
+    allowed = (lambda e: e.active) if current_user.is_customer else (lambda e: _works_in(e.id))
+    return _load(Entity, entity_id, allowed, optional)
+
+
+def load_user(user_id) -> User:
+    """A user, on the admin pages (nobody else loads people by id)."""
+    return _load(User, user_id, lambda u: current_user.is_admin)
+
+
+def load_membership(user: User, membership_id) -> Membership:
+    """One of `user`'s memberships."""
+    return _load(Membership, membership_id, lambda m: m.user_id == user.id)
+
+
+def load_sla_rule(rule_id) -> SlaRule:
+    return _load(SlaRule, rule_id, lambda r: _works_in(r.entity_id))
+
+
+def load_automation_rule(rule_id) -> AutomationRule:
+    return _load(AutomationRule, rule_id, lambda r: _works_in(r.entity_id))
+
+
+def load_hours_row(model, row_id, entity: Entity):
+    """A row of `entity`'s own hours (`BusinessHours`, `Holiday`, `HoursException`)."""
+    return _load(model, row_id, lambda r: r.entity_id == entity.id)
+
+
+def load_outbox_row(channel, row_id):
+    """A row of an outbox channel's table (a queued email, a webhook delivery)."""
+    return _load(channel.model, row_id, lambda r: _works_in(r.entity_id))
 
 
 # --- the one commit helper ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Admin pages: the entity tree (with the background jobs' health above it), users and their memberships."""
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 from sqlalchemy import func, or_, select
 
@@ -7,12 +7,12 @@ from mets import clock, jobs
 from mets.extensions import db
 from mets.forms import status_for
 from mets.forms.admin import EntityForm, MembershipForm, UserForm
-from mets.models import Entity, Membership, User
+from mets.models import Entity, User
 from mets.services import health
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.directory import users
-from mets.web import admin_required, commit, render
+from mets.web import admin_required, commit, load_entity, load_membership, load_user, render
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -57,7 +57,7 @@ def entity_new():
 @bp.route("/entities/<int:entity_id>", methods=["GET", "POST"])
 @admin_required
 def entity_edit(entity_id):
-    entity = db.session.get(Entity, entity_id) or abort(404)
+    entity = load_entity(entity_id)
     form = _entity_form(entity)
     if commit(lambda: entities.update_entity(db.session, entity, form.data_for_service()), form):
         return redirect(url_for("admin.entity_list"), 303)
@@ -94,7 +94,7 @@ def user_new():
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @admin_required
 def user_edit(user_id):
-    user = db.session.get(User, user_id) or abort(404)
+    user = load_user(user_id)
     form = UserForm(obj=user)
     token_before = user.session_token
     if commit(lambda: users.update_user(db.session, user, form.data_for_service(), actor=current_user), form):
@@ -117,10 +117,10 @@ def _membership_form(blank: bool = False) -> MembershipForm:
 @bp.post("/users/<int:user_id>/memberships")
 @admin_required
 def membership_save(user_id):
-    user = db.session.get(User, user_id) or abort(404)
+    user = load_user(user_id)
     form = _membership_form()
     saved = commit(lambda: users.set_membership(
-        db.session, user, db.session.get(Entity, form.entity_id.data) or abort(404), form.role.data,
+        db.session, user, load_entity(form.entity_id.data), form.role.data,
         form.tier.data, users.parse_skills(form.skills.data)), form)
     status = 200 if saved else 422
     if saved:
@@ -132,8 +132,6 @@ def membership_save(user_id):
 @bp.delete("/users/<int:user_id>/memberships/<int:membership_id>")
 @admin_required
 def membership_delete(user_id, membership_id):
-    membership = db.session.get(Membership, membership_id)
-    if membership is None or membership.user_id != user_id:
-        abort(404)
+    membership = load_membership(load_user(user_id), membership_id)
     commit(lambda: users.remove_membership(db.session, membership))
     return ""

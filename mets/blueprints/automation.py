@@ -13,7 +13,7 @@ from flask_login import current_user
 from mets.extensions import db
 from mets.forms import show_errors
 from mets.forms.automation import RuleForm
-from mets.models import TRIGGERS, AutomationRule, Entity
+from mets.models import TRIGGERS, AutomationRule
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.automation import builder
@@ -21,8 +21,7 @@ from mets.services.automation import admin as service
 from mets.services.automation import test_mode
 from mets.services.automation.admin import TRIGGER_LABELS
 from mets.services.errors import DomainError
-from mets.services.validation import parse_id
-from mets.web import admin_required, arg_int, commit, is_htmx, render
+from mets.web import admin_required, arg_int, commit, is_htmx, load_automation_rule, load_entity, render
 
 bp = Blueprint("automation", __name__, url_prefix="/admin/automation")
 RECENT_LIMIT = 50
@@ -38,15 +37,6 @@ def _form(rule: AutomationRule | None = None) -> RuleForm:
     form.entity_id.choices = [("", "All entities")] + [
         (str(e.id), "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session)]
     return form
-
-
-def _rule(rule_id: int) -> AutomationRule:
-    return db.session.get(AutomationRule, rule_id) or abort(404)
-
-
-def _entity(raw) -> Entity | None:
-    entity_id = parse_id(raw)
-    return db.session.get(Entity, entity_id) if entity_id is not None else None
 
 
 def _trigger_filter(value) -> str | None:
@@ -71,8 +61,8 @@ def _back_to_list():
 
 
 def _builder_page(form: RuleForm, rule: AutomationRule | None, action_errors: dict, status: int):
-    rows, actions_error = builder.rows_view(db.session, _entity(form.entity_id.data), form.actions.data,
-                                            action_errors)
+    entity = load_entity(form.entity_id.data, optional=True)
+    rows, actions_error = builder.rows_view(db.session, entity, form.actions.data, action_errors)
     return render("automation/form.html", form=form, rule=rule, rows=rows, actions_error=actions_error,
                   type_groups=builder.type_groups(), test=None, status=status)
 
@@ -118,7 +108,7 @@ def reorder():
 @bp.post("/<int:rule_id>/active")
 @admin_required
 def set_active(rule_id):
-    rule = _rule(rule_id)
+    rule = load_automation_rule(rule_id)
     commit(lambda: service.set_active(db.session, rule, request.form.get("active") == "1", current_user))
     if request.form.get("back") == "rule" and not is_htmx():
         return redirect(url_for("automation.show", rule_id=rule.id), 303)
@@ -128,7 +118,7 @@ def set_active(rule_id):
 @bp.post("/<int:rule_id>/delete")
 @admin_required
 def delete(rule_id):
-    rule = _rule(rule_id)
+    rule = load_automation_rule(rule_id)
     name = rule.name
     commit(lambda: service.delete_rule(db.session, rule))
     flash(f"Deleted “{name}”.")
@@ -151,7 +141,7 @@ def new():
 @bp.route("/<int:rule_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(rule_id):
-    rule = _rule(rule_id)
+    rule = load_automation_rule(rule_id)
     form = _form(rule)
     saved, page = _save(form, rule, lambda: service.update_rule(db.session, rule, form.data_for_service(),
                                                                 current_user))
@@ -170,7 +160,8 @@ def action_row():
         abort(400)
     type_name = request.form.get(f"ac-{row_id}-type" if row_id else "type", "")
     action = builder.action_from_form(request.form, row_id, type_name) if row_id else {"type": type_name}
-    row = builder.row_view(db.session, _entity(request.form.get("entity_id")), action, row_id=row_id or None)
+    entity = load_entity(request.form.get("entity_id"), optional=True)
+    row = builder.row_view(db.session, entity, action, row_id=row_id or None)
     return render_template("automation/_action_row.html", row=row, type_groups=builder.type_groups())
 
 
@@ -211,7 +202,7 @@ def _draft(form) -> tuple[dict, dict]:
         problems.update(exc.errors)
         raw_actions = []
     trigger = form.get("trigger_event") if form.get("trigger_event") in TRIGGERS else "ticket_created"
-    entity = _entity(form.get("entity_id"))
+    entity = load_entity(form.get("entity_id"), optional=True)
     return {"entity_id": entity.id if entity else None, "trigger_event": trigger, "conditions": conditions,
             "actions": raw_actions}, problems
 
@@ -221,7 +212,7 @@ def _draft(form) -> tuple[dict, dict]:
 @bp.get("/<int:rule_id>")
 @admin_required
 def show(rule_id):
-    rule = _rule(rule_id)
+    rule = load_automation_rule(rule_id)
     return render("automation/show.html", rule=rule, stats=service.stats(db.session, [rule.id])[rule.id],
                   actions_words=service.describe_actions(db.session, rule.actions),
                   executions=service.recent_executions(db.session, rule), trigger_labels=TRIGGER_LABELS)

@@ -21,7 +21,7 @@ from mets.services.hours import admin as hours_edit
 from mets.services.durations import format_minutes
 from mets.services.errors import DomainError
 from mets.services.validation import timezones
-from mets.web import Saved, admin_required, commit, is_htmx, render
+from mets.web import Saved, admin_required, commit, is_htmx, load_entity, load_hours_row, render
 
 bp = Blueprint("hours", __name__, url_prefix="/admin/hours")
 
@@ -38,14 +38,14 @@ def index():
 @bp.get("/<int:entity_id>")
 @admin_required
 def page(entity_id):
-    return render("hours/page.html", **_context(_entity(entity_id)))
+    return render("hours/page.html", **_context(load_entity(entity_id)))
 
 
 @bp.post("/<int:entity_id>/own")
 @admin_required
 def own(entity_id):
     """Define own hours (a copy of the inherited week) or go back to inheriting: the whole page changes."""
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     commit(lambda: hours_edit.set_custom_hours(db.session, entity, request.form.get("own") == "1"))
     return redirect(url_for("hours.page", entity_id=entity.id), 303)
 
@@ -53,7 +53,7 @@ def own(entity_id):
 @bp.post("/<int:entity_id>/timezone")
 @admin_required
 def timezone(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = TimezoneForm()
     saved = commit(lambda: hours_edit.set_timezone(db.session, entity, form.timezone.data), form)
     return _answer(entity, "hours/_timezone.html", saved, timezone_form=None if saved else form)
@@ -62,7 +62,7 @@ def timezone(entity_id):
 @bp.post("/<int:entity_id>/days/<int:weekday>")
 @admin_required
 def add_interval(entity_id, weekday):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     if not 0 <= weekday <= 6:
         abort(404)
     form = IntervalForm(prefix=f"d{weekday}")
@@ -74,8 +74,8 @@ def add_interval(entity_id, weekday):
 @bp.delete("/<int:entity_id>/intervals/<int:interval_id>")
 @admin_required
 def remove_interval(entity_id, interval_id):
-    entity = _entity(entity_id)
-    row = _row(BusinessHours, interval_id, entity)
+    entity = load_entity(entity_id)
+    row = load_hours_row(BusinessHours, interval_id, entity)
     weekday = row.day_of_week  # (the row is gone after the commit)
     saved = commit(lambda: hours_edit.remove_interval(db.session, entity, row))
     return _answer(entity, "hours/_day.html", saved, weekday=weekday)
@@ -84,7 +84,7 @@ def remove_interval(entity_id, interval_id):
 @bp.post("/<int:entity_id>/holidays")
 @admin_required
 def add_holiday(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = HolidayForm(prefix="holiday")
     saved = commit(lambda: hours_edit.add_holiday(db.session, entity, form.date.data, form.name.data), form)
     return _answer(entity, "hours/_holidays.html", saved, holiday_form=None if saved else form)
@@ -93,7 +93,7 @@ def add_holiday(entity_id):
 @bp.post("/<int:entity_id>/holidays/import")
 @admin_required
 def import_holidays(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = HolidayImportForm(prefix="import")
     saved = commit(lambda: hours_edit.import_holidays(db.session, entity, form.country.data, form.year.data), form)
     notice = None
@@ -107,8 +107,8 @@ def import_holidays(entity_id):
 @bp.delete("/<int:entity_id>/holidays/<int:holiday_id>")
 @admin_required
 def remove_holiday(entity_id, holiday_id):
-    entity = _entity(entity_id)
-    row = _row(Holiday, holiday_id, entity)
+    entity = load_entity(entity_id)
+    row = load_hours_row(Holiday, holiday_id, entity)
     saved = commit(lambda: hours_edit.remove_holiday(db.session, entity, row))
     return _answer(entity, "hours/_holidays.html", saved)
 
@@ -116,7 +116,7 @@ def remove_holiday(entity_id, holiday_id):
 @bp.post("/<int:entity_id>/exceptions")
 @admin_required
 def add_exception(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = ExceptionForm(prefix="exception")
     saved = commit(lambda: hours_edit.add_exception(db.session, entity, form.date.data, form.start.data,
                                                     form.end.data, form.note.data), form)
@@ -126,8 +126,8 @@ def add_exception(entity_id):
 @bp.delete("/<int:entity_id>/exceptions/<int:exception_id>")
 @admin_required
 def remove_exception(entity_id, exception_id):
-    entity = _entity(entity_id)
-    row = _row(HoursException, exception_id, entity)
+    entity = load_entity(entity_id)
+    row = load_hours_row(HoursException, exception_id, entity)
     saved = commit(lambda: hours_edit.remove_exception(db.session, entity, row))
     return _answer(entity, "hours/_exceptions.html", saved)
 
@@ -135,7 +135,7 @@ def remove_exception(entity_id, exception_id):
 @bp.get("/<int:entity_id>/preview")
 @admin_required
 def preview(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = PreviewForm(request.args)
     result = _preview(entity, form)
     return render("hours/page.html", "hours/_preview_result.html", status=200 if result else 422,
@@ -143,18 +143,6 @@ def preview(entity_id):
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-def _entity(entity_id: int) -> Entity:
-    return db.session.get(Entity, entity_id) or abort(404)
-
-
-def _row(model, row_id: int, entity: Entity):
-    """A row of this entity's own hours; another entity's or a missing one is a 404."""
-    row = db.session.get(model, row_id)
-    if row is None or row.entity_id != entity.id:
-        abort(404)
-    return row
-
 
 def _answer(entity: Entity, partial: str, saved: Saved, **state):
     """The box after a change: its partial for htmx (422 when refused), else a redirect or the page with errors.

@@ -21,7 +21,7 @@ from mets.services.notifications import settings as notification_settings
 from mets.services.outbox import admin as outbox_admin
 from mets.services.outbox.admin import MailFilters
 from mets.services.outbox.smtp import MAIL
-from mets.web import admin_required, arg_int, commit, is_htmx
+from mets.web import admin_required, arg_int, commit, is_htmx, load_entity, load_outbox_row
 
 bp = Blueprint("mail", __name__, url_prefix="/admin/mail")
 PAGES = outbox_pages.Pages(MAIL, "mail", show="mail.message", id_arg="message_id", box_id="mail-status",
@@ -81,7 +81,7 @@ def _message_page(row, status: int = 200, error: str | None = None, notice: str 
 @admin_required
 @allows_inline_styles  # the message's HTML part, in a sandboxed iframe
 def message(message_id):
-    return _message_page(outbox_pages.row_or_404(PAGES, message_id))
+    return _message_page(load_outbox_row(MAIL, message_id))
 
 
 @bp.post("/<int:message_id>/retry")
@@ -127,10 +127,6 @@ def send_test():
 
 # --- notification settings ----------------------------------------------------------------------
 
-def _entity(entity_id: int) -> Entity:
-    return db.session.get(Entity, entity_id) or abort(404)
-
-
 def _notification_form(row: mail_admin.NotificationRow, submitted: bool = False) -> NotificationForm:
     """The row's form: what was posted (to show it again with errors), or the setting in force."""
     key = row.spec.key
@@ -161,14 +157,14 @@ def _row_answer(entity: Entity, row, form, status: int = 200):
 def notifications():
     entity_id = arg_int("entity_id")
     tree = entities.entity_tree(db.session)
-    entity = _entity(entity_id) if entity_id else (tree[0][0] if tree else None)
+    entity = load_entity(entity_id) if entity_id else (tree[0][0] if tree else None)
     return _notifications_page(entity)
 
 
 def _notification_target(entity_id: int, event: str):
     if event not in notification_settings.EVENTS:
         abort(404)
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     return entity, mail_admin.notification_row(db.session, entity, event)
 
 

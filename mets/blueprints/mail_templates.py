@@ -16,13 +16,9 @@ from mets.forms.mail import TemplateForm
 from mets.models import Entity
 from mets.services.directory import entities
 from mets.services.notifications import templates as mail_templates
-from mets.web import admin_required, arg_int, commit, render
+from mets.web import admin_required, arg_int, commit, load_entity, render
 
 bp = Blueprint("mail_templates", __name__, url_prefix="/admin/mail/templates")
-
-
-def _entity(entity_id: int) -> Entity:
-    return db.session.get(Entity, entity_id) or abort(404)
 
 
 def _name(name: str) -> str:
@@ -47,7 +43,7 @@ def _editor(entity: Entity, name: str, form: TemplateForm, status: int = 200):
 def index():
     tree = entities.entity_tree(db.session)
     entity_id = arg_int("entity_id")
-    entity = _entity(entity_id) if entity_id is not None else (tree[0][0] if tree else None)
+    entity = load_entity(entity_id) if entity_id is not None else (tree[0][0] if tree else None)
     rows = mail_templates.overview(db.session, entity) if entity else []
     return render("mail_templates/index.html", tree=tree, entity=entity, rows=rows)
 
@@ -56,7 +52,7 @@ def index():
 @admin_required
 @allows_inline_styles  # the preview shows the HTML part in a sandboxed iframe
 def edit(entity_id, name):
-    entity, name = _entity(entity_id), _name(name)
+    entity, name = load_entity(entity_id), _name(name)
     if request.method == "GET":
         source, _ = mail_templates.source_for(db.session, entity, name)
         form = TemplateForm(formdata=None, data=vars(source))
@@ -76,7 +72,7 @@ def edit(entity_id, name):
 @allows_inline_styles
 def preview(entity_id, name):
     """The preview box for the form's current (unsaved) sources."""
-    entity, name = _entity(entity_id), _name(name)
+    entity, name = load_entity(entity_id), _name(name)
     return _editor(entity, name, TemplateForm())
 
 
@@ -84,7 +80,7 @@ def preview(entity_id, name):
 @admin_required
 def reset(entity_id, name):
     """Delete the entity's own version: it inherits again (from a parent's override or the default)."""
-    entity, name = _entity(entity_id), _name(name)
+    entity, name = load_entity(entity_id), _name(name)
     if commit(lambda: mail_templates.reset_override(db.session, entity, name)).result:
         _, owner = mail_templates.source_for(db.session, entity, name)
         flash(f"{entity.name} now uses " + (f"{owner.name}'s version." if owner else "the default."))

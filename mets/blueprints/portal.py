@@ -13,7 +13,7 @@ from mets.services import tickets
 from mets.services.directory import portal_auth
 from mets.services.directory.portal_mail import send_sign_in_link
 from mets.services.validation import normalize_email
-from mets.web import commit, customer_required, get_ticket_or_404, is_htmx
+from mets.web import commit, customer_required, is_htmx, load_entity, load_ticket
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -76,7 +76,7 @@ def new():
     form = PortalTicketForm()
     form.entity_id.choices = _entity_choices()
     saved = commit(lambda: tickets.create_ticket(
-        db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data), customer=current_user,
+        db.session, actor=current_user, entity=load_entity(form.entity_id.data, optional=True), customer=current_user,
         subject=form.subject.data, body=form.body.data, priority=form.priority.data, via="portal"), form)
     if saved:
         return redirect(url_for("portal.show", number=saved.result.ticket.number), 303)
@@ -86,14 +86,14 @@ def new():
 @bp.get("/tickets/<number>")
 @customer_required
 def show(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return render_template("portal/show.html", ticket=ticket, form=ReplyForm())
 
 
 @bp.post("/tickets/<number>/replies")
 @customer_required
 def reply(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     form = ReplyForm()
     saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
                                              via="portal"), form)

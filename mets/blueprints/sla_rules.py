@@ -17,7 +17,7 @@ from mets.services.directory import entities
 from mets.services.sla import admin as sla_rules
 from mets.services.sla import test_mode as sla_test_mode
 from mets.services.durations import format_minutes
-from mets.web import admin_required, arg_int, commit, is_htmx, render
+from mets.web import admin_required, arg_int, commit, is_htmx, load_entity, load_sla_rule, render
 
 bp = Blueprint("sla_rules", __name__, url_prefix="/admin/sla")
 
@@ -30,10 +30,6 @@ def _form(rule: SlaRule | None = None, blank: bool = False, **defaults) -> SlaRu
         form = SlaRuleForm()
     form.entity_id.choices = [(e.id, "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session)]
     return form
-
-
-def _rule(rule_id: int) -> SlaRule:
-    return db.session.get(SlaRule, rule_id) or abort(404)
 
 
 def _entity_box(entity: Entity):
@@ -66,7 +62,7 @@ def index():
 def new():
     entity_id = arg_int("entity_id")
     form = _form(entity_id=entity_id, warnings="80%", pause_statuses=["pending"], business_hours_only=True)
-    saved = commit(lambda: sla_rules.create_rule(db.session, db.session.get(Entity, form.entity_id.data),
+    saved = commit(lambda: sla_rules.create_rule(db.session, load_entity(form.entity_id.data, optional=True),
                                                  form.data_for_service()), form)
     if saved:
         flash(f"Created “{saved.result.name}”. Test it against a ticket below.")
@@ -77,10 +73,10 @@ def new():
 @bp.route("/<int:rule_id>", methods=["GET", "POST"])
 @admin_required
 def edit(rule_id):
-    rule = _rule(rule_id)
+    rule = load_sla_rule(rule_id)
     form = _form(rule)
     saved = commit(lambda: sla_rules.update_rule(db.session, rule, form.data_for_service(),
-                                                 entity=db.session.get(Entity, form.entity_id.data)), form)
+                                                 entity=load_entity(form.entity_id.data, optional=True)), form)
     if saved:
         flash(f"Saved “{rule.name}”.")
         return redirect(url_for("sla_rules.edit", rule_id=rule.id), 303)
@@ -90,7 +86,7 @@ def edit(rule_id):
 @bp.post("/<int:rule_id>/active")
 @admin_required
 def set_active(rule_id):
-    rule = _rule(rule_id)
+    rule = load_sla_rule(rule_id)
     commit(lambda: sla_rules.set_active(db.session, rule, request.form.get("active") == "1"))
     if is_htmx():
         return _entity_box(rule.entity)
@@ -102,7 +98,7 @@ def set_active(rule_id):
 @bp.post("/<int:rule_id>/move")
 @admin_required
 def move(rule_id):
-    rule = _rule(rule_id)
+    rule = load_sla_rule(rule_id)
     offset = {"up": -1, "down": 1}.get(request.form.get("direction", ""))
     if offset is None:
         abort(400)
@@ -116,7 +112,7 @@ def move(rule_id):
 @admin_required
 def test(rule_id):
     """The test box: the form as it stands (when sent along) or the saved rule, against one ticket now."""
-    rule = _rule(rule_id)
+    rule = load_sla_rule(rule_id)
     number = (request.form.get("ticket") or "").strip()[:60]
     with_form = "name" in request.form
     form = _form(rule, blank=not with_form)

@@ -14,7 +14,7 @@ from mets.services.directory import users
 from mets.services.errors import DomainError
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
-from mets.web import commit, get_ticket_or_404, is_htmx, render, staff_required
+from mets.web import commit, is_htmx, load_entity, load_ticket, render, staff_required
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
@@ -50,7 +50,7 @@ def new():
     entities = [e for e in access.visible_entities(db.session, current_user) if e.active]
     form.entity_id.choices = [(e.id, e.name) for e in entities]
     saved = commit(lambda: tickets.create_ticket(
-        db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data),
+        db.session, actor=current_user, entity=load_entity(form.entity_id.data, optional=True),
         customer=users.get_or_create_customer(db.session, form.customer_email.data, form.customer_name.data),
         subject=form.subject.data, body=form.body.data, priority=form.priority.data,
         category=form.category.data, via="agent"), form)
@@ -62,7 +62,7 @@ def new():
 @bp.get("/<number>")
 @staff_required
 def show(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return _show_page(ticket, ReplyForm())
 
 
@@ -74,7 +74,7 @@ def _show_page(ticket, form, status: int = 200):
 @bp.post("/<number>/replies")
 @staff_required
 def reply(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     form = ReplyForm()
     saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
                                              internal=form.internal.data), form)
@@ -93,21 +93,21 @@ def reply(number):
 @bp.get("/<number>/sla")
 @staff_required
 def sla_panel(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return render_template("tickets/_sla.html", ticket=ticket, sla_clocks=sla.clocks(db.session, ticket))
 
 
 @bp.get("/<number>/activity")
 @staff_required
 def activity(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return render_template("tickets/_activity.html", ticket=ticket)
 
 
 @bp.get("/<number>/properties")
 @staff_required
 def properties(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return render_template("tickets/_properties.html", ticket=ticket, fields=_field_boxes(ticket))
 
 
@@ -116,7 +116,7 @@ def properties(number):
 def edit_field(number, name):
     if name not in INLINE_FIELDS:
         abort(404)
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     raw = request.form.get(name, "")
     saved = commit(lambda: _apply_field(ticket, name, raw))
     error = None if saved else saved.errors.get(name) or saved.summary
@@ -132,8 +132,8 @@ def _apply_field(ticket, name: str, raw: str):
     if name == "status":
         return tickets.change_status(db.session, ticket, raw, actor=current_user)
     if name == "assignee_id":
-        assignee_id = parse_id(raw)
-        assignee = db.session.get(User, assignee_id) if assignee_id is not None else None
+        # One of those the box offers (who may be assigned tickets of this entity), or "" for nobody.
+        assignee = next((u for u in access.members_of(db.session, ticket.entity) if u.id == parse_id(raw)), None)
         if raw and assignee is None:
             raise DomainError({"assignee_id": tickets.NOT_ASSIGNABLE})  # as for anyone else not assignable
         return tickets.assign(db.session, ticket, assignee, actor=current_user)
