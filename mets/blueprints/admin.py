@@ -1,13 +1,12 @@
 """Admin pages: the entity tree (with the background jobs' health above it), users and their memberships."""
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
-from sqlalchemy import func, or_, select
 
 from mets import clock, jobs
 from mets.extensions import db
 from mets.forms import status_for
 from mets.forms.admin import EntityForm, MembershipForm, UserForm
-from mets.models import Entity, User
+from mets.models import Entity
 from mets.services import health
 from mets.services.directory import access
 from mets.services.directory import entities
@@ -71,13 +70,7 @@ def entity_edit(entity_id):
 def user_list():
     kind = request.args.get("kind", "staff")
     q = request.args.get("q", "").strip().lower()[:100]
-    query = select(User).order_by(User.name)
-    if kind in ("staff", "customer"):
-        query = query.where(User.kind == kind)
-    if q:
-        query = query.where(or_(func.lower(User.name).contains(q, autoescape=True),
-                                User.email.contains(q, autoescape=True)))
-    rows = list(db.session.scalars(query.limit(200)))
+    rows = users.search_users(db.session, kind, q)
     return render("admin/users.html", "admin/_user_rows.html", rows=rows, kind=kind, q=q)
 
 

@@ -1,16 +1,15 @@
 """The customer portal: sign in by emailed link, open tickets, follow and answer them."""
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
-from sqlalchemy import select
 
 from mets import throttle
 from mets.extensions import db
 from mets.forms import status_for
 from mets.forms.portal import PortalLinkForm, PortalTicketForm
 from mets.forms.tickets import ReplyForm
-from mets.models import Entity, Ticket
 from mets.services import tickets
-from mets.services.directory import portal_auth
+from mets.services.tickets.search import customer_tickets
+from mets.services.directory import entities, portal_auth
 from mets.services.directory.portal_mail import send_sign_in_link
 from mets.services.validation import normalize_email
 from mets.web import commit, customer_required, is_htmx, load_entity, load_ticket
@@ -21,10 +20,7 @@ bp = Blueprint("portal", __name__, url_prefix="/portal")
 @bp.get("/")
 @customer_required
 def index():
-    rows = db.session.scalars(
-        select(Ticket).where(Ticket.customer_id == current_user.id).order_by(Ticket.updated_at.desc())
-    ).all()
-    return render_template("portal/index.html", tickets=rows)
+    return render_template("portal/index.html", tickets=customer_tickets(db.session, current_user))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -65,16 +61,11 @@ def redeem(token):
     return redirect(result.next_path or url_for("portal.index"))
 
 
-def _entity_choices():
-    rows = db.session.scalars(select(Entity).where(Entity.active.is_(True)).order_by(Entity.name))
-    return [(e.id, e.name) for e in rows]
-
-
 @bp.route("/tickets/new", methods=["GET", "POST"])
 @customer_required
 def new():
     form = PortalTicketForm()
-    form.entity_id.choices = _entity_choices()
+    form.entity_id.choices = [(e.id, e.name) for e in entities.active_entities(db.session)]
     saved = commit(lambda: tickets.create_ticket(
         db.session, actor=current_user, entity=load_entity(form.entity_id.data, optional=True), customer=current_user,
         subject=form.subject.data, body=form.body.data, priority=form.priority.data, via="portal"), form)
