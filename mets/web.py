@@ -211,37 +211,6 @@ def _ago(value):
     return "just now"
 
 
-CHANGE_LABELS = {"assignee_id": "assignee", "entity_id": "entity", "sla_rule_id": "SLA rule",
-                 "sla_extension_minutes": "SLA extended by"}
-
-
-def change_label(name: str) -> str:
-    return CHANGE_LABELS.get(name, name).replace("_", " ")
-
-
-def change_value(name: str, value) -> str:
-    """An audit value as people read it: names instead of ids, labels instead of codes."""
-    from mets.models import Entity, SlaRule, User
-    from mets.services.durations import format_minutes
-
-    if value is None or value == "":
-        return "—"
-    if name == "assignee_id":
-        user = db.session.get(User, value)
-        return user.name if user else f"#{value}"
-    if name == "entity_id":
-        entity = db.session.get(Entity, value)
-        return entity.name if entity else f"#{value}"
-    if name == "status":
-        return STATUS_LABELS.get(value, value)
-    if name == "sla_rule_id":
-        rule = db.session.get(SlaRule, value)
-        return rule.name if rule else f"#{value}"
-    if name == "sla_extension_minutes":
-        return format_minutes(value) if value else "—"
-    return str(value)
-
-
 def _duration(value) -> str:
     """A timedelta as "1h 20m" (whole minutes, rounded down)."""
     from mets.services.durations import format_minutes
@@ -260,5 +229,4 @@ def init_app(app):
     app.jinja_env.filters["local"] = _local
     app.jinja_env.filters["ago"] = _ago
     app.jinja_env.filters["duration"] = _duration
-    app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx,
-                                 change_label=change_label, change_value=change_value)
+    app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx)

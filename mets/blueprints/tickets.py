@@ -12,6 +12,7 @@ from mets.services import sla, tickets
 from mets.services.directory import access
 from mets.services.directory import users
 from mets.services.errors import DomainError
+from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
 from mets.web import commit, is_htmx, load_entity, load_ticket, render, staff_required
@@ -32,7 +33,7 @@ def index():
     now = clock.now()
     return render("tickets/index.html", "tickets/_table.html", result=result, f=filters, entities=entities,
                   assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
-                  sla_summary=lambda t: sla.summary(db.session, t, now))
+                  sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items})
 
 
 def _assignee_choices(entities: list[Entity]) -> list[User]:
@@ -68,7 +69,8 @@ def show(number):
 
 def _show_page(ticket, form, status: int = 200):
     return render_template("tickets/show.html", ticket=ticket, form=form, fields=_field_boxes(ticket),
-                           sla_clocks=sla.clocks(db.session, ticket)), status
+                           sla_clocks=sla.clocks(db.session, ticket),
+                           activity=activity_lines(db.session, ticket)), status
 
 
 @bp.post("/<number>/replies")
@@ -101,7 +103,7 @@ def sla_panel(number):
 @staff_required
 def activity(number):
     ticket = load_ticket(number)
-    return render_template("tickets/_activity.html", ticket=ticket)
+    return render_template("tickets/_activity.html", ticket=ticket, activity=activity_lines(db.session, ticket))
 
 
 @bp.get("/<number>/properties")
