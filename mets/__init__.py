@@ -38,7 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     security.init_app(app)
 
-    from mets import auth_setup, cli, errors, web
+    from mets import auth_setup, cli, errors, templating
     from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
     from mets.blueprints import mail as mail_pages
     from mets.services import automation
@@ -49,7 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     notify.init_app(app)
     automation.init_app(app)
     auth_setup.init_app(app)
-    web.init_app(app)
+    templating.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     for module in (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules, webhooks):

@@ -4,7 +4,6 @@ helper, reading numbers.
 A route loads what its URL names (`load_ticket`, `load_entity`, ...: out of the current user's scope is a 404, as
 missing is), reads its form, changes data only through `commit(action, form)` and renders with `render`.
 """
-
 from dataclasses import dataclass, field
 from functools import wraps
 
@@ -12,14 +11,11 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
 
-from mets import clock
 from mets.extensions import db
 from mets.forms import show_errors
-from mets.models import STATUSES, AutomationRule, Entity, Membership, SlaRule, User
-from mets.models.tickets import STATUS_LABELS
+from mets.models import AutomationRule, Entity, Membership, SlaRule, User
 from mets.services.directory import access
 from mets.services.errors import DomainError
-from mets.services.html import message_html
 from mets.services.validation import MAX_ID, parse_id, parse_int
 
 
@@ -191,42 +187,3 @@ def commit(action, form=None) -> Saved:
         show_errors(form, exc.errors)
         return Saved(False)
     return Saved(True, result)
-
-
-def _local(value, tz: str = "UTC", fmt: str = "%Y-%m-%d %H:%M"):
-    from zoneinfo import ZoneInfo
-
-    if value is None:
-        return ""
-    return value.astimezone(ZoneInfo(tz)).strftime(fmt)
-
-
-def _ago(value):
-    if value is None:
-        return ""
-    seconds = int((clock.now() - value).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if abs(seconds) >= size:
-            return f"{seconds // size}{unit} ago"
-    return "just now"
-
-
-def _duration(value) -> str:
-    """A timedelta as "1h 20m" (whole minutes, rounded down)."""
-    from mets.services.durations import format_minutes
-
-    return "" if value is None else format_minutes(int(value.total_seconds() // 60))
-
-
-def _message_html(message):
-    """A ticket's or reply's body as safe HTML (typed text escaped, old HTML sanitised again)."""
-    return message_html(message.body, message.body_format)
-
-
-def init_app(app):
-    """Filters and globals for the templates (the `int` route converter is set in create_app, before any route)."""
-    app.jinja_env.filters["message_html"] = _message_html
-    app.jinja_env.filters["local"] = _local
-    app.jinja_env.filters["ago"] = _ago
-    app.jinja_env.filters["duration"] = _duration
-    app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx)

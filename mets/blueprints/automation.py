@@ -79,11 +79,6 @@ def _save(form: RuleForm, rule: AutomationRule | None, action):
     return None, _builder_page(form, rule, sequencer, 422)
 
 
-@bp.app_template_global("automation_conditions_words")
-def _conditions_words(conditions) -> str:
-    return service.describe_conditions(conditions)
-
-
 # --- the list ---------------------------------------------------------------------------------
 
 @bp.get("/")

@@ -6,7 +6,7 @@ its verbs and refreshes itself while the message is on its way) and the pause sw
 outbox pages' shared ones (`blueprints/outbox_pages.py`), as on the webhooks page. Each notification event is a row
 box (`mail/_notification_row.html`) that saves and resets in place.
 """
-from flask import Blueprint, abort, current_app, flash, has_request_context, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from mets.extensions import db
@@ -26,24 +26,6 @@ from mets.web import admin_required, arg_int, commit, is_htmx, load_entity, load
 bp = Blueprint("mail", __name__, url_prefix="/admin/mail")
 PAGES = outbox_pages.Pages(MAIL, "mail", show="mail.message", id_arg="message_id", box_id="mail-status",
                            noun="message", plural="messages")
-
-
-@bp.app_context_processor
-def _mail_badge():
-    # A callable, so the COUNT runs only when base.html draws the nav (not for every htmx partial).
-    if has_request_context() and current_user.is_authenticated and current_user.is_staff and current_user.is_admin:
-        return {"mail_failed_count": lambda: outbox_admin.failed_count(MAIL, db.session)}
-    return {}
-
-
-@bp.app_template_filter("mail_due")
-def _due(value) -> str:
-    return outbox_admin.due_in(value)
-
-
-@bp.app_template_global("mail_priority")
-def _priority(value) -> str:
-    return outbox_admin.priority_label(value)
 
 
 # --- the queue --------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Blueprint, abort, g, render_template, request
 from flask_login import current_user
-from jinja2 import Undefined
 
 from mets.extensions import db
 from mets.services import rules
@@ -186,16 +185,6 @@ def builder_view(conditions=None, name: str = "conditions", registry: str = "tic
     root = group_view(reg, tree, errors=errors)
     text = raw if raw is not None else json.dumps(tree if tree is not None else {"all": []})
     return BuilderView(_new_id("rb"), name, Palette(reg), root, text, error or top)
-
-
-@bp.app_template_global("rule_builder")
-def _rule_builder_global(conditions=None, name: str = "conditions", registry: str = "ticket", error=None):
-    """Jinja: `rule_builder(conditions, ...)` -> BuilderView (used by rules/_macros.html)."""
-    conditions = None if isinstance(conditions, Undefined) else conditions
-    error = None if isinstance(error, Undefined) else error
-    if isinstance(error, (list, tuple)):
-        error = error[0] if error else None
-    return builder_view(conditions, name=name, registry=registry, error=error)
 
 
 # --- form inputs of one row -------------------------------------------------------------------

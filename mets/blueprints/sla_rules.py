@@ -16,7 +16,6 @@ from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.sla import admin as sla_rules
 from mets.services.sla import test_mode as sla_test_mode
-from mets.services.durations import format_minutes
 from mets.web import admin_required, arg_int, commit, is_htmx, load_entity, load_sla_rule, render
 
 bp = Blueprint("sla_rules", __name__, url_prefix="/admin/sla")
@@ -37,16 +36,6 @@ def _entity_box(entity: Entity):
     depth = len(access.ancestors(db.session, entity))
     return render("sla/index.html", "sla/_entity_rules.html", entity=entity, depth=depth,
                   rules=sla_rules.rules_of(db.session, entity), groups=sla_rules.rules_by_entity(db.session))
-
-
-@bp.app_template_global("sla_describe_conditions")
-def _describe(conditions) -> str:
-    return sla_rules.describe_conditions(conditions)
-
-
-@bp.app_template_filter("format_minutes")
-def _minutes(value) -> str:
-    return "" if value is None else format_minutes(value)
 
 
 # --- routes -----------------------------------------------------------------------------------
