@@ -11,6 +11,7 @@ from jinja2 import Undefined
 from mets import clock
 from mets.blueprints.rules import builder_view
 from mets.extensions import db
+from mets.forms import entity_label
 from mets.models import STATUSES
 from mets.models.tickets import STATUS_LABELS
 from mets.services.automation import admin as automation_admin
@@ -76,7 +77,8 @@ def init_app(app) -> None:
     app.jinja_env.filters.update(message_html=body_html, local=local, ago=ago, duration=duration,
                                  format_minutes=minutes, mail_due=outbox_admin.due_in)
     app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx,
-                                 rule_builder=rule_builder, mail_priority=outbox_admin.priority_label,
+                                 entity_label=entity_label, rule_builder=rule_builder,
+                                 mail_priority=outbox_admin.priority_label,
                                  automation_conditions_words=automation_admin.describe_conditions,
                                  sla_describe_conditions=sla_admin.describe_conditions)
     app.context_processor(mail_badge)

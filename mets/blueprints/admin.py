@@ -4,7 +4,7 @@ from flask_login import current_user, login_user
 
 from mets import clock, jobs
 from mets.extensions import db
-from mets.forms import status_for
+from mets.forms import entity_choices, status_for
 from mets.forms.admin import EntityForm, MembershipForm, UserForm
 from mets.models import Entity
 from mets.services import health
@@ -28,9 +28,8 @@ def _entity_form(entity: Entity | None = None) -> EntityForm:
     form = EntityForm(obj=entity)
     # An entity cannot sit under itself or one of its own departments.
     excluded = access.with_descendants(db.session, [entity.id]) if entity else set()
-    form.parent_id.choices = [(None, "— none (top level) —")] + [
-        (e.id, "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session) if e.id not in excluded
-    ]
+    form.parent_id.choices = [(None, "— none (top level) —"), *entity_choices(entities.entity_tree(db.session),
+                                                                              skip=excluded)]
     return form
 
 
@@ -103,7 +102,7 @@ def user_edit(user_id):
 def _membership_form(blank: bool = False) -> MembershipForm:
     """The add-membership form; `blank` ignores the request (a fresh form after saving)."""
     form = MembershipForm(formdata=None) if blank else MembershipForm()
-    form.entity_id.choices = [(e.id, "\u00a0\u00a0" * d + e.name) for e, d in entities.entity_tree(db.session)]
+    form.entity_id.choices = entity_choices(entities.entity_tree(db.session))
     return form
 
 

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from mets.extensions import db
-from mets.forms import show_errors
+from mets.forms import entity_choices, show_errors
 from mets.forms.automation import RuleForm
 from mets.models import TRIGGERS, AutomationRule
 from mets.services.directory import access
@@ -35,7 +35,7 @@ def _form(rule: AutomationRule | None = None) -> RuleForm:
     else:
         form = RuleForm()
     form.entity_id.choices = [("", "All entities")] + [
-        (str(e.id), "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session)]
+        (str(entity_id), label) for entity_id, label in entity_choices(entities.entity_tree(db.session))]
     return form
 
 

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 
 from mets.extensions import db
-from mets.forms import status_for
+from mets.forms import entity_choices, status_for
 from mets.forms.sla import SlaRuleForm
 from mets.models import Entity, SlaRule
 from mets.services.directory import access
@@ -27,7 +27,7 @@ def _form(rule: SlaRule | None = None, blank: bool = False, **defaults) -> SlaRu
         form = SlaRuleForm(formdata=None, data=sla_rules.form_values(rule) if rule else defaults)
     else:
         form = SlaRuleForm()
-    form.entity_id.choices = [(e.id, "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session)]
+    form.entity_id.choices = entity_choices(entities.entity_tree(db.session))
     return form
 
 

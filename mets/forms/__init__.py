@@ -44,6 +44,17 @@ def coerce_optional_id(value):
     return None if value in ("", None, "None") else coerce_id(value)
 
 
+def entity_label(entity, depth: int) -> str:
+    """An entity's name indented by its depth in the tree: how every entity choice reads (forms and, as the Jinja
+    global of that name, templates/_macros.html's entity_options)."""
+    return "\u00a0\u00a0" * depth + entity.name
+
+
+def entity_choices(tree, skip=frozenset()) -> list[tuple[int, str]]:
+    """(id, indented name) for each (entity, depth) of `tree` (`entities.entity_tree`) but those in `skip`."""
+    return [(e.id, entity_label(e, depth)) for e, depth in tree if e.id not in skip]
+
+
 def show_errors(form: FlaskForm, errors: dict[str, str]) -> None:
     """Put a service's messages (a DomainError's `errors`) on the matching fields (the rest on the form)."""
     for name, message in errors.items():
