@@ -9,7 +9,7 @@ from flask_login import current_user
 from jinja2 import Undefined
 
 from mets import clock
-from mets.blueprints.rules import builder_view
+from mets.forms.rules import builder_view
 from mets.extensions import db
 from mets.forms import entity_label
 from mets.models import STATUSES

@@ -12,7 +12,6 @@ from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
 
 from mets.extensions import db
-from mets.forms import show_errors
 from mets.models import AutomationRule, Entity, Membership, SlaRule, User
 from mets.services.directory import access
 from mets.services.errors import DomainError
@@ -151,6 +150,16 @@ def load_outbox_row(channel, row_id):
 
 
 # --- the one commit helper ------------------------------------------------------------------------
+
+def show_errors(form, errors: dict[str, str]) -> None:
+    """Put a service's messages (a DomainError's `errors`) on the matching fields (the rest on the form)."""
+    for name, message in errors.items():
+        target = getattr(form, name, None) if name else None
+        if target is not None and hasattr(target, "errors"):
+            target.errors = list(target.errors) + [message]
+        else:
+            form.form_errors.append(message)
+
 
 @dataclass
 class Saved:

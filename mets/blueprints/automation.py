@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from mets.extensions import db
-from mets.forms import entity_choices, show_errors
+from mets.forms import entity_choices
 from mets.forms.automation import RuleForm
 from mets.models import TRIGGERS, AutomationRule
 from mets.services.directory import access
@@ -21,7 +21,7 @@ from mets.services.automation import admin as service
 from mets.services.automation import test_mode
 from mets.services.automation.admin import TRIGGER_LABELS
 from mets.services.errors import DomainError
-from mets.web import admin_required, arg_int, commit, is_htmx, load_automation_rule, load_entity, render
+from mets.web import admin_required, arg_int, commit, is_htmx, load_automation_rule, load_entity, render, show_errors
 
 bp = Blueprint("automation", __name__, url_prefix="/admin/automation")
 RECENT_LIMIT = 50

@@ -12,7 +12,6 @@ from flask import Blueprint, abort, redirect, request, url_for
 
 from mets import clock
 from mets.extensions import db
-from mets.forms import show_errors
 from mets.forms.hours import ExceptionForm, HolidayForm, HolidayImportForm, IntervalForm, PreviewForm, TimezoneForm
 from mets.models import BusinessHours, Entity, Holiday, HoursException
 from mets.services import hours
@@ -21,7 +20,7 @@ from mets.services.hours import admin as hours_edit
 from mets.services.durations import format_minutes
 from mets.services.errors import DomainError
 from mets.services.validation import timezones
-from mets.web import Saved, admin_required, commit, is_htmx, load_entity, load_hours_row, render
+from mets.web import Saved, admin_required, commit, is_htmx, load_entity, load_hours_row, render, show_errors
 
 bp = Blueprint("hours", __name__, url_prefix="/admin/hours")
 

@@ -1,5 +1,6 @@
 """WTForms for every page form, one module per domain (auth, tickets, portal, admin, hours, sla, automation,
-mail); the services do the domain checks and the forms show their errors. Here: what the modules share."""
+mail; rules: the condition builder's view); the services do the domain checks and the forms show their errors.
+Here: what the modules share."""
 from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField, TextAreaField
 from wtforms.validators import DataRequired, Length
@@ -53,16 +54,6 @@ def entity_label(entity, depth: int) -> str:
 def entity_choices(tree, skip=frozenset()) -> list[tuple[int, str]]:
     """(id, indented name) for each (entity, depth) of `tree` (`entities.entity_tree`) but those in `skip`."""
     return [(e.id, entity_label(e, depth)) for e, depth in tree if e.id not in skip]
-
-
-def show_errors(form: FlaskForm, errors: dict[str, str]) -> None:
-    """Put a service's messages (a DomainError's `errors`) on the matching fields (the rest on the form)."""
-    for name, message in errors.items():
-        field = getattr(form, name, None) if name else None
-        if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + [message]
-        else:
-            form.form_errors.append(message)
 
 
 def status_for(form: FlaskForm) -> int:
