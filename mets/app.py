@@ -4,7 +4,7 @@ import os
 from flask import Flask
 from sqlalchemy import event
 
-from mets import auth_setup, cli, errors, security, throttle, web
+from mets import auth_setup, cli, errors, security, templating, throttle
 from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
 from mets.blueprints import automation as automation_pages
 from mets.blueprints import mail as mail_pages
@@ -49,7 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     notify.init_app(app)
     automation.init_app(app)
     auth_setup.init_app(app)
-    web.init_app(app)
+    templating.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     for module in BLUEPRINTS:

@@ -1,17 +1,21 @@
-"""Helpers shared by the blueprints: page-or-partial rendering, role guards, load-or-404, reading numbers."""
+"""What every route uses: page-or-partial rendering, role guards, the loaders that scope and 404, the one commit
+helper, reading numbers.
+
+A route loads what its URL names (`load_ticket`, `load_entity`, ...: out of the current user's scope is a 404, as
+missing is), reads its form, changes data only through `commit(action, form)` and renders with `render`.
+"""
+from dataclasses import dataclass, field
 from functools import wraps
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
 
-from mets import clock
 from mets.extensions import db
-from mets.models import STATUSES
-from mets.models.tickets import STATUS_LABELS
+from mets.models import AutomationRule, Entity, Membership, SlaRule, User
 from mets.services.directory import access
-from mets.services.html import message_html
-from mets.services.validation import MAX_ID, parse_int
+from mets.services.errors import DomainError
+from mets.services.validation import MAX_ID, parse_id, parse_int
 
 
 def arg_int(name: str, default=None, min_value: int = 1, max_value: int = MAX_ID, source=None):
@@ -79,83 +83,116 @@ def customer_required(view):
     return wrapped
 
 
-def get_ticket_or_404(number: str):
-    """The ticket if the current user may see it; out-of-scope and missing look the same."""
+# --- loaders: one per model, scoped to the current user; out of scope looks the same as missing ------------
+
+def _load(model, row_id, allowed, optional: bool = False):
+    """The row with this id (an int, or a request's text) if `allowed(row)`; else 404, or None when `optional`."""
+    row_id = parse_id(row_id)
+    row = db.session.get(model, row_id) if row_id is not None else None
+    if row is not None and allowed(row):
+        return row
+    if optional:
+        return None
+    abort(404)
+
+
+def _works_in(entity_id: int | None) -> bool:
+    """The current user works in this entity (access: admins every one, staff theirs and their departments);
+    None ("all entities") is the admins' only."""
+    ids = access.visible_entity_ids(db.session, current_user)
+    return ids is None or entity_id in ids
+
+
+def load_ticket(number: str):
+    """The ticket if the current user may see it (access.find_ticket); an old number of a moved ticket (or a
+    lower-case one) redirects a GET to the number it has now."""
     ticket = access.find_ticket(db.session, current_user, number)
     if ticket is None:
         abort(404)
     if ticket.number != number and request.method == "GET" and request.endpoint:
-        # An old number of a moved ticket (or a lower-case one): show the ticket under its number now.
         abort(redirect(url_for(request.endpoint, **{**request.view_args, "number": ticket.number})))
     return ticket
 
 
-def _local(value, tz: str = "UTC", fmt: str = "%Y-%m-%d %H:%M"):
-    from zoneinfo import ZoneInfo
-
-    if value is None:
-        return ""
-    return value.astimezone(ZoneInfo(tz)).strftime(fmt)
-
-
-def _ago(value):
-    if value is None:
-        return ""
-    seconds = int((clock.now() - value).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if abs(seconds) >= size:
-            return f"{seconds // size}{unit} ago"
-    return "just now"
+def load_entity(entity_id, optional: bool = False) -> Entity | None:
+    """An entity the current user may use: staff those they work in, customers the active ones (the portal's
+    teams). `optional`: None instead of a 404 (an entity picked in a form, which the service then refuses)."""
+    allowed = (lambda e: e.active) if current_user.is_customer else (lambda e: _works_in(e.id))
+    return _load(Entity, entity_id, allowed, optional)
 
 
-CHANGE_LABELS = {"assignee_id": "assignee", "entity_id": "entity", "sla_rule_id": "SLA rule",
-                 "sla_extension_minutes": "SLA extended by"}
+def load_user(user_id) -> User:
+    """A user, on the admin pages (nobody else loads people by id)."""
+    return _load(User, user_id, lambda u: current_user.is_admin)
 
 
-def change_label(name: str) -> str:
-    return CHANGE_LABELS.get(name, name).replace("_", " ")
+def load_membership(user: User, membership_id) -> Membership:
+    """One of `user`'s memberships."""
+    return _load(Membership, membership_id, lambda m: m.user_id == user.id)
 
 
-def change_value(name: str, value) -> str:
-    """An audit value as people read it: names instead of ids, labels instead of codes."""
-    from mets.models import Entity, SlaRule, User
-    from mets.services.durations import format_minutes
-
-    if value is None or value == "":
-        return "—"
-    if name == "assignee_id":
-        user = db.session.get(User, value)
-        return user.name if user else f"#{value}"
-    if name == "entity_id":
-        entity = db.session.get(Entity, value)
-        return entity.name if entity else f"#{value}"
-    if name == "status":
-        return STATUS_LABELS.get(value, value)
-    if name == "sla_rule_id":
-        rule = db.session.get(SlaRule, value)
-        return rule.name if rule else f"#{value}"
-    if name == "sla_extension_minutes":
-        return format_minutes(value) if value else "—"
-    return str(value)
+def load_sla_rule(rule_id) -> SlaRule:
+    return _load(SlaRule, rule_id, lambda r: _works_in(r.entity_id))
 
 
-def _duration(value) -> str:
-    """A timedelta as "1h 20m" (whole minutes, rounded down)."""
-    from mets.services.durations import format_minutes
-
-    return "" if value is None else format_minutes(int(value.total_seconds() // 60))
+def load_automation_rule(rule_id) -> AutomationRule:
+    return _load(AutomationRule, rule_id, lambda r: _works_in(r.entity_id))
 
 
-def _message_html(message):
-    """A ticket's or reply's body as safe HTML (typed text escaped, old HTML sanitised again)."""
-    return message_html(message.body, message.body_format)
+def load_hours_row(model, row_id, entity: Entity):
+    """A row of `entity`'s own hours (`BusinessHours`, `Holiday`, `HoursException`)."""
+    return _load(model, row_id, lambda r: r.entity_id == entity.id)
 
 
-def init_app(app):
-    """Filters and globals for the templates (the `int` route converter is set in create_app, before any route)."""
-    app.jinja_env.filters["message_html"] = _message_html
-    app.jinja_env.filters["local"] = _local
-    app.jinja_env.filters["ago"] = _ago
-    app.jinja_env.filters["duration"] = _duration
-    app.jinja_env.globals.update(STATUSES=STATUSES, STATUS_LABELS=STATUS_LABELS, is_htmx=is_htmx,
-                                 change_label=change_label, change_value=change_value)
+def load_outbox_row(channel, row_id):
+    """A row of an outbox channel's table (a queued email, a webhook delivery)."""
+    return _load(channel.model, row_id, lambda r: _works_in(r.entity_id))
+
+
+# --- the one commit helper ------------------------------------------------------------------------
+
+def show_errors(form, errors: dict[str, str]) -> None:
+    """Put a service's messages (a DomainError's `errors`) on the matching fields (the rest on the form)."""
+    for name, message in errors.items():
+        target = getattr(form, name, None) if name else None
+        if target is not None and hasattr(target, "errors"):
+            target.errors = list(target.errors) + [message]
+        else:
+            form.form_errors.append(message)
+
+
+@dataclass
+class Saved:
+    """What `commit` did: `ok` (also its truth), the service's `result`, and, refused, the messages left for the
+    page to show (`errors` by field, `summary` in one line): those that did not go on a form."""
+
+    ok: bool
+    result: object = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(self.errors.values())
+
+
+def commit(action, form=None) -> Saved:
+    """The one way a route changes data: validate `form` (if any), run `action()` (one service call), commit.
+
+    Refused, by the form or by the service (a DomainError): roll back; the service's messages go on the form's
+    fields, or without a form come back in `errors`. A verb whose service never refuses may ignore the answer.
+    """
+    if form is not None and not form.validate_on_submit():
+        return Saved(False)
+    try:
+        result = action()
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if form is None:
+            return Saved(False, errors=exc.errors)
+        show_errors(form, exc.errors)
+        return Saved(False)
+    return Saved(True, result)

@@ -1,17 +1,17 @@
 """Admin pages: the entity tree (with the background jobs' health above it), users and their memberships."""
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
-from sqlalchemy import func, or_, select
 
 from mets import clock, jobs
 from mets.extensions import db
-from mets.forms import EntityForm, MembershipForm, UserForm, status_for, submit
-from mets.models import Entity, Membership, User
+from mets.forms import entity_choices, status_for
+from mets.forms.admin import EntityForm, MembershipForm, UserForm
+from mets.models import Entity
 from mets.services import health
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.directory import users
-from mets.web import admin_required, render
+from mets.web import admin_required, commit, load_entity, load_membership, load_user, render
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -28,16 +28,9 @@ def _entity_form(entity: Entity | None = None) -> EntityForm:
     form = EntityForm(obj=entity)
     # An entity cannot sit under itself or one of its own departments.
     excluded = access.with_descendants(db.session, [entity.id]) if entity else set()
-    form.parent_id.choices = [(None, "— none (top level) —")] + [
-        (e.id, "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session) if e.id not in excluded
-    ]
+    form.parent_id.choices = [(None, "— none (top level) —"), *entity_choices(entities.entity_tree(db.session),
+                                                                              skip=excluded)]
     return form
-
-
-def _entity_data(form: EntityForm) -> dict:
-    return {"name": form.name.data, "slug": form.slug.data, "parent_id": form.parent_id.data,
-            "timezone": (form.timezone.data or "").strip(), "sender_name": form.sender_name.data,
-            "sender_email": form.sender_email.data, "active": form.active.data}
 
 
 @bp.get("/entities")
@@ -54,7 +47,7 @@ def entity_list():
 @admin_required
 def entity_new():
     form = _entity_form()
-    if submit(form, lambda: entities.create_entity(db.session, _entity_data(form))):
+    if commit(lambda: entities.create_entity(db.session, form.data_for_service()), form):
         return redirect(url_for("admin.entity_list"), 303)
     return render_template("admin/entity_form.html", form=form, entity=None), status_for(form)
 
@@ -62,9 +55,9 @@ def entity_new():
 @bp.route("/entities/<int:entity_id>", methods=["GET", "POST"])
 @admin_required
 def entity_edit(entity_id):
-    entity = db.session.get(Entity, entity_id) or abort(404)
+    entity = load_entity(entity_id)
     form = _entity_form(entity)
-    if submit(form, lambda: entities.update_entity(db.session, entity, _entity_data(form))):
+    if commit(lambda: entities.update_entity(db.session, entity, form.data_for_service()), form):
         return redirect(url_for("admin.entity_list"), 303)
     return render_template("admin/entity_form.html", form=form, entity=entity), status_for(form)
 
@@ -76,13 +69,7 @@ def entity_edit(entity_id):
 def user_list():
     kind = request.args.get("kind", "staff")
     q = request.args.get("q", "").strip().lower()[:100]
-    query = select(User).order_by(User.name)
-    if kind in ("staff", "customer"):
-        query = query.where(User.kind == kind)
-    if q:
-        query = query.where(or_(func.lower(User.name).contains(q, autoescape=True),
-                                User.email.contains(q, autoescape=True)))
-    rows = list(db.session.scalars(query.limit(200)))
+    rows = users.search_users(db.session, kind, q)
     return render("admin/users.html", "admin/_user_rows.html", rows=rows, kind=kind, q=q)
 
 
@@ -90,24 +77,19 @@ def user_list():
 @admin_required
 def user_new():
     form = UserForm()
-    user = submit(form, lambda: users.create_user(db.session, _user_data(form)))
-    if user:
-        return redirect(url_for("admin.user_edit", user_id=user.id), 303)
+    saved = commit(lambda: users.create_user(db.session, form.data_for_service()), form)
+    if saved:
+        return redirect(url_for("admin.user_edit", user_id=saved.result.id), 303)
     return render_template("admin/user_form.html", form=form, user=None), status_for(form)
-
-
-def _user_data(form: UserForm) -> dict:
-    return {"name": form.name.data, "email": form.email.data, "kind": form.kind.data,
-            "password": form.password.data, "is_admin": form.is_admin.data, "active": form.active.data}
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @admin_required
 def user_edit(user_id):
-    user = db.session.get(User, user_id) or abort(404)
+    user = load_user(user_id)
     form = UserForm(obj=user)
     token_before = user.session_token
-    if submit(form, lambda: users.update_user(db.session, user, _user_data(form), actor=current_user)):
+    if commit(lambda: users.update_user(db.session, user, form.data_for_service(), actor=current_user), form):
         if user.id == current_user.id and user.session_token != token_before:
             # A new password of one's own ends every other session, not the one it was changed in.
             remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
@@ -120,18 +102,18 @@ def user_edit(user_id):
 def _membership_form(blank: bool = False) -> MembershipForm:
     """The add-membership form; `blank` ignores the request (a fresh form after saving)."""
     form = MembershipForm(formdata=None) if blank else MembershipForm()
-    form.entity_id.choices = [(e.id, "\u00a0\u00a0" * d + e.name) for e, d in entities.entity_tree(db.session)]
+    form.entity_id.choices = entity_choices(entities.entity_tree(db.session))
     return form
 
 
 @bp.post("/users/<int:user_id>/memberships")
 @admin_required
 def membership_save(user_id):
-    user = db.session.get(User, user_id) or abort(404)
+    user = load_user(user_id)
     form = _membership_form()
-    saved = submit(form, lambda: users.set_membership(
-        db.session, user, db.session.get(Entity, form.entity_id.data) or abort(404), form.role.data,
-        form.tier.data, users.parse_skills(form.skills.data)))
+    saved = commit(lambda: users.set_membership(
+        db.session, user, load_entity(form.entity_id.data), form.role.data,
+        form.tier.data, users.parse_skills(form.skills.data)), form)
     status = 200 if saved else 422
     if saved:
         form = _membership_form(blank=True)
@@ -142,9 +124,6 @@ def membership_save(user_id):
 @bp.delete("/users/<int:user_id>/memberships/<int:membership_id>")
 @admin_required
 def membership_delete(user_id, membership_id):
-    membership = db.session.get(Membership, membership_id)
-    if membership is None or membership.user_id != user_id:
-        abort(404)
-    users.remove_membership(db.session, membership)
-    db.session.commit()
+    membership = load_membership(load_user(user_id), membership_id)
+    commit(lambda: users.remove_membership(db.session, membership))
     return ""

@@ -6,9 +6,10 @@ from flask_login import current_user, login_user, logout_user
 
 from mets import throttle
 from mets.extensions import db
-from mets.forms import LoginForm
+from mets.forms.auth import LoginForm
 from mets.services.directory import users
 from mets.services.validation import normalize_email
+from mets.web import commit
 
 bp = Blueprint("auth", __name__)
 
@@ -42,12 +43,11 @@ def login():
             form.form_errors.append(f"Too many failed sign-ins. For your security, wait "
                                     f"{throttle.wait_phrase(wait)} and try again.")
             return render_template("auth/login.html", form=form), 429, {"Retry-After": str(wait)}
-        user = users.authenticate(db.session, email, form.password.data)
+        user = commit(lambda: users.authenticate(db.session, email, form.password.data)).result
         if user is None:
             throttle.login_failed(email, client)
             form.form_errors.append("Wrong email or password.")
         else:
-            db.session.commit()
             throttle.login_succeeded(email)
             session.clear()  # no session fixation across sign-ins
             login_user(user, remember=form.remember.data)
@@ -61,8 +61,7 @@ def logout():
     was_customer = current_user.is_authenticated and current_user.is_customer
     if current_user.is_authenticated:
         # Signing out ends every session of this user: a copied session or remember cookie is worthless after.
-        users.end_sessions(db.session, current_user)
-        db.session.commit()
+        commit(lambda: users.end_sessions(db.session, current_user))
     logout_user()
     session.clear()
     flash("You are signed out.", "info")

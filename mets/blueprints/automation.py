@@ -9,12 +9,11 @@ import json
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
 
 from mets.extensions import db
-from mets.forms import commit_call, show_errors
-from mets.models import TRIGGERS, AutomationRule, Entity
+from mets.forms import entity_choices
+from mets.forms.automation import RuleForm
+from mets.models import TRIGGERS, AutomationRule
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.automation import builder
@@ -22,28 +21,10 @@ from mets.services.automation import admin as service
 from mets.services.automation import test_mode
 from mets.services.automation.admin import TRIGGER_LABELS
 from mets.services.errors import DomainError
-from mets.services.validation import parse_id
-from mets.web import admin_required, arg_int, is_htmx, render
+from mets.web import admin_required, arg_int, commit, is_htmx, load_automation_rule, load_entity, render, show_errors
 
 bp = Blueprint("automation", __name__, url_prefix="/admin/automation")
-TRIGGER_CHOICES = [(t, TRIGGER_LABELS[t]) for t in TRIGGERS]
 RECENT_LIMIT = 50
-
-
-class RuleForm(FlaskForm):
-    """Text in, as people type it; services.automation_rules checks it and names the field at fault."""
-
-    name = StringField("Name")
-    entity_id = SelectField("Entity", validate_choice=False)
-    trigger_event = SelectField("When", choices=TRIGGER_CHOICES, validate_choice=False)
-    stop_processing = BooleanField("Stop processing further rules when this one matches")
-    is_active = BooleanField("Active (a rule runs only when switched on)")
-    conditions = TextAreaField("Conditions")  # kept by the condition builder
-    actions = TextAreaField("Actions")  # kept by the action sequencer (static/js/automation.js)
-
-    def data_for_service(self) -> dict:
-        return {n: self[n].data for n in ("name", "entity_id", "trigger_event", "stop_processing", "is_active",
-                                          "conditions", "actions")}
 
 
 def _form(rule: AutomationRule | None = None) -> RuleForm:
@@ -54,17 +35,8 @@ def _form(rule: AutomationRule | None = None) -> RuleForm:
     else:
         form = RuleForm()
     form.entity_id.choices = [("", "All entities")] + [
-        (str(e.id), "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session)]
+        (str(entity_id), label) for entity_id, label in entity_choices(entities.entity_tree(db.session))]
     return form
-
-
-def _rule(rule_id: int) -> AutomationRule:
-    return db.session.get(AutomationRule, rule_id) or abort(404)
-
-
-def _entity(raw) -> Entity | None:
-    entity_id = parse_id(raw)
-    return db.session.get(Entity, entity_id) if entity_id is not None else None
 
 
 def _trigger_filter(value) -> str | None:
@@ -89,8 +61,8 @@ def _back_to_list():
 
 
 def _builder_page(form: RuleForm, rule: AutomationRule | None, action_errors: dict, status: int):
-    rows, actions_error = builder.rows_view(db.session, _entity(form.entity_id.data), form.actions.data,
-                                            action_errors)
+    entity = load_entity(form.entity_id.data, optional=True)
+    rows, actions_error = builder.rows_view(db.session, entity, form.actions.data, action_errors)
     return render("automation/form.html", form=form, rule=rule, rows=rows, actions_error=actions_error,
                   type_groups=builder.type_groups(), test=None, status=status)
 
@@ -99,18 +71,12 @@ def _save(form: RuleForm, rule: AutomationRule | None, action):
     """Validate, run the service and commit: the saved rule, or the page again with every error in place."""
     if not form.validate_on_submit():
         return None, _builder_page(form, rule, {}, 422 if form.is_submitted() else 200)
-    _, saved, refusal = commit_call(action)
-    if refusal is None:
-        return saved, None
-    own, sequencer = builder.split_errors(refusal.errors)
-    if own:
-        show_errors(form, DomainError(own))
+    saved = commit(action)  # the form is checked above: the refusal's messages are shared out below
+    if saved:
+        return saved.result, None
+    own, sequencer = builder.split_errors(saved.errors)
+    show_errors(form, own)
     return None, _builder_page(form, rule, sequencer, 422)
-
-
-@bp.app_template_global("automation_conditions_words")
-def _conditions_words(conditions) -> str:
-    return service.describe_conditions(conditions)
 
 
 # --- the list ---------------------------------------------------------------------------------
@@ -125,25 +91,20 @@ def index():
 @admin_required
 def reorder():
     """The ids of one list (a trigger's rules) or of all rules, in their new order."""
-    try:
-        service.reorder(db.session, request.form.getlist("ids"))
-    except DomainError as exc:
-        db.session.rollback()
-        message = exc.errors.get("", str(exc))
+    saved = commit(lambda: service.reorder(db.session, request.form.getlist("ids")))
+    if not saved:
         if is_htmx():
-            return _list(_trigger_filter(request.form.get("trigger")), status=422, error=message)
-        flash(message, "error")
+            return _list(_trigger_filter(request.form.get("trigger")), status=422, error=saved.summary)
+        flash(saved.summary, "error")
         return redirect(url_for("automation.index"), 303)
-    db.session.commit()
     return _back_to_list()
 
 
 @bp.post("/<int:rule_id>/active")
 @admin_required
 def set_active(rule_id):
-    rule = _rule(rule_id)
-    service.set_active(db.session, rule, request.form.get("active") == "1", current_user)
-    db.session.commit()
+    rule = load_automation_rule(rule_id)
+    commit(lambda: service.set_active(db.session, rule, request.form.get("active") == "1", current_user))
     if request.form.get("back") == "rule" and not is_htmx():
         return redirect(url_for("automation.show", rule_id=rule.id), 303)
     return _back_to_list()
@@ -152,10 +113,9 @@ def set_active(rule_id):
 @bp.post("/<int:rule_id>/delete")
 @admin_required
 def delete(rule_id):
-    rule = _rule(rule_id)
+    rule = load_automation_rule(rule_id)
     name = rule.name
-    service.delete_rule(db.session, rule)
-    db.session.commit()
+    commit(lambda: service.delete_rule(db.session, rule))
     flash(f"Deleted “{name}”.")
     return redirect(url_for("automation.index"), 303)
 
@@ -176,7 +136,7 @@ def new():
 @bp.route("/<int:rule_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(rule_id):
-    rule = _rule(rule_id)
+    rule = load_automation_rule(rule_id)
     form = _form(rule)
     saved, page = _save(form, rule, lambda: service.update_rule(db.session, rule, form.data_for_service(),
                                                                 current_user))
@@ -195,7 +155,8 @@ def action_row():
         abort(400)
     type_name = request.form.get(f"ac-{row_id}-type" if row_id else "type", "")
     action = builder.action_from_form(request.form, row_id, type_name) if row_id else {"type": type_name}
-    row = builder.row_view(db.session, _entity(request.form.get("entity_id")), action, row_id=row_id or None)
+    entity = load_entity(request.form.get("entity_id"), optional=True)
+    row = builder.row_view(db.session, entity, action, row_id=row_id or None)
     return render_template("automation/_action_row.html", row=row, type_groups=builder.type_groups())
 
 
@@ -236,7 +197,7 @@ def _draft(form) -> tuple[dict, dict]:
         problems.update(exc.errors)
         raw_actions = []
     trigger = form.get("trigger_event") if form.get("trigger_event") in TRIGGERS else "ticket_created"
-    entity = _entity(form.get("entity_id"))
+    entity = load_entity(form.get("entity_id"), optional=True)
     return {"entity_id": entity.id if entity else None, "trigger_event": trigger, "conditions": conditions,
             "actions": raw_actions}, problems
 
@@ -246,7 +207,7 @@ def _draft(form) -> tuple[dict, dict]:
 @bp.get("/<int:rule_id>")
 @admin_required
 def show(rule_id):
-    rule = _rule(rule_id)
+    rule = load_automation_rule(rule_id)
     return render("automation/show.html", rule=rule, stats=service.stats(db.session, [rule.id])[rule.id],
                   actions_words=service.describe_actions(db.session, rule.actions),
                   executions=service.recent_executions(db.session, rule), trigger_labels=TRIGGER_LABELS)

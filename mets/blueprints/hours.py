@@ -8,12 +8,11 @@ with its errors otherwise.
 """
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, redirect, request, url_for
 
 from mets import clock
 from mets.extensions import db
-from mets.forms import commit_call, show_errors
-from mets.forms_hours import ExceptionForm, HolidayForm, HolidayImportForm, IntervalForm, PreviewForm, TimezoneForm
+from mets.forms.hours import ExceptionForm, HolidayForm, HolidayImportForm, IntervalForm, PreviewForm, TimezoneForm
 from mets.models import BusinessHours, Entity, Holiday, HoursException
 from mets.services import hours
 from mets.services.directory import entities
@@ -21,7 +20,7 @@ from mets.services.hours import admin as hours_edit
 from mets.services.durations import format_minutes
 from mets.services.errors import DomainError
 from mets.services.validation import timezones
-from mets.web import admin_required, is_htmx, render
+from mets.web import Saved, admin_required, commit, is_htmx, load_entity, load_hours_row, render, show_errors
 
 bp = Blueprint("hours", __name__, url_prefix="/admin/hours")
 
@@ -38,106 +37,104 @@ def index():
 @bp.get("/<int:entity_id>")
 @admin_required
 def page(entity_id):
-    return render("hours/page.html", **_context(_entity(entity_id)))
+    return render("hours/page.html", **_context(load_entity(entity_id)))
 
 
 @bp.post("/<int:entity_id>/own")
 @admin_required
 def own(entity_id):
     """Define own hours (a copy of the inherited week) or go back to inheriting: the whole page changes."""
-    entity = _entity(entity_id)
-    hours_edit.set_custom_hours(db.session, entity, request.form.get("own") == "1")
-    db.session.commit()
+    entity = load_entity(entity_id)
+    commit(lambda: hours_edit.set_custom_hours(db.session, entity, request.form.get("own") == "1"))
     return redirect(url_for("hours.page", entity_id=entity.id), 303)
 
 
 @bp.post("/<int:entity_id>/timezone")
 @admin_required
 def timezone(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = TimezoneForm()
-    ok, _ = _apply(form, lambda: hours_edit.set_timezone(db.session, entity, form.timezone.data))
-    return _answer(entity, "hours/_timezone.html", ok, timezone_form=None if ok else form)
+    saved = commit(lambda: hours_edit.set_timezone(db.session, entity, form.timezone.data), form)
+    return _answer(entity, "hours/_timezone.html", saved, timezone_form=None if saved else form)
 
 
 @bp.post("/<int:entity_id>/days/<int:weekday>")
 @admin_required
 def add_interval(entity_id, weekday):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     if not 0 <= weekday <= 6:
         abort(404)
     form = IntervalForm(prefix=f"d{weekday}")
-    ok, _ = _apply(form, lambda: hours_edit.add_interval(db.session, entity, weekday, form.start.data,
-                                                        form.end.data))
-    return _answer(entity, "hours/_day.html", ok, weekday=weekday, day_form=None if ok else form)
+    saved = commit(lambda: hours_edit.add_interval(db.session, entity, weekday, form.start.data, form.end.data),
+                   form)
+    return _answer(entity, "hours/_day.html", saved, weekday=weekday, day_form=None if saved else form)
 
 
 @bp.delete("/<int:entity_id>/intervals/<int:interval_id>")
 @admin_required
 def remove_interval(entity_id, interval_id):
-    entity = _entity(entity_id)
-    row = _row(BusinessHours, interval_id, entity)
+    entity = load_entity(entity_id)
+    row = load_hours_row(BusinessHours, interval_id, entity)
     weekday = row.day_of_week  # (the row is gone after the commit)
-    ok, _ = _apply(None, lambda: hours_edit.remove_interval(db.session, entity, row))
-    return _answer(entity, "hours/_day.html", ok, weekday=weekday)
+    saved = commit(lambda: hours_edit.remove_interval(db.session, entity, row))
+    return _answer(entity, "hours/_day.html", saved, weekday=weekday)
 
 
 @bp.post("/<int:entity_id>/holidays")
 @admin_required
 def add_holiday(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = HolidayForm(prefix="holiday")
-    ok, _ = _apply(form, lambda: hours_edit.add_holiday(db.session, entity, form.date.data, form.name.data))
-    return _answer(entity, "hours/_holidays.html", ok, holiday_form=None if ok else form)
+    saved = commit(lambda: hours_edit.add_holiday(db.session, entity, form.date.data, form.name.data), form)
+    return _answer(entity, "hours/_holidays.html", saved, holiday_form=None if saved else form)
 
 
 @bp.post("/<int:entity_id>/holidays/import")
 @admin_required
 def import_holidays(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = HolidayImportForm(prefix="import")
-    ok, added = _apply(form, lambda: hours_edit.import_holidays(db.session, entity, form.country.data,
-                                                                form.year.data))
+    saved = commit(lambda: hours_edit.import_holidays(db.session, entity, form.country.data, form.year.data), form)
     notice = None
-    if ok:
-        code, year = form.country.data.strip().upper(), form.year.data.strip()
+    if saved:
+        code, year, added = form.country.data.strip().upper(), form.year.data.strip(), saved.result
         notice = (f"Imported {added} holiday{'s' if added != 1 else ''} for {code} {year}." if added else
                   f"Every holiday for {code} {year} was already listed.")
-    return _answer(entity, "hours/_holidays.html", ok, import_form=form, notice=notice)
+    return _answer(entity, "hours/_holidays.html", saved, import_form=form, notice=notice)
 
 
 @bp.delete("/<int:entity_id>/holidays/<int:holiday_id>")
 @admin_required
 def remove_holiday(entity_id, holiday_id):
-    entity = _entity(entity_id)
-    row = _row(Holiday, holiday_id, entity)
-    ok, _ = _apply(None, lambda: hours_edit.remove_holiday(db.session, entity, row))
-    return _answer(entity, "hours/_holidays.html", ok)
+    entity = load_entity(entity_id)
+    row = load_hours_row(Holiday, holiday_id, entity)
+    saved = commit(lambda: hours_edit.remove_holiday(db.session, entity, row))
+    return _answer(entity, "hours/_holidays.html", saved)
 
 
 @bp.post("/<int:entity_id>/exceptions")
 @admin_required
 def add_exception(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = ExceptionForm(prefix="exception")
-    ok, _ = _apply(form, lambda: hours_edit.add_exception(db.session, entity, form.date.data, form.start.data,
-                                                       form.end.data, form.note.data))
-    return _answer(entity, "hours/_exceptions.html", ok, exception_form=None if ok else form)
+    saved = commit(lambda: hours_edit.add_exception(db.session, entity, form.date.data, form.start.data,
+                                                    form.end.data, form.note.data), form)
+    return _answer(entity, "hours/_exceptions.html", saved, exception_form=None if saved else form)
 
 
 @bp.delete("/<int:entity_id>/exceptions/<int:exception_id>")
 @admin_required
 def remove_exception(entity_id, exception_id):
-    entity = _entity(entity_id)
-    row = _row(HoursException, exception_id, entity)
-    ok, _ = _apply(None, lambda: hours_edit.remove_exception(db.session, entity, row))
-    return _answer(entity, "hours/_exceptions.html", ok)
+    entity = load_entity(entity_id)
+    row = load_hours_row(HoursException, exception_id, entity)
+    saved = commit(lambda: hours_edit.remove_exception(db.session, entity, row))
+    return _answer(entity, "hours/_exceptions.html", saved)
 
 
 @bp.get("/<int:entity_id>/preview")
 @admin_required
 def preview(entity_id):
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     form = PreviewForm(request.args)
     result = _preview(entity, form)
     return render("hours/page.html", "hours/_preview_result.html", status=200 if result else 422,
@@ -146,44 +143,18 @@ def preview(entity_id):
 
 # --- helpers --------------------------------------------------------------------------------
 
-def _entity(entity_id: int) -> Entity:
-    return db.session.get(Entity, entity_id) or abort(404)
+def _answer(entity: Entity, partial: str, saved: Saved, **state):
+    """The box after a change: its partial for htmx (422 when refused), else a redirect or the page with errors.
 
-
-def _row(model, row_id: int, entity: Entity):
-    """A row of this entity's own hours; another entity's or a missing one is a 404."""
-    row = db.session.get(model, row_id)
-    if row is None or row.entity_id != entity.id:
-        abort(404)
-    return row
-
-
-def _apply(form, action) -> tuple[bool, object]:
-    """Validate `form` (if any), run `action()` and commit: (True, its result); refused: roll back, (False, None).
-
-    A refusal's messages go on the form's fields (the rest on the form), or to the box when there is no form.
-    """
-    if form is not None and not form.validate_on_submit():
-        return False, None
-    ok, result, refusal = commit_call(action)
-    if refusal is not None and form is not None:
-        show_errors(form, refusal)
-    elif refusal is not None:
-        g.box_errors = list(refusal.errors.values())  # _answer files them under the box
-    return ok, result
-
-
-def _answer(entity: Entity, partial: str, ok: bool, **state):
-    """The box after a change: its partial for htmx (422 when refused), else a redirect or the page with errors."""
+    A refusal's messages are on the box's form, or (a verb with no form) listed under the box."""
     box = partial.split("/_")[-1].removesuffix(".html") + (f"-{state['weekday']}" if "weekday" in state else "")
-    g.hours_errors = {box: g.get("box_errors", [])}
-    context = _context(entity, **state)
+    context = _context(entity, box_errors={box: list(saved.errors.values())}, **state)
     if not is_htmx():
-        if ok:
+        if saved:
             return redirect(url_for("hours.page", entity_id=entity.id), 303)
         return render("hours/page.html", status=422, **context)
-    body, status, headers = render("hours/page.html", partial, status=200 if ok else 422, **context)
-    if ok:
+    body, status, headers = render("hours/page.html", partial, status=200 if saved else 422, **context)
+    if saved:
         headers["HX-Trigger"] = "hours-changed"  # the preview box listens for it
     return body, status, headers
 
@@ -192,13 +163,13 @@ def _preview(entity: Entity, form: PreviewForm) -> dict | None:
     try:
         return hours.preview_from_text(db.session, entity, form.created_at.data, form.target.data)
     except DomainError as exc:
-        show_errors(form, exc)
+        show_errors(form, exc.errors)
         return None
 
 
 def _context(entity: Entity, weekday: int | None = None, day_form: IntervalForm | None = None,
              timezone_form=None, holiday_form=None, import_form=None, exception_form=None, notice=None,
-             preview_form=None, preview=None) -> dict:
+             preview_form=None, preview=None, box_errors=None) -> dict:
     """Everything the page shows; one box's refused form (with its errors) replaces that box's blank form."""
     session = db.session
     source = hours.hours_source(session, entity)
@@ -223,7 +194,7 @@ def _context(entity: Entity, weekday: int | None = None, day_form: IntervalForm 
         "exception_form": exception_form or ExceptionForm(formdata=None, prefix="exception"),
         "timezones": sorted(timezones()),
         "countries": hours_edit.holiday_countries(), "notice": notice,
-        "box_errors": g.get("hours_errors", {}),
+        "box_errors": box_errors or {},
         "preview_form": preview_form, "preview": preview,
         "format_interval": hours_edit.format_interval, "format_minutes": format_minutes,
     }

@@ -6,16 +6,13 @@ its verbs and refreshes itself while the message is on its way) and the pause sw
 outbox pages' shared ones (`blueprints/outbox_pages.py`), as on the webhooks page. Each notification event is a row
 box (`mail/_notification_row.html`) that saves and resets in place.
 """
-from flask import Blueprint, abort, current_app, flash, has_request_context, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import Length
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
 from mets.security import allows_inline_styles
-from mets.forms import commit_call, status_for, submit
+from mets.forms import status_for
+from mets.forms.mail import NotificationForm, TestEmailForm
 from mets.blueprints import outbox_pages
 from mets.models import Entity
 from mets.services import mail_admin
@@ -24,46 +21,11 @@ from mets.services.notifications import settings as notification_settings
 from mets.services.outbox import admin as outbox_admin
 from mets.services.outbox.admin import MailFilters
 from mets.services.outbox.smtp import MAIL
-from mets.web import admin_required, arg_int, is_htmx
+from mets.web import admin_required, arg_int, commit, is_htmx, load_entity, load_outbox_row
 
 bp = Blueprint("mail", __name__, url_prefix="/admin/mail")
 PAGES = outbox_pages.Pages(MAIL, "mail", show="mail.message", id_arg="message_id", box_id="mail-status",
                            noun="message", plural="messages")
-
-
-class TestEmailForm(FlaskForm):
-    address = StringField("Send a test email to", validators=[Length(max=254)])
-
-
-class CheckboxesField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
-class NotificationForm(FlaskForm):
-    """One event's row; the event key is the prefix, so seven rows share a page without clashing."""
-
-    enabled = BooleanField("On")
-    recipients = CheckboxesField("Recipients")
-    extra_addresses = TextAreaField("Extra addresses", validators=[Length(max=5000)])
-
-
-@bp.app_context_processor
-def _mail_badge():
-    # A callable, so the COUNT runs only when base.html draws the nav (not for every htmx partial).
-    if has_request_context() and current_user.is_authenticated and current_user.is_staff and current_user.is_admin:
-        return {"mail_failed_count": lambda: outbox_admin.failed_count(MAIL, db.session)}
-    return {}
-
-
-@bp.app_template_filter("mail_due")
-def _due(value) -> str:
-    return outbox_admin.due_in(value)
-
-
-@bp.app_template_global("mail_priority")
-def _priority(value) -> str:
-    return outbox_admin.priority_label(value)
 
 
 # --- the queue --------------------------------------------------------------------------------
@@ -80,7 +42,7 @@ def index():
 @admin_required
 def retry_failed():
     f = MailFilters.from_args(request.form)
-    _, count, _ = commit_call(lambda: outbox_admin.retry_matching(MAIL, db.session, f))
+    count = commit(lambda: outbox_admin.retry_matching(MAIL, db.session, f)).result
     flash(f"{count} message{'' if count == 1 else 's'} will be retried.")
     return redirect(url_for("mail.index", **f.as_args(page="")), 303)
 
@@ -101,7 +63,7 @@ def _message_page(row, status: int = 200, error: str | None = None, notice: str 
 @admin_required
 @allows_inline_styles  # the message's HTML part, in a sandboxed iframe
 def message(message_id):
-    return _message_page(outbox_pages.row_or_404(PAGES, message_id))
+    return _message_page(load_outbox_row(MAIL, message_id))
 
 
 @bp.post("/<int:message_id>/retry")
@@ -137,19 +99,15 @@ def settings():
 @admin_required
 def send_test():
     form = TestEmailForm()
-    row = submit(form, lambda: mail_admin.send_test(db.session, form.address.data or "",
-                                                    actor_name=current_user.name))
-    if row is None:
+    saved = commit(lambda: mail_admin.send_test(db.session, form.address.data or "", actor_name=current_user.name),
+                   form)
+    if not saved:
         return _settings_page(form, status_for(form))
-    flash(f"Test email queued for {row.recipient_email}. Watch it go out below.")
-    return redirect(url_for("mail.message", message_id=row.id), 303)
+    flash(f"Test email queued for {saved.result.recipient_email}. Watch it go out below.")
+    return redirect(url_for("mail.message", message_id=saved.result.id), 303)
 
 
 # --- notification settings ----------------------------------------------------------------------
-
-def _entity(entity_id: int) -> Entity:
-    return db.session.get(Entity, entity_id) or abort(404)
-
 
 def _notification_form(row: mail_admin.NotificationRow, submitted: bool = False) -> NotificationForm:
     """The row's form: what was posted (to show it again with errors), or the setting in force."""
@@ -181,14 +139,14 @@ def _row_answer(entity: Entity, row, form, status: int = 200):
 def notifications():
     entity_id = arg_int("entity_id")
     tree = entities.entity_tree(db.session)
-    entity = _entity(entity_id) if entity_id else (tree[0][0] if tree else None)
+    entity = load_entity(entity_id) if entity_id else (tree[0][0] if tree else None)
     return _notifications_page(entity)
 
 
 def _notification_target(entity_id: int, event: str):
     if event not in notification_settings.EVENTS:
         abort(404)
-    entity = _entity(entity_id)
+    entity = load_entity(entity_id)
     return entity, mail_admin.notification_row(db.session, entity, event)
 
 
@@ -197,10 +155,10 @@ def _notification_target(entity_id: int, event: str):
 def save_notification(entity_id, event):
     entity, row = _notification_target(entity_id, event)
     form = _notification_form(row, submitted=True)
-    saved = submit(form, lambda: notification_settings.save(
+    saved = commit(lambda: notification_settings.save(
         db.session, entity, event, enabled=form.enabled.data, recipients=form.recipients.data or [],
-        extra_addresses=notification_settings.parse_addresses(form.extra_addresses.data or "")))
-    if saved is None:
+        extra_addresses=notification_settings.parse_addresses(form.extra_addresses.data or "")), form)
+    if not saved:
         if is_htmx():
             return _row_answer(entity, row, form, 422)
         return _notifications_page(entity, {event: form}, 422)
@@ -211,8 +169,7 @@ def save_notification(entity_id, event):
 @admin_required
 def reset_notification(entity_id, event):
     entity, _ = _notification_target(entity_id, event)
-    notification_settings.reset(db.session, entity, event)
-    db.session.commit()
+    commit(lambda: notification_settings.reset(db.session, entity, event))
     return _notification_done(entity, event, "Reset to the inherited setting")
 
 

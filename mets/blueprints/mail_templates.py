@@ -8,35 +8,17 @@ sandboxed iframe, never in the page itself.
 """
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
-from wtforms.validators import Length
 
 from mets.extensions import db
 from mets.security import allows_inline_styles
-from mets.forms import commit_call, status_for, submit
+from mets.forms import status_for
+from mets.forms.mail import TemplateForm
 from mets.models import Entity
 from mets.services.directory import entities
 from mets.services.notifications import templates as mail_templates
-from mets.web import admin_required, arg_int, render
+from mets.web import admin_required, arg_int, commit, load_entity, render
 
 bp = Blueprint("mail_templates", __name__, url_prefix="/admin/mail/templates")
-
-
-class TemplateForm(FlaskForm):
-    """The three sources as typed (services.mail_templates checks them) and the preview's ticket."""
-
-    subject = StringField("Subject")
-    body_text = TextAreaField("Text part")
-    body_html = TextAreaField("HTML part")
-    ticket = StringField("Preview with ticket", validators=[Length(max=60)])  # never saved
-
-    def source(self) -> mail_templates.Source:
-        return mail_templates.Source(self.subject.data or "", self.body_text.data or "", self.body_html.data or "")
-
-
-def _entity(entity_id: int) -> Entity:
-    return db.session.get(Entity, entity_id) or abort(404)
 
 
 def _name(name: str) -> str:
@@ -61,7 +43,7 @@ def _editor(entity: Entity, name: str, form: TemplateForm, status: int = 200):
 def index():
     tree = entities.entity_tree(db.session)
     entity_id = arg_int("entity_id")
-    entity = _entity(entity_id) if entity_id is not None else (tree[0][0] if tree else None)
+    entity = load_entity(entity_id) if entity_id is not None else (tree[0][0] if tree else None)
     rows = mail_templates.overview(db.session, entity) if entity else []
     return render("mail_templates/index.html", tree=tree, entity=entity, rows=rows)
 
@@ -70,15 +52,15 @@ def index():
 @admin_required
 @allows_inline_styles  # the preview shows the HTML part in a sandboxed iframe
 def edit(entity_id, name):
-    entity, name = _entity(entity_id), _name(name)
+    entity, name = load_entity(entity_id), _name(name)
     if request.method == "GET":
         source, _ = mail_templates.source_for(db.session, entity, name)
         form = TemplateForm(formdata=None, data=vars(source))
     else:
         form = TemplateForm()
-    saved = submit(form, lambda: mail_templates.save_override(
+    saved = commit(lambda: mail_templates.save_override(
         db.session, entity, name, subject=form.subject.data or "", body_text=form.body_text.data or "",
-        body_html=form.body_html.data or "", actor=current_user))
+        body_html=form.body_html.data or "", actor=current_user), form)
     if saved:
         flash(f"Saved {name} for {entity.name}.")
         return redirect(url_for("mail_templates.edit", entity_id=entity.id, name=name), 303)
@@ -90,7 +72,7 @@ def edit(entity_id, name):
 @allows_inline_styles
 def preview(entity_id, name):
     """The preview box for the form's current (unsaved) sources."""
-    entity, name = _entity(entity_id), _name(name)
+    entity, name = load_entity(entity_id), _name(name)
     return _editor(entity, name, TemplateForm())
 
 
@@ -98,9 +80,8 @@ def preview(entity_id, name):
 @admin_required
 def reset(entity_id, name):
     """Delete the entity's own version: it inherits again (from a parent's override or the default)."""
-    entity, name = _entity(entity_id), _name(name)
-    _, removed, _ = commit_call(lambda: mail_templates.reset_override(db.session, entity, name))
-    if removed:
+    entity, name = load_entity(entity_id), _name(name)
+    if commit(lambda: mail_templates.reset_override(db.session, entity, name)).result:
         _, owner = mail_templates.source_for(db.session, entity, name)
         flash(f"{entity.name} now uses " + (f"{owner.name}'s version." if owner else "the default."))
     else:

@@ -9,14 +9,13 @@ and `_pager.html`.
 """
 from dataclasses import dataclass
 
-from flask import abort, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 
 from mets.extensions import db
-from mets.forms import commit_call
 from mets.models import MAIL_STATUSES
 from mets.services.outbox import admin
 from mets.services.outbox.core import Channel
-from mets.web import is_htmx, render
+from mets.web import commit, is_htmx, load_outbox_row, render
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,6 @@ def list_page(pages: Pages, f, template: str, partial: str, *, with_names: bool 
                   pause=admin.pause_state(pages.channel, db.session), ob=pages, **extra)
 
 
-def row_or_404(pages: Pages, row_id: int):
-    return db.session.get(pages.channel.model, row_id) or abort(404)
-
-
 def row_page(pages: Pages, template: str, partial: str, row, status: int = 200, error: str | None = None,
              notice: str | None = None, **extra):
     """A row's page (or, for htmx, its status box)."""
@@ -63,10 +58,10 @@ def act(pages: Pages, row_id: int, verb, done: str, page):
     """Run retry or cancel on one row: 303 (or the box) when done, the refusal in place (422) if not.
 
     `page(row, status=, error=, notice=)` draws the row's page."""
-    row = row_or_404(pages, row_id)
-    ok, _, refusal = commit_call(lambda: verb(pages.channel, db.session, row))
-    if not ok:
-        return page(row, 422, error=refusal.summary)
+    row = load_outbox_row(pages.channel, row_id)
+    saved = commit(lambda: verb(pages.channel, db.session, row))
+    if not saved:
+        return page(row, 422, error=saved.summary)
     if is_htmx():
         return page(row, notice=done)
     flash(done)
@@ -76,7 +71,6 @@ def act(pages: Pages, row_id: int, verb, done: str, page):
 def pause(pages: Pages, what: str):
     """The pause switch's POST: pause or resume the channel (resuming hands due rows on after commit)."""
     paused = request.form.get("paused") == "1"
-    admin.set_paused(pages.channel, db.session, paused)
-    db.session.commit()
+    commit(lambda: admin.set_paused(pages.channel, db.session, paused))
     flash(f"{what} is paused: {pages.plural} keep queueing." if paused else f"{what} resumed.")
     return redirect(url_for(pages.endpoint("index")), 303)

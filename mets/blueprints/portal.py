@@ -1,17 +1,18 @@
 """The customer portal: sign in by emailed link, open tickets, follow and answer them."""
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
-from sqlalchemy import select
 
 from mets import throttle
 from mets.extensions import db
-from mets.forms import PortalLinkForm, PortalTicketForm, ReplyForm, status_for, submit
-from mets.models import Entity, Ticket
+from mets.forms import status_for
+from mets.forms.portal import PortalLinkForm, PortalTicketForm
+from mets.forms.tickets import ReplyForm
 from mets.services import tickets
-from mets.services.directory import portal_auth
+from mets.services.tickets.search import customer_tickets
+from mets.services.directory import entities, portal_auth
 from mets.services.directory.portal_mail import send_sign_in_link
 from mets.services.validation import normalize_email
-from mets.web import customer_required, get_ticket_or_404, is_htmx
+from mets.web import commit, customer_required, is_htmx, load_entity, load_ticket
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -19,10 +20,7 @@ bp = Blueprint("portal", __name__, url_prefix="/portal")
 @bp.get("/")
 @customer_required
 def index():
-    rows = db.session.scalars(
-        select(Ticket).where(Ticket.customer_id == current_user.id).order_by(Ticket.updated_at.desc())
-    ).all()
-    return render_template("portal/index.html", tickets=rows)
+    return render_template("portal/index.html", tickets=customer_tickets(db.session, current_user))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -43,8 +41,7 @@ def login():
         # has the recent links, and the answer for an address never depends on who asked before.
         if throttle.LINK_ADDRESS.hit(email) and portal_auth.should_send_link(db.session, email,
                                                                              config["PORTAL_OPEN_SIGNUP"]):
-            send_sign_in_link(email, portal_auth.safe_next(form.next.data))
-            db.session.commit()
+            commit(lambda: send_sign_in_link(email, portal_auth.safe_next(form.next.data)))
         # The same answer whether or not the address is known: it reveals nothing.
         return render_template("portal/link_sent.html", email=form.email.data)
     return render_template("portal/login.html", form=form), status_for(form)
@@ -64,38 +61,33 @@ def redeem(token):
     return redirect(result.next_path or url_for("portal.index"))
 
 
-def _entity_choices():
-    rows = db.session.scalars(select(Entity).where(Entity.active.is_(True)).order_by(Entity.name))
-    return [(e.id, e.name) for e in rows]
-
-
 @bp.route("/tickets/new", methods=["GET", "POST"])
 @customer_required
 def new():
     form = PortalTicketForm()
-    form.entity_id.choices = _entity_choices()
-    change = submit(form, lambda: tickets.create_ticket(
-        db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data), customer=current_user,
-        subject=form.subject.data, body=form.body.data, priority=form.priority.data, via="portal"))
-    if change:
-        return redirect(url_for("portal.show", number=change.ticket.number), 303)
+    form.entity_id.choices = [(e.id, e.name) for e in entities.active_entities(db.session)]
+    saved = commit(lambda: tickets.create_ticket(
+        db.session, actor=current_user, entity=load_entity(form.entity_id.data, optional=True), customer=current_user,
+        subject=form.subject.data, body=form.body.data, priority=form.priority.data, via="portal"), form)
+    if saved:
+        return redirect(url_for("portal.show", number=saved.result.ticket.number), 303)
     return render_template("portal/new.html", form=form), status_for(form)
 
 
 @bp.get("/tickets/<number>")
 @customer_required
 def show(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return render_template("portal/show.html", ticket=ticket, form=ReplyForm())
 
 
 @bp.post("/tickets/<number>/replies")
 @customer_required
 def reply(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     form = ReplyForm()
-    saved = submit(form, lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
-                                                   via="portal"))
+    saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+                                             via="portal"), form)
     status = 200 if saved else 422
     if saved:
         form = ReplyForm(formdata=None)

@@ -7,50 +7,18 @@ with the ticket number and shows `sla_test_mode.test_against_ticket`'s answer.
 """
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import Length
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from mets.extensions import db
-from mets.forms import PRIORITY_CHOICES, coerce_id, status_for, submit
-from mets.models import CLOCKS, Entity, SlaRule
-from mets.models.tickets import STATUS_LABELS
+from mets.forms import entity_choices, status_for
+from mets.forms.sla import SlaRuleForm
+from mets.models import Entity, SlaRule
 from mets.services.directory import access
 from mets.services.directory import entities
 from mets.services.sla import admin as sla_rules
 from mets.services.sla import test_mode as sla_test_mode
-from mets.services.durations import format_minutes
-from mets.web import admin_required, arg_int, is_htmx, render
+from mets.web import admin_required, arg_int, commit, is_htmx, load_entity, load_sla_rule, render
 
 bp = Blueprint("sla_rules", __name__, url_prefix="/admin/sla")
-
-
-class CheckboxesField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
-class SlaRuleForm(FlaskForm):
-    """Text in, as people type it; services.sla_rules parses it and names the field at fault."""
-
-    entity_id = SelectField("Entity", coerce=coerce_id)
-    name = StringField("Name", validators=[Length(max=200)])
-    priority = SelectField("Priority", choices=[("", "Any priority"), *PRIORITY_CHOICES], default="")
-    response = StringField("First response", validators=[Length(max=40)])
-    next_reply = StringField("Next reply", validators=[Length(max=40)])
-    resolution = StringField("Resolution", validators=[Length(max=40)])
-    escalation = StringField("Escalation", validators=[Length(max=40)])
-    business_hours_only = BooleanField("Count business hours only (unticked: the clocks run 24/7)", default=True)
-    warnings = StringField("Warnings", default="80%", validators=[Length(max=200)])
-    pause_statuses = CheckboxesField("Pause the clocks while the ticket is",
-                                     choices=[(s, STATUS_LABELS[s]) for s in sla_rules.PAUSABLE_STATUSES],
-                                     default=["pending"])
-    conditions = TextAreaField("Conditions")  # drawn by the condition builder, which keeps this one JSON field
-
-    def data_for_service(self) -> dict:
-        names = ("name", "priority", *CLOCKS, "business_hours_only", "warnings", "pause_statuses", "conditions")
-        return {"entity_id": self.entity_id.data, **{n: self[n].data for n in names}}
 
 
 def _form(rule: SlaRule | None = None, blank: bool = False, **defaults) -> SlaRuleForm:
@@ -59,12 +27,8 @@ def _form(rule: SlaRule | None = None, blank: bool = False, **defaults) -> SlaRu
         form = SlaRuleForm(formdata=None, data=sla_rules.form_values(rule) if rule else defaults)
     else:
         form = SlaRuleForm()
-    form.entity_id.choices = [(e.id, "\u00a0\u00a0" * depth + e.name) for e, depth in entities.entity_tree(db.session)]
+    form.entity_id.choices = entity_choices(entities.entity_tree(db.session))
     return form
-
-
-def _rule(rule_id: int) -> SlaRule:
-    return db.session.get(SlaRule, rule_id) or abort(404)
 
 
 def _entity_box(entity: Entity):
@@ -72,16 +36,6 @@ def _entity_box(entity: Entity):
     depth = len(access.ancestors(db.session, entity))
     return render("sla/index.html", "sla/_entity_rules.html", entity=entity, depth=depth,
                   rules=sla_rules.rules_of(db.session, entity), groups=sla_rules.rules_by_entity(db.session))
-
-
-@bp.app_template_global("sla_describe_conditions")
-def _describe(conditions) -> str:
-    return sla_rules.describe_conditions(conditions)
-
-
-@bp.app_template_filter("format_minutes")
-def _minutes(value) -> str:
-    return "" if value is None else format_minutes(value)
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -97,21 +51,21 @@ def index():
 def new():
     entity_id = arg_int("entity_id")
     form = _form(entity_id=entity_id, warnings="80%", pause_statuses=["pending"], business_hours_only=True)
-    rule = submit(form, lambda: sla_rules.create_rule(db.session, db.session.get(Entity, form.entity_id.data),
-                                                      form.data_for_service()))
-    if rule:
-        flash(f"Created “{rule.name}”. Test it against a ticket below.")
-        return redirect(url_for("sla_rules.edit", rule_id=rule.id), 303)
+    saved = commit(lambda: sla_rules.create_rule(db.session, load_entity(form.entity_id.data, optional=True),
+                                                 form.data_for_service()), form)
+    if saved:
+        flash(f"Created “{saved.result.name}”. Test it against a ticket below.")
+        return redirect(url_for("sla_rules.edit", rule_id=saved.result.id), 303)
     return render("sla/form.html", form=form, rule=None, status=status_for(form))
 
 
 @bp.route("/<int:rule_id>", methods=["GET", "POST"])
 @admin_required
 def edit(rule_id):
-    rule = _rule(rule_id)
+    rule = load_sla_rule(rule_id)
     form = _form(rule)
-    saved = submit(form, lambda: sla_rules.update_rule(db.session, rule, form.data_for_service(),
-                                                       entity=db.session.get(Entity, form.entity_id.data)))
+    saved = commit(lambda: sla_rules.update_rule(db.session, rule, form.data_for_service(),
+                                                 entity=load_entity(form.entity_id.data, optional=True)), form)
     if saved:
         flash(f"Saved “{rule.name}”.")
         return redirect(url_for("sla_rules.edit", rule_id=rule.id), 303)
@@ -121,9 +75,8 @@ def edit(rule_id):
 @bp.post("/<int:rule_id>/active")
 @admin_required
 def set_active(rule_id):
-    rule = _rule(rule_id)
-    sla_rules.set_active(db.session, rule, request.form.get("active") == "1")
-    db.session.commit()
+    rule = load_sla_rule(rule_id)
+    commit(lambda: sla_rules.set_active(db.session, rule, request.form.get("active") == "1"))
     if is_htmx():
         return _entity_box(rule.entity)
     if request.form.get("back") == "edit":
@@ -134,12 +87,11 @@ def set_active(rule_id):
 @bp.post("/<int:rule_id>/move")
 @admin_required
 def move(rule_id):
-    rule = _rule(rule_id)
+    rule = load_sla_rule(rule_id)
     offset = {"up": -1, "down": 1}.get(request.form.get("direction", ""))
     if offset is None:
         abort(400)
-    sla_rules.move(db.session, rule, offset)
-    db.session.commit()
+    commit(lambda: sla_rules.move(db.session, rule, offset))
     if is_htmx():
         return _entity_box(rule.entity)
     return redirect(url_for("sla_rules.index", _anchor=f"sla-entity-{rule.entity_id}"), 303)
@@ -149,7 +101,7 @@ def move(rule_id):
 @admin_required
 def test(rule_id):
     """The test box: the form as it stands (when sent along) or the saved rule, against one ticket now."""
-    rule = _rule(rule_id)
+    rule = load_sla_rule(rule_id)
     number = (request.form.get("ticket") or "").strip()[:60]
     with_form = "name" in request.form
     form = _form(rule, blank=not with_form)

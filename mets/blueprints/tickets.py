@@ -4,16 +4,18 @@ from flask_login import current_user
 
 from mets import clock
 from mets.extensions import db
-from mets.forms import ReplyForm, StaffTicketForm, status_for, submit
+from mets.forms import status_for
+from mets.forms.tickets import ReplyForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import sla, tickets
 from mets.services.directory import access
 from mets.services.directory import users
 from mets.services.errors import DomainError
+from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
-from mets.web import get_ticket_or_404, is_htmx, render, staff_required
+from mets.web import commit, is_htmx, load_entity, load_ticket, render, staff_required
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
@@ -31,7 +33,7 @@ def index():
     now = clock.now()
     return render("tickets/index.html", "tickets/_table.html", result=result, f=filters, entities=entities,
                   assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
-                  sla_summary=lambda t: sla.summary(db.session, t, now))
+                  sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items})
 
 
 def _assignee_choices(entities: list[Entity]) -> list[User]:
@@ -48,35 +50,36 @@ def new():
     form = StaffTicketForm()
     entities = [e for e in access.visible_entities(db.session, current_user) if e.active]
     form.entity_id.choices = [(e.id, e.name) for e in entities]
-    change = submit(form, lambda: tickets.create_ticket(
-        db.session, actor=current_user, entity=db.session.get(Entity, form.entity_id.data),
+    saved = commit(lambda: tickets.create_ticket(
+        db.session, actor=current_user, entity=load_entity(form.entity_id.data, optional=True),
         customer=users.get_or_create_customer(db.session, form.customer_email.data, form.customer_name.data),
         subject=form.subject.data, body=form.body.data, priority=form.priority.data,
-        category=form.category.data, via="agent"))
-    if change:
-        return redirect(url_for("tickets.show", number=change.ticket.number), 303)
+        category=form.category.data, via="agent"), form)
+    if saved:
+        return redirect(url_for("tickets.show", number=saved.result.ticket.number), 303)
     return render_template("tickets/new.html", form=form), status_for(form)
 
 
 @bp.get("/<number>")
 @staff_required
 def show(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return _show_page(ticket, ReplyForm())
 
 
 def _show_page(ticket, form, status: int = 200):
     return render_template("tickets/show.html", ticket=ticket, form=form, fields=_field_boxes(ticket),
-                           sla_clocks=sla.clocks(db.session, ticket)), status
+                           sla_clocks=sla.clocks(db.session, ticket),
+                           activity=activity_lines(db.session, ticket)), status
 
 
 @bp.post("/<number>/replies")
 @staff_required
 def reply(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     form = ReplyForm()
-    saved = submit(form, lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
-                                                   internal=form.internal.data))
+    saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+                                             internal=form.internal.data), form)
     status = 200 if saved else 422
     if saved:
         form = ReplyForm(formdata=None)
@@ -92,21 +95,21 @@ def reply(number):
 @bp.get("/<number>/sla")
 @staff_required
 def sla_panel(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return render_template("tickets/_sla.html", ticket=ticket, sla_clocks=sla.clocks(db.session, ticket))
 
 
 @bp.get("/<number>/activity")
 @staff_required
 def activity(number):
-    ticket = get_ticket_or_404(number)
-    return render_template("tickets/_activity.html", ticket=ticket)
+    ticket = load_ticket(number)
+    return render_template("tickets/_activity.html", ticket=ticket, activity=activity_lines(db.session, ticket))
 
 
 @bp.get("/<number>/properties")
 @staff_required
 def properties(number):
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     return render_template("tickets/_properties.html", ticket=ticket, fields=_field_boxes(ticket))
 
 
@@ -115,21 +118,15 @@ def properties(number):
 def edit_field(number, name):
     if name not in INLINE_FIELDS:
         abort(404)
-    ticket = get_ticket_or_404(number)
+    ticket = load_ticket(number)
     raw = request.form.get(name, "")
-    error = None
-    try:
-        change = _apply_field(ticket, name, raw)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        error = exc.for_field(name) or exc.summary
-        change = None
+    saved = commit(lambda: _apply_field(ticket, name, raw))
+    error = None if saved else saved.errors.get(name) or saved.summary
     if error is None and not access.find_ticket(db.session, current_user, ticket.number):
         # Moved to an entity this user does not work in: leave the page.
         return "", 200, {"HX-Redirect": url_for("tickets.index")}
     box = _field_box(ticket, name, error=error, submitted=raw if error else None)
-    headers = {"HX-Trigger": "ticket-changed"} if change is not None and change.changed else {}
+    headers = {"HX-Trigger": "ticket-changed"} if saved and saved.result.changed else {}
     return render_template("tickets/_field.html", ticket=ticket, box=box), 422 if error else 200, headers
 
 
@@ -137,8 +134,8 @@ def _apply_field(ticket, name: str, raw: str):
     if name == "status":
         return tickets.change_status(db.session, ticket, raw, actor=current_user)
     if name == "assignee_id":
-        assignee_id = parse_id(raw)
-        assignee = db.session.get(User, assignee_id) if assignee_id is not None else None
+        # One of those the box offers (who may be assigned tickets of this entity), or "" for nobody.
+        assignee = next((u for u in access.members_of(db.session, ticket.entity) if u.id == parse_id(raw)), None)
         if raw and assignee is None:
             raise DomainError({"assignee_id": tickets.NOT_ASSIGNABLE})  # as for anyone else not assignable
         return tickets.assign(db.session, ticket, assignee, actor=current_user)

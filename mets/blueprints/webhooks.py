@@ -14,7 +14,7 @@ from mets.services.directory import entities
 from mets.services.outbox import admin as outbox_admin
 from mets.services.outbox.admin import HookFilters
 from mets.services.outbox.http import HOOKS
-from mets.web import admin_required
+from mets.web import admin_required, load_outbox_row
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 PAGES = outbox_pages.Pages(HOOKS, "webhooks", show="webhooks.delivery", id_arg="delivery_id", box_id="hook-status",
@@ -39,7 +39,7 @@ def _delivery_page(row, status: int = 200, error: str | None = None, notice: str
 @bp.get("/<int:delivery_id>")
 @admin_required
 def delivery(delivery_id):
-    return _delivery_page(outbox_pages.row_or_404(PAGES, delivery_id))
+    return _delivery_page(load_outbox_row(HOOKS, delivery_id))
 
 
 @bp.post("/<int:delivery_id>/retry")

@@ -2,12 +2,13 @@
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from mets.models import Reply, Ticket, TicketEvent, User
 from mets.services import tickets as ticket_service
 from tests.conftest import HTMX, count_rows, login, login_customer, text_of
-from tests.factories import make_customer, make_entity, make_staff, make_ticket
+from mets.services.tickets.activity import activity_lines
+from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 from tests.web.helpers import screen, vary
 
 
@@ -328,6 +329,40 @@ def test_closed_ticket_cannot_be_reopened_or_answered(client, session, case):
     session.expire_all()
     assert case.status == "closed"
     assert count_rows(session, Reply) == 0
+
+
+def test_the_activity_trail_names_people_entities_and_rules_resolved_before_the_page_renders(
+        client, session, acme, case):
+    bea = session.scalar(select(User).where(User.name == "Bea Billing"))
+    maria = make_staff(acme["acme"], role="manager", name="Maria Manager")
+    gold = make_rule(acme["acme"], name="Gold", response_minutes=60, business_hours_only=False)
+    ticket_service.change_status(session, case, "open", actor=bea)
+    ticket_service.assign(session, case, bea, actor=bea)
+    ticket_service.assign(session, case, maria, actor=bea)
+    ticket_service.switch_sla_rule(session, case, gold, actor=None)
+    ticket_service.extend_sla(session, case, 90, actor=None)
+    session.commit()
+    page = screen(client.get(f"/tickets/{case.number}/activity", headers=HTMX))
+    assert "status: New → Open" in page
+    assert "assignee: — → Bea Billing" in page and "assignee: Bea Billing → Maria Manager" in page
+    assert "SLA rule: — → Gold" in page and "SLA extended by: — → 1h 30m" in page
+    ticket_service.update_fields(session, case, {"entity_id": acme["acme"].id}, actor=maria)
+    session.commit()
+    session.refresh(case)
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    connection = session.connection()
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        lines = activity_lines(session, case)
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert [c.old + " → " + c.new for c in lines[0].changes if c.label == "entity"] == ["Acme Billing → Acme"]
+    assert (lines[0].who, lines[-1].what) == ("Maria Manager", "ticket created")
+    assert len(statements) <= 4  # the events with their actors, then one query per kind of id named
 
 
 def test_missing_and_out_of_scope_tickets_look_the_same(client, session, acme, case):

@@ -87,3 +87,8 @@ def entity_tree(session) -> list[tuple[Entity, int]]:
 
     walk(None, 0)
     return out
+
+
+def active_entities(session) -> list[Entity]:
+    """The active entities by name: the teams a customer may open a ticket with in the portal."""
+    return list(session.scalars(select(Entity).where(Entity.active.is_(True)).order_by(Entity.name)))

@@ -1,5 +1,5 @@
 """Staff and customers, sign-in checks and memberships."""
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from mets import clock
 from mets.models import CUSTOMER, ROLES, STAFF, Entity, Membership, User
@@ -12,6 +12,18 @@ MIN_PASSWORD = 10
 
 def find_by_email(session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def search_users(session, kind: str | None = None, q: str = "", limit: int = 200) -> list[User]:
+    """The admin list: users by name, of one kind ("staff", "customer"; anything else: all) whose name or
+    address contains `q` (lower-case)."""
+    query = select(User).order_by(User.name)
+    if kind in (STAFF, CUSTOMER):
+        query = query.where(User.kind == kind)
+    if q:
+        query = query.where(or_(func.lower(User.name).contains(q, autoescape=True),
+                                User.email.contains(q, autoescape=True)))
+    return list(session.scalars(query.limit(limit)))
 
 
 def authenticate(session, email: str, password: str) -> User | None:

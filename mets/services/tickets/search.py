@@ -122,3 +122,9 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
                  selectinload(Ticket.sla_rule))
     )
     return TicketPage(items=list(rows), total=total, page=page, per_page=per_page, filters=f)
+
+
+def customer_tickets(session, customer: User) -> list[Ticket]:
+    """The portal's list: a customer's own tickets (access scopes them), the latest changed first."""
+    query = access.scope_tickets(select(Ticket), session, customer).order_by(Ticket.updated_at.desc())
+    return list(session.scalars(query))

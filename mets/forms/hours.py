@@ -1,4 +1,4 @@
-"""Forms of the business-hours page. Fields are text: services.hours_edit parses them and names the field at fault."""
+"""Forms of the business-hours page. Fields are text: services.hours.admin parses them and names the field at fault."""
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length, Optional

@@ -1,0 +1,21 @@
+"""Ticket forms: a reply (staff and portal), a ticket opened by staff."""
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+from mets.forms import PRIORITY_CHOICES, body_field, coerce_id
+
+
+class ReplyForm(FlaskForm):
+    body = body_field("Reply", "Write something before sending.")
+    internal = BooleanField("Internal note (customers never see it)")
+
+
+class StaffTicketForm(FlaskForm):
+    entity_id = SelectField("Entity", coerce=coerce_id)
+    customer_email = EmailField("Customer email", validators=[DataRequired(), Email(), Length(max=254)])
+    customer_name = StringField("Customer name", validators=[Optional(), Length(max=200)])
+    subject = StringField("Subject", validators=[DataRequired(), Length(max=250)])
+    body = body_field("Description")
+    priority = SelectField("Priority", choices=PRIORITY_CHOICES, default="normal")
+    category = StringField("Category", validators=[Optional(), Length(max=80)])
