@@ -6,6 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 # pytest-xdist processes for `make test` (each with its own SQLite file and PostgreSQL database); 0: none.
+# Work stealing: an idle process takes tests queued for a busy one, so a few long tests do not leave a tail.
 TEST_WORKERS ?= 3
 
 .PHONY: run test lint migrate seed clean
@@ -39,7 +40,7 @@ test: $(VENV)/.installed-dev
 	if [ -z "$$url" ] && [ -z "$(NO_POSTGRES)" ]; then url="$$($(BIN)/python -m tests.local_postgres)"; fi; \
 	if [ -n "$$url" ]; then echo "make test: every database test on SQLite and on PostgreSQL ($$url)"; \
 	else echo "make test: SQLite only (no PostgreSQL at 127.0.0.1:5432 and no TEST_DATABASE_URL)"; fi; \
-	TEST_DATABASE_URL="$$url" $(BIN)/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
+	TEST_DATABASE_URL="$$url" $(BIN)/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
 # ruff (pyproject.toml) and the import-linter contracts that hold the layers (docs/architecture.md).
 lint: $(VENV)/.installed-dev
