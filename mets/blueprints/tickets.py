@@ -129,11 +129,11 @@ def poll(number):
     """The open ticket page's poll: 204 when neither the ticket nor who else views it changed; otherwise the parts
     that did, as out-of-band swaps (never the reply box). Records the poller's presence."""
     ticket = load_ticket(number)
-    now = clock.now()
-    commit(lambda: live.record_viewer(db.session, ticket, current_user, now))
-    others = live.viewers(db.session, ticket, current_user, now, _presence_window())
-    key = live.viewers_key(others)
+    # The version came with the scoped load: when it is the page's, nothing else about the ticket is read.
     changed = arg_int("version", min_value=0, max_value=2**31 - 1, source=request.form) != ticket.version
+    now = clock.now()
+    others = commit(lambda: live.check_in(db.session, ticket, current_user, now, _presence_window())).result
+    key = live.viewers_key(others)
     if not changed and key == request.form.get("viewers", ""):
         return "", 204
     context = {"ticket": ticket, "others": others, "viewers_key": key, "changed": changed,

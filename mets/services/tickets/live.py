@@ -88,6 +88,12 @@ def record_viewer(session, ticket: Ticket, viewer: User, now: datetime) -> None:
                                                     set_={"last_seen": now}))
 
 
+def check_in(session, ticket: Ticket, viewer: User, now: datetime, window: timedelta) -> list[tuple[int, str]]:
+    """A poll: record `viewer` and answer who else is viewing (one upsert, one indexed read)."""
+    record_viewer(session, ticket, viewer, now)
+    return viewers(session, ticket, viewer, now, window)
+
+
 def prune_viewers(session, now: datetime) -> int:
     """Delete presence rows nobody has refreshed for PRUNE_AFTER (an indexed range on last_seen)."""
     result = session.execute(delete(TicketViewer).where(TicketViewer.last_seen < now - PRUNE_AFTER))
