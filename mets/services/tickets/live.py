@@ -48,7 +48,8 @@ def unseen_changes(session, ticket: Ticket, viewer: User, since_version: int | N
         .order_by(TicketEvent.version, TicketEvent.id)).all()
     replies = {(r.actor_id, r.at) for r in rows if r.event == "reply_added"}
     assignee_ids = {r.changes["assignee_id"][1] for r in rows if r.event == "assigned_to_changed"} - {None}
-    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(assignee_ids)))) if assignee_ids else {}
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(assignee_ids))).tuples().all()) \
+        if assignee_ids else {}
     out = []
     for row in rows:
         if row.event == "status_changed" and (row.actor_id, row.at) in replies:
