@@ -81,3 +81,33 @@ def test_a_colleagues_reply_arrives_on_the_open_page_and_a_reply_after_it_is_hel
     finally:
         context.close()
     assert page.evaluate("window.__noReload") is None  # (the list was a real navigation)
+
+
+def test_a_poll_never_replaces_a_box_the_agent_is_typing_in(live_server, page):
+    live_server.app.config["TICKET_POLL_SECONDS"] = 1
+    with live_server.app_context():
+        acme = make_entity(name="Acme Support", slug="acme")
+        make_staff(acme, name="Dana Agent", email="dana@staff.example")
+        make_staff(acme, name="Bea Billing", email="bea@staff.example")
+        number = make_ticket(acme, subject="Printer offline").number
+        db.session.commit()
+
+    sign_in(page, "dana@staff.example")
+    page.goto(f"/tickets/{number}")
+    category = page.get_by_label("Category")
+    category.fill("hardw")  # still typing: not sent yet (the box sends on change)
+
+    with live_server.app_context():
+        ticket = db.session.query(Ticket).filter_by(number=number).one()
+        bea = db.session.query(User).filter_by(email="bea@staff.example").one()
+        tickets.update_fields(db.session, ticket, {"priority": "urgent"}, actor=bea)
+        db.session.commit()
+
+    expect(page.locator("#activity")).to_contain_text("Bea Billing", timeout=5000)
+    expect(category).to_have_value("hardw")
+    expect(category).to_be_focused()
+    # Once she leaves the box (which saves it), the next poll brings the priority Bea set.
+    category.fill("hardware")
+    category.press("Tab")
+    expect(page.get_by_label("Priority")).to_have_value("urgent", timeout=5000)
+    expect(page.get_by_label("Category")).to_have_value("hardware")
