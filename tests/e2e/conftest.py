@@ -142,7 +142,8 @@ def browser():
 
 @pytest.fixture
 def page(request, browser, live_server, tmp_path):
-    """A fresh browser context (no cookies) on the live server; fails the test on any JavaScript error."""
+    """A fresh browser context (no cookies) on the live server; fails the test on any JavaScript error (but those
+    a test expects: `request.node.console_expected`, regular expressions)."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     request.addfinalizer(context.close)
     context.set_default_timeout(TIMEOUT_MS)
@@ -155,7 +156,9 @@ def page(request, browser, live_server, tmp_path):
         # tells htmx to swap in place (422: field errors, 409: a reply held because the ticket changed), which
         # Chromium logs as failed loads all the same.
         if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico") \
-                and not re.search(r"Failed to load resource: .* status of (409|422) ", msg.text):
+                and not re.search(r"Failed to load resource: .* status of (409|422) ", msg.text) \
+                and not any(re.search(p, f"{msg.text} ({msg.location.get('url')})")
+                            for p in getattr(request.node, "console_expected", ())):
             problems.append(f"console error: {msg.text} ({msg.location.get('url')})")
 
     tab.on("console", on_console)

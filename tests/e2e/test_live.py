@@ -83,7 +83,8 @@ def test_a_colleagues_reply_arrives_on_the_open_page_and_a_reply_after_it_is_hel
     assert page.evaluate("window.__noReload") is None  # (the list was a real navigation)
 
 
-def test_a_poll_never_replaces_a_box_the_agent_is_typing_in(live_server, page):
+def test_a_poll_never_replaces_a_box_the_agent_is_typing_in_and_stops_when_access_is_lost(live_server, page,
+                                                                                         request):
     live_server.app.config["TICKET_POLL_SECONDS"] = 1
     with live_server.app_context():
         acme = make_entity(name="Acme Support", slug="acme")
@@ -111,3 +112,16 @@ def test_a_poll_never_replaces_a_box_the_agent_is_typing_in(live_server, page):
     category.press("Tab")
     expect(page.get_by_label("Priority")).to_have_value("urgent", timeout=5000)
     expect(page.get_by_label("Category")).to_have_value("hardware")
+
+    # Dana loses access while the page is open: the next poll is a 404 (which the browser logs), the page says so
+    # and stops polling.
+    request.node.console_expected = [r"status of 404 .*/tickets/ACME-\d+/live\)$",
+                                     r"Response Status Error Code 404 from /tickets/ACME-\d+/live"]
+    with live_server.app_context():
+        from mets.services.directory import users
+
+        dana = db.session.query(User).filter_by(email="dana@staff.example").one()
+        users.remove_membership(db.session, dana.memberships[0])
+        db.session.commit()
+    expect(page.locator("#notice")).to_have_text("That item is no longer available to you.", timeout=5000)
+    expect(page.locator("#live")).to_have_count(0)
