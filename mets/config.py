@@ -89,6 +89,9 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # tied to the session instead of a clock
 
     TICKETS_PER_PAGE = 25
+    # An open ticket page asks this often whether the ticket changed (replies, notes, status...) and who else
+    # has it open; a viewer counts as gone after three missed polls (at least a minute).
+    TICKET_POLL_SECONDS = int(os.environ.get("TICKET_POLL_SECONDS", 10))
 
     # Request size (bytes). No attachments yet, so 2 MB is far above any form a person sends
     # (a 50,000-character reply is at most 600 kB even URL-encoded). Bigger requests get a 413.

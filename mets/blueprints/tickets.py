@@ -1,4 +1,7 @@
-"""The staff portal: ticket list, ticket page with its inline edits, creating tickets for customers."""
+"""The staff portal: ticket list, ticket page with its inline edits (kept current by its poll), creating tickets
+for customers."""
+from datetime import timedelta
+
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -12,10 +15,11 @@ from mets.services import sla, tickets
 from mets.services.directory import access
 from mets.services.directory import users
 from mets.services.errors import DomainError
+from mets.services.tickets import live
 from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
-from mets.web import commit, is_htmx, load_entity, load_ticket, render, staff_required
+from mets.web import arg_int, commit, is_htmx, load_entity, load_ticket, render, staff_required
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
@@ -33,7 +37,14 @@ def index():
     now = clock.now()
     return render("tickets/index.html", "tickets/_table.html", result=result, f=filters, entities=entities,
                   assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
-                  sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items})
+                  sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items},
+                  ticket_viewers=live.viewers_by_ticket(db.session, [t.id for t in result.items], current_user, now,
+                                                        _presence_window()))
+
+
+def _presence_window() -> timedelta:
+    """How long a ticket page's viewer counts as there without a poll: three missed polls, at least a minute."""
+    return timedelta(seconds=max(60, 3 * current_app.config["TICKET_POLL_SECONDS"]))
 
 
 def _assignee_choices(entities: list[Entity]) -> list[User]:
@@ -64,13 +75,23 @@ def new():
 @staff_required
 def show(number):
     ticket = load_ticket(number)
-    return _show_page(ticket, ReplyForm())
+    now = clock.now()
+    commit(lambda: (live.prune_viewers(db.session, now), live.record_viewer(db.session, ticket, current_user, now)))
+    return _show_page(ticket, _fresh_reply_form(ticket))
 
 
-def _show_page(ticket, form, status: int = 200):
+def _fresh_reply_form(ticket) -> ReplyForm:
+    form = ReplyForm(formdata=None)
+    form.version.data = ticket.version  # what the agent is shown: a reply is held if others changed it since
+    return form
+
+
+def _show_page(ticket, form, status: int = 200, held=()):
+    others = live.viewers(db.session, ticket, current_user, clock.now(), _presence_window())
     return render_template("tickets/show.html", ticket=ticket, form=form, fields=_field_boxes(ticket),
-                           sla_clocks=sla.clocks(db.session, ticket),
-                           activity=activity_lines(db.session, ticket)), status
+                           sla_clocks=sla.clocks(db.session, ticket), activity=activity_lines(db.session, ticket),
+                           held=held, others=others, viewers_key=live.viewers_key(others),
+                           poll_seconds=current_app.config["TICKET_POLL_SECONDS"]), status
 
 
 @bp.post("/<number>/replies")
@@ -78,18 +99,49 @@ def _show_page(ticket, form, status: int = 200):
 def reply(number):
     ticket = load_ticket(number)
     form = ReplyForm()
-    saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
-                                             internal=form.internal.data), form)
-    status = 200 if saved else 422
+    # A public reply on a ticket others changed since the form was loaded is held, not sent: the agent sees what
+    # they missed, the text stays in the box, and sending again (the form now carries the current version) sends.
+    # Internal notes are never held: they reach no customer, so they cannot answer one twice.
+    held = []
+    if form.validate_on_submit() and not form.internal.data:
+        held = live.unseen_changes(db.session, ticket, current_user, form.version.data)
+    if held:
+        form.version.data = ticket.version
+        saved, status = None, 409
+    else:
+        saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+                                                 internal=form.internal.data), form)
+        status = 200 if saved else 422
     if saved:
-        form = ReplyForm(formdata=None)
+        form = _fresh_reply_form(ticket)
     if not is_htmx():
         if saved:
             return redirect(url_for("tickets.show", number=ticket.number), 303)
-        return _show_page(ticket, form, status)
+        return _show_page(ticket, form, status, held)
     headers = {"HX-Trigger": "ticket-changed"} if status == 200 else {}
-    # base.html tells htmx to swap 422 answers too, so field errors show in place.
-    return render_template("tickets/_conversation.html", ticket=ticket, form=form), status, headers
+    # base.html tells htmx to swap 422 and 409 answers too, so field errors and the held reply show in place.
+    return render_template("tickets/_conversation.html", ticket=ticket, form=form, held=held), status, headers
+
+
+@bp.post("/<number>/live")
+@staff_required
+def poll(number):
+    """The open ticket page's poll: 204 when neither the ticket nor who else views it changed; otherwise the parts
+    that did, as out-of-band swaps (never the reply box). Records the poller's presence."""
+    ticket = load_ticket(number)
+    # The version came with the scoped load: when it is the page's, nothing else about the ticket is read.
+    changed = arg_int("version", min_value=0, max_value=2**31 - 1, source=request.form) != ticket.version
+    now = clock.now()
+    others = commit(lambda: live.check_in(db.session, ticket, current_user, now, _presence_window())).result
+    key = live.viewers_key(others)
+    if not changed and key == request.form.get("viewers", ""):
+        return "", 204
+    context = {"ticket": ticket, "others": others, "viewers_key": key, "changed": changed,
+               "poll_seconds": current_app.config["TICKET_POLL_SECONDS"]}
+    if changed:
+        context.update(fields=_field_boxes(ticket), sla_clocks=sla.clocks(db.session, ticket),
+                       activity=activity_lines(db.session, ticket))
+    return render_template("tickets/_live.html", **context)
 
 
 @bp.get("/<number>/sla")

@@ -6,10 +6,11 @@ from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL
 from mets.models.hours import BusinessHours, HoursException, Holiday
 from mets.models.jobs import JobRun
 from mets.models.sla import CLOCKS, SlaFiring, SlaPause, SlaRule
-from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketAlias, TicketEvent
+from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketAlias, TicketEvent, TicketViewer
 from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, RedeemedLink, User
 
 __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlias", "Reply", "TicketEvent",
+           "TicketViewer",
            "BusinessHours", "Holiday",
            "HoursException", "EmailTemplate", "NotificationSetting", "QueuedEmail", "AppSetting",
            "MAIL_STATUSES", "PENDING", "SENDING", "SENT", "FAILED", "CANCELLED", "CRITICAL", "WARNING", "NORMAL",

@@ -39,6 +39,8 @@ class Ticket(db.Model):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # Bumped by every change (services/tickets/changes.py, the SLA tick): an open ticket page polls it.
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # SLA clocks (services/sla.py keeps them; due times are None while a clock is stopped or paused).
     sla_rule_id: Mapped[int | None] = mapped_column(ForeignKey("sla_rules.id", ondelete="SET NULL"))
@@ -116,6 +118,8 @@ class TicketEvent(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     # The automation rule whose action made this change (the actor is then None).
     rule_id: Mapped[int | None] = mapped_column(ForeignKey("automation_rules.id", ondelete="SET NULL"))
+    # The ticket's version this change made (None: the SLA tick's rows and rows from before 0012).
+    version: Mapped[int | None]
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
     actor = relationship("User")
@@ -133,3 +137,15 @@ class TicketAlias(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
     ticket: Mapped[Ticket] = relationship(back_populates="aliases")
+
+
+class TicketViewer(db.Model):
+    """Presence: a staff member has this ticket's page open (the page's poll refreshes `last_seen`; older rows
+    than a minute or so count as gone and are pruned)."""
+
+    __tablename__ = "ticket_viewers"
+    __table_args__ = (Index("ix_ticket_viewers_last_seen", "last_seen"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)

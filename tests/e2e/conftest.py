@@ -8,6 +8,7 @@ system's (CHROMIUM_PATH, default /usr/bin/chromium); Playwright cannot download 
 """
 import mailbox
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -141,7 +142,8 @@ def browser():
 
 @pytest.fixture
 def page(request, browser, live_server, tmp_path):
-    """A fresh browser context (no cookies) on the live server; fails the test on any JavaScript error."""
+    """A fresh browser context (no cookies) on the live server; fails the test on any JavaScript error (but those
+    a test expects: `request.node.console_expected`, regular expressions)."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     request.addfinalizer(context.close)
     context.set_default_timeout(TIMEOUT_MS)
@@ -150,8 +152,13 @@ def page(request, browser, live_server, tmp_path):
     tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
 
     def on_console(msg):
-        # The app ships no favicon; the browser's 404 for it is not a page problem.
-        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico"):
+        # The app ships no favicon; the browser's 404 for it is not a page problem. Nor are the answers base.html
+        # tells htmx to swap in place (422: field errors, 409: a reply held because the ticket changed), which
+        # Chromium logs as failed loads all the same.
+        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico") \
+                and not re.search(r"Failed to load resource: .* status of (409|422) ", msg.text) \
+                and not any(re.search(p, f"{msg.text} ({msg.location.get('url')})")
+                            for p in getattr(request.node, "console_expected", ())):
             problems.append(f"console error: {msg.text} ({msg.location.get('url')})")
 
     tab.on("console", on_console)

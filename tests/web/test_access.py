@@ -56,6 +56,7 @@ ROUTES = [
     ("POST", "/tickets/new", None, NEW_TICKET, False, "303 303 422 404 404 302>/login"),
     ("GET", "/tickets/<number>", "/tickets/{number}", None, False, TICKET_PAGE),
     ("POST", "/tickets/<number>/replies", "/tickets/{number}/replies", {"body": "On it."}, True, TICKET_HTMX),
+    ("POST", "/tickets/<number>/live", "/tickets/{number}/live", {"version": "0", "viewers": ""}, True, TICKET_HTMX),
     ("GET", "/tickets/<number>/activity", "/tickets/{number}/activity", None, True, TICKET_HTMX),
     # The SLA panel: a partial the ticket page fetches with htmx.
     ("GET", "/tickets/<number>/sla", "/tickets/{number}/sla", None, True, TICKET_HTMX),

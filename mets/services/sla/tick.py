@@ -12,9 +12,10 @@ split the work instead of colliding.
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mets import clock, events
 from mets.models import SlaFiring, SlaPause, Ticket, TicketEvent
@@ -70,6 +71,12 @@ def _process(session, batch: list[Ticket], now: datetime, result: TickResult) ->
             insert(TicketEvent.__table__).returning(TicketEvent.id, sort_by_parameter_order=True), emitted).scalars()
         for event, event_id in zip(emitted, ids):
             event["id"] = event_id  # handlers key what they write on it (e.g. the outbox's dedupe key)
+        # An open ticket page polls the version: the new lines of its activity trail show up there.
+        bumped = session.execute(update(Ticket).where(Ticket.id.in_({e["ticket_id"] for e in emitted}))
+                                 .values(version=Ticket.version + 1).returning(Ticket.id, Ticket.version)
+                                 .execution_options(synchronize_session=False))
+        for ticket_id, version in bumped:
+            set_committed_value(by_id[ticket_id], "version", version)
     for event in emitted:
         events.emit(event["event"], session, by_id[event["ticket_id"]], event)  # notify, automation, ...
         result.fired.append((event["ticket_id"], event["changes"]["clock"], event["changes"]["point"]))

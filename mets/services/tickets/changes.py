@@ -6,7 +6,8 @@ Each function validates, writes the change and its TicketEvent rows, flushes and
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mets import clock, events, transaction
 from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketAlias, TicketEvent, User
@@ -47,9 +48,24 @@ def acting_rule(session, rule_id: int):
     return transaction.scoped(session, _ACTING_RULE, rule_id)
 
 
+def _bump_version(session, ticket: Ticket) -> int:
+    """The ticket's next version. An UPDATE ... SET version = version + 1 (taking the row's lock until commit), so
+    concurrent changes never hand out one version twice; a ticket being created starts at 1."""
+    if not inspect(ticket).persistent:
+        ticket.version = (ticket.version or 0) + 1
+        return ticket.version
+    version = session.execute(
+        update(Ticket).where(Ticket.id == ticket.id).values(version=Ticket.version + 1)
+        .returning(Ticket.version).execution_options(synchronize_session=False)
+    ).scalar_one()
+    set_committed_value(ticket, "version", version)
+    return version
+
+
 def _record(session, change: Change, event: str, actor: User | None, changes: dict, now: datetime) -> None:
+    version = _bump_version(session, change.ticket)
     row = TicketEvent(ticket=change.ticket, event=event, actor_id=actor.id if actor else None, changes=changes, at=now,
-                      rule_id=transaction.current(session, _ACTING_RULE))
+                      rule_id=transaction.current(session, _ACTING_RULE), version=version)
     session.add(row)
     change.events.append(row)
     change.ticket.updated_at = now

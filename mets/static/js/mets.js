@@ -43,3 +43,24 @@ document.addEventListener("submit", function (event) {
   var form = event.target;
   if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
+
+// The open ticket page's poll (form#live, tickets/_poll.html). A ticket the agent can no longer see (404) stops it;
+// its answers never replace a box the agent is typing in: that part is skipped and the next poll asks for it again.
+document.addEventListener("htmx:responseError", function (event) {
+  var elt = event.detail.elt;
+  if (elt && elt.id === "live" && event.detail.xhr.status === 404) elt.remove();
+});
+var livePartSkipped = false;
+document.addEventListener("htmx:oobBeforeSwap", function (event) {
+  var target = event.detail.target, active = document.activeElement;
+  if (!target || !active || !target.contains(active) || !active.matches("textarea, input:not([type=hidden])")) return;
+  if (active.value !== active.defaultValue) {
+    event.detail.shouldSwap = false;
+    livePartSkipped = true;
+  }
+});
+document.addEventListener("htmx:configRequest", function (event) {
+  if (event.detail.elt.id !== "live" || !livePartSkipped) return;
+  livePartSkipped = false;
+  event.detail.formData.set("version", "-1");  // matches no version: the answer brings every part again
+});
