@@ -29,9 +29,17 @@ migrate: $(VENV)/.installed
 seed: migrate
 	$(BIN)/flask --app wsgi mets seed-demo --if-empty
 
+# Links in mail and on the console follow the address served (METS_BASE_URL, unless set already).
+run seed: export METS_BASE_URL ?= http://$(HOST):$(PORT)
+
+# Both run in the background so that the shell's traps fire at once; a signal stops both with SIGTERM
+# (never `kill 0`: that signals make and the shell itself, whose trap then re-fires until it crashes).
 run: seed
-	@echo "METS on http://$(HOST):$(PORT) with its worker (mail to instance/maildir every 2 s, SLA tick every minute). Ctrl-C stops both."
-	@trap 'kill 0' INT TERM EXIT; $(BIN)/python worker.py & $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+	@echo "METS on $(METS_BASE_URL) with its worker (mail to instance/maildir every 2 s, SLA tick every minute). Ctrl-C stops both."
+	@$(BIN)/python worker.py & worker=$$!; \
+	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) & web=$$!; \
+	trap 'kill $$worker $$web 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM HUP; \
+	wait $$web
 
 # With TEST_DATABASE_URL unset, the local PostgreSQL is used when one answers at 127.0.0.1:5432
 # (database mets_test, created by the suite); NO_POSTGRES=1 runs SQLite only.

@@ -156,6 +156,14 @@ def group_view(registry: Registry, node: dict | None, path: str = "", depth: int
     return group
 
 
+def _drawn(group: GroupView) -> set[str]:
+    """The paths the builder draws a row or a nested group for (where their own message shows)."""
+    paths = {group.path} if group.depth > 1 else set()
+    for child in group.children:
+        paths |= _drawn(child) if isinstance(child, GroupView) else {child.path}
+    return paths
+
+
 def builder_view(conditions=None, name: str = "conditions", registry: str = "ticket",
                  error: str | None = None) -> BuilderView:
     """The whole builder for a host form: `conditions` is a tree, its JSON text (as submitted) or None."""
@@ -172,10 +180,13 @@ def builder_view(conditions=None, name: str = "conditions", registry: str = "tic
     if isinstance(tree, dict) and tree and not any(k in tree for k in rules.GROUPS):
         tree = {"all": [tree]}  # a single condition at the top is shown inside a group
     found = rules.problems(tree, reg)
-    errors = {p.path: p.message for p in reversed(found)}  # the first problem at a path wins
+    errors = {p.path: str(p) for p in reversed(found)}  # the first problem at a path wins
     top = errors.get("")
     root = group_view(reg, tree, errors=errors)
     text = raw if raw is not None else json.dumps(tree if tree is not None else {"all": []})
+    if found and all(p.path in _drawn(root) for p in found):
+        # The refusal of a save names the same problems: each is shown once, beside its condition.
+        error = None
     return BuilderView(_new_id("rb"), name, Palette(reg), root, text, error or top)
 
 

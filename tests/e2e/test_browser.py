@@ -100,11 +100,11 @@ def test_agent_searches_replies_and_changes_status(live_server, page, tmp_path):
     assert_not_reloaded(page)
     # The reply moved the ticket from New to Open; both side panels follow (ticket-changed).
     expect(status).to_have_value("open")
-    expect(activity).to_contain_text("status: New → Open")
+    expect(activity).to_contain_text("Dana Agent changed the status from New to Open")
 
     # Change the status inline; the activity panel shows the change.
     status.select_option(label="Pending")
-    expect(activity).to_contain_text("status: Open → Pending")
+    expect(activity).to_contain_text("Dana Agent changed the status from Open to Pending")
     expect(status).to_have_value("pending")
     expect(page.locator("#properties .error")).to_have_count(0)
     assert_not_reloaded(page)
@@ -117,7 +117,7 @@ def test_agent_searches_replies_and_changes_status(live_server, page, tmp_path):
     page.reload()
     assert page.evaluate("window.__noReload") is None
     expect(status).to_have_value("pending")
-    expect(activity).to_contain_text("status: Open → Pending")
+    expect(activity).to_contain_text("Dana Agent changed the status from Open to Pending")
     expect(messages).to_have_count(2)
     expect(messages.last).to_contain_text(reply_text)
 

@@ -168,3 +168,15 @@ def test_a_line_break_in_the_landing_page_never_reaches_a_header(app, client, ca
     response = client.get(urlsplit(link_in(mail)).path)
     assert response.status_code == 302 and response.location == "/portal/"
     assert "X-Evil" not in response.headers
+
+
+def test_a_forged_host_header_never_reaches_a_mailed_link(app, session, carl):
+    """Links are built on METS_BASE_URL (what `make run` sets from HOST/PORT), never on the request's Host:
+    otherwise anyone could ask a link for Carl's address with `Host: evil.example` and have Carl mail it to them."""
+    with app.test_request_context("/portal/login", method="POST", base_url="http://evil.example:5200",
+                                  headers={"X-Forwarded-Host": "evil.example"}):
+        portal_mail.send_sign_in_link("carl@example.com")
+    session.commit()
+    (mail,) = inbox(app)
+    assert link_in(mail).startswith(app.config["METS_BASE_URL"] + "/portal/auth/")
+    assert "evil.example" not in mail.as_string()

@@ -227,11 +227,11 @@ def test_the_builder_shows_each_problem_at_its_row(app):
     with pytest.raises(DomainError) as caught:
         rules.validate(bad)
     html = render_include(app, conditions=json.dumps(bad), conditions_error=caught.value.errors["conditions"])
-    assert screen_text(re.search(r'rb-top-error" role="alert">(.*?)</p>', html).group(1)) == (
-        "Unknown field 'prioritee' at all[0] (and 2 more problems).")
+    # Each problem once, beside its condition, in people's words (issue 12, defect 5): not again at the top.
+    assert "rb-top-error" not in html and "all[0]" not in html
     errors = [screen_text(e) for e in re.findall(r'rb-row-error" id="[\w-]+" role="alert">(.*?)</p>', html)]
-    assert errors == ["Unknown field 'prioritee'", "Hours since created needs a number, not 'soon'"]
-    assert "This group is empty: add a condition or remove the group" in html
+    assert errors == ["Condition 1: unknown field 'prioritee'.", "Condition 2.1: hours since created needs a number, not 'soon'."]
+    assert "Condition 3: this group is empty: add a condition or remove the group." in html
     assert '<option value="prioritee" selected>prioritee (unknown)</option>' in html
     assert json.loads(textarea(html)) == bad  # what was submitted stays, to be fixed
 
@@ -287,7 +287,7 @@ def test_a_host_form_receives_one_conditions_value_and_shows_errors_in_place(hos
     response = client.post(host, data={"conditions": json.dumps(bad), f"rb-{ROW}-field": "priority"})
     assert response.status_code == 422
     page = screen(response)
-    assert "'is one of' needs a list of values, not text at all[0]." in page
+    assert "Condition 1: 'is one of' needs a list of values, not text." in page
     assert "'is one of' needs a list of values, not text Remove" not in page  # the row has its own message
     assert json.loads(textarea(response.get_data(as_text=True))) == bad
 

@@ -101,7 +101,7 @@ def test_create_with_errors_keeps_the_input_in_place(client, world):
     assert "Name is required." in page
     assert 'Cannot read "soonish" as a duration.' in page
     assert '"200%": a percent warning is a whole number from 1% to 99%.' in page
-    assert "Unknown field 'prioritee' at all[1]." in page
+    assert "Condition 2: unknown field 'prioritee'." in page
     assert input_value(response, "response") == "soonish" and input_value(response, "warnings") == "200%"
     assert json.loads(textarea(response.get_data(as_text=True))) == bad  # the conditions tree, as submitted
     assert checked(response) == ["pending"]

@@ -4,7 +4,7 @@ import re
 import pytest
 from sqlalchemy import event, select
 
-from mets.models import Reply, Ticket, TicketEvent, User
+from mets.models import AutomationRule, Reply, Ticket, TicketEvent, User
 from mets.services import tickets as ticket_service
 from tests.conftest import HTMX, count_rows, login, login_customer, text_of
 from mets.services.tickets.activity import activity_lines
@@ -343,9 +343,10 @@ def test_the_activity_trail_names_people_entities_and_rules_resolved_before_the_
     ticket_service.extend_sla(session, case, 90, actor=None)
     session.commit()
     page = screen(client.get(f"/tickets/{case.number}/activity", headers=HTMX))
-    assert "status: New → Open" in page
-    assert "assignee: — → Bea Billing" in page and "assignee: Bea Billing → Maria Manager" in page
-    assert "SLA rule: — → Gold" in page and "SLA extended by: — → 1h 30m" in page
+    assert "Bea Billing changed the status from New to Open" in page
+    assert "Bea Billing took the ticket" in page and "Bea Billing reassigned the ticket from Bea Billing to Maria Manager" in page
+    assert "SLA rule changed from — to Gold" in page and "SLA extended by 1h 30m" in page
+    assert "changed" not in page.replace("changed the status", "").replace("rule changed from", "")
     ticket_service.update_fields(session, case, {"entity_id": acme["acme"].id}, actor=maria)
     session.commit()
     session.refresh(case)
@@ -360,9 +361,56 @@ def test_the_activity_trail_names_people_entities_and_rules_resolved_before_the_
         lines = activity_lines(session, case)
     finally:
         event.remove(connection, "before_cursor_execute", count)
-    assert [c.old + " → " + c.new for c in lines[0].changes if c.label == "entity"] == ["Acme Billing → Acme"]
-    assert (lines[0].who, lines[-1].what) == ("Maria Manager", "ticket created")
+    assert lines[0].text == f"Maria Manager moved the ticket from Acme Billing (BILLING-1001) to Acme ({case.number})"
+    assert (lines[0].who, lines[-1].text) == ("Maria Manager", "Carla Customer opened the ticket in the portal")
     assert len(statements) <= 4  # the events with their actors, then one query per kind of id named
+
+
+def test_every_kind_of_activity_line_reads_as_a_sentence(client, session, acme, case):
+    """Issue 12, defect 8: no "assigned to changed", and each SLA line says which clock and what happened."""
+    bea = session.scalar(select(User).where(User.name == "Bea Billing"))
+    dan = make_staff(acme["billing"], name="Dan Desk")
+    vip = AutomationRule(name="VIP", trigger_event="ticket_created", actions=[])
+    session.add(vip)
+    session.flush()
+    ticket_service.add_reply(session, case, actor=bea, body="On it.")
+    ticket_service.add_reply(session, case, actor=bea, body="Refund pending.", internal=True)
+    ticket_service.assign(session, case, dan, actor=bea)
+    with ticket_service.acting_rule(session, vip.id):
+        ticket_service.update_fields(session, case, {"priority": "urgent"}, actor=None)
+        ticket_service.assign(session, case, bea, actor=None)
+    ticket_service.update_fields(session, case, {"priority": "low"}, actor=bea)
+    ticket_service.update_fields(session, case, {"subject": "Charged twice in May", "category": "Refunds"}, actor=bea)
+    ticket_service.assign(session, case, None, actor=bea)
+    ticket_service.escalate(session, case, actor=bea, reason="customer called twice")
+    for kind, changes in [("sla_breach_warning", {"clock": "response", "point": "warning:80%"}),
+                          ("sla_breach_warning", {"clock": "resolution", "point": "warning:30m"}),
+                          ("sla_breach_occurred", {"clock": "resolution", "point": "breach"}),
+                          ("escalation_due", {"clock": "escalation", "point": "escalation"})]:
+        session.add(TicketEvent(ticket=case, event=kind, changes={**changes, "due": "2026-01-05T10:00:00+00:00"},
+                                at=case.created_at))
+    session.commit()
+
+    page = screen(client.get(f"/tickets/{case.number}/activity", headers=HTMX))
+    for line in ["Carla Customer opened the ticket in the portal",
+                 "Bea Billing replied",
+                 "Bea Billing added an internal note",
+                 "Bea Billing assigned the ticket to Dan Desk",
+                 "Priority raised from Normal to Urgent by rule “VIP”",
+                 "Reassigned from Dan Desk to Bea Billing by rule “VIP”",
+                 "Bea Billing lowered the priority from Urgent to Low",
+                 "Bea Billing changed the subject from “Charged twice” to “Charged twice in May” "
+                 "and set the category to Refunds",
+                 "Bea Billing unassigned the ticket (was Bea Billing)",
+                 "Bea Billing escalated the ticket to level 1 (customer called twice)",
+                 "First response SLA: 80% used — warning",
+                 "Resolution SLA: 30m left — warning",
+                 "Resolution SLA breached",
+                 "Escalation due: the SLA's escalation time passed"]:
+        assert line in page, line
+    for jargon in ("assigned to changed", "sla breach warning", "assignee_id", "priority changed", "ticket updated",
+                   "reply added", "→"):
+        assert jargon not in page.lower(), jargon
 
 
 def test_missing_and_out_of_scope_tickets_look_the_same(client, session, acme, case):

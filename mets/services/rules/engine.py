@@ -7,6 +7,7 @@ is for, or remove it). Paths in messages read like `all[1].any[0]`.
 """
 import json
 from collections.abc import Callable
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -29,9 +30,21 @@ class Problem:
     message: str
 
     @property
+    def place(self) -> str:
+        """Where, as people count: "all[0]" is "Condition 1", "all[1].any[0]" "Condition 2.1"; "" the whole rule."""
+        if not self.path:
+            return ""
+        return "Condition " + ".".join(str(int(n) + 1) for n in re.findall(r"\[(\d+)\]", self.path))
+
+    @property
     def located(self) -> str:
-        """The message with its place, no final stop: "Unknown field 'x' at all[0]"."""
-        return f"{self.message} at {self.path}" if self.path else self.message
+        """The message with its place, no final stop: "Condition 1: unknown field 'x'"."""
+        if not self.path:
+            return self.message
+        first, _, rest = self.message.partition(" ")
+        if first[:1].isupper() and not first[1:2].isupper():  # "Enter" -> "enter", "SLA" stays
+            first = first[:1].lower() + first[1:]
+        return f"{self.place}: {first}{' ' if rest else ''}{rest}"
 
     def __str__(self) -> str:
         return self.located + "."

@@ -128,13 +128,13 @@ def test_escalation_level_changed_to(session, desk):
 
 def test_changed_is_refused_on_a_field_no_event_changes(session):
     message = refusal({"all": [{"field": "customer.domain", "op": "changed"}]})
-    assert message.startswith("'changed' applies only to what an event changes (")
+    assert message.startswith("Condition 1: 'changed' applies only to what an event changes (")
     assert "Priority" in message and "Assignee email" in message and "Escalation level" in message
-    assert message.endswith("not Customer email domain at all[0].")
+    assert message.endswith("not Customer email domain.")
     message = refusal({"all": [{"field": "priority", "op": "is", "value": "high"},
                                {"any": [{"field": "hours_since_created", "op": "changed_to", "value": 3}]}]})
     assert "'changed to' applies only to what an event changes" in message
-    assert message.endswith("not Hours since created at all[1].any[0].")
+    assert message.endswith("not Hours since created.")
     assert "takes no value" in refusal({"all": [{"field": "priority", "op": "changed", "value": "high"}]})
     assert "is not a priority" in refusal({"all": [{"field": "priority", "op": "changed_to", "value": "soon"}]})
 
@@ -349,12 +349,12 @@ def test_nesting_has_a_limit_with_a_clear_message(session):
         tree = {"all" if depth % 2 else "any": [tree]}
     rules.parse(tree, AUTOMATION)  # eight groups deep is fine
     message = refusal({"all": [tree]})
-    assert f"Groups nest at most {rules.MAX_DEPTH} deep" in message
-    assert "This group is empty" in refusal({"all": [leaf, {"any": []}]})
+    assert f"groups nest at most {rules.MAX_DEPTH} deep" in message
+    assert "Condition 2: this group is empty" in refusal({"all": [leaf, {"any": []}]})
 
 
 def test_automation_fields_are_not_offered_to_sla_rules(session):
     with pytest.raises(DomainError) as caught:
         rules.parse({"all": [{"field": "actor.kind", "op": "is", "value": "agent"}]})
-    assert "Unknown field 'actor.kind'" in caught.value.errors["conditions"]
+    assert "Condition 1: unknown field 'actor.kind'" in caught.value.errors["conditions"]
     assert session.scalar(select(Reply.id)) is None

@@ -58,7 +58,7 @@ def test_test_mode_shows_why_a_draft_cannot_run(session):
              "actions": [{"type": "set_status", "status": "bogus"}, {"type": "assign", "strategy": "agent"}]}
     result = test_mode.test_rule(session, draft, ticket)
     assert not result.matched
-    assert "Unknown field 'nope'" in result.errors["conditions"]
+    assert "Condition 1: unknown field 'nope'" in result.errors["conditions"]
     assert "not a choice" in result.errors["actions[0].status"]
     assert "required" in result.errors["actions[1].agent_id"]
     assert ticket.number in result.event_note and "no status_changed event" in result.event_note

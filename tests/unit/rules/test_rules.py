@@ -207,36 +207,36 @@ def deep(levels: int):
 
 @pytest.mark.parametrize("conditions, expected", [
     # unknown names
-    ({"all": [{"field": "prioritee", "op": "is", "value": "high"}]}, "Unknown field 'prioritee' at all[0]."),
-    ({"all": [{"field": "priority", "op": "equals", "value": "high"}]}, "Unknown operator 'equals' at all[0]."),
+    ({"all": [{"field": "prioritee", "op": "is", "value": "high"}]}, "Condition 1: unknown field 'prioritee'."),
+    ({"all": [{"field": "priority", "op": "equals", "value": "high"}]}, "Condition 1: unknown operator 'equals'."),
     ({"any": [{"field": "subject", "op": "is", "value": "x"}, {"field": "priority", "op": "contains", "value": "hi"}]},
-     "Operator 'contains' does not apply to Priority (a choice field: use is, is_not, in, not_in, is_empty, "
-     "is_not_empty) at any[1]."),
+     "Condition 2: operator 'contains' does not apply to Priority (a choice field: use is, is_not, in, not_in, "
+     "is_empty, is_not_empty)."),
     ({"all": [{"field": "subject", "op": "gt", "value": 3}]},
-     "Operator 'gt' does not apply to Subject (a text field: use is, is_not, in, not_in, contains, not_contains, "
-     "starts_with, ends_with, is_empty, is_not_empty) at all[0]."),
+     "Condition 1: operator 'gt' does not apply to Subject (a text field: use is, is_not, in, not_in, contains, "
+     "not_contains, starts_with, ends_with, is_empty, is_not_empty)."),
     # values
-    ({"all": [{"field": "priority", "op": "in", "value": "high"}]}, "'is one of' needs a list of values, not text at all[0]."),
-    ({"all": [{"field": "priority", "op": "in", "value": []}]}, "'is one of' needs at least one value at all[0]."),
+    ({"all": [{"field": "priority", "op": "in", "value": "high"}]}, "Condition 1: 'is one of' needs a list of values, not text."),
+    ({"all": [{"field": "priority", "op": "in", "value": []}]}, "Condition 1: 'is one of' needs at least one value."),
     ({"all": [{"field": "priority", "op": "in", "value": ["high", "hgh"]}]},
-     "'hgh' is not a priority (choose from low, normal, high, urgent) at all[0]."),
+     "Condition 1: 'hgh' is not a priority (choose from low, normal, high, urgent)."),
     ({"all": [{"field": "status", "op": "is", "value": "done"}]},
-     "'done' is not a status (choose from new, open, pending, on_hold, resolved, closed) at all[0]."),
+     "Condition 1: 'done' is not a status (choose from new, open, pending, on_hold, resolved, closed)."),
     ({"all": [{"field": "hours_since_created", "op": "gt", "value": "24"}]},
-     "Hours since created needs a number, not '24' at all[0]."),
+     "Condition 1: hours since created needs a number, not '24'."),
     ({"all": [{"field": "hours_since_created", "op": "gt", "value": True}]},
-     "Hours since created needs a number, not yes/no at all[0]."),
+     "Condition 1: hours since created needs a number, not yes/no."),
     ({"all": [{"field": "hours_since_created", "op": "in", "value": [1, "two"]}]},
-     "Hours since created needs a number, not 'two' at all[0]."),
-    ({"all": [{"field": "subject", "op": "contains", "value": 5}]}, "Subject needs text, not 5 at all[0]."),
-    ({"all": [{"field": "subject", "op": "contains", "value": "  "}]}, "Enter a value for Subject at all[0]."),
-    ({"all": [{"field": "subject", "op": "contains"}]}, "Enter a value for Subject at all[0]."),
-    ({"all": [{"field": "subject", "op": "contains", "value": None}]}, "Enter a value for Subject at all[0]."),
-    ({"all": [{"field": "subject", "op": "is_empty", "value": "x"}]}, "'is empty' takes no value at all[0]."),
+     "Condition 1: hours since created needs a number, not 'two'."),
+    ({"all": [{"field": "subject", "op": "contains", "value": 5}]}, "Condition 1: subject needs text, not 5."),
+    ({"all": [{"field": "subject", "op": "contains", "value": "  "}]}, "Condition 1: enter a value for Subject."),
+    ({"all": [{"field": "subject", "op": "contains"}]}, "Condition 1: enter a value for Subject."),
+    ({"all": [{"field": "subject", "op": "contains", "value": None}]}, "Condition 1: enter a value for Subject."),
+    ({"all": [{"field": "subject", "op": "is_empty", "value": "x"}]}, "Condition 1: 'is empty' takes no value."),
     ({"all": [{"field": "subject", "op": "is", "value": "x" * 501}]},
-     "Subject: a value is at most 500 characters at all[0]."),
+     "Condition 1: subject: a value is at most 500 characters."),
     ({"all": [{"field": "priority", "op": "in", "value": ["high"] * 201}]},
-     "'is one of' takes at most 200 values at all[0]."),
+     "Condition 1: 'is one of' takes at most 200 values."),
     # structure
     ("priority is high", "Expected a condition or a group, not text."),
     ([{"field": "priority", "op": "is", "value": "high"}], "Expected a condition or a group, not a list."),
@@ -244,14 +244,14 @@ def deep(levels: int):
     ({"all": [], "any": []}, "A group holds exactly one of 'all' or 'any'."),
     ({"all": [{"field": "subject", "op": "is_empty"}], "name": "x"}, "A group holds only 'all', not 'name'."),
     ({"all": [{"field": "subject", "op": "is_empty"}, {"any": []}]},
-     "This group is empty: add a condition or remove the group at all[1]."),
-    ({"all": [{"field": "subject", "op": "is_empty"}, 7]}, "Expected a condition or a group, not a number at all[1]."),
-    ({"all": [{"op": "is", "value": "x"}]}, "A condition needs a field at all[0]."),
-    ({"all": [{"field": "subject", "value": "x"}]}, "The condition on Subject needs an operator at all[0]."),
+     "Condition 2: this group is empty: add a condition or remove the group."),
+    ({"all": [{"field": "subject", "op": "is_empty"}, 7]}, "Condition 2: expected a condition or a group, not a number."),
+    ({"all": [{"op": "is", "value": "x"}]}, "Condition 1: a condition needs a field."),
+    ({"all": [{"field": "subject", "value": "x"}]}, "Condition 1: the condition on Subject needs an operator."),
     ({"all": [{"field": "subject", "op": "is", "value": "x", "negate": True}]},
-     "Unknown key 'negate' in a condition (a condition has 'field', 'op' and 'value'; a group has 'all' or 'any') "
-     "at all[0]."),
-    (deep(rules.MAX_DEPTH + 1), "Groups nest at most 8 deep at " + ".".join(["all[0]"] * rules.MAX_DEPTH) + "."),
+     "Condition 1: unknown key 'negate' in a condition (a condition has 'field', 'op' and 'value'; a group has "
+     "'all' or 'any')."),
+    (deep(rules.MAX_DEPTH + 1), "Condition " + ".".join(["1"] * rules.MAX_DEPTH) + ": groups nest at most 8 deep."),
     ({"all": [{"field": "subject", "op": "is_empty"}] * (rules.MAX_CONDITIONS + 1)},
      "A rule holds at most 100 conditions, this one has 101."),
 ], ids=lambda v: None if not isinstance(v, str) else v[:40])
@@ -266,14 +266,14 @@ def test_nesting_up_to_the_limit_is_fine():
 def test_validation_counts_further_problems():
     tree = {"all": [{"field": "prioritee", "op": "is", "value": "x"}, {"any": [{"field": "subject", "op": "zz"}]},
                     {"field": "priority", "op": "in", "value": ["high"]}]}
-    assert message(tree) == "Unknown field 'prioritee' at all[0] (and 1 more problem)."
+    assert message(tree) == "Condition 1: unknown field 'prioritee' (and 1 more problem)."
     assert rules.problems(tree) == [rules.Problem("all[0]", "Unknown field 'prioritee'"),
                                     rules.Problem("all[1].any[0]", "Unknown operator 'zz'")]
     assert rules.problems(REFUND_VIP) == []
 
 
 def test_compile_refuses_what_validate_refuses():
-    with pytest.raises(DomainError, match="Unknown field 'nope' at all\\[0\\]"):
+    with pytest.raises(DomainError, match="Condition 1: unknown field 'nope'"):
         rules.compile({"all": [{"field": "nope", "op": "is", "value": "x"}]})
     with pytest.raises(DomainError, match="needs a list of values"):
         rules.compile({"all": [{"field": "priority", "op": "in", "value": {"high"}}]})  # not JSON at all
@@ -293,7 +293,7 @@ def test_parse_reads_a_form_value():
     assert caught.value.errors["conditions"].startswith("The conditions are not valid JSON (")
     with pytest.raises(DomainError) as caught:
         rules.parse('{"all": [{"field": "x", "op": "is", "value": 1}]}', key="if")
-    assert caught.value.errors == {"if": "Unknown field 'x' at all[0]."}
+    assert caught.value.errors == {"if": "Condition 1: unknown field 'x'."}
 
 
 # --- compiling --------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ def test_event_operators_can_be_added_on_the_changes_of_the_context():
     assert not matches(rules.context_for(ticket, NOW, changes={"status": ["new", "open"]}))
     assert rules.explain(tree, rules.context_for(ticket, NOW, changes={"priority": ["low", "urgent"]}),
                          reg)["children"][0]["actual"] == ("low", "urgent")
-    with pytest.raises(DomainError, match="Unknown operator 'changed_to'"):
+    with pytest.raises(DomainError, match="unknown operator 'changed_to'"):
         rules.validate(tree)  # SLA conditions (the ticket registry) do not know it
 
 

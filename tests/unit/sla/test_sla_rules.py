@@ -80,7 +80,7 @@ def test_every_field_at_fault_is_named(session):
         "resolution": "A duration must be longer than 0 minutes.",
         "warnings": '"120%": a percent warning is a whole number from 1% to 99%.',
         "pause_statuses": "Resolved and closed tickets always stop the clocks: leave them out.",
-        "conditions": "Unknown field 'prioritee' at all[0].",
+        "conditions": "Condition 1: unknown field 'prioritee'.",
     }
 
 
