@@ -1,7 +1,7 @@
 """Webhooks and SMS through the webhook_deliveries outbox, against a real HTTP receiver on 127.0.0.1:
 signing, retries and backoff, permanent failures, redirects, the private-address guard, dedupe,
 the SMS gateway, the admin verbs and the sweep. Runs on SQLite and PostgreSQL. (The checks that
-need no receiver are in tests/unit/test_webhooks.py.)"""
+need no receiver are in tests/unit/outbox/test_webhooks.py.)"""
 import json
 from datetime import datetime, timedelta, timezone
 

@@ -6,7 +6,7 @@ from mets import queueing, transaction
 from mets.models import Entity, QueuedEmail, RuleExecution
 from tests.conftest import count_rows
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
-from tests.unit.test_automation_engine import add_rule
+from tests.unit.automation.test_automation_engine import add_rule
 
 
 @pytest.fixture
