@@ -9,7 +9,7 @@ from mets.forms.tickets import ReplyForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import sla, tickets
-from mets.services.directory import access
+from mets.services.directory import access, categories
 from mets.services.directory import users
 from mets.services.errors import DomainError
 from mets.services.tickets.activity import activity_lines
@@ -57,7 +57,20 @@ def new():
         category=form.category.data, via="agent"), form)
     if saved:
         return redirect(url_for("tickets.show", number=saved.result.ticket.number), 303)
-    return render_template("tickets/new.html", form=form), status_for(form)
+    entity = load_entity(form.entity_id.data, optional=True) if form.entity_id.data else (
+        entities[0] if entities else None)
+    return render_template("tickets/new.html", form=form,
+                           category_names=categories.categories_for(db.session, entity).names if entity else ()
+                           ), status_for(form)
+
+
+@bp.get("/new/category")
+@staff_required
+def category_field():
+    """The category input for the entity chosen in the new-ticket form (htmx swaps it in when the entity changes)."""
+    entity = load_entity(request.args.get("entity_id"), optional=True)
+    return render_template("tickets/_category_field.html", f=StaffTicketForm(formdata=None).category, free_text=True,
+                           category_names=categories.categories_for(db.session, entity).names if entity else ())
 
 
 @bp.get("/<number>")
@@ -159,7 +172,12 @@ def _field_box(ticket, name: str, error: str | None = None, submitted: str | Non
         choices = [(str(e.id), e.name) for e in access.visible_entities(db.session, current_user) if e.active]
         value = str(ticket.entity_id)
     else:
-        choices, value = None, ticket.category or ""
+        value = ticket.category or ""
+        names = categories.categories_for(db.session, ticket.entity).names
+        # The entity's list (and the ticket's own category, kept if it is not on it); free text without a list.
+        choices = ([("", "— none —"), *((n, n) for n in names),
+                    *([(value, f"{value} (not in the list)")] if value and value not in names else [])]
+                   if names else None)
     labels = {"status": "Status", "priority": "Priority", "assignee_id": "Assignee", "entity_id": "Entity",
               "category": "Category"}
     return {"name": name, "label": labels[name], "choices": choices,
