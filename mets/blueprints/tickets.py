@@ -8,14 +8,14 @@ from mets.forms import status_for
 from mets.forms.tickets import ReplyForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
-from mets.services import sla, tickets
+from mets.services import macros, sla, tickets
 from mets.services.directory import access, categories
 from mets.services.directory import users
 from mets.services.errors import DomainError
 from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
-from mets.web import commit, is_htmx, load_entity, load_ticket, render, staff_required
+from mets.web import commit, is_htmx, load_entity, load_ticket, load_ticket_macro, render, staff_required
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
@@ -91,7 +91,9 @@ def _show_page(ticket, form, status: int = 200):
 def reply(number):
     ticket = load_ticket(number)
     form = ReplyForm()
-    saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+    # A macro picked in the reply box: its field changes are made with the reply (another entity's is a 404).
+    macro = load_ticket_macro(ticket, form.macro_id.data) if form.macro_id.data else None
+    saved = commit(lambda: macros.reply_with(db.session, ticket, macro, actor=current_user, body=form.body.data,
                                              internal=form.internal.data), form)
     status = 200 if saved else 422
     if saved:
@@ -103,6 +105,25 @@ def reply(number):
     headers = {"HX-Trigger": "ticket-changed"} if status == 200 else {}
     # base.html tells htmx to swap 422 answers too, so field errors show in place.
     return render_template("tickets/_conversation.html", ticket=ticket, form=form), status, headers
+
+
+@bp.get("/<number>/macro")
+@staff_required
+def macro_picker(number):
+    """The reply box's macro select; with `fill`, the chosen macro's text for this ticket replaces the reply
+    (out of band) and its field changes show as pending."""
+    ticket = load_ticket(number)
+    macro = load_ticket_macro(ticket, request.args["macro_id"]) if request.args.get("macro_id") else None
+    filled, error = None, None
+    if macro is not None and request.args.get("fill"):
+        try:
+            filled = macros.render(db.session, macro, ticket, current_user)
+        except DomainError as exc:
+            error = exc.summary
+    return render_template("tickets/_macro_picker.html", ticket=ticket, macro=macro, filled=filled, error=error,
+                           choices=macros.macros_for(db.session, ticket.entity),
+                           pending=macros.pending(db.session, macro, ticket) if macro else [],
+                           can_manage=macros.manages(db.session, current_user, ticket.entity))
 
 
 @bp.get("/<number>/sla")

@@ -9,6 +9,7 @@ from mets.forms import PRIORITY_CHOICES, body_field, coerce_id
 class ReplyForm(FlaskForm):
     body = body_field("Reply", "Write something before sending.")
     internal = BooleanField("Internal note (customers never see it)")
+    macro_id = StringField(validators=[Optional(), Length(max=20)])  # the macro picked: its field changes apply
 
 
 class StaffTicketForm(FlaskForm):

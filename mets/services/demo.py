@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from mets import clock, transaction
 from mets.models import Entity, User
 from mets.models import SlaRule
-from mets.services import automation, tickets
+from mets.services import automation, macros, tickets
 from mets.services.directory import access
 from mets.services.directory import categories, entities
 from mets.services.hours import admin as hours_edit
@@ -74,6 +74,14 @@ def seed(session, tickets_count: int = 300, seed_value: int = 7) -> dict:
         for name_ in CATEGORIES[slug]:
             categories.add_category(session, by_slug[slug], name_)
     _hours_and_rules(session, by_slug, now)
+    macros.create_macro(session, by_slug["acme"], {
+        "name": "Ask for a screenshot", "status": "pending",
+        "body": "Hello {{ customer_name }},\n\nCould you send a screenshot of what you see? That helps us find "
+                "it quickly.\n\n{{ actor_name }}"})
+    macros.create_macro(session, by_slug["billing"], {
+        "name": "Refund issued", "status": "resolved", "category": "refunds",
+        "body": "Hello {{ customer_name }},\n\nWe have refunded the charge ({{ ticket_number }}): it shows on your "
+                "statement within 5 working days.\n\n{{ actor_name }}, {{ entity_name }}"})
     admin = users.create_user(session, {"email": ADMIN_EMAIL, "name": "Ada Admin", "kind": "staff",
                                         "password": DEMO_PASSWORD, "is_admin": True})
     staff = []

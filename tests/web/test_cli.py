@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from mets import clock, jobs
 from mets.models import Entity, Membership, Reply, Ticket, User
+from mets.services import macros
 from mets.services.directory import categories, entities, users
 from tests.conftest import count_rows
 from tests.servers import free_port
@@ -34,6 +35,7 @@ def test_seed_demo_builds_a_realistic_install_once(app, session):
     assert [e.name for e in entities.portal_entities(session)] == ["Acme Billing", "Acme Corp", "Acme IT"]
     assert entities.portal_default(session).name == "Acme Corp"
     assert categories.categories_for(session, acme.children[0]).names == ("billing", "refunds")
+    assert [m.name for m in macros.macros_for(session, acme.children[0])] == ["Ask for a screenshot", "Refund issued"]
     # Numbers rise with creation time within each entity.
     for entity in session.scalars(select(Entity)):
         rows = session.execute(select(Ticket.seq, Ticket.created_at).where(Ticket.entity_id == entity.id)
