@@ -5,7 +5,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from mets import auth_setup, cli, errors, security, templating, throttle
-from mets.blueprints import admin, auth, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
+from mets.blueprints import admin, auth, catalog, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
 from mets.blueprints import automation as automation_pages
 from mets.blueprints import mail as mail_pages
 from mets.extensions import csrf, db, limiter, login_manager, mail, migrate
@@ -15,7 +15,7 @@ from mets.services.notifications import notify
 from mets.web import IdConverter
 
 BLUEPRINTS = (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules, webhooks,
-              automation_pages)
+              automation_pages, catalog)
 
 
 def create_app(config: dict | None = None) -> Flask:

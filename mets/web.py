@@ -12,7 +12,8 @@ from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
 
 from mets.extensions import db
-from mets.models import AutomationRule, Entity, Membership, SlaRule, User
+from mets.models import AutomationRule, Entity, Macro, Membership, SlaRule, Ticket, TicketCategory, User
+from mets.services import macros
 from mets.services.directory import access
 from mets.services.errors import DomainError
 from mets.services.validation import MAX_ID, parse_id, parse_int
@@ -115,9 +116,10 @@ def load_ticket(number: str):
 
 
 def load_entity(entity_id, optional: bool = False) -> Entity | None:
-    """An entity the current user may use: staff those they work in, customers the active ones (the portal's
-    teams). `optional`: None instead of a 404 (an entity picked in a form, which the service then refuses)."""
-    allowed = (lambda e: e.active) if current_user.is_customer else (lambda e: _works_in(e.id))
+    """An entity the current user may use: staff those they work in, customers the portal's teams (active and
+    portal-enabled). `optional`: None instead of a 404 (an entity picked in a form, which the service then
+    refuses)."""
+    allowed = (lambda e: e.active and e.portal_enabled) if current_user.is_customer else (lambda e: _works_in(e.id))
     return _load(Entity, entity_id, allowed, optional)
 
 
@@ -142,6 +144,32 @@ def load_automation_rule(rule_id) -> AutomationRule:
 def load_hours_row(model, row_id, entity: Entity):
     """A row of `entity`'s own hours (`BusinessHours`, `Holiday`, `HoursException`)."""
     return _load(model, row_id, lambda r: r.entity_id == entity.id)
+
+
+def load_category(entity: Entity, category_id) -> TicketCategory:
+    """One of `entity`'s own ticket categories."""
+    return _load(TicketCategory, category_id, lambda c: c.entity_id == entity.id)
+
+
+def load_managed_entity(entity_id) -> Entity:
+    """An entity whose catalogue the current user manages (admins, the entity's managers and those above)."""
+    entity = load_entity(entity_id)
+    if not macros.manages(db.session, current_user, entity):
+        abort(404)
+    return entity
+
+
+def load_macro(entity: Entity, macro_id) -> Macro:
+    """One of `entity`'s own macros (its admin page)."""
+    return _load(Macro, macro_id, lambda m: m.entity_id == entity.id)
+
+
+def load_ticket_macro(ticket: Ticket, macro_id) -> Macro:
+    """A macro an agent may use on `ticket`: of its entity or one above (another entity's is a 404)."""
+    macro = macros.available(db.session, ticket, macro_id)
+    if macro is None:
+        abort(404)
+    return macro
 
 
 def load_outbox_row(channel, row_id):

@@ -43,7 +43,8 @@ def make_ticket(entity: Entity, customer: User | None = None, actor: User | None
     actor = actor or customer
     kw.setdefault("subject", f"Subject {next(_counter)}")
     kw.setdefault("body", "Please help.")
-    kw.setdefault("via", "portal" if actor.is_customer else "agent")
+    # The portal takes only a category of the entity's list; a customer's ticket with a free-text one came by email.
+    kw.setdefault("via", ("email" if kw.get("category") else "portal") if actor.is_customer else "agent")
     return tickets.create_ticket(db.session, actor=actor, entity=entity, customer=customer, **kw).ticket
 
 

@@ -9,7 +9,7 @@ from mets.forms.portal import PortalLinkForm, PortalTicketForm
 from mets.forms.tickets import ReplyForm
 from mets.services import tickets
 from mets.services.tickets.search import customer_tickets
-from mets.services.directory import entities, portal_auth
+from mets.services.directory import categories, entities, portal_auth
 from mets.services.directory.portal_mail import send_sign_in_link
 from mets.services.validation import normalize_email
 from mets.web import commit, customer_required, is_htmx, load_entity, load_ticket
@@ -65,13 +65,32 @@ def redeem(token):
 @customer_required
 def new():
     form = PortalTicketForm()
-    form.entity_id.choices = [(e.id, e.name) for e in entities.active_entities(db.session)]
+    teams = entities.portal_entities(db.session)
+    form.entity_id.choices = [(e.id, e.name) for e in teams]
+    if not form.is_submitted() and (default := entities.portal_default(db.session)) is not None:
+        form.entity_id.data = default.id
     saved = commit(lambda: tickets.create_ticket(
         db.session, actor=current_user, entity=load_entity(form.entity_id.data, optional=True), customer=current_user,
-        subject=form.subject.data, body=form.body.data, priority=form.priority.data, via="portal"), form)
+        subject=form.subject.data, body=form.body.data, priority=form.priority.data, category=form.category.data,
+        via="portal"), form)
     if saved:
         return redirect(url_for("portal.show", number=saved.result.ticket.number), 303)
-    return render_template("portal/new.html", form=form), status_for(form)
+    return render_template("portal/new.html", form=form, teams=teams,
+                           category_names=_category_names(form.entity_id.data)), status_for(form)
+
+
+def _category_names(entity_id) -> tuple[str, ...]:
+    entity = load_entity(entity_id, optional=True) if entity_id else None
+    return categories.categories_for(db.session, entity).names if entity else ()
+
+
+@bp.get("/tickets/new/category")
+@customer_required
+def category_field():
+    """The topic select for the team chosen in the new-request form (htmx swaps it in when the team changes)."""
+    form = PortalTicketForm(formdata=None)
+    return render_template("tickets/_category_field.html", f=form.category, free_text=False,
+                           category_names=_category_names(request.args.get("entity_id")))
 
 
 @bp.get("/tickets/<number>")

@@ -11,15 +11,15 @@ from mets.forms import status_for
 from mets.forms.tickets import ReplyForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
-from mets.services import sla, tickets
-from mets.services.directory import access
+from mets.services import macros, sla, tickets
+from mets.services.directory import access, categories
 from mets.services.directory import users
 from mets.services.errors import DomainError
 from mets.services.tickets import live
 from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
-from mets.web import arg_int, commit, is_htmx, load_entity, load_ticket, render, staff_required
+from mets.web import arg_int, commit, is_htmx, load_entity, load_ticket, load_ticket_macro, render, staff_required
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
@@ -68,7 +68,20 @@ def new():
         category=form.category.data, via="agent"), form)
     if saved:
         return redirect(url_for("tickets.show", number=saved.result.ticket.number), 303)
-    return render_template("tickets/new.html", form=form), status_for(form)
+    entity = load_entity(form.entity_id.data, optional=True) if form.entity_id.data else (
+        entities[0] if entities else None)
+    return render_template("tickets/new.html", form=form,
+                           category_names=categories.categories_for(db.session, entity).names if entity else ()
+                           ), status_for(form)
+
+
+@bp.get("/new/category")
+@staff_required
+def category_field():
+    """The category input for the entity chosen in the new-ticket form (htmx swaps it in when the entity changes)."""
+    entity = load_entity(request.args.get("entity_id"), optional=True)
+    return render_template("tickets/_category_field.html", f=StaffTicketForm(formdata=None).category, free_text=True,
+                           category_names=categories.categories_for(db.session, entity).names if entity else ())
 
 
 @bp.get("/<number>")
@@ -99,6 +112,8 @@ def _show_page(ticket, form, status: int = 200, held=()):
 def reply(number):
     ticket = load_ticket(number)
     form = ReplyForm()
+    # A macro picked in the reply box: its field changes are made with the reply (another entity's is a 404).
+    macro = load_ticket_macro(ticket, form.macro_id.data) if form.macro_id.data else None
     # A public reply on a ticket others changed since the form was loaded is held, not sent: the agent sees what
     # they missed, the text stays in the box, and sending again (the form now carries the current version) sends.
     # Internal notes are never held: they reach no customer, so they cannot answer one twice.
@@ -109,7 +124,7 @@ def reply(number):
         form.version.data = ticket.version
         saved, status = None, 409
     else:
-        saved = commit(lambda: tickets.add_reply(db.session, ticket, actor=current_user, body=form.body.data,
+        saved = commit(lambda: macros.reply_with(db.session, ticket, macro, actor=current_user, body=form.body.data,
                                                  internal=form.internal.data), form)
         status = 200 if saved else 422
     if saved:
@@ -142,6 +157,25 @@ def poll(number):
         context.update(fields=_field_boxes(ticket), sla_clocks=sla.clocks(db.session, ticket),
                        activity=activity_lines(db.session, ticket))
     return render_template("tickets/_live.html", **context)
+
+
+@bp.get("/<number>/macro")
+@staff_required
+def macro_picker(number):
+    """The reply box's macro select; with `fill`, the chosen macro's text for this ticket replaces the reply
+    (out of band) and its field changes show as pending."""
+    ticket = load_ticket(number)
+    macro = load_ticket_macro(ticket, request.args["macro_id"]) if request.args.get("macro_id") else None
+    filled, error = None, None
+    if macro is not None and request.args.get("fill"):
+        try:
+            filled = macros.render(db.session, macro, ticket, current_user)
+        except DomainError as exc:
+            error = exc.summary
+    return render_template("tickets/_macro_picker.html", ticket=ticket, macro=macro, filled=filled, error=error,
+                           choices=macros.macros_for(db.session, ticket.entity),
+                           pending=macros.pending(db.session, macro, ticket) if macro else [],
+                           can_manage=macros.manages(db.session, current_user, ticket.entity))
 
 
 @bp.get("/<number>/sla")
@@ -211,7 +245,12 @@ def _field_box(ticket, name: str, error: str | None = None, submitted: str | Non
         choices = [(str(e.id), e.name) for e in access.visible_entities(db.session, current_user) if e.active]
         value = str(ticket.entity_id)
     else:
-        choices, value = None, ticket.category or ""
+        value = ticket.category or ""
+        names = categories.categories_for(db.session, ticket.entity).names
+        # The entity's list (and the ticket's own category, kept if it is not on it); free text without a list.
+        choices = ([("", "— none —"), *((n, n) for n in names),
+                    *([(value, f"{value} (not in the list)")] if value and value not in names else [])]
+                   if names else None)
     labels = {"status": "Status", "priority": "Priority", "assignee_id": "Assignee", "entity_id": "Entity",
               "category": "Category"}
     return {"name": name, "label": labels[name], "choices": choices,

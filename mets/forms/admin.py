@@ -15,11 +15,14 @@ class EntityForm(FlaskForm):
     sender_name = StringField("Sender name", validators=[Optional(), Length(max=200)])
     sender_email = StringField("Sender address", validators=[Optional(), Length(max=254)])
     active = BooleanField("Active", default=True)
+    portal_enabled = BooleanField("Takes portal requests", default=True)
+    portal_default = BooleanField("The portal's default team (preselected for new requests)")
 
     def data_for_service(self) -> dict:
         return {"name": self.name.data, "slug": self.slug.data, "parent_id": self.parent_id.data,
                 "timezone": (self.timezone.data or "").strip(), "sender_name": self.sender_name.data,
-                "sender_email": self.sender_email.data, "active": self.active.data}
+                "sender_email": self.sender_email.data, "active": self.active.data,
+                "portal_enabled": self.portal_enabled.data, "portal_default": self.portal_default.data}
 
 
 class UserForm(FlaskForm):

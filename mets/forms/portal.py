@@ -11,6 +11,8 @@ class PortalTicketForm(FlaskForm):
     subject = StringField("Subject", validators=[DataRequired(), Length(max=250)])
     body = body_field("How can we help?")
     priority = SelectField("Urgency", choices=PRIORITY_CHOICES, default="normal")
+    # One of the chosen team's categories (templates/tickets/_category_field.html; the service checks it).
+    category = StringField("Topic", validators=[Optional(), Length(max=80)])
 
 
 class PortalLinkForm(FlaskForm):

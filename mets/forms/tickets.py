@@ -26,6 +26,7 @@ class ReplyForm(FlaskForm):
     body = body_field("Reply", "Write something before sending.")
     internal = BooleanField("Internal note (customers never see it)")
     version = VersionField()
+    macro_id = StringField(validators=[Optional(), Length(max=20)])  # the macro picked: its field changes apply
 
 
 class StaffTicketForm(FlaskForm):

@@ -1,5 +1,6 @@
 """All models, importable from one place (Alembic sees every table through this module)."""
 from mets.models.automation import SMS, TRIGGERS, WEBHOOK, AutomationRule, RuleExecution, WebhookDelivery
+from mets.models.catalog import Macro, TicketCategory
 from mets.models.entities import Entity
 from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL, PENDING, SENDING, SENT,
                               WARNING, AppSetting, EmailTemplate, NotificationSetting, QueuedEmail)
@@ -16,4 +17,4 @@ __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlia
            "MAIL_STATUSES", "PENDING", "SENDING", "SENT", "FAILED", "CANCELLED", "CRITICAL", "WARNING", "NORMAL",
            "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",
            "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS", "JobRun",
-           "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]
+           "TicketCategory", "Macro", "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]

@@ -21,6 +21,9 @@ class Entity(db.Model):
     sender_name: Mapped[str | None] = mapped_column(String(200))
     sender_email: Mapped[str | None] = mapped_column(String(254))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The portal offers only the portal-enabled entities; the one default (at most one per install) is preselected.
+    portal_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    portal_default: Mapped[bool] = mapped_column(Boolean, default=False)
     # False: this entity uses its parent's business hours (or the default Mon-Fri 09-17 at the top).
     custom_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on every change to the entity's hours, so cached calendars know they are stale.

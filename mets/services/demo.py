@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 from mets import clock, transaction
 from mets.models import Entity, User
 from mets.models import SlaRule
-from mets.services import automation, tickets
+from mets.services import automation, macros, tickets
 from mets.services.directory import access
-from mets.services.directory import entities
+from mets.services.directory import categories, entities
 from mets.services.hours import admin as hours_edit
 from mets.services.notifications import notify
 from mets.services.sla import tick as sla_tick
@@ -19,11 +19,11 @@ DEMO_PASSWORD = "demo-password"
 ADMIN_EMAIL = "admin@mets.example"
 
 ENTITIES = [
-    # slug, name, parent slug, time zone, sender
-    ("acme", "Acme Corp", None, "America/New_York", "support@acme.example"),
-    ("billing", "Acme Billing", "acme", "America/New_York", "billing@acme.example"),
-    ("it", "Acme IT", "acme", "Europe/London", "it@acme.example"),
-    ("globex", "Globex", None, "Europe/Berlin", "help@globex.example"),
+    # slug, name, parent slug, time zone, sender, portal (False: takes no portal requests; "default": preselected)
+    ("acme", "Acme Corp", None, "America/New_York", "support@acme.example", "default"),
+    ("billing", "Acme Billing", "acme", "America/New_York", "billing@acme.example", True),
+    ("it", "Acme IT", "acme", "Europe/London", "it@acme.example", True),
+    ("globex", "Globex", None, "Europe/Berlin", "help@globex.example", False),  # its customers write by email
 ]
 STAFF = [
     # email, name, [(entity slug, role, tier, skills)]
@@ -66,11 +66,22 @@ def seed(session, tickets_count: int = 300, seed_value: int = 7) -> dict:
     rng = random.Random(seed_value)
     now = clock.now()
     by_slug: dict[str, Entity] = {}
-    for slug, name, parent, tz, sender in ENTITIES:
+    for slug, name, parent, tz, sender, portal in ENTITIES:
         by_slug[slug] = entities.create_entity(session, {
             "slug": slug, "name": name, "parent_id": by_slug[parent].id if parent else None, "timezone": tz,
-            "sender_name": f"{name} Support", "sender_email": sender, "active": True})
+            "sender_name": f"{name} Support", "sender_email": sender, "active": True,
+            "portal_enabled": bool(portal), "portal_default": portal == "default"})
+        for name_ in CATEGORIES[slug]:
+            categories.add_category(session, by_slug[slug], name_)
     _hours_and_rules(session, by_slug, now)
+    macros.create_macro(session, by_slug["acme"], {
+        "name": "Ask for a screenshot", "status": "pending",
+        "body": "Hello {{ customer_name }},\n\nCould you send a screenshot of what you see? That helps us find "
+                "it quickly.\n\n{{ actor_name }}"})
+    macros.create_macro(session, by_slug["billing"], {
+        "name": "Refund issued", "status": "resolved", "category": "refunds",
+        "body": "Hello {{ customer_name }},\n\nWe have refunded the charge ({{ ticket_number }}): it shows on your "
+                "statement within 5 working days.\n\n{{ actor_name }}, {{ entity_name }}"})
     admin = users.create_user(session, {"email": ADMIN_EMAIL, "name": "Ada Admin", "kind": "staff",
                                         "password": DEMO_PASSWORD, "is_admin": True})
     staff = []
@@ -135,7 +146,8 @@ def _demo_ticket(session, rng, now, created, by_slug, members_by_slug, admin, cu
     ticket = tickets.create_ticket(
         session, actor=customer, entity=entity, customer=customer, subject=subject,
         body=f"Hello,\n\n{subject}. Could you help?\n\nThanks,\n{customer.name}", priority=priority,
-        category=rng.choice(CATEGORIES[slug]), via=rng.choice(["portal", "email"]), now=created).ticket
+        category=rng.choice(CATEGORIES[slug]),
+        via=rng.choice(["portal", "email"]) if entity.portal_enabled else "email", now=created).ticket
     members = members_by_slug[slug]
     at = created
     if members and rng.random() < 0.85:

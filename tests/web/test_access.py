@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from mets.services.automation import admin as automation_rules
-from mets.services import hours, outbox
+from mets.services import hours, macros, outbox
+from mets.services.directory import categories
 from mets.services.hours import admin as hours_edit
 from mets.services.directory import portal_auth
 from mets.services.outbox import http as webhooks
@@ -27,6 +28,7 @@ ADMIN_HTMX = "200 404 404 404 404 401>/login"
 CUSTOMER_PAGE = "404 404 404 200 200 302>/portal/login"
 OWNER_PAGE = "404 404 404 200 404 302>/portal/login"
 STAFF_HTMX = "200 200 200 404 404 401>/login"
+MANAGER_SAVE = "303 303 404 404 404 302>/login"
 
 NEW_TICKET = {"entity_id": "{billing}", "customer_email": "new.person@example.com", "customer_name": "New Person",
               "subject": "Cannot log in", "body": "It says my password is wrong.", "priority": "normal"}
@@ -36,6 +38,7 @@ SLA_RULE = {"entity_id": "{acme}", "name": "Gold", "priority": "", "response": "
 # Braces doubled: every form value goes through str.format with the world's values.
 AUTO_RULE = {"name": "Raise urgent", "entity_id": "{acme}", "trigger_event": "ticket_created", "conditions": "",
              "actions": '[{{"type": "set_priority", "priority": "high"}}]'}
+MACRO = {"name": "Refund issued", "body": "Hello {{{{ customer_name }}}}.", "status": "pending"}
 STAFF_USER = {"name": "Nina New", "email": "nina@staff.example", "kind": "staff",
               "password": "long-enough-secret", "active": "y"}
 
@@ -57,6 +60,8 @@ ROUTES = [
     ("GET", "/tickets/<number>", "/tickets/{number}", None, False, TICKET_PAGE),
     ("POST", "/tickets/<number>/replies", "/tickets/{number}/replies", {"body": "On it."}, True, TICKET_HTMX),
     ("POST", "/tickets/<number>/live", "/tickets/{number}/live", {"version": "0", "viewers": ""}, True, TICKET_HTMX),
+    ("GET", "/tickets/new/category", "/tickets/new/category?entity_id={billing}", None, True, STAFF_HTMX),
+    ("GET", "/tickets/<number>/macro", "/tickets/{number}/macro?fill=1&macro_id={macro}", None, True, TICKET_HTMX),
     ("GET", "/tickets/<number>/activity", "/tickets/{number}/activity", None, True, TICKET_HTMX),
     # The SLA panel: a partial the ticket page fetches with htmx.
     ("GET", "/tickets/<number>/sla", "/tickets/{number}/sla", None, True, TICKET_HTMX),
@@ -70,6 +75,28 @@ ROUTES = [
     ("POST", "/admin/entities/new", None, {**ENTITY, "name": "Acme Legal", "slug": "legal"}, False, ADMIN_SAVE),
     ("GET", "/admin/entities/<int:entity_id>", "/admin/entities/{billing}", None, False, ADMIN_PAGE),
     ("POST", "/admin/entities/<int:entity_id>", "/admin/entities/{billing}", ENTITY, False, ADMIN_SAVE),
+    # An entity's categories (admins) and macros (admins and the entity's managers: Maria manages Acme).
+    ("GET", "/admin/entities/<int:entity_id>/categories", "/admin/entities/{acme}/categories", None, False,
+     ADMIN_PAGE),
+    ("POST", "/admin/entities/<int:entity_id>/categories", "/admin/entities/{acme}/categories",
+     {"name": "Refunds"}, False, ADMIN_SAVE),
+    ("POST", "/admin/entities/<int:entity_id>/categories/<int:category_id>",
+     "/admin/entities/{acme}/categories/{category}", {"name": "Invoices", "active": "y"}, False, ADMIN_SAVE),
+    ("POST", "/admin/entities/<int:entity_id>/categories/<int:category_id>/move",
+     "/admin/entities/{acme}/categories/{category}/move", {"step": "down"}, False, ADMIN_SAVE),
+    ("POST", "/admin/entities/<int:entity_id>/categories/<int:category_id>/delete",
+     "/admin/entities/{acme}/categories/{category}/delete", {}, False, ADMIN_SAVE),
+    ("GET", "/admin/entities/<int:entity_id>/macros", "/admin/entities/{acme}/macros", None, False, TICKET_PAGE),
+    ("GET", "/admin/entities/<int:entity_id>/macros/new", "/admin/entities/{acme}/macros/new", None, False,
+     TICKET_PAGE),
+    ("POST", "/admin/entities/<int:entity_id>/macros/new", "/admin/entities/{acme}/macros/new", MACRO, False,
+     MANAGER_SAVE),
+    ("GET", "/admin/entities/<int:entity_id>/macros/<int:macro_id>", "/admin/entities/{acme}/macros/{macro}", None,
+     False, TICKET_PAGE),
+    ("POST", "/admin/entities/<int:entity_id>/macros/<int:macro_id>", "/admin/entities/{acme}/macros/{macro}", MACRO,
+     False, MANAGER_SAVE),
+    ("POST", "/admin/entities/<int:entity_id>/macros/<int:macro_id>/delete",
+     "/admin/entities/{acme}/macros/{macro}/delete", {}, False, MANAGER_SAVE),
     ("GET", "/admin/users", None, None, False, ADMIN_PAGE),
     ("GET", "/admin/users/new", None, None, False, ADMIN_PAGE),
     ("POST", "/admin/users/new", None, STAFF_USER, False, ADMIN_SAVE),
@@ -177,6 +204,8 @@ ROUTES = [
     ("POST", "/portal/tickets/new", None,
      {"entity_id": "{billing}", "subject": "Refund", "body": "Please refund order 7.", "priority": "normal"}, False,
      "404 404 404 303 303 302>/portal/login"),
+    ("GET", "/portal/tickets/new/category", "/portal/tickets/new/category?entity_id={billing}", None, False,
+     CUSTOMER_PAGE),
     ("GET", "/portal/tickets/<number>", "/portal/tickets/{number}", None, False, OWNER_PAGE),
     ("POST", "/portal/tickets/<number>/replies", "/portal/tickets/{number}/replies", {"body": "Any news?"}, True,
      "404 404 404 200 404 401>/portal/login"),
@@ -210,8 +239,10 @@ def world(session, client):
     hook = webhooks.queue_webhook(session, url="https://hooks.example.com/in", payload={}, secret="s", entity=billing)
     auto = automation_rules.create_rule(session, {**AUTO_RULE, "entity_id": acme.id,
                                                   "actions": [{"type": "set_priority", "priority": "high"}]})
+    category = categories.add_category(session, acme, "Billing")
+    macro = macros.create_macro(session, acme, {"name": "Thanks", "body": "Thanks, {{ customer_name }}."})
     session.commit()
-    values = {"acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
+    values = {"category": category.id, "macro": macro.id, "acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,

@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from mets import clock, jobs
 from mets.models import Entity, Membership, Reply, Ticket, User
-from mets.services.directory import users
+from mets.services import macros
+from mets.services.directory import categories, entities, users
 from tests.conftest import count_rows
 from tests.servers import free_port
 
@@ -30,6 +31,11 @@ def test_seed_demo_builds_a_realistic_install_once(app, session):
     # SLA clocks run on the demo: most tickets have a rule, and the catch-up tick found breaches.
     assert count_rows(session, Ticket, Ticket.sla_rule_id.is_not(None)) > 50  # 5 in 6, as with 300
     assert count_rows(session, Ticket, Ticket.sla_response_breached.is_(True)) > 0
+    # The portal offers Acme's teams (Acme Corp preselected), not the unrelated Globex; each has categories.
+    assert [e.name for e in entities.portal_entities(session)] == ["Acme Billing", "Acme Corp", "Acme IT"]
+    assert entities.portal_default(session).name == "Acme Corp"
+    assert categories.categories_for(session, acme.children[0]).names == ("billing", "refunds")
+    assert [m.name for m in macros.macros_for(session, acme.children[0])] == ["Ask for a screenshot", "Refund issued"]
     # Numbers rise with creation time within each entity.
     for entity in session.scalars(select(Entity)):
         rows = session.execute(select(Ticket.seq, Ticket.created_at).where(Ticket.entity_id == entity.id)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from mets.models import PRIORITIES, STATUSES, Entity, SlaRule, Ticket, TicketEvent, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import tickets
-from mets.services.directory import access
+from mets.services.directory import access, categories
 from mets.services.automation import assign as automation_assign
 from mets.services.notifications import templates as mail_templates
 from mets.services.durations import format_minutes, parse_duration
@@ -111,6 +111,15 @@ def _sla_rules(session, entity: Entity | None) -> list[tuple[str, str]]:
     return [(str(r.id), f"{r.name} ({r.entity.name})") for r in session.scalars(query)]
 
 
+def _categories(session, entity: Entity | None) -> list[tuple[str, str]]:
+    """The categories a rule of `entity` may set: its list (own or inherited); for a rule of every entity, or an
+    entity without a list, every active category of the install."""
+    names = categories.categories_for(session, entity).names if entity is not None else ()
+    if not names and session is not None:
+        names = categories.all_category_names(session)
+    return [(n, n) for n in names]
+
+
 def fixed(pairs):
     return lambda session, entity: list(pairs)
 
@@ -175,7 +184,7 @@ def _params(kind: ActionType, raw: dict) -> tuple[dict, dict]:
 
 
 def _dynamic(param: Param) -> bool:
-    return param.choices in (_agents, _sla_rules)  # checked against the database by the action's check
+    return param.choices in (_agents, _sla_rules, _categories)  # checked against the database by the action's check
 
 
 def snippet_error(label: str, source: str) -> str | None:
@@ -295,6 +304,28 @@ def _set_priority(run: Run, p: dict) -> Plan:
     return Plan(f"raise priority to {new.capitalize()}" if PRIORITIES.index(new) > PRIORITIES.index(
         run.ticket.priority) else f"lower priority to {new.capitalize()}",
         lambda: tickets.update_fields(run.session, run.ticket, {"priority": new}, actor=None, now=run.now))
+
+
+def _check_category(session, entity, params) -> dict:
+    allowed = {v for v, _ in _categories(session, entity)}
+    if params.get("category") in allowed:
+        return {}
+    where = f"{entity.name}'s categories" if entity is not None else "the categories of an entity"
+    return {"category": f"Category: choose one of {where} (Admin › Entities › Categories)."}
+
+
+@action("set_category", "Set category", "Ticket", Param("category", "Category", "select", choices=_categories),
+        check=_check_category, words=lambda s, p: f"Set category to {p.get('category')}")
+def _set_category(run: Run, p: dict) -> Plan:
+    new = p["category"]
+    if (run.ticket.category or "").casefold() == new.casefold():
+        return Plan(f"category is already {run.ticket.category}", skipped=True)
+    if who := kept_by_agent(run.session, run.ticket, "category", new):
+        return _kept(who, "the category")
+    # The ticket's entity's list decides (a rule of every entity may name a category this one lacks: a failure).
+    categories.check_category(run.session, run.ticket.entity, new)
+    return Plan(f"set category to {new}",
+                lambda: tickets.update_fields(run.session, run.ticket, {"category": new}, actor=None, now=run.now))
 
 
 @action("escalate", "Escalate (raise the level, emit escalation_due)", "SLA",

@@ -1,5 +1,5 @@
 """Creating and editing entities: a tree of organisations with no cycles."""
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mets.models import Entity
 from mets.services.errors import check
@@ -17,6 +17,9 @@ def _validate(session, entity: Entity | None, data: dict) -> dict[str, str]:
         errors["sender_email"] = msg
     if msg := text_error(data.get("sender_name"), "Sender name", 200, required=False):
         errors["sender_name"] = msg
+    if data.get("portal_default") and not (data.get("portal_enabled") and data.get("active", True)):
+        errors["portal_default"] = ("The portal's default team must take portal requests: tick "
+                                    "\"Takes portal requests\" (and Active) too, or choose another default.")
     parent_id = data.get("parent_id")
     if parent_id:
         parent = session.get(Entity, parent_id)
@@ -46,10 +49,20 @@ def _apply(entity: Entity, data: dict) -> None:
     entity.sender_name = (data.get("sender_name") or "").strip() or None
     entity.sender_email = (data.get("sender_email") or "").strip().lower() or None
     entity.active = bool(data.get("active", True))
+    entity.portal_enabled = bool(data.get("portal_enabled", True))
+    entity.portal_default = bool(data.get("portal_default", False))
+
+
+def _one_default(session, entity: Entity) -> None:
+    """One portal default per install: choosing this one unsets any other."""
+    if entity.portal_default:
+        session.execute(update(Entity).where(Entity.id != entity.id, Entity.portal_default.is_(True))
+                        .values(portal_default=False).execution_options(synchronize_session="fetch"))
 
 
 def create_entity(session, data: dict) -> Entity:
-    """Validate and add an entity. `data`: name, slug, timezone, parent_id, sender_name, sender_email, active."""
+    """Validate and add an entity. `data`: name, slug, timezone, parent_id, sender_name, sender_email, active,
+    portal_enabled (default True), portal_default (default False; at most one entity is the default)."""
     errors = _validate(session, None, data)
     slug = (data.get("slug") or "").strip().lower()
     if not SLUG_RE.match(slug):
@@ -61,6 +74,7 @@ def create_entity(session, data: dict) -> Entity:
     _apply(entity, data)
     session.add(entity)
     session.flush()
+    _one_default(session, entity)
     return entity
 
 
@@ -69,6 +83,7 @@ def update_entity(session, entity: Entity, data: dict) -> Entity:
     check(_validate(session, entity, data))
     _apply(entity, data)
     session.flush()
+    _one_default(session, entity)
     return entity
 
 
@@ -90,5 +105,21 @@ def entity_tree(session) -> list[tuple[Entity, int]]:
 
 
 def active_entities(session) -> list[Entity]:
-    """The active entities by name: the teams a customer may open a ticket with in the portal."""
+    """The active entities by name."""
     return list(session.scalars(select(Entity).where(Entity.active.is_(True)).order_by(Entity.name)))
+
+
+def takes_portal_requests(entity: Entity | None) -> bool:
+    """A team a customer may open a ticket with in the portal: active and portal-enabled."""
+    return entity is not None and entity.active and entity.portal_enabled
+
+
+def portal_entities(session) -> list[Entity]:
+    """The teams a customer may open a ticket with in the portal, by name."""
+    return list(session.scalars(select(Entity).where(Entity.active.is_(True), Entity.portal_enabled.is_(True))
+                                .order_by(Entity.name)))
+
+
+def portal_default(session) -> Entity | None:
+    """The team the portal's new-request form preselects (None: the customer chooses)."""
+    return next((e for e in portal_entities(session) if e.portal_default), None)

@@ -13,6 +13,7 @@ from mets import clock, events, transaction
 from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketAlias, TicketEvent, User
 from mets.services import sla
 from mets.services.directory import access
+from mets.services.directory.categories import check_category
 from mets.services.errors import DomainError, check
 from mets.services.html import TEXT, typed_text
 from mets.services.validation import text_error
@@ -148,14 +149,19 @@ def create_ticket(session, *, actor: User, entity: Entity | None, customer: User
         errors["entity_id"] = "You cannot create tickets in that entity."
     elif actor.is_customer and actor.id != customer.id:
         errors["entity_id"] = "Customers open tickets only for themselves."
+    elif actor.is_customer and via == "portal" and not entity.portal_enabled:
+        errors["entity_id"] = "Choose one of the teams offered."
     if msg := text_error(subject, "Subject", 250):
         errors["subject"] = msg
     if msg := _body_error(body, "Describe the request."):
         errors["body"] = msg
     if priority not in PRIORITIES:
         errors["priority"] = f"Unknown priority '{priority}'."
-    if msg := text_error(category, "Category", 80, required=False):
-        errors["category"] = msg
+    if entity is not None:
+        try:
+            category = check_category(session, entity, category, listed_only=via == "portal")  # entity's list
+        except DomainError as exc:
+            errors.update(exc.errors)
     if via not in VIAS:
         errors["via"] = f"Unknown channel '{via}'."
     if not customer.is_customer:
@@ -166,7 +172,7 @@ def create_ticket(session, *, actor: User, entity: Entity | None, customer: User
 
     seq, number = _next_number(session, entity)
     ticket = Ticket(entity=entity, seq=seq, number=number, subject=subject.strip(), body=body,
-                    body_format=TEXT, status="new", priority=priority, category=(category or "").strip() or None,
+                    body_format=TEXT, status="new", priority=priority, category=category,
                     customer=customer, assignee=assignee, created_at=now, updated_at=now)
     session.add(ticket)
     if assignee is not None:
@@ -274,12 +280,6 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
             errors["subject"] = msg
         elif values["subject"].strip() != ticket.subject:
             changes["subject"] = [ticket.subject, values["subject"].strip()]
-    if "category" in values:
-        new = (values["category"] or "").strip() or None
-        if msg := text_error(new, "Category", 80, required=False):
-            errors["category"] = msg
-        elif new != ticket.category:
-            changes["category"] = [ticket.category, new]
     if "priority" in values:
         if values["priority"] not in PRIORITIES:
             errors["priority"] = f"Unknown priority '{values['priority']}'."
@@ -293,6 +293,15 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
             errors["entity_id"] = "Choose an active entity you work in."
         else:
             changes["entity_id"] = [ticket.entity_id, new_entity.id]
+    if "category" in values and (values["category"] or "").strip() != (ticket.category or ""):
+        # One of the list of the entity the ticket is in (or moves to); an unchanged category is kept as it is.
+        try:
+            new = check_category(session, new_entity or ticket.entity, values["category"])
+        except DomainError as exc:
+            errors.update(exc.errors)
+        else:
+            if new != ticket.category:
+                changes["category"] = [ticket.category, new]
     check(errors)
 
     change = Change(ticket)

@@ -14,6 +14,7 @@ from mets import clock
 from mets.models import AutomationRule, QueuedEmail, RuleExecution, TicketEvent, WebhookDelivery
 from mets.services import automation, tickets
 from mets.services.automation import actions as automation_actions
+from mets.services.directory import categories
 from mets.services.errors import DomainError
 from tests.conftest import login_customer, text_of
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket, ny
@@ -391,3 +392,31 @@ def test_a_named_agent_who_left_is_recorded_as_a_failure_and_the_ticket_stays(se
     assert log.error == "Assign: Nobody to assign: the chosen agent is not an active member of Acme."
     assert session.scalar(select(func.count()).select_from(QueuedEmail).where(
         QueuedEmail.template_name == "ticket-assigned", QueuedEmail.event == "automation")) == 0
+
+
+# --- set category ---------------------------------------------------------------------------
+
+def test_a_rule_sets_the_category_and_a_later_rule_assigns_by_skill(session, sla_desk):
+    acme = sla_desk
+    categories.add_category(session, acme, "Billing")
+    billing_agent = make_staff(acme, name="Bill", skills=["billing"])
+    make_staff(acme, name="Hal", skills=["hardware"])
+    add_rule(session, acme, [{"type": "set_category", "category": "Billing"}], order=1,
+             conditions={"all": [{"field": "subject", "op": "contains", "value": "invoice"}]})
+    skill = add_rule(session, acme, [{"type": "assign", "strategy": "skill"}], order=2)
+    ticket = make_ticket(acme, subject="Wrong VAT on my invoice")  # from the portal: no category asked
+    assert (ticket.category, ticket.assignee) == ("Billing", billing_agent)
+    assert last_log(session, skill).outcomes[0]["ok"] is True
+    event = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id,
+                                                      TicketEvent.event == "ticket_updated")).first()
+    assert event.changes["category"] == [None, "Billing"] and event.rule_id is not None  # audited as the rule's
+
+
+def test_set_category_offers_and_accepts_only_the_entitys_categories(session, sla_desk):
+    acme = sla_desk
+    categories.add_category(session, acme, "Billing")
+    kind = automation_actions.ACTIONS["set_category"]
+    assert kind.params[0].options(session, acme) == [("Billing", "Billing")]
+    errors = refused(session, acme, [{"type": "set_category", "category": "Plumbing"}])
+    assert errors == {"actions[0].category": "Category: choose one of Acme's categories "
+                                             "(Admin › Entities › Categories)."}
