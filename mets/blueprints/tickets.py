@@ -5,13 +5,14 @@ from flask_login import current_user
 from mets import clock
 from mets.extensions import db
 from mets.forms import status_for
-from mets.forms.tickets import ReplyForm, StaffTicketForm
+from mets.forms.tickets import BulkForm, ReplyForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import sla, tickets
 from mets.services.directory import access
 from mets.services.directory import users
 from mets.services.errors import DomainError
+from mets.services.tickets import bulk
 from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
@@ -26,14 +27,32 @@ INLINE_FIELDS = ("status", "priority", "assignee_id", "entity_id", "category")
 @bp.get("/")
 @staff_required
 def index():
-    filters = TicketFilters.from_args(request.args)
+    return _list_page(TicketFilters.from_args(request.args), BulkForm(formdata=None))
+
+
+def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, status: int = 200):
     result = search_tickets(db.session, current_user, filters, per_page=current_app.config["TICKETS_PER_PAGE"])
     entities = access.visible_entities(db.session, current_user)
     assignees = _assignee_choices(entities)
     now = clock.now()
-    return render("tickets/index.html", "tickets/_table.html", result=result, f=filters, entities=entities,
-                  assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
-                  sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items})
+    return render("tickets/index.html", "tickets/_table.html", status=status, result=result, f=filters,
+                  entities=entities, assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
+                  sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items},
+                  bulk_form=bulk_form, bulk_result=bulk_result, max_bulk=bulk.MAX_BULK)
+
+
+@bp.post("/bulk")
+@staff_required
+def bulk_change():
+    """Change the chosen tickets (or all matching the list's filters, posted along), then show the list again."""
+    form = BulkForm()
+    filters = TicketFilters.from_args(request.form)
+    saved = commit(lambda: bulk.bulk_change(
+        db.session, current_user, {name: getattr(form, name).data for name in bulk.BULK_FIELDS}, form.ids.data or [],
+        matching=filters if form.scope.data == "matching" else None), form)
+    if saved:
+        form = BulkForm(formdata=None)
+    return _list_page(filters, form, bulk_result=saved.result, status=200 if saved else 422)
 
 
 def _assignee_choices(entities: list[Entity]) -> list[User]:

@@ -35,9 +35,9 @@ def rows(response) -> dict[str, str]:
     out = {}
     for row in re.findall(r"<tr>(.*?)</tr>", html, flags=re.S):
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
-        if len(cells) == 9:
-            subject = re.sub(r"<[^>]+>", "", cells[1]).strip()
-            out[subject] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cells[7])).strip()
+        if len(cells) == 10:  # a checkbox, then number, subject, ..., SLA, updated
+            subject = re.sub(r"<[^>]+>", "", cells[2]).strip()
+            out[subject] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cells[8])).strip()
     return out
 
 

@@ -34,10 +34,16 @@ document.addEventListener("htmx:configRequest", function (event) {
 });
 
 // The Content-Security-Policy allows no inline handlers: pages mark elements with data attributes instead.
-// <select data-autosubmit> sends its form on change; <form data-confirm="..."> asks before it is sent.
+// <select data-autosubmit> sends its form on change; <input data-check-all="name"> ticks its form's "name" boxes; <form data-confirm="..."> asks before it is sent.
 document.addEventListener("change", function (event) {
   var el = event.target;
   if (el.matches && el.matches("[data-autosubmit]") && el.form) el.form.requestSubmit();
+  // <input type=checkbox data-check-all="ids"> ticks or clears every "ids" checkbox of its form.
+  if (el.matches && el.matches("[data-check-all]") && el.form) {
+    Array.from(el.form.elements).forEach(function (box) {
+      if (box.name === el.dataset.checkAll && box.type === "checkbox") box.checked = el.checked;
+    });
+  }
 });
 document.addEventListener("submit", function (event) {
   var form = event.target;
