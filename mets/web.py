@@ -15,6 +15,7 @@ from mets.extensions import db
 from mets.models import AutomationRule, Entity, Membership, SlaRule, User
 from mets.services.directory import access
 from mets.services.errors import DomainError
+from mets.services.tickets import views as tickets_views
 from mets.services.validation import MAX_ID, parse_id, parse_int
 
 
@@ -142,6 +143,14 @@ def load_automation_rule(rule_id) -> AutomationRule:
 def load_hours_row(model, row_id, entity: Entity):
     """A row of `entity`'s own hours (`BusinessHours`, `Holiday`, `HoursException`)."""
     return _load(model, row_id, lambda r: r.entity_id == entity.id)
+
+
+def load_saved_view(view_id):
+    """A saved view of the ticket list the current user may see (theirs, or shared with an entity they work in)."""
+    view = tickets_views.find_view(db.session, current_user, parse_id(view_id))
+    if view is None:
+        abort(404)
+    return view
 
 
 def load_outbox_row(channel, row_id):

@@ -5,18 +5,18 @@ from flask_login import current_user
 from mets import clock
 from mets.extensions import db
 from mets.forms import status_for
-from mets.forms.tickets import BulkForm, ReplyForm, StaffTicketForm
+from mets.forms.tickets import BulkForm, ReplyForm, SaveViewForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import sla, tickets
 from mets.services.directory import access
 from mets.services.directory import users
 from mets.services.errors import DomainError
-from mets.services.tickets import bulk
+from mets.services.tickets import bulk, views
 from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
-from mets.web import commit, is_htmx, load_entity, load_ticket, render, staff_required
+from mets.web import commit, is_htmx, load_entity, load_saved_view, load_ticket, render, staff_required
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
@@ -30,7 +30,7 @@ def index():
     return _list_page(TicketFilters.from_args(request.args), BulkForm(formdata=None))
 
 
-def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, status: int = 200):
+def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, view_form=None, status: int = 200):
     result = search_tickets(db.session, current_user, filters, per_page=current_app.config["TICKETS_PER_PAGE"])
     entities = access.visible_entities(db.session, current_user)
     assignees = _assignee_choices(entities)
@@ -38,7 +38,44 @@ def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, st
     return render("tickets/index.html", "tickets/_table.html", status=status, result=result, f=filters,
                   entities=entities, assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
                   sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items},
-                  bulk_form=bulk_form, bulk_result=bulk_result, max_bulk=bulk.MAX_BULK)
+                  bulk_form=bulk_form, bulk_result=bulk_result, max_bulk=bulk.MAX_BULK,
+                  views=views.view_links(db.session, current_user, filters, now),
+                  view_form=view_form or SaveViewForm(formdata=None),
+                  share_entities=views.shareable_entities(db.session, current_user))
+
+
+@bp.get("/views/<int:view_id>")
+@staff_required
+def open_view(view_id):
+    """A saved view is the list at the URL of its filters (read through the list's scoping like any URL)."""
+    view = load_saved_view(view_id)
+    return redirect(url_for("tickets.index", **views.view_args(view)), 303)
+
+
+@bp.post("/views")
+@staff_required
+def save_view():
+    form = SaveViewForm()
+    filters = TicketFilters.from_args(request.form)
+    saved = commit(lambda: views.save_view(db.session, current_user, form.name.data, filters, form.share_with.data),
+                   form)
+    if saved and not is_htmx():
+        return redirect(url_for("tickets.index", **filters.as_args()), 303)
+    return _list_page(filters, BulkForm(formdata=None), view_form=None if saved else form,
+                      status=200 if saved else 422)
+
+
+@bp.post("/views/<int:view_id>/delete")
+@staff_required
+def delete_view(view_id):
+    view = load_saved_view(view_id)
+    filters = TicketFilters.from_args(request.form)
+    saved = commit(lambda: views.delete_view(db.session, current_user, view))
+    if not saved:
+        abort(404)  # not theirs to delete: as for a view they cannot see
+    if not is_htmx():
+        return redirect(url_for("tickets.index", **filters.as_args()), 303)
+    return _list_page(filters, BulkForm(formdata=None))
 
 
 @bp.post("/bulk")

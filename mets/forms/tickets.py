@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-from mets.forms import PRIORITY_CHOICES, body_field, coerce_id
+from mets.forms import PRIORITY_CHOICES, body_field, coerce_id, coerce_optional_id
 
 
 class ReplyForm(FlaskForm):
@@ -31,3 +31,10 @@ class BulkForm(FlaskForm):
     set_priority = StringField("Set priority", validators=[Optional(), Length(max=20)])
     set_assignee = StringField("Set assignee", validators=[Optional(), Length(max=20)])
     set_category = StringField("Set category", validators=[Optional(), Length(max=200)])
+
+
+class SaveViewForm(FlaskForm):
+    """Save the list's current filters (posted along) as a view; share_with: "" for oneself, or an entity id."""
+
+    name = StringField("View name", validators=[DataRequired(message="Name the view."), Length(max=80)])
+    share_with = SelectField("Share with", coerce=coerce_optional_id, validate_choice=False)
