@@ -88,3 +88,44 @@ def test_back_between_two_filters_restores_the_earlier_filter_in_its_controls(pa
     expect(page).to_have_url(re.compile(r"/tickets/\?q=matter(&(status|sort|dir)=[a-z]+)*$"))
     expect(priority).to_have_value("")
     expect(rows).to_have_count(6)
+
+
+def test_an_agent_lands_on_my_open_tickets_and_bulk_assigns_five_tickets(page, live_server):
+    with live_server.app_context():
+        acme = make_entity(name="Acme Support", slug="acme")
+        maria = make_staff(acme, role="manager", name="Maria Manager", email="maria@staff.example")
+        make_staff(acme, name="Bea Agent", email="bea@staff.example")
+        for n in range(5):
+            make_ticket(acme, subject=f"Waiting matter {n}")
+        make_ticket(acme, subject="Already Maria's", assignee=maria)
+        db.session.commit()
+
+    sign_in(page, "maria@staff.example")
+    expect(page).to_have_url(re.compile(r"/tickets/\?assignee=mine$"))
+    views = page.get_by_role("navigation", name="Views")
+    expect(views.locator('[aria-current="page"]')).to_contain_text("My open tickets")
+    rows = page.locator("#ticket-table tbody tr")
+    expect(rows).to_have_count(1)
+
+    views.get_by_role("link", name=re.compile("^Unassigned")).click()
+    expect(page).to_have_url(re.compile(r"[?&]assignee=unassigned(&|$)"))
+    expect(rows).to_have_count(5)
+    expect(page.get_by_role("combobox", name="Assignee")).to_have_value("unassigned")
+    settled(page)
+
+    page.get_by_label("All on this page").check()
+    expect(page.locator('input[name="ids"]:checked')).to_have_count(5)
+    page.get_by_role("combobox", name="New owner for the selected").select_option(label="Bea Agent")
+    page.get_by_role("button", name="Apply to selected").click()
+    expect(page.get_by_role("status")).to_contain_text("5 tickets updated.")
+    expect(page).to_have_url(re.compile(r"[?&]assignee=unassigned(&|$)"))  # still the list, not /bulk
+    expect(page.locator("#ticket-table")).to_contain_text("No tickets match these filters.")  # none unassigned
+    expect(views.get_by_role("link", name=re.compile("^Unassigned"))).to_contain_text("0")
+
+    # Save the filter as a view: it is listed with its count.
+    page.get_by_role("combobox", name="Assignee").select_option(label="Bea Agent")
+    expect(rows).to_have_count(5)
+    settled(page)
+    page.get_by_label("View name").fill("Bea's queue")
+    page.get_by_role("button", name="Save view").click()
+    expect(views.get_by_role("link", name=re.compile("^Bea's queue"))).to_contain_text("5")

@@ -83,5 +83,8 @@ document.addEventListener("htmx:historyItemCreated", function (event) {
   showUrlState(copy.content, new URL(item.url, location.href).search);
   item.content = copy.innerHTML;
 });
-document.addEventListener("htmx:historyRestore", function () { showUrlState(document, location.search); });
+// A link that swaps the list in (a view, a sort, a page) moves the URL without the form: follow it.
+["htmx:historyRestore", "htmx:pushedIntoHistory", "htmx:replacedInHistory"].forEach(function (name) {
+  document.addEventListener(name, function () { showUrlState(document, location.search); });
+});
 window.addEventListener("pageshow", function () { showUrlState(document, location.search); });
