@@ -99,3 +99,22 @@ def test_the_list_offers_the_checkboxes_and_the_bulk_bar(client, desk):
     page = client.get("/tickets/").get_data(as_text=True)
     assert page.count('name="ids"') == 5 and 'form="bulk"' in page
     assert 'id="bulk"' in page and 'hx-push-url="false"' in page
+
+
+def test_each_ticket_of_a_bulk_change_runs_through_automation(client, session, desk):
+    from mets.models import AutomationRule, RuleExecution
+    from mets.services.automation import actions as automation_actions
+
+    acme = desk["mine"][0].entity
+    rule = AutomationRule(name="Urgent waits on the customer", entity_id=acme.id, trigger_event="priority_changed",
+                          actions=automation_actions.validate(session, acme, [{"type": "set_status",
+                                                                                "status": "pending"}]),
+                          is_active=True, stop_processing=False, execution_order=10)
+    session.add(rule)
+    session.commit()
+    chosen = desk["mine"][:3]
+    response = post(client, {"ids": [str(t.id) for t in chosen], "set_priority": "urgent"})
+    assert "3 tickets updated." in screen(response)
+    session.expire_all()
+    assert [t.status for t in desk["mine"]] == ["pending"] * 3 + ["new"] * 2
+    assert count_rows(session, RuleExecution, RuleExecution.rule_id == rule.id) == 3
