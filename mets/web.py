@@ -16,6 +16,7 @@ from mets.models import AutomationRule, Entity, Macro, Membership, SlaRule, Tick
 from mets.services import macros
 from mets.services.directory import access
 from mets.services.errors import DomainError
+from mets.services.tickets import views as tickets_views
 from mets.services.validation import MAX_ID, parse_id, parse_int
 
 
@@ -170,6 +171,14 @@ def load_ticket_macro(ticket: Ticket, macro_id) -> Macro:
     if macro is None:
         abort(404)
     return macro
+
+
+def load_saved_view(view_id):
+    """A saved view of the ticket list the current user may see (theirs, or shared with an entity they work in)."""
+    view = tickets_views.find_view(db.session, current_user, parse_id(view_id))
+    if view is None:
+        abort(404)
+    return view
 
 
 def load_outbox_row(channel, row_id):

@@ -8,6 +8,7 @@ from mets import throttle
 from mets.extensions import db
 from mets.forms.auth import LoginForm
 from mets.services.directory import users
+from mets.services.tickets import views as ticket_views
 from mets.services.validation import normalize_email
 from mets.web import commit
 
@@ -24,17 +25,22 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def _landing() -> str:
+    """Where staff land: "My open tickets" for those who work in an entity (services.tickets.views)."""
+    return url_for("tickets.index", **ticket_views.landing_args(db.session, current_user))
+
+
 @bp.get("/")
 def home():
     if current_user.is_authenticated:
-        return redirect(url_for("tickets.index" if current_user.is_staff else "portal.index"))
+        return redirect(_landing() if current_user.is_staff else url_for("portal.index"))
     return redirect(url_for("auth.login"))
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated and current_user.is_staff:
-        return redirect(url_for("tickets.index"))
+        return redirect(_landing())
     form = LoginForm()
     if form.validate_on_submit():
         email, client = normalize_email(form.email.data), request.remote_addr or ""
@@ -51,7 +57,7 @@ def login():
             throttle.login_succeeded(email)
             session.clear()  # no session fixation across sign-ins
             login_user(user, remember=form.remember.data)
-            return redirect(_safe_next(request.args.get("next")) or url_for("tickets.index"))
+            return redirect(_safe_next(request.args.get("next")) or _landing())
     status = 200 if not form.is_submitted() else 422
     return render_template("auth/login.html", form=form), status
 

@@ -8,18 +8,19 @@ from flask_login import current_user
 from mets import clock
 from mets.extensions import db
 from mets.forms import status_for
-from mets.forms.tickets import ReplyForm, StaffTicketForm
+from mets.forms.tickets import BulkForm, ReplyForm, SaveViewForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
 from mets.services import macros, sla, tickets
 from mets.services.directory import access, categories
 from mets.services.directory import users
 from mets.services.errors import DomainError
-from mets.services.tickets import live
+from mets.services.tickets import bulk, live, views
 from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
 from mets.services.validation import parse_id
-from mets.web import arg_int, commit, is_htmx, load_entity, load_ticket, load_ticket_macro, render, staff_required
+from mets.web import (arg_int, commit, is_htmx, load_entity, load_saved_view, load_ticket, load_ticket_macro, render,
+                      staff_required)
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
@@ -30,14 +31,21 @@ INLINE_FIELDS = ("status", "priority", "assignee_id", "entity_id", "category")
 @bp.get("/")
 @staff_required
 def index():
-    filters = TicketFilters.from_args(request.args)
+    return _list_page(TicketFilters.from_args(request.args), BulkForm(formdata=None))
+
+
+def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, view_form=None, status: int = 200):
     result = search_tickets(db.session, current_user, filters, per_page=current_app.config["TICKETS_PER_PAGE"])
     entities = access.visible_entities(db.session, current_user)
     assignees = _assignee_choices(entities)
     now = clock.now()
-    return render("tickets/index.html", "tickets/_table.html", result=result, f=filters, entities=entities,
-                  assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
+    return render("tickets/index.html", "tickets/_table.html", status=status, result=result, f=filters,
+                  entities=entities, assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
                   sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items},
+                  bulk_form=bulk_form, bulk_result=bulk_result, max_bulk=bulk.MAX_BULK,
+                  views=views.view_links(db.session, current_user, filters, now),
+                  view_form=view_form or SaveViewForm(formdata=None),
+                  share_entities=views.shareable_entities(db.session, current_user),
                   ticket_viewers=live.viewers_by_ticket(db.session, [t.id for t in result.items], current_user, now,
                                                         _presence_window()))
 
@@ -45,6 +53,54 @@ def index():
 def _presence_window() -> timedelta:
     """How long a ticket page's viewer counts as there without a poll: three missed polls, at least a minute."""
     return timedelta(seconds=max(60, 3 * current_app.config["TICKET_POLL_SECONDS"]))
+
+
+@bp.get("/views/<int:view_id>")
+@staff_required
+def open_view(view_id):
+    """A saved view is the list at the URL of its filters (read through the list's scoping like any URL)."""
+    view = load_saved_view(view_id)
+    return redirect(url_for("tickets.index", **views.view_args(view)), 303)
+
+
+@bp.post("/views")
+@staff_required
+def save_view():
+    form = SaveViewForm()
+    filters = TicketFilters.from_args(request.form)
+    saved = commit(lambda: views.save_view(db.session, current_user, form.name.data, filters, form.share_with.data),
+                   form)
+    if saved and not is_htmx():
+        return redirect(url_for("tickets.index", **filters.as_args()), 303)
+    return _list_page(filters, BulkForm(formdata=None), view_form=None if saved else form,
+                      status=200 if saved else 422)
+
+
+@bp.post("/views/<int:view_id>/delete")
+@staff_required
+def delete_view(view_id):
+    view = load_saved_view(view_id)
+    filters = TicketFilters.from_args(request.form)
+    saved = commit(lambda: views.delete_view(db.session, current_user, view))
+    if not saved:
+        abort(404)  # not theirs to delete: as for a view they cannot see
+    if not is_htmx():
+        return redirect(url_for("tickets.index", **filters.as_args()), 303)
+    return _list_page(filters, BulkForm(formdata=None))
+
+
+@bp.post("/bulk")
+@staff_required
+def bulk_change():
+    """Change the chosen tickets (or all matching the list's filters, posted along), then show the list again."""
+    form = BulkForm()
+    filters = TicketFilters.from_args(request.form)
+    saved = commit(lambda: bulk.bulk_change(
+        db.session, current_user, {name: getattr(form, name).data for name in bulk.BULK_FIELDS}, form.ids.data or [],
+        matching=filters if form.scope.data == "matching" else None), form)
+    if saved:
+        form = BulkForm(formdata=None)
+    return _list_page(filters, form, bulk_result=saved.result, status=200 if saved else 422)
 
 
 def _assignee_choices(entities: list[Entity]) -> list[User]:

@@ -1,9 +1,9 @@
 """Ticket forms: a reply (staff and portal), a ticket opened by staff."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, SelectField, StringField
+from wtforms import BooleanField, EmailField, HiddenField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-from mets.forms import PRIORITY_CHOICES, body_field, coerce_id
+from mets.forms import PRIORITY_CHOICES, body_field, coerce_id, coerce_optional_id
 from mets.services.validation import parse_int
 
 STALE_FORM = "This page is out of date: reload it to see the ticket as it is now (your text is kept below)."
@@ -37,3 +37,22 @@ class StaffTicketForm(FlaskForm):
     body = body_field("Description")
     priority = SelectField("Priority", choices=PRIORITY_CHOICES, default="normal")
     category = StringField("Category", validators=[Optional(), Length(max=80)])
+
+
+class BulkForm(FlaskForm):
+    """The list's bulk change: the tickets chosen (or all matching the list's filters) and what to set on them. The
+    choices are checked by the service (services/tickets/bulk.py), which says what is wrong with each."""
+
+    ids = SelectMultipleField("Tickets", validate_choice=False)
+    scope = StringField("Which tickets", validators=[Optional(), Length(max=20)])
+    set_status = StringField("Set status", validators=[Optional(), Length(max=20)])
+    set_priority = StringField("Set priority", validators=[Optional(), Length(max=20)])
+    set_assignee = StringField("Set assignee", validators=[Optional(), Length(max=20)])
+    set_category = StringField("Set category", validators=[Optional(), Length(max=200)])
+
+
+class SaveViewForm(FlaskForm):
+    """Save the list's current filters (posted along) as a view; share_with: "" for oneself, or an entity id."""
+
+    name = StringField("View name", validators=[DataRequired(message="Name the view."), Length(max=80)])
+    share_with = SelectField("Share with", coerce=coerce_optional_id, validate_choice=False)

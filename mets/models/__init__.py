@@ -9,6 +9,7 @@ from mets.models.jobs import JobRun
 from mets.models.sla import CLOCKS, SlaFiring, SlaPause, SlaRule
 from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketAlias, TicketEvent, TicketViewer
 from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, RedeemedLink, User
+from mets.models.views import SavedView
 
 __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlias", "Reply", "TicketEvent",
            "TicketViewer",
@@ -18,3 +19,4 @@ __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlia
            "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",
            "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS", "JobRun",
            "TicketCategory", "Macro", "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]
+__all__ += ["SavedView"]

@@ -5,7 +5,7 @@ it was loaded at, and the events after it say what the agent has not seen. Exist
 and their events have no version (nothing written before this counts as unseen).
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-01 14:00:00.000000
 
 """
@@ -17,7 +17,7 @@ import mets.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0012'
-down_revision = '0009'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

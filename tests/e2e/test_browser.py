@@ -47,9 +47,11 @@ def test_agent_searches_replies_and_changes_status(live_server, page, tmp_path):
     page.get_by_label("Email").fill(agent_email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/tickets/$"))
+    expect(page).to_have_url(re.compile(r"/tickets/\?assignee=mine$"))  # agents land on My open tickets
     expect(page.get_by_role("heading", name="Tickets")).to_be_visible()
     rows = page.locator("#ticket-table tbody tr")
+    page.get_by_role("navigation", name="Views").get_by_role("link", name=re.compile("^All active")).click()
+    expect(page).to_have_url(re.compile(r"/tickets/\?status=active$"))
     expect(rows).to_have_count(4)
 
     # Search filters the table in place and pushes the filter into the URL.

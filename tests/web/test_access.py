@@ -12,6 +12,8 @@ from mets.services.directory import categories
 from mets.services.hours import admin as hours_edit
 from mets.services.directory import portal_auth
 from mets.services.outbox import http as webhooks
+from mets.services.tickets import views as ticket_views
+from mets.services.tickets.search import TicketFilters
 from tests.conftest import HTMX, login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 
@@ -68,6 +70,13 @@ ROUTES = [
     ("GET", "/tickets/<number>/properties", "/tickets/{number}/properties", None, True, TICKET_HTMX),
     ("POST", "/tickets/<number>/fields/<name>", "/tickets/{number}/fields/priority", {"priority": "high"}, True,
      TICKET_HTMX),
+    # Bulk changes: the agent (Globex) may post, and gets the Acme ticket back as refused (test_ticket_bulk.py).
+    ("POST", "/tickets/bulk", None, {"ids": "{ticket_id}", "set_priority": "high"}, True, STAFF_HTMX),
+    ("POST", "/tickets/views", None, {"name": "Urgent ones", "priority": "urgent"}, True, STAFF_HTMX),
+    # The manager's view, shared with Acme: not the agent's (Globex) to open or delete.
+    ("GET", "/tickets/views/<int:view_id>", "/tickets/views/{view}", None, False,
+     "303>/tickets/ 303>/tickets/ 404 404 404 302>/login"),
+    ("POST", "/tickets/views/<int:view_id>/delete", "/tickets/views/{view}/delete", {}, True, TICKET_HTMX),
 
     ("GET", "/admin/", None, None, False, "302>/admin/entities 404 404 404 404 302>/login"),
     ("GET", "/admin/entities", None, None, False, ADMIN_PAGE),
@@ -241,8 +250,9 @@ def world(session, client):
                                                   "actions": [{"type": "set_priority", "priority": "high"}]})
     category = categories.add_category(session, acme, "Billing")
     macro = macros.create_macro(session, acme, {"name": "Thanks", "body": "Thanks, {{ customer_name }}."})
+    view = ticket_views.save_view(session, people["manager"], "Acme urgent", TicketFilters(priority="urgent"), acme.id)
     session.commit()
-    values = {"category": category.id, "macro": macro.id, "acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
+    values = {"view": view.id, "ticket_id": str(ticket.id), "category": category.id, "macro": macro.id, "acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,

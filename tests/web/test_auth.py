@@ -23,10 +23,10 @@ def signed_in(client) -> bool:
     return client.get("/tickets/").status_code == 200
 
 
-def test_login_lands_on_the_ticket_list(client, sam):
+def test_login_lands_on_my_open_tickets(client, sam):
     response = client.post("/login", data={"email": "  SAM@Staff.Example ", "password": PASSWORD})
     assert response.status_code == 302
-    assert response.location == "/tickets/"
+    assert response.location == "/tickets/?assignee=mine"  # My open tickets
     assert "Sam Staff" in text_of(client.get("/tickets/"))
 
 
@@ -57,14 +57,14 @@ def test_refused_sign_ins_all_get_the_same_generic_answer(client, refused, email
 @pytest.mark.parametrize("target, landing", [
     ("/tickets/ACME-1001", "/tickets/ACME-1001"),
     ("/tickets/?status=all&q=vpn", "/tickets/?status=all&q=vpn"),
-    ("//evil.example", "/tickets/"),
-    ("//evil.example/tickets/", "/tickets/"),
-    ("https://evil.example", "/tickets/"),
-    ("http:/evil.example", "/tickets/"),
-    ("/\\evil.example", "/tickets/"),
-    ("/\t/evil.example", "/tickets/"),
-    ("javascript:alert(1)", "/tickets/"),
-    ("tickets/", "/tickets/"),
+    ("//evil.example", "/tickets/?assignee=mine"),
+    ("//evil.example/tickets/", "/tickets/?assignee=mine"),
+    ("https://evil.example", "/tickets/?assignee=mine"),
+    ("http:/evil.example", "/tickets/?assignee=mine"),
+    ("/\\evil.example", "/tickets/?assignee=mine"),
+    ("/\t/evil.example", "/tickets/?assignee=mine"),
+    ("javascript:alert(1)", "/tickets/?assignee=mine"),
+    ("tickets/", "/tickets/?assignee=mine"),
 ])
 def test_next_only_leads_to_same_site_paths(client, sam, target, landing):
     response = client.post("/login", query_string={"next": target}, data={"email": sam.email, "password": PASSWORD})

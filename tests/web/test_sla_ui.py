@@ -5,6 +5,7 @@ import pytest
 
 from mets import clock
 from mets.services import tickets
+from mets.services.directory import users
 from tests.conftest import HTMX, login, text_of
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket, ny
 
@@ -34,9 +35,9 @@ def rows(response) -> dict[str, str]:
     out = {}
     for row in re.findall(r"<tr>(.*?)</tr>", html, flags=re.S):
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
-        if len(cells) == 9:
-            subject = re.sub(r"<[^>]+>", "", cells[1]).strip()
-            out[subject] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cells[7])).strip()
+        if len(cells) == 10:  # a checkbox, then number, subject, ..., SLA, updated
+            subject = re.sub(r"<[^>]+>", "", cells[2]).strip()
+            out[subject] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cells[8])).strip()
     return out
 
 
@@ -82,3 +83,45 @@ def test_the_panel_of_a_paused_ticket_says_what_is_left(client, desk):
         text = text_of(client.get(f"/tickets/{desk['waiting'].number}/sla", headers=HTMX))
     assert "paused" in text
     assert "Left 3h when the clock resumes" in text
+
+
+def _minutes(text: str) -> int:
+    """The clock time a shown SLA cell names, in minutes ("breached 2h ago" is negative)."""
+    match = re.match(r"(due in|breached) ((?:\d+[dhm] ?)+)", text)
+    total = sum(int(n) * {"d": 1440, "h": 60, "m": 1}[u] for n, u in re.findall(r"(\d+)([dhm])", match.group(2)))
+    return total if match.group(1) == "due in" else -total
+
+
+@pytest.fixture
+def mixed_hours(session, client):
+    """Tickets whose clock time left and business time left disagree in order: Acme works Mon-Fri 09-17 (New York),
+    Nightly runs around the clock."""
+    acme = make_entity("Acme", "acme", timezone="America/New_York")
+    nightly = make_entity("Nightly", "nightly", timezone="America/New_York")
+    make_rule(acme, "Urgent", priority="urgent", response_minutes=4 * 60)
+    make_rule(acme, "High", priority="high", response_minutes=6 * 60)
+    make_rule(acme, "Low", priority="low", response_minutes=8 * 60)
+    make_rule(nightly, "Always", response_minutes=8 * 60, business_hours_only=False)
+    agent = make_staff(acme, name="Dana")
+    users.set_membership(session, agent, nightly, "agent", 1, [])
+    for subject, entity, priority, at in (
+            ("Breached yesterday's", acme, "urgent", ny(2026, 11, 23, 15, 0)),  # due Tue 11:00: breached
+            ("Due at five", acme, "low", ny(2026, 11, 24, 9, 0)),  # due Tue 17:00: 4h 15m either way
+            ("Due tonight", nightly, "normal", ny(2026, 11, 24, 12, 0)),  # due Tue 20:00: 7h 15m either way
+            ("Due tomorrow", acme, "high", ny(2026, 11, 24, 12, 0))):  # due Wed 10:00: 21h 15m, 5h 15m business
+        with clock.freeze(at):
+            make_ticket(entity, subject=subject, priority=priority)
+    session.commit()
+    login(client, agent)
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_the_sla_column_shows_values_in_the_order_it_sorts(client, mixed_hours, direction):
+    with clock.freeze(ny(2026, 11, 24, 12, 45)):
+        shown = rows(client.get(f"/tickets/?sort=sla&dir={direction}", headers=HTMX))
+    assert len(shown) == 4
+    values = [_minutes(cell) for cell in shown.values()]
+    assert values == sorted(values, reverse=direction == "desc"), shown
+    # The business time left is still there, beside the clock time, where the two differ.
+    assert shown["Due tomorrow"] == "due in 21h 15m 5h 15m business"
+    assert shown["Due at five"] == "due in 4h 15m"

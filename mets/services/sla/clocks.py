@@ -363,12 +363,13 @@ def retime_entities(session, entity_ids, now: datetime | None = None, batch_size
 
 @dataclass
 class Summary:
-    """A ticket's nearest SLA state for the list: "due" (in business time), "breached", "paused",
-    "met" (stopped within target) or "none" (no rule)."""
+    """A ticket's nearest SLA state for the list: "due", "breached", "paused", "met" (stopped within target) or
+    "none" (no rule). The list sorts by `due`, so it shows `wall_left` first and `business_left` beside it."""
 
     state: str
     due: datetime | None = None
     business_left: timedelta | None = None  # for "due": business time until the nearest due
+    wall_left: timedelta | None = None  # for "due": clock time until the nearest due (what the list sorts by)
 
 
 def summary(session, ticket: Ticket, now: datetime | None = None) -> Summary:
@@ -387,4 +388,4 @@ def summary(session, ticket: Ticket, now: datetime | None = None) -> Summary:
     if ticket.sla_nearest_due <= now:
         return Summary("breached", due=ticket.sla_nearest_due)
     left = calendar_for_rule(session, rule, ticket).between(now, ticket.sla_nearest_due)
-    return Summary("due", due=ticket.sla_nearest_due, business_left=left)
+    return Summary("due", due=ticket.sla_nearest_due, business_left=left, wall_left=ticket.sla_nearest_due - now)

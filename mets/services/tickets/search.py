@@ -79,9 +79,9 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
-                   now: datetime | None = None) -> TicketPage:
-    """One page of tickets matching the filters, among those `user` may see."""
+def filtered_query(session, user: User, f: TicketFilters, now: datetime | None = None):
+    """A select of the tickets matching the filters (not the sort or page), among those `user` may see: the list,
+    the views' counts and bulk changes of "all matching" all read through it."""
     query = access.scope_tickets(select(Ticket), session, user)
     if f.entity_id:
         query = query.where(Ticket.entity_id == f.entity_id)
@@ -109,6 +109,13 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
         moved = select(TicketAlias.ticket_id).where(TicketAlias.number.like(pattern.upper(), escape="\\"))
         query = query.where(or_(func.lower(Ticket.subject).like(pattern.lower(), escape="\\"),
                                 Ticket.number.like(pattern.upper(), escape="\\"), Ticket.id.in_(moved)))
+    return query
+
+
+def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
+                   now: datetime | None = None) -> TicketPage:
+    """One page of tickets matching the filters, among those `user` may see."""
+    query = filtered_query(session, user, f, now)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     order = SORTS[f.sort].asc() if f.direction == "asc" else SORTS[f.sort].desc()
     if f.sort == "sla":
@@ -122,6 +129,12 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
                  selectinload(Ticket.sla_rule))
     )
     return TicketPage(items=list(rows), total=total, page=page, per_page=per_page, filters=f)
+
+
+def matching_ids(session, user: User, f: TicketFilters, limit: int) -> list[int]:
+    """The ids of at most `limit` tickets matching the filters, among those `user` may see (bulk "all matching")."""
+    return list(session.scalars(filtered_query(session, user, f).with_only_columns(Ticket.id)
+                                .order_by(Ticket.id).limit(limit)))
 
 
 def customer_tickets(session, customer: User) -> list[Ticket]:

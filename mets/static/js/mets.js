@@ -34,10 +34,16 @@ document.addEventListener("htmx:configRequest", function (event) {
 });
 
 // The Content-Security-Policy allows no inline handlers: pages mark elements with data attributes instead.
-// <select data-autosubmit> sends its form on change; <form data-confirm="..."> asks before it is sent.
+// <select data-autosubmit> sends its form on change; <input data-check-all="name"> ticks its form's "name" boxes; <form data-confirm="..."> asks before it is sent.
 document.addEventListener("change", function (event) {
   var el = event.target;
   if (el.matches && el.matches("[data-autosubmit]") && el.form) el.form.requestSubmit();
+  // <input type=checkbox data-check-all="ids"> ticks or clears every "ids" checkbox of its form.
+  if (el.matches && el.matches("[data-check-all]") && el.form) {
+    Array.from(el.form.elements).forEach(function (box) {
+      if (box.name === el.dataset.checkAll && box.type === "checkbox") box.checked = el.checked;
+    });
+  }
 });
 document.addEventListener("submit", function (event) {
   var form = event.target;
@@ -64,3 +70,41 @@ document.addEventListener("htmx:configRequest", function (event) {
   livePartSkipped = false;
   event.detail.formData.set("version", "-1");  // matches no version: the answer brings every part again
 });
+// A filter form marked data-url-state always shows what the URL says, and so what the table under it shows.
+// htmx's history snapshot is the page's HTML, which keeps the options the server first marked `selected`, not
+// what was chosen since: Back would show the earlier table under the first filters, and the next change would
+// drop the filter. So each snapshot's form is set from the URL it is saved for, and a restored page (from
+// htmx's snapshot or the browser's cache) from its own URL. A control the URL does not name shows its first
+// choice (the server's default) or nothing.
+function showUrlState(root, search) {
+  var params = new URLSearchParams(search);
+  root.querySelectorAll("form[data-url-state]").forEach(function (form) {
+    Array.from(form.elements).forEach(function (el) {
+      if (!el.name || el.type === "hidden" || el.type === "submit" || el.type === "button") return;
+      var value = params.get(el.name);
+      if (el.tagName === "SELECT") {
+        var options = Array.from(el.options);
+        var chosen = Math.max(0, options.findIndex(function (o) { return o.value === value; }));
+        options.forEach(function (o, i) { o.selected = i === chosen; o.toggleAttribute("selected", i === chosen); });
+      } else if (el.type === "checkbox" || el.type === "radio") {
+        el.checked = params.getAll(el.name).indexOf(el.value) >= 0;
+        el.toggleAttribute("checked", el.checked);
+      } else {
+        el.value = value || "";
+        el.setAttribute("value", el.value);
+      }
+    });
+  });
+}
+document.addEventListener("htmx:historyItemCreated", function (event) {
+  var item = event.detail.item;
+  var copy = document.createElement("template");
+  copy.innerHTML = item.content;
+  showUrlState(copy.content, new URL(item.url, location.href).search);
+  item.content = copy.innerHTML;
+});
+// A link that swaps the list in (a view, a sort, a page) moves the URL without the form: follow it.
+["htmx:historyRestore", "htmx:pushedIntoHistory", "htmx:replacedInHistory"].forEach(function (name) {
+  document.addEventListener(name, function () { showUrlState(document, location.search); });
+});
+window.addEventListener("pageshow", function () { showUrlState(document, location.search); });
