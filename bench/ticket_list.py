@@ -92,11 +92,10 @@ def build(url: str, count: int):
         s.execute(text("ALTER TABLE replies ENABLE TRIGGER replies_search"))
         s.commit()
         print(f"search index backfill (migration 0010's UPDATE): {time.perf_counter() - loaded:.1f}s")
-    with create_engine(url).connect() as conn:
+    with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
         # Steady state, as autovacuum leaves a busy table: visibility map set, statistics fresh.
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE tickets"))
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE replies"))
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE users"))
+        for table in ("tickets", "replies", "users"):
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
     print(f"inserted and vacuumed {count} tickets in {time.perf_counter() - started:.1f}s")
     return app
 
@@ -114,9 +113,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--reuse", action="store_true", help="time the data a previous run built (--tickets as then)")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench")
-    app = build(url, args.tickets)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url}) if args.reuse else build(url, args.tickets)
     with app.app_context():
         from mets.models import User
         from sqlalchemy import select

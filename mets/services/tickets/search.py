@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
-from sqlalchemy import case, column, func, literal_column, or_, select, table
+from sqlalchemy import case, column, func, literal_column, select, table, union_all
 from sqlalchemy.orm import selectinload
 
 from mets import clock
@@ -99,15 +99,15 @@ def search_words(q: str) -> tuple[list[str], bool]:
 
 
 def _text_match(session, words: list[str], prefix: bool):
-    """(match condition, rank) of the full-text index for all `words`, or None without one (other backends)."""
+    """The full-text index's match for all `words` and its rank: on PostgreSQL two functions of the
+    tsvector column; on SQLite the FTS5 query (ticket_id, rank) and None; None on other backends."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         terms = [f"'{w}'" for w in words]  # no ASCII punctuation in a word, so no quote to escape
         if prefix:
             terms[-1] += ":*"
         tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(terms))
-        vector = literal_column("tickets.search_vector")
-        return vector.op("@@")(tsquery), func.ts_rank(vector, tsquery)
+        return (lambda vector: vector.op("@@")(tsquery)), (lambda vector: func.ts_rank(vector, tsquery))
     if dialect == "sqlite":
         terms = ['"' + w.replace('"', '""') + '"' for w in words]
         if prefix:
@@ -147,24 +147,30 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
             query.where(Ticket.sla_nearest_due > now, Ticket.sla_nearest_due <= now + window)
     relevance = []
     if f.q:
-        # Numbers and fragments of the subject, as PostgreSQL's trigram indexes serve them (migration 0002):
+        # The ids each index finds, put together: an OR of the conditions would make PostgreSQL scan every
+        # ticket (a hashed subplan among its arms rules out a BitmapOr); each arm of the UNION uses its index.
+        # Numbers and fragments of the subject, as the trigram indexes serve them (migration 0002):
         # numbers are stored upper-case.
         pattern = f"%{_escape_like(f.q)}%"
-        moved = select(TicketAlias.ticket_id).where(TicketAlias.number.like(pattern.upper(), escape="\\"))
-        found = [func.lower(Ticket.subject).like(pattern.lower(), escape="\\"),
-                 Ticket.number.like(pattern.upper(), escape="\\"), Ticket.id.in_(moved)]
+        other = Ticket.__table__.alias("found")
+        found = [select(other.c.id).where(func.lower(other.c.subject).like(pattern.lower(), escape="\\")),
+                 select(other.c.id).where(other.c.number.like(pattern.upper(), escape="\\")),
+                 select(TicketAlias.ticket_id).where(TicketAlias.number.like(pattern.upper(), escape="\\"))]
         relevance.append(case((Ticket.number == f.q.upper(), 1), else_=0).desc())  # the ticket asked for by number
         # Every word somewhere in the subject, body, customer, replies or notes (migration 0010's index).
         words, prefix = search_words(f.q)
         text_match = _text_match(session, words, prefix) if words else None
         if text_match is not None:
             match, rank = text_match
-            if rank is None:  # SQLite: the FTS5 query joined by ticket id
+            if rank is None:  # SQLite: the FTS5 query, joined by ticket id for its rank
                 query = query.outerjoin(match, match.c.ticket_id == Ticket.id)
-                match, rank = match.c.ticket_id.is_not(None), func.coalesce(match.c.rank, 0)
-            found.append(match)
+                found.append(select(match.c.ticket_id))
+                rank = func.coalesce(match.c.rank, 0)
+            else:
+                found.append(select(other.c.id).where(match(literal_column("found.search_vector"))))
+                rank = rank(literal_column("tickets.search_vector"))
             relevance.append(rank.desc())
-        query = query.where(or_(*found))
+        query = query.where(Ticket.id.in_(union_all(*found)))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     order = SORTS[f.sort].asc() if f.direction == "asc" else SORTS[f.sort].desc()
     if f.sort == "sla":
