@@ -148,13 +148,16 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
     relevance = []
     if f.q:
         # The ids each index finds, put together: an OR of the conditions would make PostgreSQL scan every
-        # ticket (a hashed subplan among its arms rules out a BitmapOr); each arm of the UNION uses its index.
+        # ticket (a hashed subplan among its arms rules out a BitmapOr); each arm of the UNION uses its index,
+        # and carries the scope and filters, so that what another entity holds is dropped inside the arm.
+        def arm(condition):
+            return query.with_only_columns(Ticket.id).where(condition).correlate(None)
+
         # Numbers and fragments of the subject, as the trigram indexes serve them (migration 0002):
         # numbers are stored upper-case.
         pattern = f"%{_escape_like(f.q)}%"
-        other = Ticket.__table__.alias("found")
-        found = [select(other.c.id).where(func.lower(other.c.subject).like(pattern.lower(), escape="\\")),
-                 select(other.c.id).where(other.c.number.like(pattern.upper(), escape="\\")),
+        found = [arm(func.lower(Ticket.subject).like(pattern.lower(), escape="\\")),
+                 arm(Ticket.number.like(pattern.upper(), escape="\\")),
                  select(TicketAlias.ticket_id).where(TicketAlias.number.like(pattern.upper(), escape="\\"))]
         relevance.append(case((Ticket.number == f.q.upper(), 1), else_=0).desc())  # the ticket asked for by number
         # Every word somewhere in the subject, body, customer, replies or notes (migration 0010's index).
@@ -167,8 +170,9 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
                 found.append(select(match.c.ticket_id))
                 rank = func.coalesce(match.c.rank, 0)
             else:
-                found.append(select(other.c.id).where(match(literal_column("found.search_vector"))))
-                rank = rank(literal_column("tickets.search_vector"))
+                vector = literal_column("tickets.search_vector")
+                found.append(arm(match(vector)))
+                rank = rank(vector)
             relevance.append(rank.desc())
         query = query.where(Ticket.id.in_(union_all(*found)))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
