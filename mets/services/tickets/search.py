@@ -88,6 +88,7 @@ def _escape_like(text: str) -> str:
 # Query words are cut as migration 0010 indexes text: lower case, ASCII punctuation as spaces, "_" dropped.
 _WORDS = str.maketrans(string.punctuation.replace("_", ""), " " * (len(string.punctuation) - 1), "_")
 MAX_WORDS = 8
+RANK_LIMIT = 5000  # hits ranked by relevance at most; more are ordered by the chosen sort alone
 
 
 def search_words(q: str) -> tuple[list[str], bool]:
@@ -176,6 +177,10 @@ def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
             relevance.append(rank.desc())
         query = query.where(Ticket.id.in_(union_all(*found)))
     total = session.scalar(select(func.count()).select_from(query.subquery()))
+    if total > RANK_LIMIT:
+        # Ranking reads every hit's index entry: past RANK_LIMIT hits (a common word) the chosen sort
+        # orders them, as relevance among so many says little; the ticket asked for by number still leads.
+        relevance = relevance[:1]
     order = SORTS[f.sort].asc() if f.direction == "asc" else SORTS[f.sort].desc()
     if f.sort == "sla":
         order = order.nulls_last()  # tickets without a running clock after those with one

@@ -129,3 +129,14 @@ def test_the_excerpt_shows_the_words_and_escapes_the_text(session, desk):
 def test_the_excerpt_comes_from_the_reply_that_matched(session, desk):
     page = search_tickets(session, desk["agent"], TicketFilters.from_args({"q": "quokka", "status": "all"}))
     assert str(page.snippets[desk["vpn"].id]) == "Note: Escalated to netops: <mark>quokka</mark> firmware bug."
+
+
+def test_past_the_rank_limit_the_chosen_sort_orders_the_hits(session, desk, monkeypatch):
+    from mets.services.tickets import search
+
+    acme = desk["invoice"].entity
+    make_ticket(acme, subject="Invoice copy needed", body="Please resend the invoice.")
+    session.flush()
+    monkeypatch.setattr(search, "RANK_LIMIT", 1)
+    assert found(session, desk["agent"], "invoice", sort="subject", dir="desc") == [
+        "Question about my bill", "Printer offline", "Invoice copy needed"]
