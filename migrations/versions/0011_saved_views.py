@@ -1,7 +1,7 @@
 """saved_views: named filter combinations of the ticket list, personal or shared with an entity
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01 14:00:00.000000
 
 """
@@ -13,7 +13,7 @@ import mets.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,17 @@
 """The staff ticket list: filters, sorting and pagination, always scoped to what the user may see."""
+import re
+import string
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_, select
+from markupsafe import Markup, escape
+from sqlalchemy import case, column, func, literal_column, select, table, union_all
 from sqlalchemy.orm import selectinload
 
 from mets import clock
 from mets.models import PRIORITIES, STATUSES, Ticket, TicketAlias, User
 from mets.services.directory import access
+from mets.services.html import message_text
 from mets.services.validation import parse_id, parse_int
 
 SORTS = {
@@ -69,6 +73,8 @@ class TicketPage:
     page: int
     per_page: int
     filters: TicketFilters
+    # With a search: per ticket id, an escaped excerpt of where it matched, the words in <mark>.
+    snippets: dict[int, Markup] = field(default_factory=dict)
     pages: int = field(init=False)
 
     def __post_init__(self):
@@ -79,9 +85,51 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# Query words are cut as migration 0010 indexes text: lower case, ASCII punctuation as spaces, "_" dropped.
+_WORDS = str.maketrans(string.punctuation.replace("_", ""), " " * (len(string.punctuation) - 1), "_")
+MAX_WORDS = 8
+RANK_LIMIT = 5000  # hits ranked by relevance at most; more are ordered by the chosen sort alone
+
+
+def search_words(q: str) -> tuple[list[str], bool]:
+    """The words of a query (at most MAX_WORDS) and whether the last one is a prefix: it is when the
+    query ends in it, as while typing ("inv" finds "invoice"), and not after punctuation ("100%" is 100)."""
+    words = q.lower().translate(_WORDS).split()
+    ends_in_word = bool(q) and q[-1] not in string.punctuation.replace("_", "") and not q[-1].isspace()
+    return words[:MAX_WORDS], ends_in_word and len(words) <= MAX_WORDS
+
+
+def _text_match(session, words: list[str], prefix: bool):
+    """The full-text index's match for all `words` and its rank: on PostgreSQL two functions of the
+    tsvector column; on SQLite the FTS5 query (ticket_id, rank) and None; None on other backends."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        terms = [f"'{w}'" for w in words]  # no ASCII punctuation in a word, so no quote to escape
+        if prefix:
+            terms[-1] += ":*"
+        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(terms))
+        return (lambda vector: vector.op("@@")(tsquery)), (lambda vector: func.ts_rank(vector, tsquery))
+    if dialect == "sqlite":
+        terms = ['"' + w.replace('"', '""') + '"' for w in words]
+        if prefix:
+            terms[-1] += "*"
+        fts = table("ticket_search", column("rowid"))
+        # bm25 is lower for better matches; the subject and the customer weigh more than the conversation.
+        ranked = (select(fts.c.rowid.label("ticket_id"),
+                         (-func.bm25(literal_column("ticket_search"), 4.0, 2.0, 1.0, 1.0)).label("rank"))
+                  .where(literal_column("ticket_search").op("MATCH")(" ".join(terms))).subquery())
+        return ranked, None
+    return None
+
+
 def filtered_query(session, user: User, f: TicketFilters, now: datetime | None = None):
     """A select of the tickets matching the filters (not the sort or page), among those `user` may see: the list,
     the views' counts and bulk changes of "all matching" all read through it."""
+    return _filtered(session, user, f, now)[0]
+
+
+def _filtered(session, user: User, f: TicketFilters, now: datetime | None):
+    """The filtered select, and with a search the order of relevance (best first) to put before the chosen sort."""
     query = access.scope_tickets(select(Ticket), session, user)
     if f.entity_id:
         query = query.where(Ticket.entity_id == f.entity_id)
@@ -103,32 +151,108 @@ def filtered_query(session, user: User, f: TicketFilters, now: datetime | None =
         window = SLA_FILTERS[f.sla]
         query = query.where(Ticket.sla_nearest_due <= now) if window is None else \
             query.where(Ticket.sla_nearest_due > now, Ticket.sla_nearest_due <= now + window)
+    relevance = []
     if f.q:
-        # Shapes that PostgreSQL's trigram indexes serve (migration 0002): numbers are stored upper-case.
+        # The ids each index finds, put together: an OR of the conditions would make PostgreSQL scan every
+        # ticket (a hashed subplan among its arms rules out a BitmapOr); each arm of the UNION uses its index,
+        # and carries the scope and filters, so that what another entity holds is dropped inside the arm.
+        def arm(condition):
+            return query.with_only_columns(Ticket.id).where(condition).correlate(None)
+
+        # Numbers and fragments of the subject, as the trigram indexes serve them (migration 0002):
+        # numbers are stored upper-case.
         pattern = f"%{_escape_like(f.q)}%"
-        moved = select(TicketAlias.ticket_id).where(TicketAlias.number.like(pattern.upper(), escape="\\"))
-        query = query.where(or_(func.lower(Ticket.subject).like(pattern.lower(), escape="\\"),
-                                Ticket.number.like(pattern.upper(), escape="\\"), Ticket.id.in_(moved)))
-    return query
+        found = [arm(func.lower(Ticket.subject).like(pattern.lower(), escape="\\")),
+                 arm(Ticket.number.like(pattern.upper(), escape="\\")),
+                 select(TicketAlias.ticket_id).where(TicketAlias.number.like(pattern.upper(), escape="\\"))]
+        relevance.append(case((Ticket.number == f.q.upper(), 1), else_=0).desc())  # the ticket asked for by number
+        # Every word somewhere in the subject, body, customer, replies or notes (migration 0010's index).
+        words, prefix = search_words(f.q)
+        text_match = _text_match(session, words, prefix) if words else None
+        if text_match is not None:
+            match, rank = text_match
+            if rank is None:  # SQLite: the FTS5 query, joined by ticket id for its rank
+                query = query.outerjoin(match, match.c.ticket_id == Ticket.id)
+                found.append(select(match.c.ticket_id))
+                rank = func.coalesce(match.c.rank, 0)
+            else:
+                vector = literal_column("tickets.search_vector")
+                found.append(arm(match(vector)))
+                rank = rank(vector)
+            relevance.append(rank.desc())
+        query = query.where(Ticket.id.in_(union_all(*found)))
+    return query, relevance
 
 
 def search_tickets(session, user: User, f: TicketFilters, per_page: int = 25,
                    now: datetime | None = None) -> TicketPage:
     """One page of tickets matching the filters, among those `user` may see."""
-    query = filtered_query(session, user, f, now)
+    query, relevance = _filtered(session, user, f, now)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
+    if total > RANK_LIMIT:
+        # Ranking reads every hit's index entry: past RANK_LIMIT hits (a common word) the chosen sort
+        # orders them, as relevance among so many says little; the ticket asked for by number still leads.
+        relevance = relevance[:1]
     order = SORTS[f.sort].asc() if f.direction == "asc" else SORTS[f.sort].desc()
     if f.sort == "sla":
         order = order.nulls_last()  # tickets without a running clock after those with one
     pages = max(1, -(-total // per_page))
     page = min(f.page, pages)
     f.page = page
-    rows = session.scalars(
-        query.order_by(order, Ticket.id.desc()).limit(per_page).offset((page - 1) * per_page)
-        .options(selectinload(Ticket.entity), selectinload(Ticket.customer), selectinload(Ticket.assignee),
-                 selectinload(Ticket.sla_rule))
-    )
-    return TicketPage(items=list(rows), total=total, page=page, per_page=per_page, filters=f)
+    options = [selectinload(Ticket.entity), selectinload(Ticket.customer), selectinload(Ticket.assignee),
+               selectinload(Ticket.sla_rule)]
+    if f.q:
+        options.append(selectinload(Ticket.replies))  # for the excerpts
+    # With a search, the best matches first (relevance); the chosen sort orders those that match alike.
+    items = list(session.scalars(
+        query.order_by(*relevance, order, Ticket.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        .options(*options)
+    ))
+    snippets = {}
+    if f.q:
+        words = search_words(f.q)[0]
+        snippets = {t.id: s for t in items if (s := snippet(t, words))}
+    return TicketPage(items=items, total=total, page=page, per_page=per_page, filters=f, snippets=snippets)
+
+
+SNIPPET_CHARS = 160
+
+
+def snippet(ticket: Ticket, words: list[str], width: int = SNIPPET_CHARS) -> Markup | None:
+    """Where the words occur in the conversation (body, then replies and notes, newest first): an
+    excerpt of about `width` characters, the text escaped and each word's occurrences in <mark>."""
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    finder = re.compile(rf"(?<![^\W_])(?:{alternatives})", re.IGNORECASE)  # at the start of a word
+    texts = [(ticket.body, ticket.body_format, "")]
+    texts += [(r.body, r.body_format, "Note: " if r.internal else "") for r in reversed(ticket.replies)]
+    for body, body_format, label in texts:
+        text = " ".join(message_text(body, body_format).split())
+        first = finder.search(text)
+        if first is None:
+            continue
+        start = max(0, first.start() - width // 3)
+        if start:  # begin at a word
+            space = text.find(" ", start, first.start())
+            start = space + 1 if space != -1 else start
+        end = min(len(text), start + width)
+        if end < len(text):
+            space = text.rfind(" ", first.end(), end)
+            end = space if space != -1 else end
+        excerpt = text[start:end]
+        parts = [escape(label)]
+        if start:
+            parts.append(Markup("…"))
+        position = 0
+        for m in finder.finditer(excerpt):
+            parts += [escape(excerpt[position:m.start()]), Markup("<mark>"), escape(m.group(0)), Markup("</mark>")]
+            position = m.end()
+        parts.append(escape(excerpt[position:]))
+        if end < len(text):
+            parts.append(Markup("…"))
+        return Markup("").join(parts)
+    return None
 
 
 def matching_ids(session, user: User, f: TicketFilters, limit: int) -> list[int]:

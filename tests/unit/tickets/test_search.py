@@ -1,0 +1,142 @@
+"""services.tickets.search: finding tickets by words, names and numbers, on SQLite and PostgreSQL."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from mets.services import tickets
+from mets.services.tickets.search import TicketFilters, search_tickets, search_words
+from tests.factories import make_customer, make_entity, make_staff, make_ticket
+
+
+@pytest.fixture
+def desk(session):
+    """Acme with an agent and a few tickets; Globex next door with the same words."""
+    acme, globex = make_entity("Acme", "acme"), make_entity("Globex", "globex")
+    agent = make_staff(acme, name="Ann Agent")
+    kemi = make_customer("Kemi Adeyemi", "kemi.adeyemi@lagos.example")
+    invoice = make_ticket(acme, customer=kemi, subject="Question about my bill",
+                          body="The invoice I got last week is wrong.")
+    tickets.add_reply(session, invoice, actor=agent, body="Which VAT rate did they charge?")
+    vpn = make_ticket(acme, subject="VPN drops hourly", body="Since Monday the tunnel falls over.")
+    tickets.add_reply(session, vpn, actor=agent, body="Escalated to netops: quokka firmware bug.", internal=True)
+    printer = make_ticket(acme, subject="Printer offline", body="Invoice printing fails; vat numbers missing.")
+    make_ticket(globex, customer=make_customer("Kemi Other", "kemi@globex.example"),
+                subject="Globex invoice", body="invoice vat quokka")
+    session.flush()
+    return {"agent": agent, "invoice": invoice, "vpn": vpn, "printer": printer, "kemi": kemi}
+
+
+def found(session, user, q, **args):
+    page = search_tickets(session, user, TicketFilters.from_args({"q": q, "status": "all", **args}))
+    return [t.subject for t in page.items]
+
+
+@pytest.mark.parametrize("q, subjects", [
+    ("Kemi", ["Question about my bill"]),  # the customer's name
+    ("adeyemi", ["Question about my bill"]),
+    ("kemi.adeyemi@lagos.example", ["Question about my bill"]),  # the email address
+    ("lagos.example", ["Question about my bill"]),
+    ("vat invoice", ["Question about my bill", "Printer offline"]),  # any order, body + reply
+    ("invoice vat", ["Question about my bill", "Printer offline"]),
+    ("charge", ["Question about my bill"]),  # a word of a reply
+    ("quokka", ["VPN drops hourly"]),  # an internal note: staff search notes too
+    ("tunnel quokka vpn", ["VPN drops hourly"]),  # subject + body + note
+    ("invoice quokka", []),  # every word must match in the same ticket
+    ("inv", ["Question about my bill", "Printer offline"]),  # the last word is a prefix while typing
+])
+def test_words_names_and_emails(session, desk, q, subjects):
+    assert sorted(found(session, desk["agent"], q)) == sorted(subjects)
+
+
+def test_another_entitys_ticket_with_the_same_words_is_never_found(session, desk):
+    for q in ("Kemi", "invoice vat", "quokka", "Globex", "kemi@globex.example"):
+        assert "Globex invoice" not in found(session, desk["agent"], q)
+
+
+def test_numbers_and_fragments_still_work(session, desk):
+    number = desk["vpn"].number
+    assert found(session, desk["agent"], number) == ["VPN drops hourly"]
+    assert found(session, desk["agent"], number.split("-")[1]) == ["VPN drops hourly"]
+    assert found(session, desk["agent"], "rops hour") == ["VPN drops hourly"]  # a part of a word
+
+
+def test_the_best_match_comes_first(session, desk):
+    """'invoice' in the subject weighs more than in the body; the chosen sort only breaks ties."""
+    acme = desk["invoice"].entity
+    make_ticket(acme, subject="Invoice copy needed", body="Please resend the invoice.")
+    session.flush()
+    for sort in ("updated", "subject"):
+        assert found(session, desk["agent"], "invoice", sort=sort)[0] == "Invoice copy needed"
+
+
+def test_the_index_follows_changes(session, desk):
+    agent, invoice = desk["agent"], desk["invoice"]
+    tickets.add_reply(session, invoice, actor=agent, body="Refunded by wombat transfer.")
+    session.flush()
+    assert found(session, agent, "wombat") == ["Question about my bill"]
+    desk["kemi"].name = "Kemi Okafor"  # any way a row changes, the database's triggers follow
+    session.flush()
+    assert found(session, agent, "okafor") == ["Question about my bill"]
+    assert found(session, agent, "okafor lagos") == ["Question about my bill"]
+    invoice.subject = "Billing platypus"
+    session.flush()
+    assert found(session, agent, "platypus") == ["Billing platypus"]
+
+
+def test_tickets_from_before_the_index_are_backfilled(session, desk, backend):
+    """The migration's backfill statement, run on rows whose index entry is gone, restores it."""
+    path = Path(__file__).parents[3] / "migrations/versions/0010_ticket_full_text_search.py"
+    spec = importlib.util.spec_from_file_location("migration_0010", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    if backend == "postgresql":
+        session.execute(text("UPDATE tickets SET search_vector = NULL"))
+        assert found(session, desk["agent"], "charge") == []
+        session.execute(text(migration.PG_UP[6]))
+    else:
+        session.execute(text("DELETE FROM ticket_search"))
+        assert found(session, desk["agent"], "charge") == []
+        session.execute(text(migration.SQLITE_UP[1]))
+    assert found(session, desk["agent"], "charge") == ["Question about my bill"]
+
+
+@pytest.mark.parametrize("q", ["' OR 1=1 --", '"', "*", "NEAR(", "a:* | b", "\\", "%_%", "AND", "—", "x" * 100,
+                               "one two three four five six seven eight nine ten"])
+def test_odd_input_is_just_text(session, desk, q):
+    found(session, desk["agent"], q)  # no error: quotes, FTS syntax and tsquery operators are plain text
+
+
+def test_search_words():
+    assert search_words("Invoice VAT") == (["invoice", "vat"], True)
+    assert search_words("100%") == (["100"], False)
+    assert search_words("user_name") == (["username"], True)
+    assert search_words("kemi@lagos.example") == (["kemi", "lagos", "example"], True)
+
+
+def test_the_excerpt_shows_the_words_and_escapes_the_text(session, desk):
+    acme = desk["invoice"].entity
+    ticket = make_ticket(acme, subject="Odd markup", body="<script>alert(1)</script> and <mark>fake</mark> zebra here")
+    session.flush()
+    page = search_tickets(session, desk["agent"], TicketFilters.from_args({"q": "zebra", "status": "all"}))
+    excerpt = str(page.snippets[ticket.id])
+    assert "<script>" not in excerpt and "<mark>fake" not in excerpt
+    assert "&lt;script&gt;" in excerpt and "&lt;mark&gt;fake&lt;/mark&gt;" in excerpt
+    assert "<mark>zebra</mark>" in excerpt
+
+
+def test_the_excerpt_comes_from_the_reply_that_matched(session, desk):
+    page = search_tickets(session, desk["agent"], TicketFilters.from_args({"q": "quokka", "status": "all"}))
+    assert str(page.snippets[desk["vpn"].id]) == "Note: Escalated to netops: <mark>quokka</mark> firmware bug."
+
+
+def test_past_the_rank_limit_the_chosen_sort_orders_the_hits(session, desk, monkeypatch):
+    from mets.services.tickets import search
+
+    acme = desk["invoice"].entity
+    make_ticket(acme, subject="Invoice copy needed", body="Please resend the invoice.")
+    session.flush()
+    monkeypatch.setattr(search, "RANK_LIMIT", 1)
+    assert found(session, desk["agent"], "invoice", sort="subject", dir="desc") == [
+        "Question about my bill", "Printer offline", "Invoice copy needed"]
