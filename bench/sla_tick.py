@@ -34,7 +34,7 @@ def build(url: str, count: int):
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"})  # a server database needs one
     with app.app_context():
         from flask_migrate import upgrade
 

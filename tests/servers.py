@@ -3,7 +3,8 @@ sink, a private redis-server and an HTTP receiver, with one fixture each.
 
 Every server listens on 127.0.0.1 only and is stopped by the code that started it (a fixture's
 teardown, the benchmark's `finally`), so a failing test never leaves one behind. The mail benchmark
-(bench/mail_throughput.py) uses the same classes.
+(bench/mail_throughput.py) uses the same redis-server, ports and waits; its SMTP sink is postfix's
+smtp-sink (a Python sink would saturate before METS does).
 """
 import asyncio
 import email
