@@ -22,7 +22,7 @@ def sign_in(page, email):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/tickets/$"))
+    expect(page).to_have_url(re.compile(r"/tickets/(\?assignee=mine)?$"))
 
 
 def test_a_colleagues_reply_arrives_on_the_open_page_and_a_reply_after_it_is_held(live_server, page, browser):
