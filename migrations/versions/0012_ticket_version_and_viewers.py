@@ -47,5 +47,10 @@ def downgrade():
     op.drop_table('ticket_viewers')
     with op.batch_alter_table('ticket_events', schema=None) as batch_op:
         batch_op.drop_column('version')
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_column('version')
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite drops the column in place: a batch copy of `tickets` would break the full-text search
+        # triggers (migration 0010) on the tables that refer to it.
+        op.execute("ALTER TABLE tickets DROP COLUMN version")
+    else:
+        with op.batch_alter_table('tickets', schema=None) as batch_op:
+            batch_op.drop_column('version')
