@@ -50,11 +50,11 @@ def _wait_for(predicate, timeout, what):
 
 
 def _mails(instance):
-    """The plain-text bodies (subject first) of the mail the worker wrote to the instance's Maildir."""
+    """The mail the worker wrote to the instance's Maildir: recipient, subject and plain-text body of each."""
     new, texts = instance / "maildir" / "new", []
     for path in sorted(new.iterdir()) if new.is_dir() else []:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        texts.append(f"{message['subject']}\n{message.get_body(('plain',)).get_content()}")
+        texts.append(f"To: {message['to']}\n{message['subject']}\n{message.get_body(('plain',)).get_content()}")
     return texts
 
 
@@ -103,7 +103,9 @@ def test_make_run_on_another_port_links_there_and_ctrl_c_stops_both_quietly(seed
         entity = re.search(r'<option[^>]*value="(\d+)"', form).group(1)
         assert page("/portal/tickets/new", {"csrf_token": _csrf(form), "entity_id": entity, "subject": "VAT invoice",
                                             "body": "Please resend it.", "priority": "normal"}) is not None
-        receipt = _wait_for(lambda: [m for m in _mails(instance) if "VAT invoice" in m], 30, "the receipt")[0]
+        # The customer's receipt (the entity's staff are told of the new ticket too, with a staff link).
+        receipt = _wait_for(lambda: [m for m in _mails(instance) if "VAT invoice" in m and "kemi.new@example.com" in m],
+                            30, "the receipt")[0]
         assert f"{base}/portal/" in receipt
         assert ":5000" not in link_mail + receipt
     finally:
