@@ -3,7 +3,7 @@ and the entity's managers)."""
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from mets.extensions import db
-from mets.forms import status_for
+from mets.forms import category_choices, status_for
 from mets.forms.catalog import CategoryForm, MacroForm
 from mets.services import macros
 from mets.services.directory import access, categories
@@ -68,9 +68,7 @@ def _macro_form(entity, macro=None) -> MacroForm:
     form = MacroForm(obj=macro)
     form.assignee_id.choices = [(None, "— leave —"), *((u.id, u.name) for u in access.members_of(db.session, entity))]
     names = categories.categories_for(db.session, entity).names
-    current = form.category.data or ""
-    form.category.choices = [("", "— leave —"), *((n, n) for n in names),
-                             *([(current, f"{current} (not in the list)")] if current and current not in names else [])]
+    form.category.choices = category_choices(names, form.category.data or "", "— leave —")
     return form
 
 

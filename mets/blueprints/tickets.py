@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from mets import clock
 from mets.extensions import db
-from mets.forms import status_for
+from mets.forms import category_choices, status_for
 from mets.forms.tickets import BulkForm, ReplyForm, SaveViewForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
@@ -304,9 +304,7 @@ def _field_box(ticket, name: str, error: str | None = None, submitted: str | Non
         value = ticket.category or ""
         names = categories.categories_for(db.session, ticket.entity).names
         # The entity's list (and the ticket's own category, kept if it is not on it); free text without a list.
-        choices = ([("", "— none —"), *((n, n) for n in names),
-                    *([(value, f"{value} (not in the list)")] if value and value not in names else [])]
-                   if names else None)
+        choices = category_choices(names, value, "— none —") if names else None
     labels = {"status": "Status", "priority": "Priority", "assignee_id": "Assignee", "entity_id": "Entity",
               "category": "Category"}
     return {"name": name, "label": labels[name], "choices": choices,

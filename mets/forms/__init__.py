@@ -56,6 +56,13 @@ def entity_choices(tree, skip=frozenset()) -> list[tuple[int, str]]:
     return [(e.id, entity_label(e, depth)) for e, depth in tree if e.id not in skip]
 
 
+def category_choices(names, current: str, blank: str) -> list[tuple[str, str]]:
+    """An entity's categories as choices after `blank`, plus `current` if it is no longer on the list
+    (a ticket or macro keeps the category it had)."""
+    kept = [(current, f"{current} (not in the list)")] if current and current not in names else []
+    return [("", blank), *((n, n) for n in names), *kept]
+
+
 def status_for(form: FlaskForm) -> int:
     """422 for a submitted form shown again with errors, 200 for a first view."""
     return 422 if form.is_submitted() else 200
