@@ -104,6 +104,21 @@ class _Apps:
     def __init__(self, tmp_path: Path):
         self.tmp_path = tmp_path
         self.apps: OrderedDict = OrderedDict()
+        self.pinned: Pinned | None = None  # a transaction kept with a module's snapshot (the `snapshot` fixture)
+
+    def take_pinned(self, key) -> "Pinned | None":
+        """The kept transaction if it is `key`'s; any other is rolled back first (on SQLite it holds the lock)."""
+        pinned, self.pinned = self.pinned, None
+        if pinned is not None and (key is None or pinned.key != key):
+            pinned.release()
+            pinned = None
+        return pinned
+
+    def keep_pinned(self, pinned: "Pinned") -> None:
+        if pinned.rewind():
+            self.pinned = pinned
+        else:
+            pinned.release()
 
     def get(self, url: str, overrides: dict):
         key = (url, repr(sorted(overrides.items())))
@@ -118,6 +133,7 @@ class _Apps:
         return application
 
     def close(self) -> None:
+        self.take_pinned(None)
         while self.apps:
             _dispose(self.apps.popitem()[1])
 
@@ -150,10 +166,15 @@ def _forget_process_caches() -> None:
 def app(request, backend, database_urls, tmp_path, app_overrides, _kept_apps):
     """An app on a migrated, empty database, with its app context pushed."""
     url = database_urls(backend)
-    if request.node.get_closest_marker("committing"):
+    fresh = request.node.get_closest_marker("fresh_app") is not None
+    committing = request.node.get_closest_marker("committing") is not None
+    # A test that reuses its module's snapshot continues the transaction the previous one left, if it was its.
+    key = None if fresh or committing or "snapshot" not in request.fixturenames else \
+        (url, repr(sorted(app_overrides.items())), request.module.__name__)
+    pinned = _kept_apps.take_pinned(key)
+    if committing:
         yield from _committing_app(url, tmp_path, app_overrides)
         return
-    fresh = request.node.get_closest_marker("fresh_app") is not None
     application = make_app(url, tmp_path, **app_overrides) if fresh else _kept_apps.get(url, app_overrides)
     saved = application.config.copy()
     application.config["MAILDIR"] = str(tmp_path / "maildir")
@@ -161,15 +182,18 @@ def app(request, backend, database_urls, tmp_path, app_overrides, _kept_apps):
     _forget_process_caches()
     ctx = application.app_context()
     ctx.push()
-    pinned = None
     try:
-        pinned = Pinned(application)
+        if pinned is None:
+            pinned = Pinned(application)
+        request.node.stash[PINNED] = pinned, key
         yield application
     finally:
         try:
             db.session.remove()
         finally:
-            if pinned is not None:
+            if pinned is not None and pinned.key is not None and pinned.key == key:
+                _kept_apps.keep_pinned(pinned)
+            elif pinned is not None:
                 pinned.release()
             ctx.pop()
             application.config.clear()
@@ -201,6 +225,34 @@ def _committing_app(url, tmp_path, overrides):
 @pytest.fixture
 def session(app):
     return db.session
+
+
+PINNED = pytest.StashKey()
+
+
+@pytest.fixture
+def snapshot(request, app):
+    """Rows every test of a module starts from, built once: `snapshot(build)` runs `build()` (which writes them
+    and returns plain values: ids, numbers, addresses) for the module's first test and returns what it returned.
+
+    The rows are kept in the transaction the module's tests share; each test runs in a SAVEPOINT after them and
+    is rolled back to it, so a test sees exactly the rows it would have seen had it built them itself. A test of
+    another module, another app or a committing one rolls the whole transaction back. What `build` returns must
+    not hold ORM objects (they belong to the first test's session): tests load what they need by id.
+    """
+    pinned, key = request.node.stash[PINNED]
+
+    def take(build):
+        if pinned.snapshot is None:
+            values = build()
+            db.session.commit()
+            db.session.remove()  # every test, the first too, starts with an empty identity map
+            pinned.keep(key, (build.__qualname__, values))
+        name, values = pinned.snapshot
+        assert name == build.__qualname__, f"one snapshot per module: {name} is kept, {build.__qualname__} asked"
+        return values
+
+    return take
 
 
 CSRF_RAW = "test-csrf-raw-token"
@@ -240,17 +292,17 @@ HTMX = {"HX-Request": "true"}
 
 
 def login(client, user, password: str = PASSWORD):
-    """Sign a staff user in through the real form."""
-    response = client.post("/login", data={"email": user.email, "password": password})
+    """Sign a staff user (or the staff user of an address) in through the real form."""
+    response = client.post("/login", data={"email": getattr(user, "email", user), "password": password})
     assert response.status_code == 302, response.data[:500]
     return response
 
 
 def login_customer(client, customer):
-    """Sign a customer in through a real portal link."""
+    """Sign a customer (or the customer of an address) in through a real portal link."""
     from mets.services.directory import portal_auth
 
-    token = portal_auth.make_token(client.application.secret_key, customer.email)
+    token = portal_auth.make_token(client.application.secret_key, getattr(customer, "email", customer))
     response = client.get(f"/portal/auth/{token}")
     assert response.status_code == 302
     return response

@@ -172,6 +172,24 @@ class Pinned:
         self.join_mode = self.factory.kw.get("join_transaction_mode")
         self.factory.kw["join_transaction_mode"] = "create_savepoint"
         self.engines[None] = self.connection  # Session.get_bind and db.engine now give the connection
+        self.key = None  # with a snapshot: whose it is (see `keep`)
+        self.snapshot = None  # the values its builder returned
+        self._savepoint_txn = None
+
+    # A snapshot: rows a module's tests all start from, built by the first of them and kept in this transaction
+    # (a SAVEPOINT after them is where each later test starts and is rolled back to).
+    def keep(self, key, values) -> None:
+        self.key, self.snapshot = key, values
+        self._savepoint_txn = self.connection.begin_nested()
+
+    def rewind(self) -> bool:
+        """Back to the snapshot for the next test; False if it cannot be (then release it)."""
+        try:
+            self._savepoint_txn.rollback()
+            self._savepoint_txn = self.connection.begin_nested()
+            return True
+        except Exception:
+            return False
 
     def _begin(self) -> None:
         filled = filled_tables(self.connection)

@@ -227,8 +227,13 @@ def app_routes(app) -> set[tuple[str, str]]:
 
 
 @pytest.fixture
-def world(session, client):
-    """Acme with its Billing department, unrelated Globex, and one ticket in Acme Billing."""
+def world(session, client, snapshot):
+    """Acme with its Billing department, unrelated Globex, and one ticket in Acme Billing: each role's address,
+    and the ids and values the routes are formatted with (built once, kept for every test: see `snapshot`)."""
+    return snapshot(lambda: _build_world(session, client))
+
+
+def _build_world(session, client):
     acme = make_entity("Acme", "acme")
     billing = make_entity("Acme Billing", "billing", parent=acme)
     globex = make_entity("Globex", "globex")
@@ -258,7 +263,7 @@ def world(session, client):
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,
               "interval": hours.week_of(session, acme)[0][0].id, "rule": rule.id, "email": email.id, "hook": hook.id,
               "token": portal_auth.make_token(client.application.secret_key, people["owner"].email)}
-    return people, values
+    return {role: person.email for role, person in people.items()}, values
 
 
 def sign_in(client, role, people):

@@ -87,7 +87,11 @@ TARGETS = [
 
 
 @pytest.fixture
-def world(session):
+def world(session, snapshot):
+    return snapshot(lambda: _build_world(session))
+
+
+def _build_world(session):
     acme = make_entity("Acme", "acme")
     admin = make_staff(name="Ada Admin", email="ada@staff.example", is_admin=True)
     agent = make_staff(acme, name="Gus Agent")
@@ -99,7 +103,7 @@ def world(session):
     automation_rules.create_rule(session, {"name": "Raise", "entity_id": acme.id, "trigger_event": "ticket_created",
                                            "conditions": "", "actions": [{"type": "set_priority", "priority": "high"}]})
     session.commit()
-    return {"admin": admin, "customer": customer,
+    return {"admin": admin.email, "customer": customer.email,
             "values": {"acme": acme.id, "agent": agent.id, "number": ticket.number, "rule": rule.id,
                        "admin_email": admin.email, "customer_email": customer.email}}
 
