@@ -9,12 +9,14 @@ new app (they add routes to it) but still roll back.
 """
 import os
 import re
+import shutil
 from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 from flask import g, has_app_context
 from flask.testing import FlaskClient
+from flask_migrate import upgrade
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
@@ -39,21 +41,30 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI: {report.longrepr}"
 
 
+def _migrate(url: str) -> None:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "test-secret"})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+_sqlite_template: list[Path] = []  # this process's migrated SQLite file, copied for each new database
+
+
 def _migrated_url(backend: str, tmp_path_factory) -> str:
     if backend == "postgresql":
         if not PG_URL:
             pytest.skip("TEST_DATABASE_URL is not set")
         reset_postgres(PG_URL)
-        url = PG_URL
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'mets.db'}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "SECRET_KEY": "test-secret"})
-    with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
-        db.engine.dispose()
-    return url
+        _migrate(PG_URL)
+        return PG_URL
+    if not _sqlite_template:
+        template = tmp_path_factory.mktemp("template") / "mets.db"
+        _migrate(f"sqlite:///{template}")
+        _sqlite_template.append(template)
+    path = tmp_path_factory.mktemp("db") / "mets.db"
+    shutil.copyfile(_sqlite_template[0], path)  # the migrations once, not once per browser test
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(scope="session")
