@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from mets.models import Macro, Reply
-from mets.services import macros
+from mets.services import macros, tickets
 from tests.conftest import HTMX, count_rows, login
 from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.web.helpers import screen
@@ -100,3 +100,38 @@ def test_another_entitys_macro_is_not_found(client, session, desk):
     assert response.status_code == 404
     session.expire_all()
     assert ticket.status == "new" and count_rows(session, Reply) == 0
+
+
+def _form_fields(page: str) -> dict:
+    """The reply form's inputs as a browser posts them before any htmx load has run (name -> value)."""
+    form = re.search(r'<form class="reply-form".*?</form>', page, re.S).group(0)
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
+        if name and name.group(1) != "csrf_token" and 'type="checkbox"' not in tag:  # the client sends its own
+            fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    return fields
+
+
+def test_send_anyway_on_a_held_reply_still_makes_the_macros_changes_before_the_picker_reloads(client, session, desk):
+    m = macros.create_macro(session, desk["acme"], MACRO)
+    session.commit()
+    ticket = desk["ticket"]
+    login(client, desk["andy"])
+    loaded = _form_fields(client.get(f"/tickets/{ticket.number}").get_data(as_text=True))
+    tickets.add_reply(session, ticket, actor=desk["maria"], body="Maria here: refund approved.")  # meanwhile
+    session.commit()
+
+    held = client.post(f"/tickets/{ticket.number}/replies", headers=HTMX,
+                       data={**loaded, "body": "Your refund is on its way.", "macro_id": str(m.id)})
+    assert held.status_code == 409 and "Send anyway" in screen(held)
+    # The picker comes back by a later request; the form as it stands already carries the chosen macro.
+    again = _form_fields(held.get_data(as_text=True))
+    assert again.get("macro_id") == str(m.id)
+
+    sent = client.post(f"/tickets/{ticket.number}/replies", headers=HTMX,
+                       data={**again, "body": "Your refund is on its way."})
+    assert sent.status_code == 200
+    session.expire_all()
+    assert ticket.status == "pending"  # the macro's change, made with the reply
+    assert count_rows(session, Reply, Reply.body == "Your refund is on its way.") == 1
