@@ -170,18 +170,16 @@ def reply(number):
     form = ReplyForm()
     # A macro picked in the reply box: its field changes are made with the reply (another entity's is a 404).
     macro = load_ticket_macro(ticket, form.macro_id.data) if form.macro_id.data else None
-    # A public reply on a ticket others changed since the form was loaded is held, not sent: the agent sees what
-    # they missed, the text stays in the box, and sending again (the form now carries the current version) sends.
-    # Internal notes are never held: they reach no customer, so they cannot answer one twice.
-    held = []
-    if form.validate_on_submit() and not form.internal.data:
-        held = live.unseen_changes(db.session, ticket, current_user, form.version.data)
+    # A public reply on a ticket others changed since the form was loaded is held, not sent (compared under the
+    # ticket's lock): the agent sees what they missed, the text stays in the box, and sending again (the form now
+    # carries the current version) sends. Internal notes are never held.
+    saved = commit(lambda: macros.send_reply(db.session, ticket, macro, actor=current_user, body=form.body.data,
+                                             internal=form.internal.data, seen_version=form.version.data), form)
+    held = saved.result.held if saved else []
     if held:
         form.version.data = ticket.version
         saved, status = None, 409
     else:
-        saved = commit(lambda: macros.reply_with(db.session, ticket, macro, actor=current_user, body=form.body.data,
-                                                 internal=form.internal.data), form)
         status = 200 if saved else 422
     if saved:
         form = _fresh_reply_form(ticket)

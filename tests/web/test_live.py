@@ -3,6 +3,8 @@
 Two agents work the same ticket through two test clients (two browsers), as two people at two desks would.
 """
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,8 @@ from sqlalchemy import event, select
 
 from mets import clock
 from mets.extensions import db
-from mets.models import Reply, Ticket, TicketViewer
+from mets.models import Reply, Ticket, TicketViewer, User
+from mets.services import macros
 from mets.services import tickets as ticket_service
 from mets.services.directory import users
 from tests.conftest import CSRFClient, HTMX, count_rows, login, login_customer
@@ -188,6 +191,53 @@ def test_a_reply_on_a_ticket_a_colleague_answered_meanwhile_is_held_with_the_tex
     assert replies(session, desk["ticket"].id) == before + 1
     assert session.scalars(select(Reply).where(Reply.body == typed)).one()
     assert "Send anyway" not in screen(sent)
+
+
+@pytest.mark.committing  # two threads, two connections: the ticket row's lock decides between them
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_two_replies_sent_at_the_same_instant_on_one_version_send_one_and_hold_the_other(app, session, backend):
+    """Dana and Bea both press Send on the page they loaded at the same version: the second waits for the first's
+    lock, then sees its reply and is held; Carol gets one answer."""
+    acme = make_entity("Acme", "acme")
+    dana, bea = make_staff(acme, name="Dana Agent"), make_staff(acme, name="Bea Billing")
+    ticket = make_ticket(acme, make_customer(name="Carol Customer"), subject="Refund please")
+    session.commit()
+    ticket_id, version, dana_id, bea_id = ticket.id, ticket.version, dana.id, bea.id
+    session.close()  # the main thread holds no connection or lock while the two send
+    outcomes: dict[str, str] = {}
+    errors: list[BaseException] = []
+    first_checked = threading.Event()
+
+    def send(user_id: int, hold: bool) -> None:
+        with app.app_context():
+            try:
+                actor = db.session.get(User, user_id)
+                sent = macros.send_reply(db.session, db.session.get(Ticket, ticket_id), None, actor=actor,
+                                         body=f"{actor.name}: your refund is on its way.", seen_version=version)
+                outcomes[actor.name] = "held by " + ", ".join(u.who for u in sent.held) if sent.held else "sent"
+                if hold:
+                    first_checked.set()
+                    time.sleep(0.5)  # the second arrives after the first's check, before its commit
+                db.session.commit()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+            finally:
+                first_checked.set()
+                db.session.remove()
+
+    first = threading.Thread(target=send, args=(dana_id, True))
+    first.start()
+    assert first_checked.wait(10)
+    second = threading.Thread(target=send, args=(bea_id, False))
+    second.start()
+    first.join(20)
+    second.join(20)
+    assert not first.is_alive() and not second.is_alive()
+    if errors:
+        raise errors[0]
+    assert outcomes == {"Dana Agent": "sent", "Bea Billing": "held by Dana Agent"}
+    assert [r.body for r in db.session.scalars(select(Reply).where(Reply.ticket_id == ticket_id))] == [
+        "Dana Agent: your refund is on its way."]
 
 
 def test_without_htmx_the_held_reply_is_the_whole_page_with_the_warning(client, session, desk):

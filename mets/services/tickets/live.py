@@ -3,7 +3,8 @@
 The page polls (`/tickets/<number>/live`) with the version it shows (`tickets.version`, bumped by every change);
 an unchanged version costs nothing beyond loading the ticket. A reply form carries the version it was loaded at,
 and `unseen_changes` says what others did since (a colleague's or the customer's reply, a note, a status or
-assignee change), so the page holds the reply instead of sending a second answer to the customer.
+assignee change), so the page holds the reply instead of sending a second answer to the customer; `held_reply`
+compares under the ticket row's lock, which the reply then keeps until it commits.
 
 Presence is one row per (ticket, staff member), refreshed by each poll; rows older than the window count as gone
 and are pruned when a ticket page is opened. Only staff are recorded (the portal never calls this), and only
@@ -12,7 +13,7 @@ staff names are ever read back.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
@@ -57,6 +58,27 @@ def unseen_changes(session, ticket: Ticket, viewer: User, since_version: int | N
         out.append(Unseen(_who(row), _what(row, names), row.at,
                           public_reply=row.event == "reply_added" and not row.changes.get("internal")))
     return out
+
+
+def lock(session, ticket: Ticket) -> None:
+    """Hold the ticket's row until the transaction ends, and read it again as it is now, under that lock: on
+    PostgreSQL SELECT ... FOR UPDATE (a concurrent change, which bumps the version, waits, as this waits for it);
+    SQLite has no row locks but one writer at a time, so a write takes the database's lock first (the reply would
+    take it anyway): `version` set to itself, which no trigger watches (migration 0010's watch subject, body and
+    customer)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Ticket).where(Ticket.id == ticket.id).values(version=Ticket.version)
+                        .execution_options(synchronize_session=False))
+    session.refresh(ticket, with_for_update=True)
+
+
+def held_reply(session, ticket: Ticket, viewer: User, since_version: int | None, internal: bool) -> list[Unseen]:
+    """Whether a reply from a form loaded at `since_version` is held, compared under the ticket's lock (`lock`), so
+    that of two agents sending on one version at the same instant the second sees the first's reply and is held:
+    what others did since (`unseen_changes`), or [] to send. Internal notes are never held: they reach no
+    customer, so they cannot answer one twice. The caller writes the reply in this transaction, under the lock."""
+    lock(session, ticket)
+    return [] if internal else unseen_changes(session, ticket, viewer, since_version)
 
 
 def _who(row: TicketEvent) -> str:
