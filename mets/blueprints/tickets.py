@@ -51,8 +51,7 @@ def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, vi
 
 
 def _presence_window() -> timedelta:
-    """How long a ticket page's viewer counts as there without a poll: three missed polls, at least a minute."""
-    return timedelta(seconds=max(60, 3 * current_app.config["TICKET_POLL_SECONDS"]))
+    return live.presence_window(current_app.config["TICKET_POLL_SECONDS"])
 
 
 @bp.get("/views/<int:view_id>")
@@ -145,7 +144,7 @@ def category_field():
 def show(number):
     ticket = load_ticket(number)
     now = clock.now()
-    commit(lambda: (live.prune_viewers(db.session, now), live.record_viewer(db.session, ticket, current_user, now)))
+    commit(lambda: live.record_viewer(db.session, ticket, current_user, now))  # opening the page is viewing it
     return _show_page(ticket, _fresh_reply_form(ticket))
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select
 
-from mets import clock
+from mets import clock, jobs
 from mets.extensions import db
 from mets.models import Reply, Ticket, TicketViewer, User
 from mets.services import macros
@@ -330,7 +330,8 @@ def test_a_customer_on_the_portal_is_never_a_viewer(client, app, session, desk):
     assert "Carol Customer viewing" not in screen(client.get("/tickets/"))
 
 
-def test_viewers_who_stopped_polling_are_gone_after_a_minute_and_pruned_later(client, session, desk):
+def test_viewers_who_stopped_polling_are_gone_after_a_minute_and_pruned_later_by_the_periodic_job(
+        client, session, desk):
     number = desk["number"]
     start = clock.now()
     clock.set_now(start)
@@ -338,8 +339,27 @@ def test_viewers_who_stopped_polling_are_gone_after_a_minute_and_pruned_later(cl
     clock.set_now(start + timedelta(seconds=30))
     assert "Bea Billing is also viewing" in screen(client.get(f"/tickets/{number}"))
     clock.set_now(start + timedelta(seconds=95))
-    assert "also viewing" not in screen(client.get(f"/tickets/{number}"))
+    # Her row is still there (nothing has pruned it), and every read ignores it: the page, the poll, the list.
+    assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["bea"].id) == 1
+    page = client.get(f"/tickets/{number}")
+    assert "also viewing" not in screen(page)
+    assert "also viewing" not in screen(poll(client, number, {"version": "0", "viewers": str(desk["bea"].id)}))
     assert "Bea Billing viewing" not in screen(client.get("/tickets/"))
+
     clock.set_now(start + timedelta(minutes=11))
-    client.get(f"/tickets/{number}")  # opening a page prunes rows nobody refreshed for ten minutes
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert client.get(f"/tickets/{number}").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    # Opening a ticket page deletes nothing: only the opener's own presence is written.
+    assert not [s for s in statements if s.lstrip().upper().startswith("DELETE")]
+    assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["bea"].id) == 1
+    assert jobs.presence_prune() == "presence: 1 stale viewers removed"  # the periodic job deletes it
     assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["bea"].id) == 0
+    assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["dana"].id) == 1  # Dana is still there

@@ -6,9 +6,10 @@ and `unseen_changes` says what others did since (a colleague's or the customer's
 assignee change), so the page holds the reply instead of sending a second answer to the customer; `held_reply`
 compares under the ticket row's lock, which the reply then keeps until it commits.
 
-Presence is one row per (ticket, staff member), refreshed by each poll; rows older than the window count as gone
-and are pruned when a ticket page is opened. Only staff are recorded (the portal never calls this), and only
-staff names are ever read back.
+Presence is one row per (ticket, staff member), refreshed by each poll. Every read ignores rows older than the
+window (`presence_window`), so who counts as viewing never depends on when rows are deleted; the periodic
+`presence_prune` job (mets.jobs) deletes them later (`prune_viewers`), and no page does. Only staff are recorded
+(the portal never calls this), and only staff names are ever read back.
 """
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,11 @@ from mets.models.tickets import STATUS_LABELS
 # Changes by others that hold a public reply: what the customer was told or asked, and who works the ticket.
 HOLDING_EVENTS = ("reply_added", "status_changed", "assigned_to_changed")
 PRUNE_AFTER = timedelta(minutes=10)  # rows this old are deleted (reads ignore them after the window anyway)
+
+
+def presence_window(poll_seconds: int) -> timedelta:
+    """How long a ticket page's viewer counts as there without a poll: three missed polls, at least a minute."""
+    return timedelta(seconds=max(60, 3 * poll_seconds))
 
 
 @dataclass(frozen=True)
@@ -117,9 +123,10 @@ def check_in(session, ticket: Ticket, viewer: User, now: datetime, window: timed
     return viewers(session, ticket, viewer, now, window)
 
 
-def prune_viewers(session, now: datetime) -> int:
-    """Delete presence rows nobody has refreshed for PRUNE_AFTER (an indexed range on last_seen)."""
-    result = session.execute(delete(TicketViewer).where(TicketViewer.last_seen < now - PRUNE_AFTER))
+def prune_viewers(session, now: datetime, window: timedelta = PRUNE_AFTER) -> int:
+    """Delete presence rows nobody has refreshed for PRUNE_AFTER, or for the presence `window` if that is longer
+    (a row still inside it is someone viewing): an indexed range on last_seen. The periodic job's work."""
+    result = session.execute(delete(TicketViewer).where(TicketViewer.last_seen < now - max(PRUNE_AFTER, window)))
     return result.rowcount or 0
 
 
