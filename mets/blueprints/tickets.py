@@ -39,6 +39,8 @@ def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, vi
     entities = access.visible_entities(db.session, current_user)
     assignees = _assignee_choices(entities)
     now = clock.now()
+    ticket_viewers = live.viewers_by_ticket(db.session, [t.id for t in result.items], current_user, now,
+                                            _presence_window())
     return render("tickets/index.html", "tickets/_table.html", status=status, result=result, f=filters,
                   entities=entities, assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
                   sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items},
@@ -46,12 +48,26 @@ def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, vi
                   views=views.view_links(db.session, current_user, filters, now),
                   view_form=view_form or SaveViewForm(formdata=None),
                   share_entities=views.shareable_entities(db.session, current_user),
-                  ticket_viewers=live.viewers_by_ticket(db.session, [t.id for t in result.items], current_user, now,
-                                                        _presence_window()))
+                  ticket_viewers=ticket_viewers, viewers_key=live.badges_key(ticket_viewers),
+                  poll_seconds=current_app.config["TICKET_POLL_SECONDS"])
 
 
 def _presence_window() -> timedelta:
     return live.presence_window(current_app.config["TICKET_POLL_SECONDS"])
+
+
+@bp.get("/viewers")
+@staff_required
+def list_viewers():
+    """The list's poll (every TICKET_POLL_SECONDS): who else views the tickets it shows. 204 while the badges are as
+    the page has them (its `viewers` key); otherwise each row's badge, out of band, for the ids the user may see
+    (others are left out, as if not asked). A GET that writes nothing: polling the list is not viewing a ticket."""
+    asked = [parse_id(value) for value in request.args.getlist("ticket")[:live.MAX_LIST_IDS]]
+    viewing = live.list_viewers(db.session, current_user, [i for i in asked if i], clock.now(), _presence_window())
+    key = live.badges_key(viewing)
+    if key == request.args.get("viewers", ""):
+        return "", 204
+    return render_template("tickets/_list_live.html", row_viewers=viewing, viewers_key=key)
 
 
 @bp.get("/views/<int:view_id>")

@@ -363,3 +363,101 @@ def test_viewers_who_stopped_polling_are_gone_after_a_minute_and_pruned_later_by
     assert jobs.presence_prune() == "presence: 1 stale viewers removed"  # the periodic job deletes it
     assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["bea"].id) == 0
     assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["dana"].id) == 1  # Dana is still there
+
+
+# --- the list's viewer badges, kept current by the list's poll -----------------------------------------------------
+
+def list_poll_state(response) -> dict:
+    """What the list's poll sends: the ids of its rows and the key of the badges shown."""
+    body = response.get_data(as_text=True)
+    form = re.search(r'<form id="list-viewers".*?</form>', body, re.S).group(0)
+    return {"ticket": re.findall(r'name="ticket" value="(\d+)"', form),
+            "viewers": re.search(r'name="viewers" value="([^"]*)"', form).group(1)}
+
+
+def list_poll(client, state, **kw):
+    return client.get("/tickets/viewers", query_string=state, headers=HTMX, **kw)
+
+
+def badge(response, ticket_id) -> str | None:
+    """The text of one row's viewer slot in a poll's answer (None: the answer leaves that row alone)."""
+    found = re.search(rf'<span id="viewing-{ticket_id}" class="row-viewers" hx-swap-oob="true">(.*?)</span>\s*</span>|'
+                      rf'<span id="viewing-{ticket_id}" class="row-viewers" hx-swap-oob="true"></span>',
+                      response.get_data(as_text=True), re.S)
+    return None if found is None else re.sub(r"<[^>]+>", "", found.group(1) or "").strip()
+
+
+def test_a_colleague_opening_a_ticket_shows_in_the_list_without_a_reload_and_goes_when_they_leave(
+        client, session, desk):
+    printer = make_ticket(desk["acme"], subject="Printer offline")
+    session.commit()
+    start = clock.now()
+    clock.set_now(start)
+    page = client.get("/tickets/")
+    body = page.get_data(as_text=True)
+    assert re.search(r'<form id="list-viewers"[^>]*hx-get="/tickets/viewers"[^>]*hx-trigger="every 10s"'
+                     r'[^>]*hx-swap="none" hx-push-url="false"', body)
+    state = list_poll_state(page)
+    assert sorted(state["ticket"]) == sorted([str(desk["ticket"].id), str(printer.id)]) and state["viewers"] == ""
+    assert list_poll(client, state).status_code == 204  # nobody else: nothing to change
+
+    desk["other"].get(f"/tickets/{desk['number']}")  # Bea opens Carol's ticket
+    answer = list_poll(client, state)
+    assert answer.status_code == 200
+    assert badge(answer, desk["ticket"].id) == "Bea Billing viewing"
+    assert badge(answer, printer.id) == ""  # each row's slot, so a badge that went is cleared too
+    assert "Dana Agent" not in screen(answer)  # never oneself
+    new_key = re.search(r'<input type="hidden" id="list-viewers-key" name="viewers" value="([^"]+)" '
+                        r'hx-swap-oob="true">', answer.get_data(as_text=True)).group(1)
+    state["viewers"] = new_key
+    assert list_poll(client, state).status_code == 204  # the page has it now
+    assert list_poll_state(client.get("/tickets/"))["viewers"] == new_key  # the same key a fresh page starts with
+
+    clock.set_now(start + timedelta(seconds=95))  # Bea closed her laptop: three polls missed
+    gone = list_poll(client, state)
+    assert gone.status_code == 200 and badge(gone, desk["ticket"].id) == ""
+    assert "Bea Billing" not in screen(gone)
+
+
+def test_the_list_poll_never_reveals_another_entitys_tickets_and_writes_nothing(client, app, session, desk):
+    gus = session.get(type(desk["gus"]), desk["gus"].id)
+    globex_ticket = make_ticket(gus.memberships[0].entity, subject="Globex secret")
+    session.commit()
+    spy = app.test_client()
+    login(spy, gus)
+    spy.get(f"/tickets/{globex_ticket.number}")  # Gus is viewing his own entity's ticket
+    desk["other"].get(f"/tickets/{desk['number']}")  # and Bea Acme's
+    missing = globex_ticket.id + 1000
+
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        # Dana asks about Globex's ticket and one that does not exist, beside her own: the same silence for both.
+        foreign = list_poll(client, {"ticket": [str(globex_ticket.id)], "viewers": ""})
+        nothing = list_poll(client, {"ticket": [str(missing)], "viewers": ""})
+        mixed = list_poll(client, {"ticket": [str(globex_ticket.id), str(desk["ticket"].id), "x", "-3"],
+                                   "viewers": ""})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert foreign.status_code == nothing.status_code == 204
+    assert foreign.get_data() == nothing.get_data() == b""
+    assert mixed.status_code == 200
+    assert badge(mixed, desk["ticket"].id) == "Bea Billing viewing"
+    assert f'viewing-{globex_ticket.id}"' not in mixed.get_data(as_text=True) and "Gus" not in screen(mixed)
+    assert badge(mixed, globex_ticket.id) is None
+    # A GET that writes nothing: polling the list is not viewing a ticket.
+    assert not [s for s in statements if s.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+    assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["dana"].id) == 0
+
+    # Gus's own poll shows him nothing of Acme's either (Bea is on an Acme ticket).
+    assert list_poll(spy, {"ticket": [str(desk["ticket"].id)], "viewers": ""}).status_code == 204
+
+
+def test_a_customer_cannot_poll_the_lists_viewers(app, desk):
+    portal = app.test_client()
+    login_customer(portal, desk["carol"])
+    assert list_poll(portal, {"ticket": [str(desk["ticket"].id)], "viewers": ""}).status_code == 404

@@ -11,6 +11,7 @@ window (`presence_window`), so who counts as viewing never depends on when rows 
 `presence_prune` job (mets.jobs) deletes them later (`prune_viewers`), and no page does. Only staff are recorded
 (the portal never calls this), and only staff names are ever read back.
 """
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,10 +21,12 @@ from sqlalchemy.orm import joinedload
 
 from mets.models import Ticket, TicketEvent, TicketViewer, User
 from mets.models.tickets import STATUS_LABELS
+from mets.services.directory import access
 
 # Changes by others that hold a public reply: what the customer was told or asked, and who works the ticket.
 HOLDING_EVENTS = ("reply_added", "status_changed", "assigned_to_changed")
 PRUNE_AFTER = timedelta(minutes=10)  # rows this old are deleted (reads ignore them after the window anyway)
+MAX_LIST_IDS = 100  # ticket ids one poll of the list asks about (a page shows TICKETS_PER_PAGE)
 
 
 def presence_window(poll_seconds: int) -> timedelta:
@@ -154,6 +157,23 @@ def viewers_by_ticket(session, ticket_ids, viewer: User, now: datetime, window: 
                                               .where(TicketViewer.ticket_id.in_(ids))):
         out.setdefault(ticket_id, []).append(name)
     return out
+
+
+def list_viewers(session, user: User, ticket_ids, now: datetime, window: timedelta) -> dict[int, list[str]]:
+    """For the list's poll: each of these tickets that `user` may see, with the names of the other staff viewing it
+    ([] for none). Ids out of the user's scope (or of no ticket) are left out, as if never asked: two reads."""
+    ids = sorted(set(ticket_ids))[:MAX_LIST_IDS]
+    if not ids:
+        return {}
+    visible = list(session.scalars(access.scope_tickets(select(Ticket.id).where(Ticket.id.in_(ids)), session, user)))
+    names = viewers_by_ticket(session, visible, user, now, window)
+    return {ticket_id: names.get(ticket_id, []) for ticket_id in visible}
+
+
+def badges_key(viewing: dict[int, list[str]]) -> str:
+    """What the list remembers of the viewer badges it shows, to tell a change: a short digest ("" for none)."""
+    shown = sorted((ticket_id, names) for ticket_id, names in viewing.items() if names)
+    return hashlib.blake2s(repr(shown).encode(), digest_size=8).hexdigest() if shown else ""
 
 
 def viewers_key(others: list[tuple[int, str]]) -> str:
