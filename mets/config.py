@@ -92,6 +92,8 @@ class Config:
     # An open ticket page asks this often whether the ticket changed (replies, notes, status...) and who else
     # has it open; a viewer counts as gone after three missed polls (at least a minute).
     TICKET_POLL_SECONDS = int(os.environ.get("TICKET_POLL_SECONDS", 10))
+    # Viewers gone for ten minutes are deleted this often (a periodic job; reads ignore them long before).
+    PRESENCE_PRUNE_SECONDS = int(os.environ.get("PRESENCE_PRUNE_SECONDS", 300))
 
     # Request size (bytes). No attachments yet, so 2 MB is far above any form a person sends
     # (a 50,000-character reply is at most 600 kB even URL-encoded). Bigger requests get a 413.

@@ -17,6 +17,7 @@ from mets.services import automation, health
 from mets.services.outbox import http as webhooks
 from mets.services.outbox import smtp
 from mets.services.sla import tick as tick_service
+from mets.services.tickets import live
 
 log = logging.getLogger("mets.jobs")
 
@@ -130,3 +131,12 @@ def automation_log_prune() -> str:
     removed = automation.prune_log(db.session, clock.now(), current_app.config["AUTOMATION_LOG_DAYS"])
     db.session.commit()
     return f"automation log: {removed} old executions removed" if removed else ""
+
+
+@periodic("presence_prune", "PRESENCE_PRUNE_SECONDS")
+def presence_prune() -> str:
+    """Delete ticket viewers nobody refreshed for ten minutes (every read ignores them after the presence window)."""
+    window = live.presence_window(current_app.config["TICKET_POLL_SECONDS"])
+    removed = live.prune_viewers(db.session, clock.now(), window)
+    db.session.commit()
+    return f"presence: {removed} stale viewers removed" if removed else ""

@@ -39,6 +39,8 @@ def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, vi
     entities = access.visible_entities(db.session, current_user)
     assignees = _assignee_choices(entities)
     now = clock.now()
+    ticket_viewers = live.viewers_by_ticket(db.session, [t.id for t in result.items], current_user, now,
+                                            _presence_window())
     return render("tickets/index.html", "tickets/_table.html", status=status, result=result, f=filters,
                   entities=entities, assignees=assignees, status_filters=STATUS_FILTERS, priorities=PRIORITIES,
                   sla_summaries={t.id: sla.summary(db.session, t, now) for t in result.items},
@@ -46,13 +48,26 @@ def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, vi
                   views=views.view_links(db.session, current_user, filters, now),
                   view_form=view_form or SaveViewForm(formdata=None),
                   share_entities=views.shareable_entities(db.session, current_user),
-                  ticket_viewers=live.viewers_by_ticket(db.session, [t.id for t in result.items], current_user, now,
-                                                        _presence_window()))
+                  ticket_viewers=ticket_viewers, viewers_key=live.badges_key(ticket_viewers),
+                  poll_seconds=current_app.config["TICKET_POLL_SECONDS"])
 
 
 def _presence_window() -> timedelta:
-    """How long a ticket page's viewer counts as there without a poll: three missed polls, at least a minute."""
-    return timedelta(seconds=max(60, 3 * current_app.config["TICKET_POLL_SECONDS"]))
+    return live.presence_window(current_app.config["TICKET_POLL_SECONDS"])
+
+
+@bp.get("/viewers")
+@staff_required
+def list_viewers():
+    """The list's poll (every TICKET_POLL_SECONDS): who else views the tickets it shows. 204 while the badges are as
+    the page has them (its `viewers` key); otherwise each row's badge, out of band, for the ids the user may see
+    (others are left out, as if not asked). A GET that writes nothing: polling the list is not viewing a ticket."""
+    asked = [parse_id(value) for value in request.args.getlist("ticket")[:live.MAX_LIST_IDS]]
+    viewing = live.list_viewers(db.session, current_user, [i for i in asked if i], clock.now(), _presence_window())
+    key = live.badges_key(viewing)
+    if key == request.args.get("viewers", ""):
+        return "", 204
+    return render_template("tickets/_list_live.html", row_viewers=viewing, viewers_key=key)
 
 
 @bp.get("/views/<int:view_id>")
@@ -145,7 +160,7 @@ def category_field():
 def show(number):
     ticket = load_ticket(number)
     now = clock.now()
-    commit(lambda: (live.prune_viewers(db.session, now), live.record_viewer(db.session, ticket, current_user, now)))
+    commit(lambda: live.record_viewer(db.session, ticket, current_user, now))  # opening the page is viewing it
     return _show_page(ticket, _fresh_reply_form(ticket))
 
 
@@ -170,18 +185,16 @@ def reply(number):
     form = ReplyForm()
     # A macro picked in the reply box: its field changes are made with the reply (another entity's is a 404).
     macro = load_ticket_macro(ticket, form.macro_id.data) if form.macro_id.data else None
-    # A public reply on a ticket others changed since the form was loaded is held, not sent: the agent sees what
-    # they missed, the text stays in the box, and sending again (the form now carries the current version) sends.
-    # Internal notes are never held: they reach no customer, so they cannot answer one twice.
-    held = []
-    if form.validate_on_submit() and not form.internal.data:
-        held = live.unseen_changes(db.session, ticket, current_user, form.version.data)
+    # A public reply on a ticket others changed since the form was loaded is held, not sent (compared under the
+    # ticket's lock): the agent sees what they missed, the text stays in the box, and sending again (the form now
+    # carries the current version) sends. Internal notes are never held.
+    saved = commit(lambda: macros.send_reply(db.session, ticket, macro, actor=current_user, body=form.body.data,
+                                             internal=form.internal.data, seen_version=form.version.data), form)
+    held = saved.result.held if saved else []
     if held:
         form.version.data = ticket.version
         saved, status = None, 409
     else:
-        saved = commit(lambda: macros.reply_with(db.session, ticket, macro, actor=current_user, body=form.body.data,
-                                                 internal=form.internal.data), form)
         status = 200 if saved else 422
     if saved:
         form = _fresh_reply_form(ticket)

@@ -6,7 +6,7 @@ bounded sandbox: `notifications.templates.check_snippet` / `render_snippet`, val
 applied, through `services.tickets`, when the reply it filled in is sent: audited, notified and automated as if
 made one by one.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -21,6 +21,7 @@ from mets.services.errors import DomainError, check
 from mets.services.notifications import sandbox
 from mets.services.notifications import templates as mail_templates
 from mets.services.notifications import variables as mail_variables
+from mets.services.tickets import live
 from mets.services.validation import parse_id, text_error
 
 MAX_MACROS = 500  # per entity
@@ -152,6 +153,25 @@ def pending(session, macro: Macro, ticket: Ticket) -> list[Pending]:
     if macro.category and macro.category != ticket.category:
         out.append(Pending("category", "Category", macro.category))
     return out
+
+
+@dataclass
+class SentReply:
+    """What the reply box's send did: the changes made, or, held, what others did since the form was loaded."""
+
+    changes: list[tickets.Change] = field(default_factory=list)
+    held: list[live.Unseen] = field(default_factory=list)
+
+
+def send_reply(session, ticket: Ticket, macro: Macro | None, *, actor: User, body: str, internal: bool = False,
+               seen_version: int | None = None, now: datetime | None = None) -> SentReply:
+    """The reply box's send: a public reply on a ticket others changed since `seen_version` (the form's) is held,
+    nothing written; otherwise `reply_with`. The check and the reply are made under the ticket row's lock
+    (`live.held_reply`), so two agents sending on one version at the same instant cannot both pass."""
+    held = live.held_reply(session, ticket, actor, seen_version, internal)
+    if held:
+        return SentReply(held=held)
+    return SentReply(changes=reply_with(session, ticket, macro, actor=actor, body=body, internal=internal, now=now))
 
 
 def reply_with(session, ticket: Ticket, macro: Macro | None, *, actor: User, body: str, internal: bool = False,

@@ -125,3 +125,32 @@ def test_a_poll_never_replaces_a_box_the_agent_is_typing_in_and_stops_when_acces
         db.session.commit()
     expect(page.locator("#notice")).to_have_text("That item is no longer available to you.", timeout=5000)
     expect(page.locator("#live")).to_have_count(0)
+
+
+def test_a_colleague_opening_a_ticket_shows_in_the_list_without_a_reload(live_server, page, browser):
+    live_server.app.config["TICKET_POLL_SECONDS"] = 1
+    with live_server.app_context():
+        acme = make_entity(name="Acme Support", slug="acme")
+        make_staff(acme, name="Dana Agent", email="dana@staff.example")
+        make_staff(acme, name="Bea Billing", email="bea@staff.example")
+        number = make_ticket(acme, subject="VAT is wrong on invoice 42").number
+        make_ticket(acme, subject="Printer offline")
+        db.session.commit()
+
+    sign_in(page, "dana@staff.example")
+    page.goto("/tickets/?status=all")
+    page.evaluate("window.__noReload = 1")
+    row = page.locator("#ticket-table tbody tr", has_text="VAT is wrong")
+    expect(row).not_to_contain_text("viewing")
+
+    context = browser.new_context(base_url=live_server.url)
+    try:
+        bea_page = context.new_page()
+        sign_in(bea_page, "bea@staff.example")
+        bea_page.goto(f"/tickets/{number}")
+        expect(row).to_contain_text("Bea Billing viewing", timeout=5000)
+        expect(page.locator("#ticket-table tbody tr", has_text="Printer offline")).not_to_contain_text("viewing")
+    finally:
+        context.close()
+    assert page.evaluate("window.__noReload") == 1, "the list was reloaded"
+    expect(page).to_have_url(re.compile(r"/tickets/\?status=all$"))  # the poll never moves the address

@@ -62,6 +62,9 @@ ROUTES = [
     ("GET", "/tickets/<number>", "/tickets/{number}", None, False, TICKET_PAGE),
     ("POST", "/tickets/<number>/replies", "/tickets/{number}/replies", {"body": "On it."}, True, TICKET_HTMX),
     ("POST", "/tickets/<number>/live", "/tickets/{number}/live", {"version": "0", "viewers": ""}, True, TICKET_HTMX),
+    # The list's poll of viewer badges: any staff member; the agent (Globex) is answered only the new key, never the
+    # Acme ticket's badge (test_live.py).
+    ("GET", "/tickets/viewers", "/tickets/viewers?ticket={ticket_id}&viewers=stale", None, True, STAFF_HTMX),
     ("GET", "/tickets/new/category", "/tickets/new/category?entity_id={billing}", None, True, STAFF_HTMX),
     ("GET", "/tickets/<number>/macro", "/tickets/{number}/macro?fill=1&macro_id={macro}", None, True, TICKET_HTMX),
     ("GET", "/tickets/<number>/activity", "/tickets/{number}/activity", None, True, TICKET_HTMX),

@@ -3,14 +3,17 @@
 Two agents work the same ticket through two test clients (two browsers), as two people at two desks would.
 """
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select
 
-from mets import clock
+from mets import clock, jobs
 from mets.extensions import db
-from mets.models import Reply, Ticket, TicketViewer
+from mets.models import Reply, Ticket, TicketViewer, User
+from mets.services import macros
 from mets.services import tickets as ticket_service
 from mets.services.directory import users
 from tests.conftest import CSRFClient, HTMX, count_rows, login, login_customer
@@ -190,6 +193,53 @@ def test_a_reply_on_a_ticket_a_colleague_answered_meanwhile_is_held_with_the_tex
     assert "Send anyway" not in screen(sent)
 
 
+@pytest.mark.committing  # two threads, two connections: the ticket row's lock decides between them
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_two_replies_sent_at_the_same_instant_on_one_version_send_one_and_hold_the_other(app, session, backend):
+    """Dana and Bea both press Send on the page they loaded at the same version: the second waits for the first's
+    lock, then sees its reply and is held; Carol gets one answer."""
+    acme = make_entity("Acme", "acme")
+    dana, bea = make_staff(acme, name="Dana Agent"), make_staff(acme, name="Bea Billing")
+    ticket = make_ticket(acme, make_customer(name="Carol Customer"), subject="Refund please")
+    session.commit()
+    ticket_id, version, dana_id, bea_id = ticket.id, ticket.version, dana.id, bea.id
+    session.close()  # the main thread holds no connection or lock while the two send
+    outcomes: dict[str, str] = {}
+    errors: list[BaseException] = []
+    first_checked = threading.Event()
+
+    def send(user_id: int, hold: bool) -> None:
+        with app.app_context():
+            try:
+                actor = db.session.get(User, user_id)
+                sent = macros.send_reply(db.session, db.session.get(Ticket, ticket_id), None, actor=actor,
+                                         body=f"{actor.name}: your refund is on its way.", seen_version=version)
+                outcomes[actor.name] = "held by " + ", ".join(u.who for u in sent.held) if sent.held else "sent"
+                if hold:
+                    first_checked.set()
+                    time.sleep(0.5)  # the second arrives after the first's check, before its commit
+                db.session.commit()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+            finally:
+                first_checked.set()
+                db.session.remove()
+
+    first = threading.Thread(target=send, args=(dana_id, True))
+    first.start()
+    assert first_checked.wait(10)
+    second = threading.Thread(target=send, args=(bea_id, False))
+    second.start()
+    first.join(20)
+    second.join(20)
+    assert not first.is_alive() and not second.is_alive()
+    if errors:
+        raise errors[0]
+    assert outcomes == {"Dana Agent": "sent", "Bea Billing": "held by Dana Agent"}
+    assert [r.body for r in db.session.scalars(select(Reply).where(Reply.ticket_id == ticket_id))] == [
+        "Dana Agent: your refund is on its way."]
+
+
 def test_without_htmx_the_held_reply_is_the_whole_page_with_the_warning(client, session, desk):
     number = desk["number"]
     state = page_state(client.get(f"/tickets/{number}"))
@@ -280,7 +330,8 @@ def test_a_customer_on_the_portal_is_never_a_viewer(client, app, session, desk):
     assert "Carol Customer viewing" not in screen(client.get("/tickets/"))
 
 
-def test_viewers_who_stopped_polling_are_gone_after_a_minute_and_pruned_later(client, session, desk):
+def test_viewers_who_stopped_polling_are_gone_after_a_minute_and_pruned_later_by_the_periodic_job(
+        client, session, desk):
     number = desk["number"]
     start = clock.now()
     clock.set_now(start)
@@ -288,8 +339,125 @@ def test_viewers_who_stopped_polling_are_gone_after_a_minute_and_pruned_later(cl
     clock.set_now(start + timedelta(seconds=30))
     assert "Bea Billing is also viewing" in screen(client.get(f"/tickets/{number}"))
     clock.set_now(start + timedelta(seconds=95))
-    assert "also viewing" not in screen(client.get(f"/tickets/{number}"))
+    # Her row is still there (nothing has pruned it), and every read ignores it: the page, the poll, the list.
+    assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["bea"].id) == 1
+    page = client.get(f"/tickets/{number}")
+    assert "also viewing" not in screen(page)
+    assert "also viewing" not in screen(poll(client, number, {"version": "0", "viewers": str(desk["bea"].id)}))
     assert "Bea Billing viewing" not in screen(client.get("/tickets/"))
+
     clock.set_now(start + timedelta(minutes=11))
-    client.get(f"/tickets/{number}")  # opening a page prunes rows nobody refreshed for ten minutes
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert client.get(f"/tickets/{number}").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    # Opening a ticket page deletes nothing: only the opener's own presence is written.
+    assert not [s for s in statements if s.lstrip().upper().startswith("DELETE")]
+    assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["bea"].id) == 1
+    assert jobs.presence_prune() == "presence: 1 stale viewers removed"  # the periodic job deletes it
     assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["bea"].id) == 0
+    assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["dana"].id) == 1  # Dana is still there
+
+
+# --- the list's viewer badges, kept current by the list's poll -----------------------------------------------------
+
+def list_poll_state(response) -> dict:
+    """What the list's poll sends: the ids of its rows and the key of the badges shown."""
+    body = response.get_data(as_text=True)
+    form = re.search(r'<form id="list-viewers".*?</form>', body, re.S).group(0)
+    return {"ticket": re.findall(r'name="ticket" value="(\d+)"', form),
+            "viewers": re.search(r'name="viewers" value="([^"]*)"', form).group(1)}
+
+
+def list_poll(client, state, **kw):
+    return client.get("/tickets/viewers", query_string=state, headers=HTMX, **kw)
+
+
+def badge(response, ticket_id) -> str | None:
+    """The text of one row's viewer slot in a poll's answer (None: the answer leaves that row alone)."""
+    found = re.search(rf'<span id="viewing-{ticket_id}" class="row-viewers" hx-swap-oob="true">(.*?)</span>\s*</span>|'
+                      rf'<span id="viewing-{ticket_id}" class="row-viewers" hx-swap-oob="true"></span>',
+                      response.get_data(as_text=True), re.S)
+    return None if found is None else re.sub(r"<[^>]+>", "", found.group(1) or "").strip()
+
+
+def test_a_colleague_opening_a_ticket_shows_in_the_list_without_a_reload_and_goes_when_they_leave(
+        client, session, desk):
+    printer = make_ticket(desk["acme"], subject="Printer offline")
+    session.commit()
+    start = clock.now()
+    clock.set_now(start)
+    page = client.get("/tickets/")
+    body = page.get_data(as_text=True)
+    assert re.search(r'<form id="list-viewers"[^>]*hx-get="/tickets/viewers"[^>]*hx-trigger="every 10s"'
+                     r'[^>]*hx-swap="none" hx-push-url="false"', body)
+    state = list_poll_state(page)
+    assert sorted(state["ticket"]) == sorted([str(desk["ticket"].id), str(printer.id)]) and state["viewers"] == ""
+    assert list_poll(client, state).status_code == 204  # nobody else: nothing to change
+
+    desk["other"].get(f"/tickets/{desk['number']}")  # Bea opens Carol's ticket
+    answer = list_poll(client, state)
+    assert answer.status_code == 200
+    assert badge(answer, desk["ticket"].id) == "Bea Billing viewing"
+    assert badge(answer, printer.id) == ""  # each row's slot, so a badge that went is cleared too
+    assert "Dana Agent" not in screen(answer)  # never oneself
+    new_key = re.search(r'<input type="hidden" id="list-viewers-key" name="viewers" value="([^"]+)" '
+                        r'hx-swap-oob="true">', answer.get_data(as_text=True)).group(1)
+    state["viewers"] = new_key
+    assert list_poll(client, state).status_code == 204  # the page has it now
+    assert list_poll_state(client.get("/tickets/"))["viewers"] == new_key  # the same key a fresh page starts with
+
+    clock.set_now(start + timedelta(seconds=95))  # Bea closed her laptop: three polls missed
+    gone = list_poll(client, state)
+    assert gone.status_code == 200 and badge(gone, desk["ticket"].id) == ""
+    assert "Bea Billing" not in screen(gone)
+
+
+def test_the_list_poll_never_reveals_another_entitys_tickets_and_writes_nothing(client, app, session, desk):
+    gus = session.get(type(desk["gus"]), desk["gus"].id)
+    globex_ticket = make_ticket(gus.memberships[0].entity, subject="Globex secret")
+    session.commit()
+    spy = app.test_client()
+    login(spy, gus)
+    spy.get(f"/tickets/{globex_ticket.number}")  # Gus is viewing his own entity's ticket
+    desk["other"].get(f"/tickets/{desk['number']}")  # and Bea Acme's
+    missing = globex_ticket.id + 1000
+
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        # Dana asks about Globex's ticket and one that does not exist, beside her own: the same silence for both.
+        foreign = list_poll(client, {"ticket": [str(globex_ticket.id)], "viewers": ""})
+        nothing = list_poll(client, {"ticket": [str(missing)], "viewers": ""})
+        mixed = list_poll(client, {"ticket": [str(globex_ticket.id), str(desk["ticket"].id), "x", "-3"],
+                                   "viewers": ""})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert foreign.status_code == nothing.status_code == 204
+    assert foreign.get_data() == nothing.get_data() == b""
+    assert mixed.status_code == 200
+    assert badge(mixed, desk["ticket"].id) == "Bea Billing viewing"
+    assert f'viewing-{globex_ticket.id}"' not in mixed.get_data(as_text=True) and "Gus" not in screen(mixed)
+    assert badge(mixed, globex_ticket.id) is None
+    # A GET that writes nothing: polling the list is not viewing a ticket.
+    assert not [s for s in statements if s.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+    assert count_rows(session, TicketViewer, TicketViewer.user_id == desk["dana"].id) == 0
+
+    # Gus's own poll shows him nothing of Acme's either (Bea is on an Acme ticket).
+    assert list_poll(spy, {"ticket": [str(desk["ticket"].id)], "viewers": ""}).status_code == 204
+
+
+def test_a_customer_cannot_poll_the_lists_viewers(app, desk):
+    portal = app.test_client()
+    login_customer(portal, desk["carol"])
+    assert list_poll(portal, {"ticket": [str(desk["ticket"].id)], "viewers": ""}).status_code == 404

@@ -1,11 +1,17 @@
 """The list's views: agents land on My open tickets; built-in and saved views with their counts, never wider than
 what their user may see."""
+import html
 import re
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
+from mets import clock
+from mets.extensions import db
 from mets.models import SavedView
 from mets.services import tickets as ticket_service
+from mets.services.tickets import views
 from tests.conftest import HTMX, count_rows, login
 from tests.factories import make_entity, make_rule, make_staff, make_ticket
 from tests.web.helpers import screen
@@ -149,3 +155,86 @@ def test_the_owner_deletes_their_view(client, session, desk):
     assert response.status_code == 200
     assert "Short-lived" not in screen(response)
     assert count_rows(session, SavedView) == 0
+
+
+# --- the counts: what each view's list shows, in one query ---------------------------------------------------------
+
+@pytest.fixture
+def busy(session, desk):
+    """More of Acme's tickets, across the views: urgent ones, one breached and one due within the hour (a one-hour
+    rule), one resolved; and an invoice ticket to search for."""
+    acme, dana, maria = desk["acme"], desk["dana"], desk["maria"]
+    make_rule(acme, "Acme hour", resolution_minutes=60, business_hours_only=False)
+    with clock.freeze(clock.now() - timedelta(hours=2)):
+        make_ticket(acme, subject="Acme late urgent", priority="urgent", assignee=dana)  # breached by now
+    make_ticket(acme, subject="Acme urgent nobody's", priority="urgent")  # due within the hour
+    done = make_ticket(acme, subject="Acme urgent done", priority="urgent", assignee=maria)
+    ticket_service.change_status(session, done, "resolved", actor=maria)
+    make_ticket(acme, subject="Acme invoice 42 is wrong", assignee=dana)
+    make_ticket(desk["globex"], subject="Globex urgent invoice", priority="urgent")
+    session.commit()
+    return desk
+
+
+def view_hrefs(response) -> dict[str, str]:
+    """View name -> where its link goes."""
+    nav = re.search(r'<nav class="views".*?</ul>', response.get_data(as_text=True), re.S).group(0)
+    return {re.sub(r"\s+", " ", name).strip(): html.unescape(href)
+            for href, name in re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)<span class="badge view-count">', nav)}
+
+
+def listed(response) -> int:
+    """The number of tickets the list says it holds."""
+    return int(re.search(r'<p class="muted count">(\d+) tickets?</p>', response.get_data(as_text=True)).group(1))
+
+
+@pytest.mark.parametrize("who", ["dana", "maria"])
+def test_every_views_count_is_the_number_of_tickets_its_list_shows(client, busy, who):
+    login(client, busy["maria"])
+    save(client, "Urgent, any status", "priority=urgent&status=all")  # Maria's own
+    save(client, "Acme urgent queue", "priority=urgent&assignee=unassigned", share_with=str(busy["acme"].id))
+    save(client, "Invoices", "q=invoice&status=all")  # a text search: counted on its own
+    sign_in_as(client, busy[who])
+    if who == "dana":
+        save(client, "Everything of Dana", "assignee=mine&status=all")
+    page = client.get("/tickets/")
+    shown = counts(page)
+    expected = {"My open tickets": 4, "Unassigned": 2, "Due within 1 h": 2, "Breached": 1,
+                "Pending on the customer": 1, "All active": 7, "Acme urgent queue": 1}
+    expected.update({"Everything of Dana": 4} if who == "dana" else
+                    {"My open tickets": 1, "Urgent, any status": 3, "Invoices": 1})
+    assert shown == expected
+    for name, href in view_hrefs(page).items():
+        assert listed(client.get(href, follow_redirects=True)) == shown[name], name
+
+
+def statements_of(client, url) -> list[str]:
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_the_views_counts_are_one_statement_however_many_saved_views_there_are(client, session, desk):
+    login(client, desk["maria"])
+    save(client, "The first", "priority=urgent")
+    session.commit()  # as before the second measure, so the two requests start alike
+    few = statements_of(client, "/tickets/")
+    for n in range(views.MAX_SAVED - 1):  # as many as are listed, personal and shared, each with other filters
+        session.add(SavedView(name=f"View {n:02}", owner_id=desk["maria"].id,
+                              entity_id=desk["acme"].id if n % 2 else None,
+                              filters={"status": ["open", "pending", "all"][n % 3], "priority": "high",
+                                       "assignee": "unassigned" if n % 4 else "mine", "sla": "due_4h"}))
+    session.commit()
+    many = statements_of(client, "/tickets/")
+    assert len(counts(client.get("/tickets/"))) == 6 + views.MAX_SAVED
+    counting = [s for s in many if "FILTER (WHERE" in s]
+    assert len(counting) == 1 and counting[0].count("FILTER (WHERE") == 6 + views.MAX_SAVED, counting
+    assert len(many) == len(few)  # thirty views cost what one does

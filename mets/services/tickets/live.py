@@ -3,25 +3,35 @@
 The page polls (`/tickets/<number>/live`) with the version it shows (`tickets.version`, bumped by every change);
 an unchanged version costs nothing beyond loading the ticket. A reply form carries the version it was loaded at,
 and `unseen_changes` says what others did since (a colleague's or the customer's reply, a note, a status or
-assignee change), so the page holds the reply instead of sending a second answer to the customer.
+assignee change), so the page holds the reply instead of sending a second answer to the customer; `held_reply`
+compares under the ticket row's lock, which the reply then keeps until it commits.
 
-Presence is one row per (ticket, staff member), refreshed by each poll; rows older than the window count as gone
-and are pruned when a ticket page is opened. Only staff are recorded (the portal never calls this), and only
-staff names are ever read back.
+Presence is one row per (ticket, staff member), refreshed by each poll. Every read ignores rows older than the
+window (`presence_window`), so who counts as viewing never depends on when rows are deleted; the periodic
+`presence_prune` job (mets.jobs) deletes them later (`prune_viewers`), and no page does. Only staff are recorded
+(the portal never calls this), and only staff names are ever read back.
 """
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
 from mets.models import Ticket, TicketEvent, TicketViewer, User
 from mets.models.tickets import STATUS_LABELS
+from mets.services.directory import access
 
 # Changes by others that hold a public reply: what the customer was told or asked, and who works the ticket.
 HOLDING_EVENTS = ("reply_added", "status_changed", "assigned_to_changed")
 PRUNE_AFTER = timedelta(minutes=10)  # rows this old are deleted (reads ignore them after the window anyway)
+MAX_LIST_IDS = 100  # ticket ids one poll of the list asks about (a page shows TICKETS_PER_PAGE)
+
+
+def presence_window(poll_seconds: int) -> timedelta:
+    """How long a ticket page's viewer counts as there without a poll: three missed polls, at least a minute."""
+    return timedelta(seconds=max(60, 3 * poll_seconds))
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,27 @@ def unseen_changes(session, ticket: Ticket, viewer: User, since_version: int | N
         out.append(Unseen(_who(row), _what(row, names), row.at,
                           public_reply=row.event == "reply_added" and not row.changes.get("internal")))
     return out
+
+
+def lock(session, ticket: Ticket) -> None:
+    """Hold the ticket's row until the transaction ends, and read it again as it is now, under that lock: on
+    PostgreSQL SELECT ... FOR UPDATE (a concurrent change, which bumps the version, waits, as this waits for it);
+    SQLite has no row locks but one writer at a time, so a write takes the database's lock first (the reply would
+    take it anyway): `version` set to itself, which no trigger watches (migration 0010's watch subject, body and
+    customer)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Ticket).where(Ticket.id == ticket.id).values(version=Ticket.version)
+                        .execution_options(synchronize_session=False))
+    session.refresh(ticket, with_for_update=True)
+
+
+def held_reply(session, ticket: Ticket, viewer: User, since_version: int | None, internal: bool) -> list[Unseen]:
+    """Whether a reply from a form loaded at `since_version` is held, compared under the ticket's lock (`lock`), so
+    that of two agents sending on one version at the same instant the second sees the first's reply and is held:
+    what others did since (`unseen_changes`), or [] to send. Internal notes are never held: they reach no
+    customer, so they cannot answer one twice. The caller writes the reply in this transaction, under the lock."""
+    lock(session, ticket)
+    return [] if internal else unseen_changes(session, ticket, viewer, since_version)
 
 
 def _who(row: TicketEvent) -> str:
@@ -95,9 +126,10 @@ def check_in(session, ticket: Ticket, viewer: User, now: datetime, window: timed
     return viewers(session, ticket, viewer, now, window)
 
 
-def prune_viewers(session, now: datetime) -> int:
-    """Delete presence rows nobody has refreshed for PRUNE_AFTER (an indexed range on last_seen)."""
-    result = session.execute(delete(TicketViewer).where(TicketViewer.last_seen < now - PRUNE_AFTER))
+def prune_viewers(session, now: datetime, window: timedelta = PRUNE_AFTER) -> int:
+    """Delete presence rows nobody has refreshed for PRUNE_AFTER, or for the presence `window` if that is longer
+    (a row still inside it is someone viewing): an indexed range on last_seen. The periodic job's work."""
+    result = session.execute(delete(TicketViewer).where(TicketViewer.last_seen < now - max(PRUNE_AFTER, window)))
     return result.rowcount or 0
 
 
@@ -125,6 +157,23 @@ def viewers_by_ticket(session, ticket_ids, viewer: User, now: datetime, window: 
                                               .where(TicketViewer.ticket_id.in_(ids))):
         out.setdefault(ticket_id, []).append(name)
     return out
+
+
+def list_viewers(session, user: User, ticket_ids, now: datetime, window: timedelta) -> dict[int, list[str]]:
+    """For the list's poll: each of these tickets that `user` may see, with the names of the other staff viewing it
+    ([] for none). Ids out of the user's scope (or of no ticket) are left out, as if never asked: two reads."""
+    ids = sorted(set(ticket_ids))[:MAX_LIST_IDS]
+    if not ids:
+        return {}
+    visible = list(session.scalars(access.scope_tickets(select(Ticket.id).where(Ticket.id.in_(ids)), session, user)))
+    names = viewers_by_ticket(session, visible, user, now, window)
+    return {ticket_id: names.get(ticket_id, []) for ticket_id in visible}
+
+
+def badges_key(viewing: dict[int, list[str]]) -> str:
+    """What the list remembers of the viewer badges it shows, to tell a change: a short digest ("" for none)."""
+    shown = sorted((ticket_id, names) for ticket_id, names in viewing.items() if names)
+    return hashlib.blake2s(repr(shown).encode(), digest_size=8).hexdigest() if shown else ""
 
 
 def viewers_key(others: list[tuple[int, str]]) -> str:

@@ -128,29 +128,37 @@ def filtered_query(session, user: User, f: TicketFilters, now: datetime | None =
     return _filtered(session, user, f, now)[0]
 
 
-def _filtered(session, user: User, f: TicketFilters, now: datetime | None):
-    """The filtered select, and with a search the order of relevance (best first) to put before the chosen sort."""
-    query = access.scope_tickets(select(Ticket), session, user)
+def filter_conditions(user: User, f: TicketFilters, now: datetime | None = None) -> list:
+    """The WHERE conditions of every filter but the text search `q` (entity, status, priority, assignee, SLA), for a
+    select over Ticket that access has scoped: the list applies them, and the views' counts put each view's in a
+    `count(*) FILTER (WHERE ...)` of one query, so a view's count and the list it opens agree."""
+    conditions = []
     if f.entity_id:
-        query = query.where(Ticket.entity_id == f.entity_id)
+        conditions.append(Ticket.entity_id == f.entity_id)
     if f.status == "active":
-        query = query.where(Ticket.status.notin_(("resolved", "closed")))
+        conditions.append(Ticket.status.notin_(("resolved", "closed")))
     elif f.status != "all":
-        query = query.where(Ticket.status == f.status)
+        conditions.append(Ticket.status == f.status)
     if f.priority:
-        query = query.where(Ticket.priority == f.priority)
+        conditions.append(Ticket.priority == f.priority)
     if f.assignee == "mine":
-        query = query.where(Ticket.assignee_id == user.id)
+        conditions.append(Ticket.assignee_id == user.id)
     elif f.assignee == "unassigned":
-        query = query.where(Ticket.assignee_id.is_(None))
+        conditions.append(Ticket.assignee_id.is_(None))
     elif f.assignee:
-        query = query.where(Ticket.assignee_id == int(f.assignee))
+        conditions.append(Ticket.assignee_id == int(f.assignee))
     if f.sla:
         # sla_nearest_due holds only running clocks (paused and stopped ones are None).
         now = now or clock.now()
         window = SLA_FILTERS[f.sla]
-        query = query.where(Ticket.sla_nearest_due <= now) if window is None else \
-            query.where(Ticket.sla_nearest_due > now, Ticket.sla_nearest_due <= now + window)
+        conditions += [Ticket.sla_nearest_due <= now] if window is None else \
+            [Ticket.sla_nearest_due > now, Ticket.sla_nearest_due <= now + window]
+    return conditions
+
+
+def _filtered(session, user: User, f: TicketFilters, now: datetime | None):
+    """The filtered select, and with a search the order of relevance (best first) to put before the chosen sort."""
+    query = access.scope_tickets(select(Ticket), session, user).where(*filter_conditions(user, f, now))
     relevance = []
     if f.q:
         # The ids each index finds, put together: an OR of the conditions would make PostgreSQL scan every
