@@ -196,6 +196,7 @@ def reply(number):
         saved, status = None, 409
     else:
         status = 200 if saved else 422
+    internal = form.internal.data
     if saved:
         form = _fresh_reply_form(ticket)
     if not is_htmx():
@@ -204,7 +205,9 @@ def reply(number):
         return _show_page(ticket, form, status, held)
     headers = {"HX-Trigger": "ticket-changed"} if status == 200 else {}
     # base.html tells htmx to swap 422 and 409 answers too, so field errors and the held reply show in place.
-    return render_template("tickets/_conversation.html", ticket=ticket, form=form, held=held), status, headers
+    sent = ("Note added" if internal else "Reply sent") if saved else None  # read out by the status region
+    page = render_template("tickets/_conversation.html", ticket=ticket, form=form, held=held, sent=sent)
+    return page, status, headers
 
 
 @bp.post("/<number>/live")

@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 
 from mets.extensions import db
 from tests.conftest import _migrated_url, make_app
+from tests.e2e.helpers import Accessibility
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
 # Root needs --no-sandbox; the rest keep Chromium from calling out to a network it cannot reach.
@@ -162,8 +163,14 @@ def page(request, browser, live_server, tmp_path):
             problems.append(f"console error: {msg.text} ({msg.location.get('url')})")
 
     tab.on("console", on_console)
+    tab.accessibility_check = Accessibility()  # every page loaded, and every state `settled` waits for
+    tab.on("load", tab.accessibility_check.check)
     yield tab
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed and not tab.is_closed():
         tab.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+    if not tab.is_closed():
+        tab.accessibility_check.check(tab)
     assert not problems, "\n".join(problems)
+    found = tab.accessibility_check.problems
+    assert not found, "axe found serious or critical violations:\n" + "\n".join(dict.fromkeys(found))

@@ -108,3 +108,41 @@ document.addEventListener("htmx:historyItemCreated", function (event) {
   document.addEventListener(name, function () { showUrlState(document, location.search); });
 });
 window.addEventListener("pageshow", function () { showUrlState(document, location.search); });
+
+// Keyboard and screen-reader users keep their place across swaps. A swap that replaces the focused control would
+// drop focus to <body> (the next Tab starts over at the top bar): the control of the same id in the new content
+// takes it back, so arrow keys keep stepping through a redrawn select. Content a button adds (data-focus-new:
+// "+ Condition", "+ Add action") gets the focus on its first control. What a swap says it did (an element with
+// data-status, e.g. "Reply sent") is read out by the page's polite status region.
+var focusBeforeSwap = null;
+document.addEventListener("htmx:beforeSwap", function () {
+  var active = document.activeElement;
+  focusBeforeSwap = active && active !== document.body ? {id: active.id, elt: active} : null;
+});
+function firstControl(root) {
+  return root && root.querySelector("input:not([type=hidden]), select, textarea, button, [tabindex]");
+}
+document.addEventListener("htmx:afterSettle", function (event) {
+  var trigger = event.detail.elt, target = event.detail.target;
+  if (trigger && trigger.matches && trigger.matches("[data-focus-new]")) {
+    var rows = document.querySelectorAll(trigger.dataset.focusNew);
+    var control = firstControl(rows[rows.length - 1]);
+    if (control) control.focus();
+    announce(trigger.dataset.announce);
+  } else if (focusBeforeSwap && !document.body.contains(focusBeforeSwap.elt)) {
+    var again = focusBeforeSwap.id && document.getElementById(focusBeforeSwap.id);
+    var invalid = target && target.querySelector && target.querySelector("[aria-invalid=true]");
+    var next = invalid || again || firstControl(target);
+    if (next) next.focus();
+  }
+  focusBeforeSwap = null;
+  var said = target && target.querySelector && (target.matches("[data-status]") ? target : target.querySelector("[data-status]"));
+  if (said) announce(said.dataset.status);
+});
+function announce(text) {
+  var region = document.getElementById("status");
+  if (!region || !text) return;
+  region.textContent = "";
+  // A new text node after a frame: screen readers announce a change, also of the same words twice.
+  window.requestAnimationFrame(function () { region.textContent = text; });
+}
