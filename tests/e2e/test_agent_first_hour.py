@@ -103,7 +103,7 @@ def test_an_agents_first_hour(live_server, page):
     page.get_by_label("All on this page").check()
     page.get_by_role("combobox", name="New owner for the selected").select_option(label="Bea Billing")
     page.get_by_role("button", name="Apply to selected").click()
-    expect(page.get_by_role("status")).to_contain_text("5 tickets updated.")
+    expect(page.locator(".bulk-result")).to_contain_text("5 tickets updated.")
     expect(views.get_by_role("link", name=re.compile("^Unassigned"))).to_contain_text("0")
     with live_server.app_context():
         bea = db.session.query(User).filter_by(email="bea@staff.example").one()

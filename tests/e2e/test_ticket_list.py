@@ -117,7 +117,7 @@ def test_an_agent_lands_on_my_open_tickets_and_bulk_assigns_five_tickets(page, l
     expect(page.locator('input[name="ids"]:checked')).to_have_count(5)
     page.get_by_role("combobox", name="New owner for the selected").select_option(label="Bea Agent")
     page.get_by_role("button", name="Apply to selected").click()
-    expect(page.get_by_role("status")).to_contain_text("5 tickets updated.")
+    expect(page.locator(".bulk-result")).to_contain_text("5 tickets updated.")
     expect(page).to_have_url(re.compile(r"[?&]assignee=unassigned(&|$)"))  # still the list, not /bulk
     expect(page.locator("#ticket-table")).to_contain_text("No tickets match these filters.")  # none unassigned
     expect(views.get_by_role("link", name=re.compile("^Unassigned"))).to_contain_text("0")
