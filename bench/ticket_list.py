@@ -116,7 +116,10 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="time the data a previous run built (--tickets as then)")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench")
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url}) if args.reuse else build(url, args.tickets)
+    if args.reuse:  # a server database needs a SECRET_KEY, as build's app has
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"})
+    else:
+        app = build(url, args.tickets)
     with app.app_context():
         from mets.models import User
         from sqlalchemy import select
