@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
-from sqlalchemy import any_, case, column, func, literal_column, or_, select, table
+from sqlalchemy import and_, any_, case, column, func, literal_column, or_, select, table
 from sqlalchemy.orm import selectinload
 
 from mets import clock
@@ -87,6 +87,18 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _contains(column, text: str, postgresql: bool):
+    """`column` contains `text`, as a trigram index (migration 0002) serves it best. pg_trgm pads the start of each
+    word inside a pattern: '%vat invoice%' looks up "  i", which every subject with a word starting with i has
+    (60 ms at a million tickets). So on PostgreSQL the index is asked for each piece between separators (3
+    characters or more, unpadded: '%vat%', '%invoice%') and strpos, which no index serves, checks the whole."""
+    pieces = [piece for piece in re.split(r"[\W_]+", text) if len(piece) >= 3]
+    if not postgresql or not pieces or pieces == [text]:
+        return column.like(f"%{_escape_like(text)}%", escape="\\")
+    return and_(*(column.like(f"%{_escape_like(piece)}%", escape="\\") for piece in pieces),
+                func.strpos(column, text) > 0)
+
+
 # Query words are cut as migration 0010 indexes text: lower case, ASCII punctuation as spaces, "_" dropped.
 _WORDS = str.maketrans(string.punctuation.replace("_", ""), " " * (len(string.punctuation) - 1), "_")
 MAX_WORDS = 8
@@ -165,10 +177,10 @@ def _filtered(session, user: User, f: TicketFilters, now: datetime | None):
         # an array for that: `id IN (subquery)` among ORed conditions is a hashed filter no index serves, and
         # PostgreSQL would read every ticket.
         postgresql = session.get_bind().dialect.name == "postgresql"
-        pattern = f"%{_escape_like(f.q)}%"
-        moved = select(TicketAlias.ticket_id).where(TicketAlias.number.like(pattern.upper(), escape="\\"))
-        conditions = [func.lower(Ticket.subject).like(pattern.lower(), escape="\\"),
-                      Ticket.number.like(pattern.upper(), escape="\\"),
+        moved = select(TicketAlias.ticket_id).where(
+            TicketAlias.number.like(f"%{_escape_like(f.q.upper())}%", escape="\\"))
+        conditions = [_contains(func.lower(Ticket.subject), f.q.lower(), postgresql),
+                      _contains(Ticket.number, f.q.upper(), postgresql),
                       Ticket.id == any_(func.array(moved.scalar_subquery())) if postgresql else Ticket.id.in_(moved)]
         relevance.append(case((Ticket.number == f.q.upper(), 1), else_=0).desc())  # the ticket asked for by number
         words, prefix = search_words(f.q)
