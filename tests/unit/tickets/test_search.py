@@ -62,6 +62,12 @@ def test_numbers_and_fragments_still_work(session, desk):
     assert found(session, desk["agent"], "rops hour") == ["VPN drops hourly"]  # a part of a word
 
 
+def test_a_fragment_of_several_words_is_found_only_as_typed(session, desk):
+    """Each piece of "rops hour" is looked up by the trigram index; the whole must still be in the subject."""
+    assert found(session, desk["agent"], "rops hour") == ["VPN drops hourly"]
+    assert found(session, desk["agent"], "hour rops") == []  # both pieces are in the subject, not so
+
+
 def test_the_best_match_comes_first(session, desk):
     """'invoice' in the subject weighs more than in the body; the chosen sort only breaks ties."""
     acme = desk["invoice"].entity
