@@ -1,5 +1,6 @@
 """The staff list's search box: words in any order, customers' names and emails, the conversation,
 with an excerpt of where each ticket matched."""
+import html
 import re
 
 import pytest
@@ -75,3 +76,36 @@ def test_odd_or_oversized_queries_answer_a_page(client, desk, q):
     response = search(client, q)
     assert response.status_code == 200
     assert "Globex VAT invoice" not in text_of(response)
+
+
+def test_a_search_with_more_hits_than_it_counts_says_more_than_and_its_pages_work(app, client, session, desk,
+                                                                                  monkeypatch):
+    from mets.services.tickets import search as search_service
+
+    monkeypatch.setattr(search_service, "COUNT_LIMIT", 4)  # 1,000 in production: four here, two a page
+    app.config["TICKETS_PER_PAGE"] = 2
+    for n in range(6):
+        make_ticket(desk["bill"].entity, subject=f"Zebra crossing {n}")
+    session.commit()
+    first = client.get("/tickets/", query_string={"q": "zebra", "status": "all", "sort": "number", "dir": "asc"})
+    shown = screen(first)
+    assert "More than 4 tickets" in shown and "6 tickets" not in shown
+    assert "Page 1 of the first 2" in shown
+    assert "Zebra crossing 0" in shown and "Zebra crossing 1" in shown and "Zebra crossing 2" not in shown
+    assert "All of the more than 4 matching this filter" in shown
+    following = re.search(r'<a rel="next" href="([^"]+)"', first.get_data(as_text=True)).group(1)
+    second = client.get(html.unescape(following))
+    shown = screen(second)
+    assert "Page 2 of the first 2" in shown
+    assert "Zebra crossing 2" in shown and "Zebra crossing 3" in shown and "Zebra crossing 0" not in shown
+    assert 'rel="next"' not in second.get_data(as_text=True)  # no page past the cap is offered
+    assert "Zebra crossing 4" not in screen(client.get(html.unescape(following).replace("page=2", "page=3")))
+
+
+def test_a_small_search_shows_its_exact_count_and_the_best_match_first(client, session, desk):
+    make_ticket(desk["bill"].entity, subject="Invoice copy needed", body="Please resend it.")
+    session.commit()
+    shown = screen(client.get("/tickets/", query_string={"q": "invoice", "status": "all", "sort": "subject"}))
+    assert "2 tickets" in shown and "More than" not in shown
+    # "invoice" in the subject ranks first; the chosen sort (subject, Z to A) alone would put it last
+    assert shown.index("Invoice copy needed") < shown.index("Question about my bill")

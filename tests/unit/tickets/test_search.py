@@ -62,6 +62,12 @@ def test_numbers_and_fragments_still_work(session, desk):
     assert found(session, desk["agent"], "rops hour") == ["VPN drops hourly"]  # a part of a word
 
 
+def test_a_fragment_of_several_words_is_found_only_as_typed(session, desk):
+    """Each piece of "rops hour" is looked up by the trigram index; the whole must still be in the subject."""
+    assert found(session, desk["agent"], "rops hour") == ["VPN drops hourly"]
+    assert found(session, desk["agent"], "hour rops") == []  # both pieces are in the subject, not so
+
+
 def test_the_best_match_comes_first(session, desk):
     """'invoice' in the subject weighs more than in the body; the chosen sort only breaks ties."""
     acme = desk["invoice"].entity
@@ -131,12 +137,73 @@ def test_the_excerpt_comes_from_the_reply_that_matched(session, desk):
     assert str(page.snippets[desk["vpn"].id]) == "Note: Escalated to netops: <mark>quokka</mark> firmware bug."
 
 
-def test_past_the_rank_limit_the_chosen_sort_orders_the_hits(session, desk, monkeypatch):
+def test_past_the_count_limit_the_chosen_sort_orders_the_hits(session, desk, monkeypatch):
     from mets.services.tickets import search
 
     acme = desk["invoice"].entity
     make_ticket(acme, subject="Invoice copy needed", body="Please resend the invoice.")
     session.flush()
-    monkeypatch.setattr(search, "RANK_LIMIT", 1)
+    monkeypatch.setattr(search, "COUNT_LIMIT", 1)
     assert found(session, desk["agent"], "invoice", sort="subject", dir="desc") == [
         "Question about my bill", "Printer offline", "Invoice copy needed"]
+
+
+# --- past the count limit: "more than 1,000", the chosen sort, no page beyond the cap -----------------------------
+
+def test_a_search_with_more_hits_than_it_counts_is_capped_and_pages_stop_at_the_cap(session, desk, monkeypatch):
+    from mets.services.tickets import search
+
+    monkeypatch.setattr(search, "COUNT_LIMIT", 3)
+    made = [make_ticket(desk["invoice"].entity, subject=f"Zebra crossing {n}") for n in range(5)]
+    session.flush()
+    args = {"q": "zebra", "status": "all", "sort": "number", "dir": "asc"}
+    first = search_tickets(session, desk["agent"], TicketFilters.from_args(args), per_page=2)
+    assert (first.total, first.capped, first.pages) == (3, True, 2)
+    assert [t.id for t in first.items] == [made[0].id, made[1].id]
+    last = search_tickets(session, desk["agent"], TicketFilters.from_args({**args, "page": "99"}), per_page=2)
+    assert last.page == 2  # the last page within the cap (the fifth would be on a third)
+    assert [t.id for t in last.items] == [made[2].id, made[3].id]
+
+
+def test_a_search_with_as_many_hits_as_it_counts_is_exact_and_ranked(session, desk, monkeypatch):
+    from mets.services.tickets import search
+
+    monkeypatch.setattr(search, "COUNT_LIMIT", 3)
+    make_ticket(desk["invoice"].entity, subject="Invoice copy needed", body="Please resend it.")
+    session.flush()
+    page = search_tickets(session, desk["agent"], TicketFilters.from_args({"q": "invoice", "status": "all",
+                                                                            "sort": "subject", "dir": "desc"}))
+    assert (page.total, page.capped) == (3, False)
+    # ranked: "invoice" in the subject first, though the chosen sort alone would put it last
+    assert page.items[0].subject == "Invoice copy needed"
+
+
+def test_past_the_cap_the_ticket_asked_for_by_number_still_leads(session, desk, monkeypatch):
+    from mets.services.tickets import search
+
+    monkeypatch.setattr(search, "COUNT_LIMIT", 1)
+    vpn = desk["vpn"]
+    make_ticket(vpn.entity, subject="Follow-up", body=f"About {vpn.number} again.")  # newer, found by the number too
+    session.flush()
+    page = search_tickets(session, desk["agent"], TicketFilters.from_args({"q": vpn.number, "status": "all"}))
+    assert page.capped
+    assert [t.subject for t in page.items][:2] == ["VPN drops hourly", "Follow-up"]
+
+
+def test_a_list_without_a_search_is_counted_exactly(session, desk, monkeypatch):
+    from mets.services.tickets import search
+
+    monkeypatch.setattr(search, "COUNT_LIMIT", 1)
+    page = search_tickets(session, desk["agent"], TicketFilters.from_args({"status": "all"}))
+    assert (page.total, page.capped) == (3, False)
+
+
+def test_all_matching_and_a_saved_views_count_stay_exact_past_the_cap(session, desk, monkeypatch):
+    from mets.services.tickets import search, views
+
+    monkeypatch.setattr(search, "COUNT_LIMIT", 1)
+    agent, wanted = desk["agent"], TicketFilters.from_args({"q": "invoice", "status": "all"})
+    assert sorted(search.matching_ids(session, agent, wanted, 500)) == sorted([desk["invoice"].id,
+                                                                                desk["printer"].id])
+    saved = views.save_view(session, agent, "Invoices", wanted)
+    assert [link.count for link in views.view_links(session, agent, TicketFilters()) if link.saved is saved] == [2]
