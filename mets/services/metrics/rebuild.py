@@ -33,7 +33,8 @@ def rebuild(session, since: datetime, until: datetime | None = None, *, batch_si
         if until is not None:
             query = query.where(Ticket.created_at < until)
         batch = list(session.scalars(query.order_by(Ticket.id).limit(batch_size)
-                                     .options(selectinload(Ticket.sla_rule), selectinload(Ticket.entity))))
+                                     .options(selectinload(Ticket.sla_rule), selectinload(Ticket.entity))
+                                     .execution_options(populate_existing=True)))  # the counters as stored
         if not batch:
             return done
         rebuild_tickets(session, batch)
