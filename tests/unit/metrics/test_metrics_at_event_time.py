@@ -82,6 +82,15 @@ def test_first_response_across_the_dst_change_counts_real_minutes(session, world
     assert allday_row.within_sla is True  # 47 h < 48 h
 
 
+def test_within_sla_is_the_slas_verdict_even_when_a_late_reply_used_no_more_than_the_target(session, world):
+    make_rule(world["acme"], "Standard", response_minutes=60)
+    ticket = make_ticket(world["acme"], customer=world["customer"], now=ny(2026, 11, 27, 16, 0))  # due 17:00
+    reply(session, ticket, world["agent"], ny(2026, 11, 27, 18, 0))  # after closing: 60 business minutes, but late
+    row = one(session, ticket, FIRST_RESPONSE)
+    assert (row.business_minutes, row.duration_minutes) == (60, 120)
+    assert row.within_sla is False and session.get(Ticket, ticket.id).sla_response_breached
+
+
 def test_every_response_from_a_customer_message_to_the_next_public_agent_reply(session, world):
     make_rule(world["acme"], "Standard", response_minutes=60, next_reply_minutes=120)
     agent, other, customer = world["agent"], world["other_agent"], world["customer"]
