@@ -56,9 +56,15 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_column('public_reply_count')
-        batch_op.drop_column('reopen_count')
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite drops the columns in place: a batch copy of `tickets` would break the full-text search
+        # triggers (migration 0010) on the tables that refer to it.
+        op.execute("ALTER TABLE tickets DROP COLUMN public_reply_count")
+        op.execute("ALTER TABLE tickets DROP COLUMN reopen_count")
+    else:
+        with op.batch_alter_table('tickets', schema=None) as batch_op:
+            batch_op.drop_column('public_reply_count')
+            batch_op.drop_column('reopen_count')
 
     with op.batch_alter_table('response_metrics', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_response_metrics_agent_id'))
