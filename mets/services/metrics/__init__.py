@@ -1,11 +1,12 @@
-"""Response metrics: rows written when ticket events happen (recorder), rebuilt from ticket_events (rebuild), and
-read for the dashboard (stats).
+"""Response metrics: rows written when ticket events happen (recorder, and subscriber: what hears the changes),
+rebuilt from ticket_events (rebuild), and read for the dashboard (stats).
 
 May import: sla, hours, directory, models, mets.transaction and mets.events. Nothing in tickets or sla imports it:
 it hears of every change through mets.events (subscribed in init_app).
 """
 from mets import events
-from mets.services.metrics.recorder import MUTED, Facts, Recorder, ticket_changed  # noqa: F401
+from mets.services.metrics.recorder import MUTED, Facts, Recorder  # noqa: F401
+from mets.services.metrics.subscriber import ticket_changed  # noqa: F401
 from mets.services.metrics.rebuild import rebuild, rebuild_tickets  # noqa: F401
 from mets.services.metrics.stats import (  # noqa: F401
     Compliance, Distribution, Summary, distribution, entity_scope, percentile_cont, scoped_conditions, summary,

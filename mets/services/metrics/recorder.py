@@ -1,7 +1,7 @@
 """Response metrics written when the event happens: one `Recorder` per ticket turns its ticket events into rows.
 
-The same code runs at event time (`ticket_changed`, subscribed in init_app: the facts come from the ticket as the
-change left it) and in the rebuild (`services.metrics.rebuild`: the facts come from replaying the ticket's
+The same code runs at event time (`subscriber.ticket_changed`: the facts come from the ticket as the change left
+it) and in the rebuild (`services.metrics.rebuild`: the facts come from replaying the ticket's
 `ticket_events`), so a rebuild writes exactly what event time wrote while calendars and rules are unchanged.
 
 What each event does (the row types are in `mets.models.metrics`):
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from mets import clock, transaction
+from mets import clock
 from mets.models import ResponseMetric, SlaPause, SlaRule, Ticket
 from mets.models.metrics import (FIRST_RESOLUTION, FIRST_RESPONSE, FULL_RESOLUTION, ON_HOLD, RESPONSE,
                                  WAITING_ON_CUSTOMER)
@@ -178,31 +178,3 @@ def pauses_of(session, ticket_ids) -> dict[int, list[tuple[datetime, datetime | 
     for ticket_id, started, ended in rows:
         out.setdefault(ticket_id, []).append((started, ended))
     return out
-
-
-# --- event time ---------------------------------------------------------------------------------
-
-def ticket_changed(session, change, actor, now: datetime) -> None:
-    """Write the rows of one `services.tickets` change, in its transaction (subscribed in init_app)."""
-    if transaction.is_muted(session, MUTED):
-        return
-    ticket = change.ticket
-    kinds = {e.event for e in change.events}
-    if not kinds & {"ticket_created", "reply_added", "status_changed"}:
-        return
-    with session.no_autoflush:
-        rows = [] if kinds == {"ticket_created"} else list(session.scalars(
-            select(ResponseMetric).where(ResponseMetric.ticket_id == ticket.id)))
-    recorder = Recorder(session, ticket, rows)
-    for event in change.events:
-        recorder.apply(Facts(
-            event=event.event, changes=event.changes or {}, at=event.at, actor_id=actor.id if actor else None,
-            actor_is_staff=bool(actor and actor.is_staff), actor_is_customer=bool(actor and actor.is_customer),
-            entity=ticket.entity, priority=ticket.priority, assignee_id=ticket.assignee_id,
-            extension_minutes=ticket.sla_extension_minutes or 0, rule=ticket.sla_rule))
-    # In SQL (x = x + 1): the change holds the ticket row's lock, and a stale loaded value never wins.
-    if recorder.reopens:
-        ticket.reopen_count = Ticket.reopen_count + recorder.reopens
-    if recorder.public_replies:
-        ticket.public_reply_count = Ticket.public_reply_count + recorder.public_replies
-    session.flush()

@@ -197,15 +197,24 @@ def test_without_a_rule_business_minutes_are_in_the_entitys_hours_and_there_is_n
     assert (row.business_minutes, row.sla_target_minutes, row.within_sla) == (150, None, None)
 
 
-def test_muted_history_writes_no_rows(session, world):
+def test_muted_history_writes_no_rows_until_the_rebuild_or_the_tickets_next_event(session, world):
     from mets import transaction
 
+    make_rule(world["acme"], "Standard", response_minutes=60)
     with transaction.muted(session, metrics.MUTED):
         ticket = make_ticket(world["acme"], customer=world["customer"], now=ny(2026, 11, 24, 9, 0))
         reply(session, ticket, world["agent"], ny(2026, 11, 24, 9, 30))
-    assert rows(session, ticket) == []
-    metrics.rebuild(session, ny(2026, 11, 24, 0, 0), ny(2026, 11, 25, 0, 0))
+        later = make_ticket(world["acme"], customer=world["customer"], now=ny(2026, 11, 24, 9, 0))
+        reply(session, later, world["agent"], ny(2026, 11, 24, 9, 40))
+    assert rows(session, ticket) == [] and rows(session, later) == []
+    metrics.rebuild(session, ny(2026, 11, 24, 0, 0), ny(2026, 11, 25, 0, 0), batch_size=1)
     assert one(session, ticket, FIRST_RESPONSE).business_minutes == 30
+
+    session.execute(ResponseMetric.__table__.delete().where(ResponseMetric.ticket_id == later.id))
+    reply(session, later, world["customer"], ny(2026, 11, 24, 11, 0))  # a ticket without rows: its history first
+    assert one(session, later, FIRST_RESPONSE).business_minutes == 40
+    assert one(session, later, RESPONSE).start_at == ny(2026, 11, 24, 11, 0)
+    assert session.get(Ticket, later.id).public_reply_count == 1
 
 
 def test_metrics_rebuild_command_reproduces_exactly_what_event_time_wrote(app, session, world):
