@@ -26,9 +26,8 @@ def ticket_changed(session, change, actor, now: datetime) -> None:
     if not kinds & MEASURED:
         return
     created = "ticket_created" in kinds
-    with session.no_autoflush:
-        rows = [] if created else list(session.scalars(
-            select(ResponseMetric).where(ResponseMetric.ticket_id == ticket.id)))
+    with session.no_autoflush:  # (a ticket being created has none, unless a subscriber before this one wrote them)
+        rows = list(session.scalars(select(ResponseMetric).where(ResponseMetric.ticket_id == ticket.id)))
     if not rows and not created:
         rebuild_tickets(session, [ticket])
         return

@@ -282,3 +282,32 @@ def test_metrics_rebuild_command_reproduces_exactly_what_event_time_wrote(app, s
     assert outside.exit_code == 0 and "of 0 tickets" in outside.output
     backwards = runner.invoke(args=["mets", "metrics-rebuild", "--since", "2026-11-25", "--until", "2026-11-01"])
     assert backwards.exit_code != 0 and "--until is before --since" in backwards.output
+
+
+def add_rule(session, entity, trigger, actions):
+    from mets import clock
+    from mets.models import AutomationRule
+    from mets.services.automation import actions as automation_actions
+
+    session.add(AutomationRule(name=f"On {trigger}", entity_id=entity.id, trigger_event=trigger,
+                               actions=automation_actions.validate(session, entity, actions), is_active=True,
+                               stop_processing=False, execution_order=1, created_at=clock.now(),
+                               updated_at=clock.now()))
+    session.commit()  # the engine reads its rule index once per transaction
+
+
+def test_a_rules_change_is_measured_after_the_change_that_caused_it(session, world):
+    add_rule(session, world["acme"], "ticket_created", [{"type": "set_status", "status": "pending"}])
+    ticket = make_ticket(world["acme"], customer=world["customer"], now=ny(2026, 11, 24, 9, 0))
+    assert ticket.status == "pending"  # the rule ran inside the creation's event
+    reply(session, ticket, world["customer"], ny(2026, 11, 24, 9, 45))
+    add_rule(session, world["acme"], "reply_added", [{"type": "set_priority", "priority": "urgent"}])
+    reply(session, ticket, world["agent"], ny(2026, 11, 24, 10, 0))
+    assert ticket.priority == "urgent"
+    assert [(r.metric_type, r.seq) for r in rows(session, ticket)] == [
+        (FIRST_RESOLUTION, 1), (FIRST_RESPONSE, 1), (FULL_RESOLUTION, 1), (WAITING_ON_CUSTOMER, 1)]
+    waiting = one(session, ticket, WAITING_ON_CUSTOMER)
+    assert (waiting.start_at, waiting.end_at, waiting.business_minutes) == (ny(2026, 11, 24, 9, 0),
+                                                                           ny(2026, 11, 24, 9, 45), 45)
+    # The reply was answered at normal priority: the rule raised it afterwards, in a change of its own.
+    assert one(session, ticket, FIRST_RESPONSE).priority == "normal"
