@@ -9,7 +9,8 @@ from mets.services.metrics.recorder import MUTED, Facts, Recorder  # noqa: F401
 from mets.services.metrics.subscriber import ticket_changed  # noqa: F401
 from mets.services.metrics.rebuild import rebuild, rebuild_tickets  # noqa: F401
 from mets.services.metrics.stats import (  # noqa: F401
-    Compliance, Distribution, Summary, distribution, entity_scope, percentile_cont, scoped_conditions, summary,
+    Compliance, Distribution, Group, Summary, breakdown, distribution, distributions_by, entity_scope, percentile_cont,
+    scoped_conditions, summary,
 )
 
 

@@ -50,7 +50,20 @@ class Compliance:
 class Summary:
     compliance: dict[str, Compliance]  # by SLA clock: response, next_reply, resolution
     first_response: dict[str, Distribution]  # "business" and "calendar" minutes
+    response: dict[str, Distribution]  # every later response (a customer's message -> the next agent reply)
     resolution: dict[str, Distribution]  # full resolution (a reopen extends it)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One entity's, agent's or priority's figures for one kind of row."""
+
+    key: int | str | None
+    times: Distribution
+    compliance: Compliance
+
+
+GROUPS = {"entity": ResponseMetric.entity_id, "agent": ResponseMetric.agent_id, "priority": ResponseMetric.priority}
 
 
 def entity_scope(session, user, entity_ids=None) -> set[int] | None:
@@ -92,23 +105,57 @@ def summary(session, user, entity_ids, since, until, priority: str | None = None
         return {name: distribution(session, column, *where, ResponseMetric.metric_type == kind)
                 for name, column in MEASURES.items()}
 
-    return Summary(compliance=compliance, first_response=times(FIRST_RESPONSE), resolution=times(FULL_RESOLUTION))
+    return Summary(compliance=compliance, first_response=times(FIRST_RESPONSE), response=times(RESPONSE),
+                   resolution=times(FULL_RESOLUTION))
+
+
+def breakdown(session, user, entity_ids, since, until, by: str, kind: str = FIRST_RESPONSE,
+              measure: str = "business", priority: str | None = None, agent_id: int | None = None) -> list[Group]:
+    """One kind of row's times and compliance per entity, agent or priority (`by`), in scope; by key."""
+    if by not in GROUPS or measure not in MEASURES:
+        raise ValueError(f"breakdown by one of {sorted(GROUPS)}, measure one of {sorted(MEASURES)}")
+    key = GROUPS[by]
+    where = [*scoped_conditions(session, user, entity_ids, since, until, priority, agent_id),
+             ResponseMetric.metric_type == kind]
+    times = distributions_by(session, MEASURES[measure], key, *where)
+    counts: dict = {}
+    for group, within, n in session.execute(
+            select(key, ResponseMetric.within_sla, func.count()).where(*where, ResponseMetric.within_sla.is_not(None))
+            .group_by(key, ResponseMetric.within_sla)):
+        counts.setdefault(group, {})[within] = n
+    empty = Distribution(0, None, None, None)
+    return [Group(group, times.get(group, empty), Compliance(counts.get(group, {}).get(True, 0),
+                                                              counts.get(group, {}).get(False, 0)))
+            for group in sorted(set(times) | set(counts), key=lambda g: (g is None, str(g) if g is not None else ""))]
 
 
 def distribution(session, column, *where) -> Distribution:
     """Count, median, p90 and mean of `column` over the rows matching `where` (NULLs left out)."""
+    return distributions_by(session, column, None, *where).get(None, Distribution(0, None, None, None))
+
+
+def distributions_by(session, column, key, *where) -> dict:
+    """`distribution` per value of `key` (None: one group, keyed None), groups without a value of `column` left out.
+
+    The one place percentiles are computed: `percentile_cont` in SQL on PostgreSQL, the same in Python on SQLite.
+    """
     where = (*where, column.is_not(None))
+    keys = [] if key is None else [key]
     if session.get_bind().dialect.name == "postgresql":
-        row = session.execute(select(
-            func.count(column), func.percentile_cont(0.5).within_group(column),
-            func.percentile_cont(0.9).within_group(column), func.avg(column)).where(*where)).one()
-        count, median, p90, mean = row
-        return Distribution(count, _float(median), _float(p90), _float(mean))
-    values = sorted(session.scalars(select(column).where(*where)))
-    if not values:
-        return Distribution(0, None, None, None)
-    return Distribution(len(values), percentile_cont(values, 0.5), percentile_cont(values, 0.9),
-                        sum(values) / len(values))
+        rows = session.execute(select(
+            *keys, func.count(column), func.percentile_cont(0.5).within_group(column),
+            func.percentile_cont(0.9).within_group(column), func.avg(column)).where(*where).group_by(*keys))
+        found = {}
+        for row in rows:
+            group, (count, median, p90, mean) = (row[0] if keys else None), row[len(keys):]
+            if count:
+                found[group] = Distribution(count, _float(median), _float(p90), _float(mean))
+        return found
+    grouped: dict = {}
+    for row in session.execute(select(*keys, column).where(*where).order_by(*keys, column)):
+        grouped.setdefault(row[0] if keys else None, []).append(row[-1])
+    return {group: Distribution(len(values), percentile_cont(values, 0.5), percentile_cont(values, 0.9),
+                                sum(values) / len(values)) for group, values in grouped.items()}
 
 
 def percentile_cont(ordered: list[float], fraction: float) -> float:

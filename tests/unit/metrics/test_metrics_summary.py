@@ -7,6 +7,7 @@ import pytest
 
 from mets.extensions import db
 from mets.models import ResponseMetric
+from mets.models.metrics import RESPONSE
 from mets.services import metrics, tickets
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket, ny
 
@@ -79,6 +80,7 @@ def test_summary_gives_compliance_and_times_in_business_and_calendar_minutes(ses
     assert found.compliance["response"].rate == pytest.approx(2 / 3)
     assert (found.compliance["next_reply"].achieved, found.compliance["next_reply"].breached) == (0, 1)
     assert found.compliance["next_reply"].rate == 0
+    assert (found.response["business"].count, found.response["business"].median) == (1, 90)  # 11:00 -> 12:30
     assert (found.compliance["resolution"].achieved, found.compliance["resolution"].breached) == (1, 1)  # 180 | 241
     first = found.first_response["business"]
     assert (first.count, first.median, first.mean) == (3, 45, (30 + 45 + 120) / 3)
@@ -129,3 +131,44 @@ def test_a_naive_or_missing_period_is_refused(session, two_companies):
         metrics.summary(session, two_companies["admin"], None, datetime(2026, 11, 1), UNTIL)
     with pytest.raises(ValueError):
         metrics.summary(session, two_companies["admin"], None, None, UNTIL)
+
+
+def test_breakdown_per_agent_entity_and_priority_matches_a_direct_computation(session, two_companies):
+    w = two_companies
+    agents = [w["manager"], w["billing_agent"], w["globex_agent"]]
+    entity_of = {w["manager"].id: w["acme"].id, w["billing_agent"].id: w["billing"].id,
+                 w["globex_agent"].id: w["globex"].id}
+    ticket = w["tickets"]["acme"]
+    rng = random.Random(14)
+    expected: dict = {}
+    for seq in range(1, 41):
+        agent = agents[seq % 3]
+        value = round(rng.expovariate(1 / 90), 2)
+        priority = rng.choice(["low", "high"])
+        target = 60
+        session.add(ResponseMetric(ticket_id=ticket.id, metric_type=RESPONSE, seq=seq, start_at=ny(2026, 11, 25, 9),
+                                   end_at=ny(2026, 11, 25, 12), business_minutes=value, duration_minutes=value,
+                                   sla_target_minutes=target, within_sla=value <= target,
+                                   entity_id=entity_of[agent.id], agent_id=agent.id, priority=priority))
+        for by, key in (("agent", agent.id), ("entity", entity_of[agent.id]), ("priority", priority)):
+            expected.setdefault(by, {}).setdefault(key, []).append(value)
+    session.flush()
+
+    for by, groups in expected.items():
+        found = {g.key: g for g in metrics.breakdown(session, w["admin"], None, SINCE, UNTIL, by=by, kind=RESPONSE)}
+        assert set(found) == set(groups), by
+        for key, values in groups.items():
+            got = found[key]
+            assert got.times.count == len(values)
+            assert got.times.median == pytest.approx(statistics.median(values))
+            assert got.times.p90 == pytest.approx(statistics.quantiles(values, n=10, method="inclusive")[8])
+            assert got.times.mean == pytest.approx(statistics.fmean(values))
+            assert (got.compliance.achieved, got.compliance.breached) == (sum(v <= 60 for v in values),
+                                                                          sum(v > 60 for v in values))
+    # A department's agent sees only their department's group; the first responses are another kind of row.
+    mine = metrics.breakdown(session, w["billing_agent"], None, SINCE, UNTIL, by="entity", kind=RESPONSE)
+    assert [g.key for g in mine] == [w["billing"].id]
+    first = metrics.breakdown(session, w["manager"], None, SINCE, UNTIL, by="agent")
+    assert {g.key: g.times.median for g in first} == {w["manager"].id: 30, w["billing_agent"].id: 45}
+    with pytest.raises(ValueError):
+        metrics.breakdown(session, w["admin"], None, SINCE, UNTIL, by="customer")
