@@ -10,7 +10,7 @@ from mets.blueprints import automation as automation_pages
 from mets.blueprints import mail as mail_pages
 from mets.extensions import csrf, db, limiter, login_manager, mail, migrate
 from mets.models.schema import include_object
-from mets.services import automation
+from mets.services import automation, metrics
 from mets.services.notifications import notify
 from mets.web import IdConverter
 
@@ -45,8 +45,10 @@ def create_app(config: dict | None = None) -> Flask:
     security.init_app(app)
 
     # Ticket changes and SLA points reach their subscribers through mets.events, in this order:
-    # a change's own notifications are queued before the rules it triggers act.
+    # a change's own notifications are queued and its metrics written before the rules it triggers act
+    # (a rule's changes are changes of their own, heard inside automation's turn: after their cause).
     notify.init_app(app)
+    metrics.init_app(app)
     automation.init_app(app)
     auth_setup.init_app(app)
     templating.init_app(app)

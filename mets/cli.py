@@ -1,4 +1,6 @@
 """`flask --app wsgi mets ...` commands."""
+from datetime import timedelta, timezone
+
 import click
 from flask import current_app
 from sqlalchemy import func, select
@@ -6,7 +8,7 @@ from sqlalchemy import func, select
 from mets import clock, jobs
 from mets.extensions import db
 from mets.models import User
-from mets.services import demo, health
+from mets.services import demo, health, metrics
 from mets.services.directory import users
 from mets.services.errors import DomainError
 from mets.services.sla import tick as sla_tick
@@ -70,6 +72,25 @@ def tick_command():
     """Run the SLA tick once: act on every warning, breach and escalation point now due."""
     result = sla_tick.tick(db.session)
     click.echo(f"SLA tick: looked at {result.tickets} tickets, fired {len(result.fired)} points.")
+
+
+@mets_group.command("metrics-rebuild")
+@click.option("--since", "since", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day (UTC) of the tickets' creation dates, YYYY-MM-DD.")
+@click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day (UTC, included) of the tickets' creation dates, YYYY-MM-DD; default: no end.")
+@click.option("--batch-size", default=500, show_default=True, help="Tickets per batch (one commit each).")
+def metrics_rebuild(since, until, batch_size):
+    """Rewrite the response metrics of the tickets created in a date range from their ticket events."""
+    start = since.replace(tzinfo=timezone.utc)
+    end = until.replace(tzinfo=timezone.utc) + timedelta(days=1) if until else None
+    if end is not None and end <= start:
+        raise click.ClickException("--until is before --since.")
+    if not 1 <= batch_size <= 10_000:
+        raise click.ClickException("--batch-size takes 1 to 10000.")
+    done = metrics.rebuild(db.session, start, end, batch_size=batch_size, after_batch=lambda _: db.session.commit())
+    db.session.commit()
+    click.echo(f"Rebuilt the response metrics of {done} tickets.")
 
 
 @mets_group.command("health")

@@ -65,6 +65,10 @@ class Ticket(db.Model):
     sla_extension_minutes: Mapped[int] = mapped_column(default=0)
     sla_rule_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     escalation_level: Mapped[int] = mapped_column(default=0)
+    # Counters kept by services.metrics when the event happens (and rebuilt from ticket_events by metrics-rebuild):
+    # reopens (resolved or closed -> an active status) and public replies by staff.
+    reopen_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    public_reply_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     entity = relationship("Entity")
     sla_rule = relationship("SlaRule")

@@ -2,10 +2,10 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mets import clock, jobs
-from mets.models import Entity, Membership, Reply, Ticket, User
+from mets.models import METRIC_TYPES, Entity, Membership, Reply, ResponseMetric, Ticket, User
 from mets.services import macros
 from mets.services.directory import categories, entities, users
 from tests.conftest import count_rows
@@ -41,6 +41,22 @@ def test_seed_demo_builds_a_realistic_install_once(app, session):
         rows = session.execute(select(Ticket.seq, Ticket.created_at).where(Ticket.entity_id == entity.id)
                                .order_by(Ticket.seq)).all()
         assert [r.created_at for r in rows] == sorted(r.created_at for r in rows)
+
+    # Its 30 days of history have response metrics, filled from their ticket events by the rebuild.
+    completed = {kind: count_rows(session, ResponseMetric, ResponseMetric.metric_type == kind,
+                                  ResponseMetric.end_at.is_not(None)) for kind in METRIC_TYPES}
+    assert count_rows(session, ResponseMetric, ResponseMetric.metric_type == "first_response") == 60
+    assert completed["first_response"] > 10 and completed["full_resolution"] > 5, completed
+    assert completed["response"] > 0 and completed["waiting_on_customer"] > 0, completed
+    assert count_rows(session, ResponseMetric, ResponseMetric.within_sla.is_(False)) > 0
+    assert session.scalar(select(func.sum(Ticket.public_reply_count))) > 0
+    written = sorted(session.execute(select(ResponseMetric.ticket_id, ResponseMetric.metric_type,
+                                            ResponseMetric.seq, ResponseMetric.business_minutes)).all())
+    rebuilt = runner.invoke(args=["mets", "metrics-rebuild", "--since", "2000-01-01"])
+    assert rebuilt.exit_code == 0 and "of 60 tickets" in rebuilt.output
+    session.expire_all()
+    assert sorted(session.execute(select(ResponseMetric.ticket_id, ResponseMetric.metric_type,
+                                         ResponseMetric.seq, ResponseMetric.business_minutes)).all()) == written
 
     again = runner.invoke(args=["mets", "seed-demo"])
     assert again.exit_code != 0 and "already has users" in again.output

@@ -1,0 +1,55 @@
+"""Response metrics: one row per measured span of a ticket's life, written when the span ends (services.metrics).
+
+A row is written when its span starts (`end_at` NULL, no durations) and completed when it ends; a completed row
+is frozen: a later calendar or rule edit does not rewrite it. The one exception is the ticket's full-resolution
+row, which a reopen takes back (`end_at` NULL again, `reopened_at` set, its business minutes so far kept) and the
+next resolution completes again, adding only the business time since the reopen.
+"""
+from datetime import datetime
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mets import clock
+from mets.extensions import db
+from mets.models.types import UTCDateTime
+
+FIRST_RESPONSE = "first_response"  # created -> first public agent reply (the SLA's response clock)
+RESPONSE = "response"  # a customer's message after the first response -> the next public agent reply (next_reply)
+FIRST_RESOLUTION = "first_resolution"  # created -> first resolved or closed (the resolution clock, then)
+FULL_RESOLUTION = "full_resolution"  # created -> the last resolution: a reopen extends it (the resolution clock)
+WAITING_ON_CUSTOMER = "waiting_on_customer"  # a span in status pending
+ON_HOLD = "on_hold"  # a span in status on_hold
+METRIC_TYPES = (FIRST_RESPONSE, RESPONSE, FIRST_RESOLUTION, FULL_RESOLUTION, WAITING_ON_CUSTOMER, ON_HOLD)
+
+
+class ResponseMetric(db.Model):
+    __tablename__ = "response_metrics"
+    __table_args__ = (
+        # Also the (ticket_id, metric_type) index: a ticket's rows of one type, in order; a row is never written twice.
+        UniqueConstraint("ticket_id", "metric_type", "seq"),
+        Index("ix_response_metrics_entity_end", "entity_id", "end_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    metric_type: Mapped[str] = mapped_column(String(30))
+    seq: Mapped[int] = mapped_column(Integer, default=1)  # 1, 2, ...: the ticket's rows of this type, in order
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None while the span lasts
+    duration_minutes: Mapped[float | None] = mapped_column(Float)  # calendar (wall-clock) minutes, exact
+    business_minutes: Mapped[float | None] = mapped_column(Float)  # in the entity's hours, minus the SLA's pauses
+    sla_target_minutes: Mapped[int | None] = mapped_column(Integer)  # the clock's target (+ extension); None: none
+    within_sla: Mapped[bool | None] = mapped_column(Boolean)  # None: no target
+    # Denormalised as they were when the span ended, for per-entity, per-agent and per-priority figures.
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    priority: Mapped[str] = mapped_column(String(20))
+    reopens: Mapped[int] = mapped_column(Integer, default=0)  # full resolution: how many reopens extended it
+    reopened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # full resolution: the latest reopen
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    ticket = relationship("Ticket")
+
+    def __repr__(self):
+        return f"<ResponseMetric {self.metric_type}#{self.seq} of ticket {self.ticket_id}>"

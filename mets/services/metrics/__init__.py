@@ -1,0 +1,19 @@
+"""Response metrics: rows written when ticket events happen (recorder, and subscriber: what hears the changes),
+rebuilt from ticket_events (rebuild), and read for the dashboard (stats).
+
+May import: sla, hours, directory, models, mets.transaction and mets.events. Nothing in tickets or sla imports it:
+it hears of every change through mets.events (subscribed in init_app).
+"""
+from mets import events
+from mets.services.metrics.recorder import MUTED, Facts, Recorder  # noqa: F401
+from mets.services.metrics.subscriber import ticket_changed  # noqa: F401
+from mets.services.metrics.rebuild import rebuild, rebuild_tickets  # noqa: F401
+from mets.services.metrics.stats import (  # noqa: F401
+    Compliance, Distribution, Group, Summary, breakdown, distribution, distributions_by, entity_scope, percentile_cont,
+    scoped_conditions, summary,
+)
+
+
+def init_app(app) -> None:
+    """Write the metric rows of every ticket change, in its transaction."""
+    events.subscribe(events.TICKET_CHANGED, ticket_changed)
