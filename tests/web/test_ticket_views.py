@@ -235,6 +235,6 @@ def test_the_views_counts_are_one_statement_however_many_saved_views_there_are(c
     session.commit()
     many = statements_of(client, "/tickets/")
     assert len(counts(client.get("/tickets/"))) == 6 + views.MAX_SAVED
-    counting = [s for s in many if "FILTER (WHERE" in s]
-    assert len(counting) == 1 and counting[0].count("FILTER (WHERE") == 6 + views.MAX_SAVED, counting
+    counting = [s for s in many if s.count("count(*)") >= 6]  # one capped count per view, all in one statement
+    assert len(counting) == 1 and counting[0].count("count(*)") == 6 + views.MAX_SAVED, counting
     assert len(many) == len(few)  # thirty views cost what one does

@@ -60,12 +60,16 @@ def visible_entities(session, user: User) -> list[Entity]:
 
 def scope_tickets(query, session, user: User):
     """Restrict a select over Ticket to what `user` may see."""
+    return scope_to_entities(query, user, None if user.is_customer else visible_entity_ids(session, user))
+
+
+def scope_to_entities(query, user: User, entity_ids: set[int] | None):
+    """`scope_tickets` with the user's `visible_entity_ids` read already (once for many queries of one page)."""
     if user.is_customer:
         return query.where(Ticket.customer_id == user.id)
-    ids = visible_entity_ids(session, user)
-    if ids is None:
+    if entity_ids is None:
         return query
-    return query.where(Ticket.entity_id.in_(ids)) if ids else query.where(false())
+    return query.where(Ticket.entity_id.in_(entity_ids)) if entity_ids else query.where(false())
 
 
 def find_ticket(session, user: User, number: str) -> Ticket | None:

@@ -138,16 +138,19 @@ def _text_match(session, words: list[str], prefix: bool):
     return None
 
 
-def filtered_query(session, user: User, f: TicketFilters, now: datetime | None = None):
+_UNREAD = object()
+
+
+def filtered_query(session, user: User, f: TicketFilters, now: datetime | None = None, entity_ids=_UNREAD):
     """A select of the tickets matching the filters (not the sort or page), among those `user` may see: the list,
-    the views' counts and bulk changes of "all matching" all read through it."""
-    return _filtered(session, user, f, now)[0]
+    the views' counts and bulk changes of "all matching" all read through it. `entity_ids`: the user's
+    access.visible_entity_ids, when the caller has read them already."""
+    return _filtered(session, user, f, now, entity_ids)[0]
 
 
 def filter_conditions(user: User, f: TicketFilters, now: datetime | None = None) -> list:
     """The WHERE conditions of every filter but the text search `q` (entity, status, priority, assignee, SLA), for a
-    select over Ticket that access has scoped: the list applies them, and the views' counts put each view's in a
-    `count(*) FILTER (WHERE ...)` of one query, so a view's count and the list it opens agree."""
+    select over Ticket that access has scoped."""
     conditions = []
     if f.entity_id:
         conditions.append(Ticket.entity_id == f.entity_id)
@@ -172,9 +175,11 @@ def filter_conditions(user: User, f: TicketFilters, now: datetime | None = None)
     return conditions
 
 
-def _filtered(session, user: User, f: TicketFilters, now: datetime | None):
+def _filtered(session, user: User, f: TicketFilters, now: datetime | None, entity_ids=_UNREAD):
     """The filtered select, and with a search the order of relevance (best first) to put before the chosen sort."""
-    query = access.scope_tickets(select(Ticket), session, user).where(*filter_conditions(user, f, now))
+    query = access.scope_tickets(select(Ticket), session, user) if entity_ids is _UNREAD else \
+        access.scope_to_entities(select(Ticket), user, entity_ids)
+    query = query.where(*filter_conditions(user, f, now))
     relevance = []
     if f.q:
         # Any of: a fragment of the subject or the number (migration 0002's trigram indexes; numbers are stored

@@ -8,13 +8,14 @@ listed to the people who work in that entity, and deleted by its owner or by tho
 """
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from mets import clock
 from mets.models import Entity, Membership, SavedView, Ticket, User
 from mets.services.directory import access
 from mets.services.errors import DomainError
-from mets.services.tickets.search import TicketFilters, filter_conditions, filtered_query
+from mets.services.tickets import search
+from mets.services.tickets.search import TicketFilters, filtered_query
 from mets.services.validation import text_error
 
 # (key, name, the list's query-string filters). "mine" is where agents land.
@@ -26,7 +27,7 @@ BUILT_IN = (
     ("pending", "Pending on the customer", {"status": "pending"}),
 )
 ALL_ACTIVE = ("all", "All active", {})  # the list's own default: every ticket not resolved or closed
-MAX_SAVED = 30  # listed per user (personal and shared): each is one more aggregate in the counts' one query
+MAX_SAVED = 30  # listed per user (personal and shared): each is one more capped count in the counts' one query
 _IGNORED = ("page", "sort", "dir")  # what a view does not remember or compare
 
 
@@ -39,6 +40,7 @@ class ViewLink:
     active: bool
     saved: SavedView | None = None
     deletable: bool = False
+    capped: bool = False  # more than `count` (COUNT_LIMIT) tickets: shown as "1,000+"
 
 
 def _filter_args(args: dict) -> dict:
@@ -96,38 +98,37 @@ def may_delete(session, user: User, view: SavedView) -> bool:
 
 
 def view_links(session, user: User, current: TicketFilters, now=None) -> list[ViewLink]:
-    """Built-in and saved views with their counts: one query over the user's scoped tickets, a
-    `count(*) FILTER (WHERE ...)` per view built from the list's own conditions (search.filter_conditions), so a
-    view's count is the number of rows the list shows when it is opened, however many views there are."""
+    """Built-in and saved views with their counts, all from one statement (`_counts`)."""
     now = now or clock.now()
     shown = _filter_args(current.as_args())
     entries = [(key, name, _filter_args(args), None) for key, name, args in (*BUILT_IN, ALL_ACTIVE)]
     entries += [(f"saved-{v.id}", v.name, view_args(v), v) for v in visible_views(session, user)]
-    counts: dict[str, int] = {}
-    columns = []
-    for key, _, args, _ in entries:
-        f = TicketFilters.from_args(args)
-        if f.q:
-            # A text search is not a condition on the ticket's row (a union of index lookups, search._filtered):
-            # such a saved view keeps a count of its own, through the list's very query.
-            counts[key] = session.scalar(select(func.count()).select_from(
-                filtered_query(session, user, f, now).subquery()))
-            continue
-        conditions = filter_conditions(user, f, now)
-        columns.append((key, func.count().filter(and_(*conditions)) if conditions else func.count()))
-    if columns:
-        query = access.scope_tickets(select(*(c for _, c in columns)).select_from(Ticket), session, user)
-        counts.update(zip((key for key, _ in columns), session.execute(query).one()))
+    counts = _counts(session, user, [TicketFilters.from_args(args) for _, _, args, _ in entries], now)
     shareable = None
     links = []
-    for key, name, wanted, saved in entries:
+    for (key, name, wanted, saved), count in zip(entries, counts):
         deletable = False
         if saved is not None:
             if shareable is None:
                 shareable = {e.id for e in shareable_entities(session, user)}
             deletable = saved.owner_id == user.id or saved.entity_id in shareable
-        links.append(ViewLink(key, name, wanted, counts[key], wanted == shown, saved, deletable))
+        links.append(ViewLink(key, name, wanted, min(count, search.COUNT_LIMIT), wanted == shown, saved,
+                              deletable, capped=count > search.COUNT_LIMIT))
     return links
+
+
+def _counts(session, user: User, filters: list[TicketFilters], now) -> list[int]:
+    """Each view's count up to search.COUNT_LIMIT + 1, in one statement of one scalar subquery per view. Each is the
+    list's own query (search.filtered_query, so a count and the list it opens agree), unsorted and stopped after
+    COUNT_LIMIT + 1 rows: a view of half a million tickets costs what one of a thousand does ("more than 1,000",
+    as a search says), where exact counts read every matching ticket on each list request."""
+    columns = []
+    entity_ids = None if user.is_customer else access.visible_entity_ids(session, user)  # read once for all
+    for f in filters:
+        rows = filtered_query(session, user, f, now, entity_ids).with_only_columns(Ticket.id).order_by(None)
+        capped = rows.limit(search.COUNT_LIMIT + 1).subquery()
+        columns.append(select(func.count()).select_from(capped).scalar_subquery())
+    return list(session.execute(select(*columns)).one()) if columns else []
 
 
 def save_view(session, user: User, name: str, filters: TicketFilters, entity_id: int | None = None) -> SavedView:

@@ -198,7 +198,7 @@ def test_a_list_without_a_search_is_counted_exactly(session, desk, monkeypatch):
     assert (page.total, page.capped) == (3, False)
 
 
-def test_all_matching_and_a_saved_views_count_stay_exact_past_the_cap(session, desk, monkeypatch):
+def test_all_matching_stays_exact_past_the_cap_and_a_views_count_says_more_than(session, desk, monkeypatch):
     from mets.services.tickets import search, views
 
     monkeypatch.setattr(search, "COUNT_LIMIT", 1)
@@ -206,4 +206,8 @@ def test_all_matching_and_a_saved_views_count_stay_exact_past_the_cap(session, d
     assert sorted(search.matching_ids(session, agent, wanted, 500)) == sorted([desk["invoice"].id,
                                                                                 desk["printer"].id])
     saved = views.save_view(session, agent, "Invoices", wanted)
-    assert [link.count for link in views.view_links(session, agent, TicketFilters()) if link.saved is saved] == [2]
+    assert [(link.count, link.capped) for link in views.view_links(session, agent, TicketFilters())
+            if link.saved is saved] == [(1, True)]  # "1+": more than the cap
+    monkeypatch.setattr(search, "COUNT_LIMIT", 2)
+    assert [(link.count, link.capped) for link in views.view_links(session, agent, TicketFilters())
+            if link.saved is saved] == [(2, False)]  # exact up to the cap
