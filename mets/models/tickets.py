@@ -65,6 +65,9 @@ class Ticket(db.Model):
     sla_extension_minutes: Mapped[int] = mapped_column(default=0)
     sla_rule_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     escalation_level: Mapped[int] = mapped_column(default=0)
+    # The earliest instant a level of the ticket's escalation policy is due (services/escalation keeps it;
+    # the minute tick reads it through its index, like sla_next_check_at).
+    escalation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     entity = relationship("Entity")
     sla_rule = relationship("SlaRule")
