@@ -2,7 +2,8 @@
 
 Every SLA rule's single escalation target becomes a one-level policy of the rule's entity (conditions:
 the ticket is under that SLA rule; after that many minutes since created, in the rule's business or
-calendar time; action: notify the entity's managers) and the rule's target is cleared, so nothing that
+calendar time; action: notify whom the escalation notification settings name, and the
+entity's managers) and the rule's target is cleared, so nothing that
 escalated before stops and nothing escalates twice. Open tickets whose escalation point had not fired
 yet keep their due instant; those whose point fired are recorded as having reached that level.
 
@@ -25,7 +26,9 @@ down_revision = '0013'
 branch_labels = None
 depends_on = None
 
-MIGRATED_ACTIONS = [{"type": "notify", "to": ["managers"]}]
+# What escalation_due did before (the notification settings' recipients for escalations, by default the
+# managers and admins), and the entity's own managers.
+MIGRATED_ACTIONS = [{"type": "notify", "to": ["settings", "managers"]}]
 
 
 def _rule_condition(rule_id):

@@ -19,12 +19,15 @@ from mets.services.directory import access
 from mets.services.errors import DomainError
 from mets.services.notifications import templates as mail_templates
 from mets.services.notifications import variables as mail_variables
+from mets.services.notifications import notify
+from mets.services.notifications import settings as notification_settings
 from mets.services.notifications.settings import EVENTS, parse_addresses
 from mets.services.validation import parse_id
 
 TEMPLATE = "escalation-notification"
 NOTIFY_CHOICES = (("assignee", "The assignee"), ("managers", "The entity's managers"),
-                  ("parent_managers", "The parent entity's managers"))
+                  ("parent_managers", "The parent entity's managers"),
+                  ("settings", "Whom the entity's notification settings name for escalations"))
 TIER_CHOICES = (("next", "The next tier up"), ("2", "Tier 2 or above"), ("3", "Tier 3 or above"),
                 ("4", "Tier 4 or above"))
 REUSED = ("set_priority", "add_note", "webhook", "send_email", "send_sms", "assign")
@@ -96,6 +99,12 @@ def recipients(session, ticket: Ticket, params: dict) -> dict[str, tuple[str | N
     if "parent_managers" in chosen:
         for user in _managers_of(session, ticket.entity.parent_id):
             add(user)
+    if "settings" in chosen:
+        setting = notification_settings.effective(session, ticket.entity, "escalation")
+        if setting.enabled:
+            for person in notify.people(session, ticket, set(setting.recipients) - {"customer"},
+                                        setting.extra_addresses).values():
+                found.setdefault(person.email, (person.name, "staff"))
     if params.get("user_id"):
         user = _user(session, params["user_id"])
         if msg := _named_user_error(session, user, ticket.entity):

@@ -20,7 +20,7 @@ from mets.models import EscalationEvent, Ticket, User
 from mets.services import tickets
 from mets.services.automation.actions import Run
 from mets.services.directory import access
-from mets.services.errors import DomainError, check
+from mets.services.errors import DomainError
 from mets.services.escalation import timing
 from mets.services.escalation.actions import LEVEL_ACTIONS
 from mets.services.escalation.policies import policy_for
@@ -155,7 +155,8 @@ def escalate(session, ticket: Ticket, actor: User, reason: str, now: datetime | 
     if actor is None or not actor.is_staff or not access.can_work_entity(session, actor, ticket.entity):
         raise DomainError({"": "You cannot escalate this ticket."})
     reason = (reason or "").strip()
-    check({"reason": "Say why you escalate it." if not reason else text_error(reason, "Reason", MAX_REASON)})
+    if msg := "Say why you escalate it." if not reason else text_error(reason, "Reason", MAX_REASON):
+        raise DomainError({"reason": msg})
     if ticket.status in tickets.FINAL:
         raise DomainError({"": "A closed ticket cannot be escalated."})
     policy = policy_for(session, ticket, now)
