@@ -98,8 +98,9 @@ def level_at(session, ticket: Ticket, policy: EscalationPolicy, level: Escalatio
     business = " of business time" if policy.business_time else ""
     if kind == "after_duration":
         at = sla.due_after(policy_cal, win.start, timedelta(minutes=value), pauses)
-        return (at, f"{_minutes(value)}{business} since the {label} clock started"
-                if policy.clock in SLA_CLOCKS else f"{_minutes(value)}{business} {label}") if at else None
+        since = {"since_created": "since created", "since_customer_message": "since the customer's message"}.get(
+            policy.clock, f"since the {label} clock started")
+        return (at, f"{_minutes(value)}{business} {since}") if at else None
     state = win.state
     if state is None or state.due is None or ticket.sla_rule is None:
         return None  # the ticket's SLA rule does not run this clock: no target to measure against
