@@ -8,7 +8,7 @@ imports it: it subscribes to `ticket_changed` (re-time) and `tick` (fire) in ini
 """
 # The package's API is its main module's: `from mets.services import escalation; escalation.<name>`.
 from mets.services.escalation.engine import (  # noqa: F401
-    escalate, fire, init_app, run_actions, tick, ticket_changed, timeline,
+    create_policy, escalate, fire, init_app, run_actions, tick, ticket_changed, timeline,
 )
-from mets.services.escalation.policies import create_policy, policy_for  # noqa: F401
-from mets.services.escalation.timing import levels_due, pending, schedule  # noqa: F401
+from mets.services.escalation.policies import policy_for  # noqa: F401
+from mets.services.escalation.timing import levels_due, pending, retime_entities, schedule  # noqa: F401

@@ -23,7 +23,7 @@ from mets.services.directory import access
 from mets.services.errors import DomainError
 from mets.services.escalation import timing
 from mets.services.escalation.actions import LEVEL_ACTIONS
-from mets.services.escalation.policies import policy_for
+from mets.services.escalation.policies import build_policy, policy_for
 from mets.services.escalation.timing import LevelDue
 from mets.services.validation import text_error
 
@@ -101,6 +101,15 @@ def _outcome(type_name, label: str, result: str, ok: bool = True, skipped: bool 
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+# --- policies -------------------------------------------------------------------------------------
+
+def create_policy(session, entity, *, now: datetime | None = None, **values):
+    """Add a checked policy to `entity` (see `policies.build_policy`) and re-time the open tickets below it."""
+    policy = build_policy(session, entity, **values)
+    timing.retime_entities(session, [entity.id], now or clock.now())
+    return policy
 
 
 # --- the tick -------------------------------------------------------------------------------------

@@ -77,9 +77,10 @@ def check_level(session, entity: Entity | None, clock: str, raw: dict, where: st
     return {"trigger": trigger, "value": value, "actions": clean_actions}
 
 
-def create_policy(session, entity: Entity, *, name: str, clock: str, levels, conditions=None,
-                  business_time: bool = True, is_active: bool = True, position: int | None = None) -> EscalationPolicy:
-    """A policy of `entity` with its ordered levels ({"trigger", "value", "actions"}), checked as a whole."""
+def build_policy(session, entity: Entity, *, name: str, clock: str, levels, conditions=None,
+                 business_time: bool = True, is_active: bool = True, position: int | None = None) -> EscalationPolicy:
+    """A policy of `entity` with its ordered levels ({"trigger", "value", "actions"}), checked as a whole
+    (`escalation.create_policy` also re-times the open tickets it may apply to)."""
     errors = {}
     if msg := text_error(name, "Name", 200):
         errors["name"] = msg

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from mets.models import EscalationEvent, EscalationLevel, EscalationPolicy, Reply, SlaPause, Ticket, User
 from mets.services import hours, sla
+from mets.services.directory import access
 from mets.services.durations import format_minutes
 from mets.services.escalation.policies import CLOCK_LABELS, SLA_CLOCKS, policy_for
 
@@ -164,3 +166,22 @@ def schedule(session, ticket: Ticket, now: datetime) -> list[LevelDue]:
     if ticket.escalation_due_at != due:
         ticket.escalation_due_at = due
     return todo
+
+
+def retime_entities(session, entity_ids, now: datetime, batch_size: int = 500) -> int:
+    """Re-time the open tickets of these entities and their departments (after a policy was added or changed)."""
+    session.flush()
+    ids = list(access.with_descendants(session, list(entity_ids)))
+    done, last_id = 0, 0
+    while True:  # keyset batches: memory stays flat however many tickets are open
+        batch = session.scalars(
+            select(Ticket).where(Ticket.entity_id.in_(ids), Ticket.status.notin_(sla.STOPPED_STATUSES),
+                                 Ticket.id > last_id)
+            .order_by(Ticket.id).limit(batch_size)
+            .options(selectinload(Ticket.sla_rule), selectinload(Ticket.entity))).all()
+        if not batch:
+            return done
+        for ticket in batch:
+            schedule(session, ticket, now)
+        done += len(batch)
+        last_id = batch[-1].id

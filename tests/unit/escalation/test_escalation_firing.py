@@ -236,3 +236,11 @@ def test_automation_rules_hear_escalation_due_with_policy_and_level(session, des
                           .order_by(TicketEvent.id)).all()[-1]
     assert (row.changes["policy"], row.changes["level"], row.changes["reason"]) == (
         "Urgent", 2, "100% of the resolution target used")
+
+
+def test_a_policy_added_later_times_the_open_tickets_it_applies_to(session, desk):
+    waiting, done = open_ticket(desk), open_ticket(desk, "acme")
+    tickets.change_status(session, done, "resolved", actor=desk["boss"], now=utc(10, 12, 5))
+    assert waiting.escalation_due_at is None
+    two_levels(session, desk["acme"], now=utc(10, 12, 30))  # the company's: Billing inherits it
+    assert waiting.escalation_due_at == utc(10, 15) and done.escalation_due_at is None
