@@ -25,6 +25,8 @@ from mets.services.notifications.settings import EVENTS, parse_addresses
 from mets.services.validation import parse_id
 
 TEMPLATE = "escalation-notification"
+# Managers: the ticket's entity's own, or (none there) the nearest entity's above it that has some; the
+# parent's: the same, starting one level up. Each level of a policy can so go one step up the hierarchy.
 NOTIFY_CHOICES = (("assignee", "The assignee"), ("managers", "The entity's managers"),
                   ("parent_managers", "The parent entity's managers"),
                   ("settings", "Whom the entity's notification settings name for escalations"))
@@ -82,6 +84,14 @@ def _managers_of(session, entity_id: int | None) -> list[User]:
                User.active.is_(True)).order_by(User.id)))
 
 
+def _nearest_managers(session, chain: list[Entity]) -> list[User]:
+    """The managers of the first entity of `chain` that has any (a department without its own: the company's)."""
+    for entity in chain:
+        if found := _managers_of(session, entity.id):
+            return found
+    return []
+
+
 def recipients(session, ticket: Ticket, params: dict) -> dict[str, tuple[str | None, str]]:
     """email -> (name, audience) for a notify action on this ticket; a named user of another entity raises."""
     found: dict[str, tuple[str | None, str]] = {}
@@ -93,11 +103,12 @@ def recipients(session, ticket: Ticket, params: dict) -> dict[str, tuple[str | N
 
     if "assignee" in chosen:
         add(ticket.assignee)
+    chain = access.lineage(session, ticket.entity)
     if "managers" in chosen:
-        for user in _managers_of(session, ticket.entity_id):
+        for user in _nearest_managers(session, chain):
             add(user)
     if "parent_managers" in chosen:
-        for user in _managers_of(session, ticket.entity.parent_id):
+        for user in _nearest_managers(session, chain[1:]):
             add(user)
     if "settings" in chosen:
         setting = notification_settings.effective(session, ticket.entity, "escalation")
