@@ -79,6 +79,8 @@ class EscalationEvent(db.Model):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))  # manual: who
     ticket_event_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_events.id", ondelete="SET NULL"))
     outcomes: Mapped[list] = mapped_column(JSON, default=list)  # what each action did: [{type, label, result, ok}]
+    # A level an SLA rule or calendar edit moved into the past: recorded (never fired later), not escalated.
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False)
 
     actor = relationship("User")
     policy = relationship("EscalationPolicy")

@@ -81,6 +81,7 @@ def upgrade():
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('ticket_event_id', sa.Integer(), nullable=True),
     sa.Column('outcomes', sa.JSON(), nullable=False),
+    sa.Column('suppressed', sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_escalation_events_actor_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['level_id'], ['escalation_levels.id'], name=op.f('fk_escalation_events_level_id_escalation_levels'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['policy_id'], ['escalation_policies.id'], name=op.f('fk_escalation_events_policy_id_escalation_policies'), ondelete='SET NULL'),

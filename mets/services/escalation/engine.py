@@ -38,14 +38,31 @@ def ticket_changed(session, change, actor: User | None, now: datetime) -> None:
     timing.schedule(session, change.ticket, now)
 
 
+def sla_retimed(session, retimed, now: datetime) -> None:
+    """An SLA rule or calendar edit moved these tickets' clocks: their levels move with them.
+
+    Levels the edit moved into the past are recorded as suppressed instead of all firing at once (no storm of
+    escalations after an edit); those already due before it (the tick may not have run yet) are left to the tick.
+    """
+    for ticket in retimed:
+        old_due = ticket.escalation_due_at
+        for due in timing.pending(session, ticket, now):
+            if due.at > now or (old_due is not None and old_due <= now):
+                break
+            _claim(session, ticket, due, now, None, f"{due.reason}: passed while an SLA rule or the hours were "
+                                                    "edited (not escalated)", suppressed=True)
+        timing.schedule(session, ticket, now)
+
+
 # --- firing ---------------------------------------------------------------------------------------
 
-def _claim(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | None, reason: str) -> int | None:
+def _claim(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | None, reason: str,
+           suppressed: bool = False) -> int | None:
     """Insert the level's event; None when this ticket, level and cycle already have one (another tick's)."""
     values = {"ticket_id": ticket.id, "policy_id": due.policy.id, "level_id": due.level.id,
               "level_number": due.number, "policy_name": due.policy.name, "clock": due.policy.clock,
               "cycle": due.cycle, "due_at": due.at, "fired_at": now, "reason": reason,
-              "actor_id": actor.id if actor else None, "outcomes": []}
+              "actor_id": actor.id if actor else None, "outcomes": [], "suppressed": suppressed}
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (dialect.insert(EscalationEvent.__table__).values(**values)
                  .on_conflict_do_nothing(index_elements=["ticket_id", "level_id", "cycle"])
@@ -206,4 +223,5 @@ def timeline(session, ticket: Ticket) -> list[EscalationEvent]:
 def init_app(app) -> None:
     """Keep each ticket's next escalation instant as it changes, and fire what is due on every minute tick."""
     events.subscribe(events.TICKET_CHANGED, ticket_changed)
+    events.subscribe(events.SLA_RETIMED, sla_retimed)
     events.subscribe(events.TICK, _on_tick)

@@ -142,11 +142,13 @@ def levels_due(session, ticket: Ticket, now: datetime, policy: EscalationPolicy 
 def fired(session, ticket: Ticket) -> tuple[set[tuple[int, str]], dict[tuple[int, str], int]]:
     """The (level id, cycle) already fired, and per (policy id, cycle) the highest level reached."""
     rows = session.execute(select(EscalationEvent.level_id, EscalationEvent.policy_id, EscalationEvent.cycle,
-                                  EscalationEvent.level_number).where(EscalationEvent.ticket_id == ticket.id)).all()
+                                  EscalationEvent.level_number, EscalationEvent.suppressed)
+                           .where(EscalationEvent.ticket_id == ticket.id)).all()
     keys, reached = set(), {}
-    for level_id, policy_id, cycle, number in rows:
+    for level_id, policy_id, cycle, number, suppressed in rows:
         keys.add((level_id, cycle))
-        reached[(policy_id, cycle)] = max(reached.get((policy_id, cycle), 0), number)
+        if not suppressed:
+            reached[(policy_id, cycle)] = max(reached.get((policy_id, cycle), 0), number)
     return keys, reached
 
 

@@ -125,3 +125,31 @@ def test_percent_levels_need_an_sla_clock(session, desk):
     with pytest.raises(DomainError) as caught:
         policy(session, desk["acme"], "since_created", ("percent", 50))
     assert "levels[0].trigger" in caught.value.errors
+
+
+def test_an_sla_rule_edit_moves_the_levels_with_the_clocks(session, desk):
+    from mets.services import sla
+
+    rule = make_rule(desk["acme"], "Round the clock", resolution_minutes=4 * 60, business_hours_only=False)
+    policy(session, desk["acme"], "resolution", ("percent", 50), business_time=False)
+    ticket = open_ticket(desk, utc(2026, 11, 10, 12, 0))
+    assert ticket.escalation_due_at == utc(2026, 11, 10, 14, 0)
+    rule.resolution_minutes = 8 * 60
+    sla.retime_entities(session, [desk["acme"].id], now=utc(2026, 11, 10, 12, 30))
+    assert ticket.escalation_due_at == utc(2026, 11, 10, 16, 0)
+
+
+def test_levels_an_edit_moves_into_the_past_are_recorded_not_fired(session, desk):
+    from mets.models import EscalationEvent
+    from mets.services import sla
+
+    rule = make_rule(desk["acme"], "Round the clock", resolution_minutes=8 * 60, business_hours_only=False)
+    policy(session, desk["acme"], "resolution", ("percent", 50), ("percent", 100), business_time=False)
+    ticket = open_ticket(desk, utc(2026, 11, 10, 12, 0))
+    rule.resolution_minutes = 4 * 60  # level 1 (50%) is now 14:00: already past at 15:00
+    sla.retime_entities(session, [desk["acme"].id], now=utc(2026, 11, 10, 15, 0))
+    assert ticket.escalation_due_at == utc(2026, 11, 10, 16, 0)  # level 2 still to come
+    assert escalation.tick(session, utc(2026, 11, 10, 15, 1)) == []
+    passed = session.query(EscalationEvent).one()
+    assert passed.suppressed and passed.level_number == 1 and "not escalated" in passed.reason
+    assert escalation.tick(session, utc(2026, 11, 10, 16, 0)) == [(ticket.id, 2)]
