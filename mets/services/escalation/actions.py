@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from flask import current_app
 from sqlalchemy import select
 
+from mets import transaction
 from mets.models import PRIORITIES, Entity, Membership, QueuedEmail, Ticket, User
 from mets.services import outbox, tickets
 from mets.services.automation import actions as automation_actions
@@ -35,6 +36,7 @@ TIER_CHOICES = (("next", "The next tier up"), ("2", "Tier 2 or above"), ("3", "T
 REUSED = ("set_priority", "add_note", "webhook", "send_email", "send_sms", "assign")
 
 LEVEL_ACTIONS: dict[str, ActionType] = {}
+ACTOR = "escalation.actor"  # transaction.scoped: who escalated by hand (None: the tick), never told of it
 _NEVER = datetime.min.replace(tzinfo=timezone.utc)
 
 
@@ -123,6 +125,9 @@ def recipients(session, ticket: Ticket, params: dict) -> dict[str, tuple[str | N
         add(user)
     for address in parse_addresses(params.get("extra", "")):
         found.setdefault(address, (None, "staff"))
+    actor = session.get(User, actor_id) if (actor_id := transaction.current(session, ACTOR)) else None
+    if actor is not None:
+        found.pop(actor.email, None)
     return found
 
 

@@ -15,14 +15,14 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
-from mets import clock, events
+from mets import clock, events, transaction
 from mets.models import EscalationEvent, Ticket, User
 from mets.services import tickets
 from mets.services.automation.actions import Run
 from mets.services.directory import access
 from mets.services.errors import DomainError
 from mets.services.escalation import timing
-from mets.services.escalation.actions import LEVEL_ACTIONS
+from mets.services.escalation.actions import ACTOR, LEVEL_ACTIONS
 from mets.services.escalation.policies import build_policy, policy_for
 from mets.services.escalation.timing import LevelDue
 from mets.services.validation import text_error
@@ -81,7 +81,8 @@ def fire(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | No
         "policy": due.policy.name, "policy_id": due.policy.id, "level_id": due.level.id,
         **({"manual": True} if actor is not None else {})})
     row = change.events[0]
-    outcomes = run_actions(session, ticket, due, row.id, row.changes, now)
+    with transaction.scoped(session, ACTOR, actor.id if actor else None):  # nobody is told of their own escalation
+        outcomes = run_actions(session, ticket, due, row.id, row.changes, now)
     session.execute(update(EscalationEvent).where(EscalationEvent.id == event_id)
                     .values(ticket_event_id=row.id, outcomes=outcomes).execution_options(synchronize_session=False))
     return session.get(EscalationEvent, event_id, populate_existing=True)

@@ -1,5 +1,6 @@
 """Firing escalation levels: once per level and round, re-checked at fire time, inherited by departments,
 notifying the hierarchy (never someone of another entity), by hand with a reason, reset by resolving."""
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -244,3 +245,29 @@ def test_a_policy_added_later_times_the_open_tickets_it_applies_to(session, desk
     assert waiting.escalation_due_at is None
     two_levels(session, desk["acme"], now=utc(10, 12, 30))  # the company's: Billing inherits it
     assert waiting.escalation_due_at == utc(10, 15) and done.escalation_due_at is None
+
+
+def test_levels_reuse_automations_note_and_webhook(session, desk):
+    from mets.models import Reply, WebhookDelivery
+
+    escalation.create_policy(session, desk["billing"], name="Loud", clock="since_created", business_time=False,
+                             levels=[{"trigger": "after_duration", "value": 10, "actions": [
+                                 {"type": "add_note", "body": "Escalated: {{ escalation_reason }}"},
+                                 {"type": "webhook", "url": "https://hooks.example.com/escalations"}]}])
+    ticket = open_ticket(desk)
+    escalation.tick(session, utc(10, 12, 10))
+    note = session.scalars(select(Reply).where(Reply.ticket_id == ticket.id, Reply.internal.is_(True))).one()
+    assert note.body == "Escalated: 10m since created"
+    hook = session.scalars(select(WebhookDelivery).where(WebhookDelivery.ticket_id == ticket.id)).one()
+    payload = json.loads(hook.body)
+    assert payload["event"] == "escalation_due" and payload["changes"]["policy"] == "Loud"
+
+
+def test_whoever_escalates_by_hand_is_not_mailed_about_it(session, desk):
+    escalation.create_policy(session, desk["billing"], name="P", clock="since_created", business_time=False,
+                             levels=[{"trigger": "after_duration", "value": 600,
+                                      "actions": [{"type": "notify", "to": ["managers", "assignee"]}]}])
+    ticket = open_ticket(desk)
+    tickets.assign(session, ticket, desk["agent"], actor=desk["lead"], now=utc(10, 12, 1))
+    escalation.escalate(session, ticket, desk["lead"], "Needs a second pair of eyes", now=utc(10, 12, 5))
+    assert mail_to(session, ticket) == ["ann@acme.example"]
