@@ -158,7 +158,12 @@ def _process(session, ticket: Ticket, now: datetime) -> list[EscalationEvent]:
     for due in timing.pending(session, ticket, now):  # computed from the ticket as it is now
         if due.at > now:
             break
-        event = fire(session, ticket, due, now)
+        try:
+            with session.begin_nested():  # one ticket that cannot escalate (closed meanwhile) stops nothing else
+                event = fire(session, ticket, due, now)
+        except DomainError as exc:
+            log.warning("ticket %s: level %s not fired: %s", ticket.number, due.number, exc.summary)
+            continue
         if event is not None:
             fired.append(event)
     later = [d.at for d in timing.pending(session, ticket, now) if d.at > now]
