@@ -67,3 +67,21 @@ def test_escalating_needs_the_csrf_token(client, desk):
     login(client, desk["agent"])
     response = client.post(f"/tickets/{desk['ticket'].number}/escalate", data={"reason": "x"}, csrf=False)
     assert response.status_code == 400
+
+
+def test_the_list_filters_and_sorts_by_escalation_level(client, session, desk):
+    from tests.factories import make_ticket as new_ticket
+
+    calm = new_ticket(desk["ticket"].entity, customer=make_customer(), subject="Calm one")
+    hot = desk["ticket"]
+    escalation.escalate(session, hot, desk["agent"], "Hot", now=None)
+    escalation.escalate(session, hot, desk["agent"], "Hotter", now=None)
+    session.commit()
+    login(client, desk["agent"])
+    page = client.get("/tickets/?escalation=escalated").get_data(as_text=True)
+    assert hot.number in page and calm.number not in page and ">L2</span>" in page
+    assert calm.number not in client.get("/tickets/?escalation=level_2").get_data(as_text=True)
+    assert hot.number not in client.get("/tickets/?escalation=level_3").get_data(as_text=True)
+    ordered = text_of(client.get("/tickets/?sort=escalation&dir=desc"))
+    assert ordered.index(hot.number) < ordered.index(calm.number)
+    assert "Calm one" in text_of(client.get("/tickets/?escalation=bogus"))  # an unknown value is dropped
