@@ -271,3 +271,15 @@ def test_whoever_escalates_by_hand_is_not_mailed_about_it(session, desk):
     tickets.assign(session, ticket, desk["agent"], actor=desk["lead"], now=utc(10, 12, 1))
     escalation.escalate(session, ticket, desk["lead"], "Needs a second pair of eyes", now=utc(10, 12, 5))
     assert mail_to(session, ticket) == ["ann@acme.example"]
+
+
+def test_the_unique_key_refuses_a_second_firing_of_a_level_in_its_round(session, desk):
+    """What a second tick that read the ticket before the first one committed meets: the insert is refused."""
+    two_levels(session, desk["billing"])
+    ticket = open_ticket(desk)
+    due = escalation.pending(session, ticket, utc(10, 15))[0]
+    assert escalation.fire(session, ticket, due, utc(10, 15)) is not None
+    assert escalation.fire(session, ticket, due, utc(10, 15, 1)) is None
+    assert ticket.escalation_level == 1
+    assert count_rows(session, TicketEvent, TicketEvent.ticket_id == ticket.id,
+                      TicketEvent.event == "escalation_due") == 1
