@@ -10,7 +10,7 @@ from mets.blueprints import automation as automation_pages
 from mets.blueprints import mail as mail_pages
 from mets.extensions import csrf, db, limiter, login_manager, mail, migrate
 from mets.models.schema import include_object
-from mets.services import automation, metrics
+from mets.services import automation, escalation, metrics
 from mets.services.notifications import notify
 from mets.web import IdConverter
 
@@ -50,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     notify.init_app(app)
     metrics.init_app(app)
     automation.init_app(app)
+    escalation.init_app(app)  # after automation: it re-times a ticket once the rules have changed it
     auth_setup.init_app(app)
     templating.init_app(app)
     errors.init_app(app)

@@ -1,12 +1,16 @@
 """The one event bus: what happened to tickets, for the packages that react to it.
 
-Two kinds of event, both emitted inside the transaction of what caused them, so whatever a
+Four kinds of event, all emitted inside the transaction of what caused them, so whatever a
 subscriber writes (mail in the outbox, a rule's changes) commits or rolls back with it:
 
 - `ticket_changed`: every `services.tickets` change, as `handler(session, change, actor, now)`;
   the change's `events` are its `ticket_events` rows (ticket_created, reply_added, status_changed...).
 - the SLA tick's points, `sla_breach_warning`, `sla_breach_occurred` and `escalation_due`, as
   `handler(session, ticket, event)` with the `ticket_events` values as a dict (its `id` included).
+- `sla_retimed`: an SLA rule or calendar edit re-timed open tickets (`sla.retime`), as
+  `handler(session, tickets, now)`: whatever keeps instants derived from their clocks re-times too.
+- `tick`: the minute tick ran (after the SLA points), as `handler(session, now)`: packages that keep due
+  instants of their own (escalation) act on what is due, through their own index, committing per batch.
 
 Packages subscribe in their `init_app`, never by being imported; subscribers run in the order
 they subscribed (create_app subscribes notifications, then metrics, then automation, so a rule's email
@@ -18,7 +22,9 @@ from collections.abc import Callable
 
 TICKET_CHANGED = "ticket_changed"
 TICK_EVENTS = ("sla_breach_warning", "sla_breach_occurred", "escalation_due")
-NAMES = (TICKET_CHANGED, *TICK_EVENTS)
+TICK = "tick"
+SLA_RETIMED = "sla_retimed"
+NAMES = (TICKET_CHANGED, *TICK_EVENTS, TICK, SLA_RETIMED)
 
 _subscribers: dict[str, list[Callable]] = defaultdict(list)
 

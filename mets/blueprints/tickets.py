@@ -8,10 +8,10 @@ from flask_login import current_user
 from mets import clock
 from mets.extensions import db
 from mets.forms import category_choices, status_for
-from mets.forms.tickets import BulkForm, ReplyForm, SaveViewForm, StaffTicketForm
+from mets.forms.tickets import BulkForm, EscalateForm, ReplyForm, SaveViewForm, StaffTicketForm
 from mets.models import PRIORITIES, STATUSES, Entity, User
 from mets.models.tickets import STATUS_LABELS
-from mets.services import macros, sla, tickets
+from mets.services import escalation, macros, sla, tickets
 from mets.services.directory import access, categories
 from mets.services.directory import users
 from mets.services.errors import DomainError
@@ -174,6 +174,7 @@ def _show_page(ticket, form, status: int = 200, held=()):
     others = live.viewers(db.session, ticket, current_user, clock.now(), _presence_window())
     return render_template("tickets/show.html", ticket=ticket, form=form, fields=_field_boxes(ticket),
                            sla_clocks=sla.clocks(db.session, ticket), activity=activity_lines(db.session, ticket),
+                           **_escalation_box(ticket),
                            held=held, others=others, viewers_key=live.viewers_key(others),
                            poll_seconds=current_app.config["TICKET_POLL_SECONDS"]), status
 
@@ -255,6 +256,41 @@ def macro_picker(number):
 def sla_panel(number):
     ticket = load_ticket(number)
     return render_template("tickets/_sla.html", ticket=ticket, sla_clocks=sla.clocks(db.session, ticket))
+
+
+def _escalation_box(ticket, form: EscalateForm | None = None) -> dict:
+    """What the escalation box shows: the level, the policy's levels still to come, the timeline, the form."""
+    now = clock.now()
+    return {"escalate_form": form or EscalateForm(formdata=None),
+            "escalations": escalation.timeline(db.session, ticket),
+            "escalation_policy": escalation.policy_for(db.session, ticket, now),
+            "escalation_next": escalation.pending(db.session, ticket, now)}
+
+
+@bp.get("/<number>/escalation")
+@staff_required
+def escalation_panel(number):
+    ticket = load_ticket(number)
+    return render_template("tickets/_escalation.html", ticket=ticket, **_escalation_box(ticket))
+
+
+@bp.post("/<number>/escalate")
+@staff_required
+def escalate(number):
+    """Escalate by hand to the next level of the ticket's policy (a reason is required)."""
+    ticket = load_ticket(number)
+    form = EscalateForm()
+    saved = commit(lambda: escalation.escalate(db.session, ticket, current_user, form.reason.data), form)
+    if not is_htmx():
+        if saved:
+            return redirect(url_for("tickets.show", number=ticket.number), 303)
+        return render_template("tickets/show.html", ticket=ticket, form=_fresh_reply_form(ticket),
+                               fields=_field_boxes(ticket), sla_clocks=sla.clocks(db.session, ticket),
+                               activity=activity_lines(db.session, ticket), **_escalation_box(ticket, form), held=(),
+                               others=[], viewers_key="", poll_seconds=current_app.config["TICKET_POLL_SECONDS"]), 422
+    box = _escalation_box(ticket, None if saved else form)
+    headers = {"HX-Trigger": "ticket-changed"} if saved else {}
+    return render_template("tickets/_escalation.html", ticket=ticket, **box), (200 if saved else 422), headers
 
 
 @bp.get("/<number>/activity")

@@ -1,4 +1,4 @@
-"""Ticket forms: a reply (staff and portal), a ticket opened by staff."""
+"""Ticket forms: a reply (staff and portal), escalating by hand, a ticket opened by staff."""
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
@@ -27,6 +27,10 @@ class ReplyForm(FlaskForm):
     internal = BooleanField("Internal note (customers never see it)")
     version = VersionField()
     macro_id = StringField(validators=[Optional(), Length(max=20)])  # the macro picked: its field changes apply
+
+
+class EscalateForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired("Say why you escalate it."), Length(max=1000)])
 
 
 class StaffTicketForm(FlaskForm):

@@ -69,6 +69,9 @@ class Ticket(db.Model):
     # reopens (resolved or closed -> an active status) and public replies by staff.
     reopen_count: Mapped[int] = mapped_column(default=0, server_default="0")
     public_reply_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The earliest instant a level of the ticket's escalation policy is due (services/escalation keeps it;
+    # the minute tick reads it through its index, like sla_next_check_at).
+    escalation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     entity = relationship("Entity")
     sla_rule = relationship("SlaRule")

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from mets import clock, transaction
 from mets.models import Entity, User
 from mets.models import SlaRule
-from mets.services import automation, macros, metrics, tickets
+from mets.services import automation, escalation, macros, metrics, tickets
 from mets.services.directory import access
 from mets.services.directory import categories, entities
 from mets.services.hours import admin as hours_edit
@@ -127,17 +127,29 @@ def _hours_and_rules(session, by_slug, now):
     acme, globex = by_slug["acme"], by_slug["globex"]
     session.add_all([
         SlaRule(entity_id=acme.id, name="Urgent", priority="urgent", position=0, response_minutes=60,
-                next_reply_minutes=120, resolution_minutes=8 * 60, escalation_minutes=4 * 60,
+                next_reply_minutes=120, resolution_minutes=8 * 60,
                 warnings=[{"percent": 80}, {"minutes_before": 15}]),
         SlaRule(entity_id=acme.id, name="VIP customers", position=1, response_minutes=2 * 60,
-                next_reply_minutes=4 * 60, resolution_minutes=16 * 60, escalation_minutes=8 * 60,
+                next_reply_minutes=4 * 60, resolution_minutes=16 * 60,
                 conditions={"all": [{"field": "customer.domain", "op": "is", "value": "vip.example"}]}),
         SlaRule(entity_id=acme.id, name="Standard", position=2, response_minutes=4 * 60,
-                next_reply_minutes=8 * 60, resolution_minutes=24 * 60, escalation_minutes=16 * 60),
+                next_reply_minutes=8 * 60, resolution_minutes=24 * 60),
         SlaRule(entity_id=globex.id, name="Globex 24/7", position=0, business_hours_only=False,
                 response_minutes=2 * 60, next_reply_minutes=4 * 60, resolution_minutes=24 * 60),
     ])
     session.flush()
+    # Escalation for Acme (its departments inherit it): urgent tickets go to the assignee and the managers at 75%
+    # of the resolution target, then one level up and to a senior agent at the breach; others after 16 business
+    # hours without resolution.
+    escalation.create_policy(session, acme, name="Urgent tickets", clock="resolution", now=now,
+                             conditions={"all": [{"field": "priority", "op": "is", "value": "urgent"}]}, levels=[
+                                 {"trigger": "percent", "value": 75,
+                                  "actions": [{"type": "notify", "to": ["assignee", "managers"]}]},
+                                 {"trigger": "percent", "value": 100,
+                                  "actions": [{"type": "notify", "to": ["parent_managers", "managers"]},
+                                              {"type": "reassign_tier", "tier": "next"}]}])
+    escalation.create_policy(session, acme, name="Unresolved tickets", clock="since_created", now=now, levels=[
+        {"trigger": "after_duration", "value": 16 * 60, "actions": [{"type": "notify", "to": ["settings"]}]}])
 
 
 def _demo_ticket(session, rng, now, created, by_slug, members_by_slug, admin, customers):

@@ -5,7 +5,7 @@ pending or on-hold span), written by services.metrics when it happens; `flask me
 rows (and the counters) of tickets created before this migration from their ticket_events.
 
 Revision ID: 0017_response_metrics
-Revises: 0013
+Revises: 0016_escalation
 Create Date: 2026-12-01 16:15:00.000000
 
 """
@@ -17,7 +17,7 @@ import mets.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0017_response_metrics'
-down_revision = '0013'
+down_revision = '0016_escalation'
 branch_labels = None
 depends_on = None
 

@@ -134,3 +134,63 @@ def test_downgrade_to_base_and_upgrade_again(migrated_app, empty_database, tmp_p
     entity = make_entity(name="Acme", slug="acme")
     assert make_ticket(entity, actor=make_staff(entity)).number == "ACME-1001"
     db.session.commit()
+
+
+def test_an_sla_rules_escalation_target_becomes_a_one_level_policy(migrated_app, empty_database, tmp_path):
+    """0016: an install whose SLA rule escalates after 4h keeps escalating, through a policy, exactly once."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from mets import clock
+    from mets.models import EscalationEvent, EscalationPolicy, QueuedEmail, SlaRule, Ticket
+    from mets.services import escalation
+    from mets.services.sla import tick as sla_tick
+    from tests.factories import make_customer, make_rule
+
+    def utc(hour):
+        return datetime(2026, 11, 10, hour, tzinfo=timezone.utc)
+
+    acme = make_entity(name="Acme", slug="acme")
+    make_staff(acme, role="manager", email="lee@acme.example")
+    rule = make_rule(acme, "Standard", resolution_minutes=8 * 60, escalation_minutes=4 * 60, business_hours_only=False)
+    customer = make_customer()
+    with clock.freeze(utc(9)):
+        waiting = make_ticket(acme, customer=customer)
+        escalated = make_ticket(acme, customer=customer)
+    db.session.commit()
+    with clock.freeze(utc(6)):
+        late = make_ticket(acme, customer=customer)  # created earlier: its escalation fired before the upgrade
+    db.session.commit()
+    sla_tick.tick(db.session, now=utc(11))
+    ids, rule_id, acme_id = (waiting.id, escalated.id, late.id), rule.id, acme.id
+    db.session.remove()
+    db.engine.dispose()
+    flask_db(empty_database, tmp_path, "downgrade", "0013")  # as the install stood before escalation policies
+    flask_db(empty_database, tmp_path, "upgrade")
+    db.engine.dispose()
+
+    policy = db.session.scalars(select(EscalationPolicy)).one()
+    assert (policy.entity_id, policy.clock, policy.business_time) == (acme_id, "since_created", False)
+    assert policy.conditions == {"all": [{"field": "sla.rule_id", "op": "is", "value": rule_id}]}
+    assert [(lv.trigger, lv.value) for lv in policy.levels] == [("after_duration", 240)]
+    assert db.session.get(SlaRule, rule_id).escalation_minutes is None  # the SLA clock no longer escalates too
+    waiting = db.session.get(Ticket, ids[0])
+    assert waiting.escalation_due_at == utc(13)
+    late_event = db.session.scalars(select(EscalationEvent).where(EscalationEvent.ticket_id == ids[2])).one()
+    assert late_event.level_number == 1  # recorded as reached: never fired a second time
+
+    assert sorted(t for t, _ in escalation.tick(db.session, utc(13))) == [ids[0], ids[1]]
+    assert escalation.tick(db.session, utc(14)) == []
+    db.session.remove()
+    assert db.session.get(Ticket, ids[0]).escalation_level == 1
+    told = db.session.scalars(select(QueuedEmail.recipient_email).where(QueuedEmail.ticket_id == ids[0],
+                                                                        QueuedEmail.event == "escalation")).all()
+    assert told == ["lee@acme.example"]  # the manager, once (settings and the level's managers are one person)
+    db.session.remove()
+    db.engine.dispose()
+
+    flask_db(empty_database, tmp_path, "downgrade", "0013")  # and back: the rule gets its target again
+    db.engine.dispose()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT escalation_minutes FROM sla_rules")).scalar() == 240

@@ -71,6 +71,10 @@ ROUTES = [
     # The SLA panel: a partial the ticket page fetches with htmx.
     ("GET", "/tickets/<number>/sla", "/tickets/{number}/sla", None, True, TICKET_HTMX),
     ("GET", "/tickets/<number>/properties", "/tickets/{number}/properties", None, True, TICKET_HTMX),
+    # The escalation box and escalating by hand (a reason is required).
+    ("GET", "/tickets/<number>/escalation", "/tickets/{number}/escalation", None, True, TICKET_HTMX),
+    ("POST", "/tickets/<number>/escalate", "/tickets/{number}/escalate", {"reason": "Customer called"}, True,
+     TICKET_HTMX),
     ("POST", "/tickets/<number>/fields/<name>", "/tickets/{number}/fields/priority", {"priority": "high"}, True,
      TICKET_HTMX),
     # Bulk changes: the agent (Globex) may post, and gets the Acme ticket back as refused (test_ticket_bulk.py).

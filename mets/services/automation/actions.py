@@ -130,8 +130,11 @@ _PRIORITY_CHOICES = [(p, p.capitalize()) for p in PRIORITIES]
 
 # --- validation -------------------------------------------------------------------------------
 
-def validate(session, entity: Entity | None, raw_actions) -> list[dict]:
-    """The actions as they will be stored, or DomainError keyed "actions", "actions[i]" or "actions[i].param"."""
+def validate(session, entity: Entity | None, raw_actions, registry: dict | None = None) -> list[dict]:
+    """The actions as they will be stored, or DomainError keyed "actions", "actions[i]" or "actions[i].param".
+
+    `registry` is the action types offered (default: automation's; escalation levels offer their own)."""
+    registry = ACTIONS if registry is None else registry
     if not isinstance(raw_actions, list):
         raise DomainError({"actions": "The actions must be a list."})
     if not raw_actions:
@@ -141,7 +144,7 @@ def validate(session, entity: Entity | None, raw_actions) -> list[dict]:
     errors, clean = {}, []
     for index, raw in enumerate(raw_actions):
         where = f"actions[{index}]"
-        kind = ACTIONS.get(raw.get("type")) if isinstance(raw, dict) else None
+        kind = registry.get(raw.get("type")) if isinstance(raw, dict) else None
         if kind is None:
             name = raw.get("type") if isinstance(raw, dict) else raw
             errors[where] = f"Unknown action {name!r}." if name else "Choose what this action does."

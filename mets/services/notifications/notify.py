@@ -49,6 +49,8 @@ def notify_event(session, ticket: Ticket, *, ticket_event: str, event_id: int, a
     key = FROM_TICKET_EVENT.get(ticket_event)
     if key is None or transaction.is_muted(session, MUTED):
         return 0
+    if ticket_event == "escalation_due" and (changes or {}).get("policy_id"):
+        return 0  # a policy's level says who hears of it (its notify action; "settings" means these)
     spec = EVENTS[key]
     # Settings, members and templates do not depend on the change being made: reading them must
     # not flush it half-done (the SLA tick would then write each ticket twice).

@@ -82,6 +82,9 @@ VARIABLES = {
     "sla_clock": "SLA emails: which clock, e.g. \"resolution\" or \"first response\".",
     "sla_point": "SLA emails: \"warning\" or \"breach\".",
     "escalation_level": "Escalation emails: the level reached (empty otherwise).",
+    "escalation_reason": "Escalation emails: why, e.g. \"75% of the resolution target used\" (empty otherwise).",
+    "escalation_policy": "Escalation emails: the name of the escalation policy (empty for a manual escalation "
+                         "without one).",
 }
 # The templates customers receive, as the notification events define them.
 CUSTOMER_NAMES = frozenset(e.customer_template for e in EVENTS.values() if e.customer_template)

@@ -67,6 +67,8 @@ def ticket_values(ticket: Ticket, *, actor=None, reply=None, changes: dict | Non
         "sla_clock": sla.CLOCK_LABELS.get(changes.get("clock"), changes.get("clock") or "").lower(),
         "sla_point": str(changes.get("point") or "").split(":")[0],
         "escalation_level": str(changes.get("level") or ""),
+        "escalation_reason": str(changes.get("reason") or ""),
+        "escalation_policy": str(changes.get("policy") or ""),
     }
 
 
@@ -115,6 +117,7 @@ def sample_variables() -> dict:
         "sla_status": "Resolution due in 3h 10m (business time)",
         "sla_response_due": "Mon 09 Mar 2026 13:00 EST", "sla_resolution_due": "Tue 10 Mar 2026 14:30 EST",
         "sla_breached": False, "sla_clock": "resolution", "sla_point": "warning", "escalation_level": "1",
+        "escalation_reason": "75% of the resolution target used", "escalation_policy": "Urgent tickets",
     }
 
 
@@ -127,7 +130,9 @@ _PREVIEW_EVENTS = {"ticket-status-changed": "status_changed", "ticket-assigned":
 _PREVIEW_CHANGES = {"ticket-status-changed": lambda t: {"status": ["new", t.status]},
                     "sla-breach-warning": lambda t: {"clock": _nearest_clock(t), "point": "warning"},
                     "sla-breach-notification": lambda t: {"clock": _nearest_clock(t), "point": "breach"},
-                    "escalation-notification": lambda t: {"clock": "escalation", "point": "escalation", "level": 1}}
+                    "escalation-notification": lambda t: {"clock": "escalation", "point": "escalation", "level": 1,
+                                                         "reason": "75% of the resolution target used",
+                                                         "policy": "Urgent tickets"}}
 
 
 def preview_variables(session, ticket: Ticket, name: str, audience: str, now: datetime | None = None) -> dict:

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from mets import clock
+from mets import clock, events
 from mets.models import SlaFiring, SlaPause, SlaRule, Ticket
 from mets.services import hours, rules
 from mets.services.directory import access
@@ -322,7 +322,7 @@ def retime(session, tickets, now: datetime | None = None) -> int:
     had passed, and any point up to the ticket's old next check.
     """
     now = now or clock.now()
-    count = 0
+    count, retimed = 0, []
     for ticket in tickets:
         old_check = ticket.sla_next_check_at
         already_due = {name for name in ("response", "next_reply", "resolution", "escalation")
@@ -340,6 +340,8 @@ def retime(session, tickets, now: datetime | None = None) -> int:
         session.flush()
         refresh(session, ticket, now)
         count += 1
+        retimed.append(ticket)
+    events.emit(events.SLA_RETIMED, session, retimed, now)  # escalation re-times its levels too
     return count
 
 

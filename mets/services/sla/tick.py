@@ -47,6 +47,7 @@ def tick(session, now: datetime | None = None, batch_size: int = 500) -> TickRes
         _process(session, batch, now, result)
         seen.update(t.id for t in batch)
         session.commit()
+    events.emit(events.TICK, session, now)  # escalation levels (and whatever else keeps its own due instants)
     return result
 
 

@@ -83,6 +83,8 @@ def _sentence(row: TicketEvent, names) -> str:
     if row.event == "escalation_due":
         level = changes.get("level")
         reason = f" ({changes['reason']})" if changes.get("reason") else ""
+        if changes.get("policy"):
+            reason += f" — policy “{changes['policy']}”"
         phrases = [_Phrase(f"escalated the ticket to level {level}{reason}", f"Escalated to level {level}{reason}")]
     if not phrases:
         return f"{actor or 'System'} updated the ticket"

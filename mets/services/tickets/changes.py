@@ -95,7 +95,12 @@ def _set_status(session, change: Change, actor: User | None, new: str, now: date
     """Every status change goes through here: the audit row and the SLA pause bookkeeping."""
     ticket = change.ticket
     old, ticket.status = ticket.status, new
-    _record(session, change, "status_changed", actor, {"status": [old, new]}, now)
+    changes = {"status": [old, new]}
+    if new in sla.STOPPED_STATUSES and ticket.escalation_level:
+        # Resolving ends the escalation (its history stays in escalation_events and the trail).
+        changes["escalation_level"] = [ticket.escalation_level, 0]
+        ticket.escalation_level = 0
+    _record(session, change, "status_changed", actor, changes, now)
     sla.status_changed(session, ticket, old, new, now)
 
 
@@ -334,17 +339,22 @@ def _move(session, ticket: Ticket, entity: Entity, changes: dict, now: datetime)
     changes["number"] = [old_number, number]
 
 
-def escalate(session, ticket: Ticket, *, actor: User | None, reason: str = "", now: datetime | None = None) -> Change:
-    """Raise the escalation level by one and emit `escalation_due` (its notifications and rules follow)."""
+def escalate(session, ticket: Ticket, *, actor: User | None, reason: str = "", level: int | None = None,
+             details: dict | None = None, now: datetime | None = None) -> Change:
+    """Escalate to `level` (default: one above the current) and emit `escalation_due` (its notifications and
+    rules follow). The ticket's level never goes down here; `details` (the policy) join the event's changes."""
     now = now or clock.now()
     _require_actor(session, actor, ticket)
     if ticket.status in FINAL:
         raise DomainError({"": "A closed ticket cannot be escalated."})
     change = Change(ticket)
-    old, ticket.escalation_level = ticket.escalation_level, ticket.escalation_level + 1
-    _record(session, change, "escalation_due", actor,
-            {"level": ticket.escalation_level, "escalation_level": [old, ticket.escalation_level],
-             **({"reason": reason} if reason else {})}, now)
+    old = ticket.escalation_level
+    level = old + 1 if level is None else level
+    ticket.escalation_level = max(old, level)
+    values = {**(details or {}), "level": level, **({"reason": reason} if reason else {})}
+    if ticket.escalation_level != old:
+        values["escalation_level"] = [old, ticket.escalation_level]
+    _record(session, change, "escalation_due", actor, values, now)
     session.flush()
     return _dispatch(session, change, actor, now)
 

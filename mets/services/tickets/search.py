@@ -22,9 +22,12 @@ SORTS = {
     "status": case({s: i for i, s in enumerate(STATUSES)}, value=Ticket.status),
     "subject": Ticket.subject,
     "sla": Ticket.sla_nearest_due,
+    "escalation": Ticket.escalation_level,
 }
 # SLA filters: "breached" = a running clock is past due; "due_1h"/"due_4h" = due within that wall time.
 SLA_FILTERS = {"breached": None, "due_1h": timedelta(hours=1), "due_4h": timedelta(hours=4)}
+# Escalation filters: the level reached at least (services/escalation raises it, resolving resets it).
+ESCALATION_FILTERS = {"escalated": 1, "level_2": 2, "level_3": 3}
 # "active" is the default view: everything not yet resolved or closed.
 STATUS_FILTERS = ("active", *STATUSES, "all")
 
@@ -37,6 +40,7 @@ class TicketFilters:
     assignee: str = ""  # "", "mine", "unassigned" or a user id
     q: str = ""
     sla: str = ""
+    escalation: str = ""
     sort: str = "updated"
     direction: str = "desc"
     page: int = 1
@@ -52,6 +56,7 @@ class TicketFilters:
         f.assignee = assignee if assignee in {"mine", "unassigned"} else str(parse_id(assignee) or "")
         f.q = args.get("q", "").strip()[:100]
         f.sla = args.get("sla", "") if args.get("sla", "") in SLA_FILTERS else ""
+        f.escalation = args.get("escalation", "") if args.get("escalation", "") in ESCALATION_FILTERS else ""
         f.sort = args.get("sort", "updated") if args.get("sort") in SORTS else "updated"
         f.direction = "asc" if args.get("dir") == "asc" else "desc"
         f.page = parse_int(args.get("page"), 1)
@@ -60,7 +65,8 @@ class TicketFilters:
     def as_args(self, **overrides) -> dict:
         """Query-string arguments for links (sort headers, pages) that keep the other filters."""
         values = {"entity": self.entity_id or "", "status": self.status, "priority": self.priority,
-                  "assignee": self.assignee, "q": self.q, "sla": self.sla, "sort": self.sort, "dir": self.direction,
+                  "assignee": self.assignee, "q": self.q, "sla": self.sla,
+                  "escalation": self.escalation, "sort": self.sort, "dir": self.direction,
                   "page": self.page}
         values.update(overrides)
         return {k: v for k, v in values.items() if v not in ("", None)}
@@ -172,6 +178,8 @@ def filter_conditions(user: User, f: TicketFilters, now: datetime | None = None)
         window = SLA_FILTERS[f.sla]
         conditions += [Ticket.sla_nearest_due <= now] if window is None else \
             [Ticket.sla_nearest_due > now, Ticket.sla_nearest_due <= now + window]
+    if f.escalation:
+        conditions.append(Ticket.escalation_level >= ESCALATION_FILTERS[f.escalation])
     return conditions
 
 

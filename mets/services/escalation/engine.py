@@ -1,0 +1,233 @@
+"""Firing levels: by the minute tick (through `tickets.escalation_due_at`) and by hand, at most once each.
+
+The tick (`tick`, run by the SLA tick's `tick` event) reads only tickets whose `escalation_due_at` has
+passed (an index), claims them with FOR UPDATE SKIP LOCKED on PostgreSQL, re-checks each against its
+current state (a ticket answered, resolved or paused since has nothing due), and fires each due level:
+a row in `escalation_events` inserted with ON CONFLICT DO NOTHING on (ticket, level, cycle), so a second
+tick running at once fires nothing twice; then `services.tickets.escalate` (the level, the audit row,
+`escalation_due` for notifications and automation, with the policy, level and reason among its changes),
+then the level's actions, each in a savepoint, their outcomes kept on the event.
+"""
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import selectinload
+
+from mets import clock, events, transaction
+from mets.models import EscalationEvent, Ticket, User
+from mets.services import tickets
+from mets.services.automation.actions import Run
+from mets.services.directory import access
+from mets.services.errors import DomainError
+from mets.services.escalation import timing
+from mets.services.escalation.actions import ACTOR, LEVEL_ACTIONS
+from mets.services.escalation.policies import build_policy, policy_for
+from mets.services.escalation.timing import LevelDue
+from mets.services.validation import text_error
+
+log = logging.getLogger("mets.escalation")
+MAX_REASON = 1000
+
+
+# --- keeping the due instant ----------------------------------------------------------------------
+
+def ticket_changed(session, change, actor: User | None, now: datetime) -> None:
+    """Every ticket change may move its clocks: recompute when its next level is due."""
+    timing.schedule(session, change.ticket, now)
+
+
+def sla_retimed(session, retimed, now: datetime) -> None:
+    """An SLA rule or calendar edit moved these tickets' clocks: their levels move with them.
+
+    Levels the edit moved into the past are recorded as suppressed instead of all firing at once (no storm of
+    escalations after an edit); those already due before it (the tick may not have run yet) are left to the tick.
+    """
+    for ticket in retimed:
+        old_due = ticket.escalation_due_at
+        for due in timing.pending(session, ticket, now):
+            if due.at > now or (old_due is not None and old_due <= now):
+                break
+            _claim(session, ticket, due, now, None, f"{due.reason}: passed while an SLA rule or the hours were "
+                                                    "edited (not escalated)", suppressed=True)
+        timing.schedule(session, ticket, now)
+
+
+# --- firing ---------------------------------------------------------------------------------------
+
+def _claim(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | None, reason: str,
+           suppressed: bool = False) -> int | None:
+    """Insert the level's event; None when this ticket, level and cycle already have one (another tick's)."""
+    values = {"ticket_id": ticket.id, "policy_id": due.policy.id, "level_id": due.level.id,
+              "level_number": due.number, "policy_name": due.policy.name, "clock": due.policy.clock,
+              "cycle": due.cycle, "due_at": due.at, "fired_at": now, "reason": reason,
+              "actor_id": actor.id if actor else None, "outcomes": [], "suppressed": suppressed}
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(EscalationEvent.__table__).values(**values)
+                 .on_conflict_do_nothing(index_elements=["ticket_id", "level_id", "cycle"])
+                 .returning(EscalationEvent.id))
+    return session.execute(statement).scalar()
+
+
+def fire(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | None = None,
+         reason: str | None = None) -> EscalationEvent | None:
+    """Fire one level (once: None if it had fired); raise the ticket's level, tell, run the level's actions."""
+    reason = reason or due.reason
+    event_id = _claim(session, ticket, due, now, actor, reason)
+    if event_id is None:
+        return None
+    change = tickets.escalate(session, ticket, actor=actor, reason=reason, level=due.number, now=now, details={
+        "policy": due.policy.name, "policy_id": due.policy.id, "level_id": due.level.id,
+        **({"manual": True} if actor is not None else {})})
+    row = change.events[0]
+    with transaction.scoped(session, ACTOR, actor.id if actor else None):  # nobody is told of their own escalation
+        outcomes = run_actions(session, ticket, due, row.id, row.changes, now)
+    session.execute(update(EscalationEvent).where(EscalationEvent.id == event_id)
+                    .values(ticket_event_id=row.id, outcomes=outcomes).execution_options(synchronize_session=False))
+    return session.get(EscalationEvent, event_id, populate_existing=True)
+
+
+def run_actions(session, ticket: Ticket, due: LevelDue, event_id: int, changes: dict, now: datetime) -> list[dict]:
+    """The level's actions in order, each in a savepoint: a failure is recorded and the rest go on."""
+    run = Run(session, ticket, None, f"escalation policy {due.policy.name}", "escalation_due", event_id, changes, now)
+    outcomes = []
+    for index, params in enumerate(due.level.actions or ()):
+        run.index = index
+        kind = LEVEL_ACTIONS.get(params.get("type"))
+        if kind is None:
+            outcomes.append(_outcome(params.get("type"), str(params.get("type")), "Unknown action", ok=False))
+            continue
+        try:
+            with session.begin_nested():
+                plan = kind.plan(run, params)
+                if plan.apply is not None and not plan.skipped:
+                    plan.apply()
+                session.flush()
+            outcomes.append(_outcome(kind.name, kind.label, _sentence(plan.text), skipped=plan.skipped))
+        except DomainError as exc:
+            outcomes.append(_outcome(kind.name, kind.label, exc.summary, ok=False))
+        except Exception as exc:  # recorded, never lost silently; the escalation stands
+            log.exception("escalation level %s: action %s failed", due.level.id, kind.name)
+            outcomes.append(_outcome(kind.name, kind.label, f"{type(exc).__name__}: {exc}", ok=False))
+    return outcomes
+
+
+def _outcome(type_name, label: str, result: str, ok: bool = True, skipped: bool = False) -> dict:
+    return {"type": type_name, "label": label, "result": result, "ok": ok, "skipped": skipped}
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+# --- policies -------------------------------------------------------------------------------------
+
+def create_policy(session, entity, *, now: datetime | None = None, **values):
+    """Add a checked policy to `entity` (see `policies.build_policy`) and re-time the open tickets below it."""
+    policy = build_policy(session, entity, **values)
+    timing.retime_entities(session, [entity.id], now or clock.now())
+    return policy
+
+
+# --- the tick -------------------------------------------------------------------------------------
+
+def tick(session, now: datetime | None = None, batch_size: int = 500) -> list[tuple[int, int]]:
+    """Fire every level due at `now` (commits after each batch); returns (ticket id, level number) fired."""
+    now = now or clock.now()
+    done: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    while True:
+        query = (select(Ticket).where(Ticket.escalation_due_at <= now).order_by(Ticket.escalation_due_at, Ticket.id)
+                 .limit(batch_size).options(selectinload(Ticket.entity), selectinload(Ticket.sla_rule)))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Ticket)
+        batch = session.scalars(query).all()
+        if not batch or {t.id for t in batch} <= seen:
+            break  # (a ticket whose due instant did not move: never loop)
+        for ticket in batch:
+            done += [(ticket.id, event.level_number) for event in _process(session, ticket, now)]
+        seen.update(t.id for t in batch)
+        session.commit()
+    return done
+
+
+def _process(session, ticket: Ticket, now: datetime) -> list[EscalationEvent]:
+    """Re-check the ticket now and fire what is due, in order; then keep its next instant."""
+    fired = []
+    for due in timing.pending(session, ticket, now):  # computed from the ticket as it is now
+        if due.at > now:
+            break
+        try:
+            with session.begin_nested():  # one ticket that cannot escalate (closed meanwhile) stops nothing else
+                event = fire(session, ticket, due, now)
+        except DomainError as exc:
+            log.warning("ticket %s: level %s not fired: %s", ticket.number, due.number, exc.summary)
+            continue
+        if event is not None:
+            fired.append(event)
+    later = [d.at for d in timing.pending(session, ticket, now) if d.at > now]
+    ticket.escalation_due_at = min(later, default=None)  # everything up to now is done
+    session.flush()
+    return fired
+
+
+def _on_tick(session, now: datetime) -> None:
+    tick(session, now)
+
+
+# --- by hand --------------------------------------------------------------------------------------
+
+def escalate(session, ticket: Ticket, actor: User, reason: str, now: datetime | None = None) -> EscalationEvent:
+    """Escalate by hand to the next level of the ticket's policy (its actions run); a reason is required.
+
+    Without a policy the ticket's level goes up by one and `escalation_due` tells the entity's managers.
+    """
+    now = now or clock.now()
+    if actor is None or not actor.is_staff or not access.can_work_entity(session, actor, ticket.entity):
+        raise DomainError({"": "You cannot escalate this ticket."})
+    reason = (reason or "").strip()
+    if msg := "Say why you escalate it." if not reason else text_error(reason, "Reason", MAX_REASON):
+        raise DomainError({"reason": msg})
+    if ticket.status in tickets.FINAL:
+        raise DomainError({"": "A closed ticket cannot be escalated."})
+    policy = policy_for(session, ticket, now)
+    number = ticket.escalation_level + 1
+    if policy is None:
+        change = tickets.escalate(session, ticket, actor=actor, reason=reason, level=number, now=now,
+                                  details={"manual": True})
+        event = EscalationEvent(ticket_id=ticket.id, level_number=number, cycle=f"manual:{now.isoformat()}",
+                                fired_at=now, reason=reason, actor_id=actor.id, ticket_event_id=change.events[0].id,
+                                outcomes=[])
+        session.add(event)
+        session.flush()
+        return event
+    if number > len(policy.levels):
+        raise DomainError({"reason": f"The ticket is at the last level ({len(policy.levels)}) of "
+                                     f"“{policy.name}”: there is no higher level."})
+    pauses = timing._pauses(session, ticket)
+    win = timing.window(session, ticket, policy.clock, now, pauses)
+    level = policy.levels[number - 1]
+    due = LevelDue(policy, level, number, now, win.cycle if win else "0", reason)
+    event = fire(session, ticket, due, now, actor=actor, reason=reason)
+    if event is None:  # this level fired in this round before (the level was reset by resolving since)
+        due = LevelDue(policy, level, number, now, f"manual:{now.isoformat()}", reason)
+        event = fire(session, ticket, due, now, actor=actor, reason=reason)
+    timing.schedule(session, ticket, now)
+    return event
+
+
+# --- what people see ------------------------------------------------------------------------------
+
+def timeline(session, ticket: Ticket) -> list[EscalationEvent]:
+    """The ticket's escalations, oldest first (level, when, why, who, what each action did)."""
+    return list(session.scalars(select(EscalationEvent).where(EscalationEvent.ticket_id == ticket.id)
+                                .order_by(EscalationEvent.fired_at, EscalationEvent.id)
+                                .options(selectinload(EscalationEvent.actor))))
+
+
+def init_app(app) -> None:
+    """Keep each ticket's next escalation instant as it changes, and fire what is due on every minute tick."""
+    events.subscribe(events.TICKET_CHANGED, ticket_changed)
+    events.subscribe(events.SLA_RETIMED, sla_retimed)
+    events.subscribe(events.TICK, _on_tick)
