@@ -1,7 +1,7 @@
 """`create_app(config)`: the Flask app with its extensions, event subscriptions, blueprints and CLI."""
 import os
 
-from flask import Flask
+from flask import Flask, has_request_context
 from sqlalchemy import event
 
 from mets import auth_setup, cli, errors, security, templating, throttle
@@ -64,7 +64,8 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _sqlite_pragmas(app: Flask) -> None:
-    """Foreign keys on, and WAL so the web server and the worker can share the file."""
+    """Foreign keys on, WAL so the web server and the worker can share the file, and requests' transactions that
+    take the write lock when they begin."""
     with app.app_context():
         engine = db.engine
 
@@ -76,3 +77,16 @@ def _sqlite_pragmas(app: Flask) -> None:
             if ":memory:" not in app.config["SQLALCHEMY_DATABASE_URI"]:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
+
+        # SQLite has one writer. A transaction that has read and then writes cannot wait for the write lock: if
+        # the worker committed in between, SQLite refuses it at once ("database is locked"), and requests failed
+        # that way in the embedded run. A request's transaction takes the lock when it begins, so it waits its turn
+        # (busy_timeout) instead; pysqlite then begins nothing itself, and COMMIT or ROLLBACK end it as usual.
+        # The worker's jobs begin as pysqlite does (at their first write): a job records its run
+        # (services.health) and its mail on a second connection while its own transaction is open, which would
+        # then wait on itself.
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection):
+            autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+            if has_request_context() and not autocommit:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
