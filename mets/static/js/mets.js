@@ -114,28 +114,33 @@ window.addEventListener("pageshow", function () { showUrlState(document, locatio
 // takes it back, so arrow keys keep stepping through a redrawn select. Content a button adds (data-focus-new:
 // "+ Condition", "+ Add action") gets the focus on its first control. What a swap says it did (an element with
 // data-status, e.g. "Reply sent") is read out by the page's polite status region.
-var focusBeforeSwap = null;
-document.addEventListener("htmx:beforeSwap", function () {
+// Remembered per request (its xhr): other answers, such as the poll's, settle in between.
+var focusBeforeSwap = new WeakMap();
+document.addEventListener("htmx:beforeSwap", function (event) {
   var active = document.activeElement;
-  focusBeforeSwap = active && active !== document.body ? {id: active.id, elt: active} : null;
+  if (active && active !== document.body) focusBeforeSwap.set(event.detail.xhr, {id: active.id, elt: active});
 });
 function firstControl(root) {
   return root && root.querySelector("input:not([type=hidden]), select, textarea, button, [tabindex]");
 }
 document.addEventListener("htmx:afterSettle", function (event) {
-  var trigger = event.detail.elt, target = event.detail.target;
+  var config = event.detail.requestConfig, trigger = config && config.elt, target = event.detail.target;
+  // An outerHTML swap leaves `target` the old, detached element: its replacement has its id.
+  if (target && target.id && !document.body.contains(target)) target = document.getElementById(target.id) || target;
   if (trigger && trigger.matches && trigger.matches("[data-focus-new]")) {
     var rows = document.querySelectorAll(trigger.dataset.focusNew);
     var control = firstControl(rows[rows.length - 1]);
     if (control) control.focus();
     announce(trigger.dataset.announce);
-  } else if (focusBeforeSwap && !document.body.contains(focusBeforeSwap.elt)) {
-    var again = focusBeforeSwap.id && document.getElementById(focusBeforeSwap.id);
-    var invalid = target && target.querySelector && target.querySelector("[aria-invalid=true]");
-    var next = invalid || again || firstControl(target);
-    if (next) next.focus();
+  } else {
+    var before = focusBeforeSwap.get(event.detail.xhr);
+    if (before && !document.body.contains(before.elt) && document.activeElement === document.body) {
+      var again = before.id && document.getElementById(before.id);
+      var invalid = target && target.querySelector && target.querySelector("[aria-invalid=true]");
+      var next = invalid || again || firstControl(target);
+      if (next) next.focus();
+    }
   }
-  focusBeforeSwap = null;
   var said = target && target.querySelector && (target.matches("[data-status]") ? target : target.querySelector("[data-status]"));
   if (said) announce(said.dataset.status);
 });
