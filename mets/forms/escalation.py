@@ -36,8 +36,9 @@ def levels_from_form(formdata) -> list[dict]:
         if not LEVEL_ROW.match(row) or row in seen:
             continue
         seen.add(row)
-        out.append({"row": row, "id": formdata.get(f"lv-{row}-id", ""), "trigger": formdata.get(f"lv-{row}-trigger", ""),
-                    "value": formdata.get(f"lv-{row}-value", "")[:20], "actions": formdata.get(f"lv-{row}-actions", "")})
+        field = f"lv-{row}-"
+        out.append({"row": row, "id": formdata.get(field + "id", ""), "trigger": formdata.get(field + "trigger", ""),
+                    "value": formdata.get(field + "value", "")[:20], "actions": formdata.get(field + "actions", "")})
         if len(out) > MAX_LEVELS + 5:
             break
     return out
