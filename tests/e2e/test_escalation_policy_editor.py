@@ -73,23 +73,23 @@ def test_admin_builds_a_two_level_policy_and_reads_the_preview(live_server, page
         # The preview follows the form as it stands.
         result = page.locator("#esc-preview-result")
         page.get_by_label("Ticket number").fill(number)
-        expect(result.locator("tr[data-level='1']")).to_contain_text("75% of the resolution target used")
-        expect(result.locator("tr[data-level='1']")).to_contain_text("Tue 24 Nov 2026 13:00 America/New_York")
-        expect(result.locator("tr[data-level='1']")).to_contain_text("Tue 24 Nov 2026 18:00 UTC")
-        expect(result.locator("tr[data-level='2']")).to_contain_text("the resolution target was breached")
-        expect(result.locator("tr[data-level='2']")).to_contain_text("Tue 24 Nov 2026 17:00 America/New_York")
-        expect(result.locator("tr[data-level='2']")).to_contain_text("Tue 24 Nov 2026 22:00 UTC")
+        expect(result.locator("li[data-level='1']")).to_contain_text("75% of the resolution target used")
+        expect(result.locator("li[data-level='1']")).to_contain_text("Tue 24 Nov 2026 13:00 America/New_York")
+        expect(result.locator("li[data-level='1']")).to_contain_text("Tue 24 Nov 2026 18:00 UTC")
+        expect(result.locator("li[data-level='2']")).to_contain_text("the resolution target was breached")
+        expect(result.locator("li[data-level='2']")).to_contain_text("Tue 24 Nov 2026 17:00 America/New_York")
+        expect(result.locator("li[data-level='2']")).to_contain_text("Tue 24 Nov 2026 22:00 UTC")
         settled(page)
 
         # Reordered from the keyboard (Move down), then back by dragging its handle: the preview follows both.
         levels(page).nth(0).get_by_role("button", name="Move level 1 down").focus()
         page.keyboard.press("Enter")
         expect(levels(page).nth(0).get_by_label("Fires")).to_have_value("after_breach")
-        expect(result.locator("tr[data-level='1']")).to_contain_text("the resolution target was breached")
+        expect(result.locator("li[data-level='1']")).to_contain_text("the resolution target was breached")
         settled(page)
         levels(page).nth(1).locator(".lv-handle").drag_to(levels(page).nth(0).locator(".lv-handle"))
         expect(levels(page).nth(0).get_by_label("Fires")).to_have_value("percent")
-        expect(result.locator("tr[data-level='1']")).to_contain_text("75% of the resolution target used")
+        expect(result.locator("li[data-level='1']")).to_contain_text("75% of the resolution target used")
         settled(page)
 
         # A mistake is shown beside its field, in words.
@@ -106,7 +106,7 @@ def test_admin_builds_a_two_level_policy_and_reads_the_preview(live_server, page
         expect(levels(page).nth(0).get_by_label("Fires")).to_have_value("percent")
         expect(levels(page).nth(1).get_by_label("Fires")).to_have_value("after_breach")
         page.get_by_label("Ticket number").fill(number)
-        expect(result.locator("tr[data-level='2']")).to_contain_text("Tue 24 Nov 2026 22:00 UTC")
+        expect(result.locator("li[data-level='2']")).to_contain_text("Tue 24 Nov 2026 22:00 UTC")
         expect(result).to_contain_text("Follows now: Near breach — this policy")
         settled(page)
         if os.environ.get("ESCALATION_SCREENSHOT"):
