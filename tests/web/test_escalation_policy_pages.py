@@ -198,3 +198,13 @@ def test_the_preview_says_what_is_wrong_and_when_the_ticket_is_unknown(client, d
     text = screen(response)
     assert "saving would refuse it" in text and "Percent and breach offsets need an SLA clock" in text
     assert re.search("Level 1 ?: 10h since created", text)  # the saved policy is previewed instead
+
+
+def test_the_preview_marks_a_level_that_fired_this_round(client, session, desk):
+    ticket, policy = desk["ticket"], desk["policy"]
+    assert escalation.tick(session, ny(2026, 11, 23, 19, 1)) == [(ticket.id, 1)]  # 10h after 09:00
+    session.commit()
+    data = {"preview_ticket": ticket.number, "policy_id": str(policy.id)}  # no form: the saved policy
+    with clock.freeze(ny(2026, 11, 23, 19, 5)):
+        text = screen(client.post("/admin/escalation/preview", data=data, headers=HTMX))
+    assert re.search(r"Level 1 ?: 10h since created \(fired\) Mon 23 Nov 2026 19:00 America/New_York", text), text

@@ -308,6 +308,7 @@ class PreviewLevel:
     level: EscalationLevel
     due: LevelDue | None
     passed: bool = False
+    fired: bool = False  # this saved level has fired in the current round
 
 
 @dataclass
@@ -326,15 +327,17 @@ class Preview:
     sla_clock: bool = False
 
 
-def _draft(session, entity: Entity, data: dict, levels: list[dict], editing) -> EscalationPolicy:
+def _draft(session, entity: Entity, data: dict, levels: list[dict], editing) -> tuple[EscalationPolicy, list]:
+    """The form as a policy never added to the session (the timing code reads it as a saved one), and the saved
+    level each of its levels is (None: new)."""
     values = _validate(session, entity, data, levels, editing=editing)
-    for key in ("place", "level_ids"):
-        values.pop(key)
+    values.pop("place")
+    saved = {level.id for level in editing.levels} if editing else set()
+    ids = [i if i in saved else None for i in values.pop("level_ids")]
     clean = values.pop("levels")
-    # Never added to the session: the timing code reads it as it reads a saved policy.
     draft = EscalationPolicy(entity_id=entity.id, **values)
     draft.levels = [EscalationLevel(position=i, **level) for i, level in enumerate(clean)]
-    return draft
+    return draft, ids
 
 
 def preview(session, ticket: Ticket, entity: Entity | None, data: dict | None, levels: list[dict] | None,
@@ -344,10 +347,11 @@ def preview(session, ticket: Ticket, entity: Entity | None, data: dict | None, l
     now = now or clock.now()
     result = Preview(ticket=ticket, timezone=ticket.entity.timezone, follows=policy_for(session, ticket, now))
     policy = editing
+    ids = [level.id for level in editing.levels] if editing else []
     if data is not None and entity is not None:
         try:
             with session.no_autoflush:
-                policy, result.draft = _draft(session, entity, data, levels or [], editing), True
+                (policy, ids), result.draft = _draft(session, entity, data, levels or [], editing), True
         except DomainError as exc:
             result.errors = exc.errors
     elif data is not None:
@@ -364,6 +368,9 @@ def preview(session, ticket: Ticket, entity: Entity | None, data: dict | None, l
         result.matches = rules.compile(policy.conditions, ESCALATION)(context)
     with session.no_autoflush:
         result.window, found = timing.forecast(session, ticket, policy, now)
-    result.levels = [PreviewLevel(n, level, due, passed=due is not None and due.at <= now) for n, level, due in found]
+        fired, _ = timing.fired(session, ticket)
+    result.levels = [PreviewLevel(n, level, due, passed=due is not None and due.at <= now,
+                                  fired=due is not None and (ids[n - 1], due.cycle) in fired)
+                     for n, level, due in found]
     return result
 
