@@ -55,7 +55,7 @@ def test_the_list_shows_each_entitys_policies_and_the_nav_links_to_it(client, de
     page = client.get("/admin/escalation/")
     assert page.status_code == 200
     text = screen(page)
-    assert "Slow answers" in text and "Time since created" in text and "600 min after the clock started" in text
+    assert "Slow answers" in text and "Time since created" in text and "10h after the clock started" in text
     assert 'href="/admin/escalation/"' in page.get_data(as_text=True)  # the admin's nav
 
 

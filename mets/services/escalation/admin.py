@@ -20,6 +20,7 @@ from mets.services import automation, rules
 from mets.services.automation import admin as automation_admin
 from mets.services.automation import builder
 from mets.services.directory import access, entities
+from mets.services.durations import format_minutes
 from mets.services.errors import DomainError, check
 from mets.services.sla import admin as sla_admin
 from mets.services.escalation import timing
@@ -70,10 +71,10 @@ def level_words(session, groups) -> dict[int, str]:
 
 def describe_level(session, level) -> str:
     """"At 75% of the target: notify the entity's managers; raise the priority one step"."""
-    words = {"percent": f"At {level.value}% of the target",
-             "before_breach": f"{level.value} min before the breach",
-             "after_breach": "At the breach" if not level.value else f"{level.value} min after the breach",
-             "after_duration": f"{level.value} min after the clock started"}.get(level.trigger, level.trigger)
+    span = format_minutes(level.value) if isinstance(level.value, int) else str(level.value)
+    words = {"percent": f"At {level.value}% of the target", "before_breach": f"{span} before the breach",
+             "after_breach": "At the breach" if not level.value else f"{span} after the breach",
+             "after_duration": f"{span} after the clock started"}.get(level.trigger, level.trigger)
     done = []
     for action in level.actions or []:
         kind = LEVEL_ACTIONS.get(action.get("type"))
