@@ -5,7 +5,8 @@ minute tick or by hand (engine, re-exported here); admin: the policy pages (savi
 order, the editor's rows, the preview of when each level would fire for a ticket).
 
 May import: tickets, sla, hours, automation, notifications, outbox, rules, directory, models. Nothing
-it reacts to imports it (only the web layer's policy pages do): it subscribes to `ticket_changed` (re-time) and `tick` (fire) in init_app.
+it reacts to imports it (only the web layer's policy pages do): it subscribes to `ticket_changed` (re-time)
+and `tick` (fire) in init_app.
 """
 # The package's API is its main module's: `from mets.services import escalation; escalation.<name>`.
 from mets.services.escalation.engine import (  # noqa: F401
