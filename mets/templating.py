@@ -16,6 +16,7 @@ from mets.models import STATUSES
 from mets.models.tickets import STATUS_LABELS
 from mets.services.automation import admin as automation_admin
 from mets.services.durations import format_minutes
+from mets.services.escalation import admin as escalation_admin
 from mets.services.html import message_html
 from mets.services.outbox import admin as outbox_admin
 from mets.services.outbox.smtp import MAIL
@@ -80,5 +81,7 @@ def init_app(app) -> None:
                                  entity_label=entity_label, rule_builder=rule_builder,
                                  mail_priority=outbox_admin.priority_label,
                                  automation_conditions_words=automation_admin.describe_conditions,
-                                 sla_describe_conditions=sla_admin.describe_conditions)
+                                 sla_describe_conditions=sla_admin.describe_conditions,
+                                 escalation_describe_conditions=escalation_admin.describe_conditions,
+                                 escalation_clock_labels=escalation_admin.CLOCK_LABELS)
     app.context_processor(mail_badge)

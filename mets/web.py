@@ -12,7 +12,9 @@ from flask_login import current_user, login_required
 from werkzeug.routing import IntegerConverter
 
 from mets.extensions import db
-from mets.models import AutomationRule, Entity, Macro, Membership, SlaRule, Ticket, TicketCategory, User
+from mets.models import (
+    AutomationRule, Entity, EscalationPolicy, Macro, Membership, SlaRule, Ticket, TicketCategory, User,
+)
 from mets.services import macros
 from mets.services.directory import access
 from mets.services.errors import DomainError
@@ -140,6 +142,11 @@ def load_sla_rule(rule_id) -> SlaRule:
 
 def load_automation_rule(rule_id) -> AutomationRule:
     return _load(AutomationRule, rule_id, lambda r: _works_in(r.entity_id))
+
+
+def load_escalation_policy(policy_id, optional: bool = False) -> EscalationPolicy | None:
+    """An escalation policy of an entity the current user works in."""
+    return _load(EscalationPolicy, policy_id, lambda p: _works_in(p.entity_id), optional)
 
 
 def load_hours_row(model, row_id, entity: Entity):

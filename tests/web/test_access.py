@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from mets.services.automation import admin as automation_rules
-from mets.services import hours, macros, outbox
+from mets.services import escalation, hours, macros, outbox
 from mets.services.directory import categories
 from mets.services.hours import admin as hours_edit
 from mets.services.directory import portal_auth
@@ -41,6 +41,10 @@ SLA_RULE = {"entity_id": "{acme}", "name": "Gold", "priority": "", "response": "
 AUTO_RULE = {"name": "Raise urgent", "entity_id": "{acme}", "trigger_event": "ticket_created", "conditions": "",
              "actions": '[{{"type": "set_priority", "priority": "high"}}]'}
 MACRO = {"name": "Refund issued", "body": "Hello {{{{ customer_name }}}}.", "status": "pending"}
+# An escalation policy as its editor posts it: the policy's fields, then each level row (ids in page order).
+POLICY = {"name": "Near breach", "entity_id": "{acme}", "clock": "resolution", "business_time": "y", "is_active": "y",
+          "position": "", "conditions": "", "level_row": "lvr1", "lv-lvr1-id": "", "lv-lvr1-trigger": "percent",
+          "lv-lvr1-value": "75", "lv-lvr1-actions": '[{{"type": "raise_priority"}}]'}
 STAFF_USER = {"name": "Nina New", "email": "nina@staff.example", "kind": "staff",
               "password": "long-enough-secret", "active": "y"}
 
@@ -205,6 +209,22 @@ ROUTES = [
     ("POST", "/admin/automation/action-row", None, {"type": "assign", "entity_id": "{acme}"}, True, ADMIN_HTMX),
     ("POST", "/admin/automation/test", None, {**AUTO_RULE, "test_ticket": "{number}"}, True, ADMIN_HTMX),
 
+    # Escalation policies (blueprint escalation_policies): admins only, as SLA rules and automation.
+    ("GET", "/admin/escalation/", None, None, False, ADMIN_PAGE),
+    ("GET", "/admin/escalation/new", None, None, False, ADMIN_PAGE),
+    ("POST", "/admin/escalation/new", None, POLICY, False, ADMIN_SAVE),
+    ("GET", "/admin/escalation/<int:policy_id>", "/admin/escalation/{policy}", None, False, ADMIN_PAGE),
+    ("POST", "/admin/escalation/<int:policy_id>", "/admin/escalation/{policy}", POLICY, False, ADMIN_SAVE),
+    ("POST", "/admin/escalation/<int:policy_id>/active", "/admin/escalation/{policy}/active", {"active": "0"}, True,
+     ADMIN_HTMX),
+    ("POST", "/admin/escalation/<int:policy_id>/move", "/admin/escalation/{policy}/move", {"direction": "down"}, True,
+     ADMIN_HTMX),
+    ("POST", "/admin/escalation/<int:policy_id>/delete", "/admin/escalation/{policy}/delete", {}, False, ADMIN_SAVE),
+    ("POST", "/admin/escalation/level-row", None, {"entity_id": "{acme}"}, True, ADMIN_HTMX),
+    ("POST", "/admin/escalation/action-row", None, {"type": "notify", "entity_id": "{acme}"}, True, ADMIN_HTMX),
+    ("POST", "/admin/escalation/preview", None, {**POLICY, "policy_id": "{policy}", "preview_ticket": "{number}"}, True,
+     ADMIN_HTMX),
+
     # The condition builder's fragments: any staff member (host pages decide who may save a rule).
     ("POST", "/rules/builder/row", None, {"registry": "ticket"}, True, STAFF_HTMX),
     ("POST", "/rules/builder/group", None, {"registry": "ticket", "depth": "2"}, True, STAFF_HTMX),
@@ -262,9 +282,11 @@ def _build_world(session, client):
                                                   "actions": [{"type": "set_priority", "priority": "high"}]})
     category = categories.add_category(session, acme, "Billing")
     macro = macros.create_macro(session, acme, {"name": "Thanks", "body": "Thanks, {{ customer_name }}."})
+    policy = escalation.create_policy(session, acme, name="Slow answers", clock="since_created", business_time=False,
+                                      levels=[{"trigger": "after_duration", "value": 600, "actions": []}])
     view = ticket_views.save_view(session, people["manager"], "Acme urgent", TicketFilters(priority="urgent"), acme.id)
     session.commit()
-    values = {"view": view.id, "ticket_id": str(ticket.id), "category": category.id, "macro": macro.id, "acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
+    values = {"policy": policy.id, "view": view.id, "ticket_id": str(ticket.id), "category": category.id, "macro": macro.id, "acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,

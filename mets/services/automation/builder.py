@@ -43,10 +43,11 @@ def new_row_id() -> str:
     return "acr" + secrets.token_hex(5)
 
 
-def type_groups() -> list[tuple[str, list[actions.ActionType]]]:
-    """The action types by group, in menu order (the type select's optgroups)."""
+def type_groups(registry: dict | None = None) -> list[tuple[str, list[actions.ActionType]]]:
+    """The action types by group, in menu order (the type select's optgroups); `registry`: another set of types
+    than automation's (escalation levels offer their own)."""
     groups: dict[str, list[actions.ActionType]] = {}
-    for kind in actions.ACTIONS.values():
+    for kind in (actions.ACTIONS if registry is None else registry).values():
         groups.setdefault(kind.group, []).append(kind)
     return list(groups.items())
 
@@ -61,11 +62,11 @@ def _options(param, session, entity, value) -> list[tuple[str, str, bool]]:
 
 
 def row_view(session, entity, action: dict, errors: dict | None = None, index: int | None = None,
-             row_id: str | None = None) -> ActionRowView:
+             row_id: str | None = None, registry: dict | None = None) -> ActionRowView:
     """One action as a sequencer row; `index` places the validation errors ("actions[index]...")."""
     errors = errors or {}
     type_name = action.get("type") if isinstance(action.get("type"), str) else ""
-    kind = actions.ACTIONS.get(type_name)
+    kind = (actions.ACTIONS if registry is None else registry).get(type_name)
     where = f"actions[{index}]" if index is not None else None
     row = ActionRowView(row_id or new_row_id(), type_name, kind, error=errors.get(where) if where else None)
     for param in kind.params if kind else ():
@@ -78,7 +79,8 @@ def row_view(session, entity, action: dict, errors: dict | None = None, index: i
     return row
 
 
-def rows_view(session, entity, raw, errors: dict | None = None) -> tuple[list[ActionRowView], str | None]:
+def rows_view(session, entity, raw, errors: dict | None = None,
+              registry: dict | None = None) -> tuple[list[ActionRowView], str | None]:
     """Every row of an actions list (a list or its JSON text) and the message for the whole list, if any."""
     errors = errors or {}
     top = errors.get("actions")
@@ -89,15 +91,16 @@ def rows_view(session, entity, raw, errors: dict | None = None) -> tuple[list[Ac
             raw, top = [], top or "The actions could not be read; add them again below."
     if not isinstance(raw, list):
         raw, top = [], top or "The actions could not be read; add them again below."
-    rows = [row_view(session, entity, a if isinstance(a, dict) else {}, errors, i) for i, a in enumerate(raw)]
+    rows = [row_view(session, entity, a if isinstance(a, dict) else {}, errors, i, registry=registry)
+            for i, a in enumerate(raw)]
     return rows, top
 
 
-def action_from_form(form, row_id: str, type_name: str) -> dict:
+def action_from_form(form, row_id: str, type_name: str, registry: dict | None = None) -> dict:
     """A row's inputs (ac-<row>-<param>) as an action of `type_name`: values of same-named params carry over."""
     prefix = f"ac-{row_id}-"
     out: dict = {"type": type_name}
-    kind = actions.ACTIONS.get(type_name)
+    kind = (actions.ACTIONS if registry is None else registry).get(type_name)
     for param in kind.params if kind else ():
         if param.kind == "multi":
             out[param.name] = [v for v in form.getlist(prefix + param.name) if v]

@@ -1,10 +1,12 @@
 """Escalation: policies with ordered levels per entity (policies: which one a ticket follows, creating
 them), when each level is due (timing), what levels do (actions: notify the hierarchy, reassign to a
 higher tier, raise priority, and automation's note, webhook, email), and firing them once, by the
-minute tick or by hand (engine, re-exported here).
+minute tick or by hand (engine, re-exported here); admin: the policy pages (saving policies with their levels,
+order, the editor's rows, the preview of when each level would fire for a ticket).
 
 May import: tickets, sla, hours, automation, notifications, outbox, rules, directory, models. Nothing
-imports it: it subscribes to `ticket_changed` (re-time) and `tick` (fire) in init_app.
+it reacts to imports it (only the web layer's policy pages do): it subscribes to `ticket_changed` (re-time)
+and `tick` (fire) in init_app.
 """
 # The package's API is its main module's: `from mets.services import escalation; escalation.<name>`.
 from mets.services.escalation.engine import (  # noqa: F401

@@ -77,10 +77,10 @@ def check_level(session, entity: Entity | None, clock: str, raw: dict, where: st
     return {"trigger": trigger, "value": value, "actions": clean_actions}
 
 
-def build_policy(session, entity: Entity, *, name: str, clock: str, levels, conditions=None,
-                 business_time: bool = True, is_active: bool = True, position: int | None = None) -> EscalationPolicy:
-    """A policy of `entity` with its ordered levels ({"trigger", "value", "actions"}), checked as a whole
-    (`escalation.create_policy` also re-times the open tickets it may apply to)."""
+def check_policy(session, entity: Entity, *, name: str, clock: str, levels, conditions=None,
+                 business_time: bool = True, is_active: bool = True) -> dict:
+    """A policy's values as stored, its levels checked ({"trigger", "value", "actions"}), or DomainError keyed
+    `name`, `clock`, `conditions...`, `levels` and `levels[i]...`."""
     errors = {}
     if msg := text_error(name, "Name", 200):
         errors["name"] = msg
@@ -103,11 +103,21 @@ def build_policy(session, entity: Entity, *, name: str, clock: str, levels, cond
         except DomainError as exc:
             errors.update(exc.errors)
     check(errors)
+    return {"name": (name or "").strip(), "clock": clock, "conditions": conditions or None,
+            "business_time": bool(business_time), "is_active": bool(is_active), "levels": clean}
+
+
+def build_policy(session, entity: Entity, *, name: str, clock: str, levels, conditions=None,
+                 business_time: bool = True, is_active: bool = True, position: int | None = None) -> EscalationPolicy:
+    """A policy of `entity` with its ordered levels ({"trigger", "value", "actions"}), checked as a whole
+    (`escalation.create_policy` also re-times the open tickets it may apply to)."""
+    values = check_policy(session, entity, name=name, clock=clock, levels=levels, conditions=conditions,
+                          business_time=business_time, is_active=is_active)
+    clean = values.pop("levels")
     if position is None:
         position = len(session.scalars(select(EscalationPolicy.id)
                                        .where(EscalationPolicy.entity_id == entity.id)).all())
-    policy = EscalationPolicy(entity_id=entity.id, name=name.strip(), clock=clock, conditions=conditions or None,
-                              business_time=business_time, is_active=is_active, position=position)
+    policy = EscalationPolicy(entity_id=entity.id, position=position, **values)
     policy.levels = [EscalationLevel(position=i, **level) for i, level in enumerate(clean)]
     session.add(policy)
     session.flush()

@@ -139,6 +139,17 @@ def levels_due(session, ticket: Ticket, now: datetime, policy: EscalationPolicy 
     return out
 
 
+def forecast(session, ticket: Ticket, policy: EscalationPolicy, now: datetime
+             ) -> tuple[Window | None, list[tuple[int, EscalationLevel, LevelDue | None]]]:
+    """For the policy editor's preview: the watched clock's current round (None: not running) and each level
+    of `policy` (saved or a draft never added to the session) with when it is due in that round (None: it
+    cannot be, e.g. the ticket's SLA rule sets no target for the clock). Reads, never writes."""
+    pauses = _pauses(session, ticket)
+    win = window(session, ticket, policy.clock, now, pauses)
+    due = {d.number: d for d in levels_due(session, ticket, now, policy=policy, pauses=pauses)} if win else {}
+    return win, [(number, level, due.get(number)) for number, level in enumerate(policy.levels, start=1)]
+
+
 def fired(session, ticket: Ticket) -> tuple[set[tuple[int, str]], dict[tuple[int, str], int]]:
     """The (level id, cycle) already fired, and per (policy id, cycle) the highest level reached."""
     rows = session.execute(select(EscalationEvent.level_id, EscalationEvent.policy_id, EscalationEvent.cycle,
