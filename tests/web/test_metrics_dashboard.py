@@ -107,7 +107,8 @@ def test_figures_agree_with_a_hand_count(client, world):
         assert title in text
     assert "66.7%" in text and "1h 42m" in text  # the compliance rate, and the p90 of first responses
     body = page.get_data(as_text=True)
-    assert body.count("<svg") == 6 and "<title>" in body and " style=" not in body
+    assert body.count("<canvas") == 6 and " style=" not in body  # a chart per figure (CSAT is a placeholder)
+    assert "vendor/chart-4.6.1.umd.min.js" in body
     assert f'href="/metrics/agents/{world["bill"].id}?' in body  # workload rows link the agent page
 
 
@@ -219,6 +220,24 @@ def test_csv_cell_escaping(text, expected):
 def test_the_nav_links_the_metrics(client, world):
     login(client, world["gus"])
     assert 'href="/metrics/"' in client.get("/tickets/").get_data(as_text=True)
+
+
+def test_each_chart_draws_the_rows_of_its_table(client, world):
+    import json
+    import re
+
+    login(client, world["admin"])
+    body = client.get("/metrics/", query_string={**WEEK, "measure": "calendar"}).get_data(as_text=True)
+    specs = {}
+    for figure, spec in re.findall(r'id="figure-(\w+)".*?data-chart=\'([^\']*)\'', body, re.S):
+        specs[figure] = json.loads(spec.replace("&#39;", "'").replace("&amp;", "&").replace("&lt;", "<")
+                                   .replace("&gt;", ">").replace("&#34;", '"'))
+    assert specs["volume"]["labels"][1:3] == ["2026-11-24", "2026-11-25"]
+    assert [d["data"][1:3] for d in specs["volume"]["datasets"]] == [[2, 2], [1, 1]]
+    assert specs["compliance"]["datasets"][0]["data"] == [66.7, None, 100.0] and specs["compliance"]["unit"] == \
+        "percent"
+    assert specs["times"]["labels"] == ["First response", "Later responses", "Resolution"]
+    assert specs["times"]["datasets"][0]["data"] == [30.0, None, 90.0]  # calendar medians
 
 
 def test_a_day_without_figures_is_an_empty_page_not_an_error(client, world):
