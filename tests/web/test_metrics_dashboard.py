@@ -13,7 +13,7 @@ from mets.services.metrics import tables
 from tests.conftest import HTMX, login, text_of
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
 
-TABLES = ("compliance", "times", "volume", "backlog", "workload", "agents")
+TABLES = ("compliance", "times", "volume", "backlog_trend", "backlog", "workload", "agents")
 NOW = datetime(2026, 11, 25, 11, 30, tzinfo=timezone.utc)  # a Wednesday
 WEEK = {"from": "2026-11-23", "to": "2026-11-29"}
 
@@ -89,6 +89,8 @@ def test_figures_agree_with_a_hand_count(client, world):
     assert len(volume) == 7
     assert volume["2026-11-24"] == ["2", "1"] and volume["2026-11-25"] == ["2", "1"]
     assert volume["2026-11-23"] == ["0", "0"]
+    # Open at the end of each day up to today: Tue +2 created -1 resolved, Wed +2 -1.
+    assert by_first(get_csv(client, "backlog_trend")) == {"2026-11-23": ["0"], "2026-11-24": ["1"], "2026-11-25": ["2"]}
     backlog = by_first(get_csv(client, "backlog"))
     assert sum(int(row[0]) for row in backlog.values()) == 2  # T2 and T4
     assert backlog["New"][0] == "1"
@@ -103,11 +105,11 @@ def test_figures_agree_with_a_hand_count(client, world):
     assert page.status_code == 200
     text = text_of(page)
     for title in ("SLA compliance per clock", "Response and resolution times", "Created and resolved per day",
-                  "Backlog now", "Agent workload now", "Per agent", "Customer satisfaction"):
+                  "Backlog at the end of each day", "Backlog now", "Agent workload now", "Per agent", "Customer satisfaction"):
         assert title in text
     assert "66.7%" in text and "1h 42m" in text  # the compliance rate, and the p90 of first responses
     body = page.get_data(as_text=True)
-    assert body.count("<canvas") == 6 and " style=" not in body  # a chart per figure (CSAT is a placeholder)
+    assert body.count("<canvas") == 7 and " style=" not in body  # a chart per figure (CSAT is a placeholder)
     assert "vendor/chart-4.6.1.umd.min.js" in body
     assert f'href="/metrics/agents/{world["bill"].id}?' in body  # workload rows link the agent page
 
@@ -132,6 +134,7 @@ def test_the_manager_s_page_shows_none_of_another_entity(client, world):
     volume = by_first(get_csv(client, "volume"))
     assert volume["2026-11-24"] == ["2", "1"] and volume["2026-11-25"] == ["1", "0"]
     assert by_first(get_csv(client, "compliance"))["First response"] == ["1", "1", "50.0"]
+    assert by_first(get_csv(client, "backlog_trend"))["2026-11-25"] == ["2"]  # T2 and T4
     billing = by_first(get_csv(client, "volume", entity=world["billing"].id))
     assert billing["2026-11-24"] == ["1", "0"] and billing["2026-11-25"] == ["0", "0"]
 

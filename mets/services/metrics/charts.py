@@ -17,6 +17,7 @@ class Chart:
     unit: str  # count, minutes, percent: how axis ticks and tooltips read
     labels: list[str]
     datasets: list[dict] = field(default_factory=list)
+    kind: str = "bar"  # or "line"
 
     @property
     def empty(self) -> bool:
@@ -28,7 +29,8 @@ class Chart:
         return 260 if not self.horizontal else 90 + max(1, len(self.labels)) * (16 + 14 * len(self.datasets))
 
     def spec(self) -> dict:
-        return {"horizontal": self.horizontal, "unit": self.unit, "labels": self.labels, "datasets": self.datasets}
+        return {"type": self.kind, "horizontal": self.horizontal, "unit": self.unit, "labels": self.labels,
+                "datasets": self.datasets}
 
 
 def _label(value) -> str:
@@ -49,7 +51,7 @@ def _value(value, kind: str):
     return value
 
 
-def bars(table, value_labels: list[str], horizontal: bool, rows=None, label_columns=(0,)) -> Chart:
+def bars(table, value_labels: list[str], horizontal: bool, rows=None, label_columns=(0,), kind: str = "bar") -> Chart:
     """One bar per row and value column (each column a dataset: series 1, 2, 3)."""
     rows = table.rows if rows is None else rows
     indexes = [table.column(label) for label in value_labels]
@@ -60,7 +62,7 @@ def bars(table, value_labels: list[str], horizontal: bool, rows=None, label_colu
     datasets = [{"label": table.columns[i].label, "series": s + 1,
                  "data": [_value(row[i], table.columns[i].kind) for row in rows]} for s, i in enumerate(indexes)]
     return Chart(table.name, f"Chart of {table.title.lower()}: its figures are in the table beside it", horizontal,
-                 unit, labels, datasets)
+                 unit, labels, datasets, kind)
 
 
 def dashboard_charts(tables: dict, measure: str) -> dict[str, Chart]:
@@ -76,6 +78,8 @@ def dashboard_charts(tables: dict, measure: str) -> dict[str, Chart]:
             out[name] = bars(table, ["Created", "Resolved"], False)
         elif name == "agent_trend":
             out[name] = bars(table, [table.columns[1].label, "Resolved"], False)
+        elif name == "backlog_trend":
+            out[name] = bars(table, ["Open"], False, kind="line")
         elif name == "backlog":
             out[name] = bars(table, ["Tickets"], True)
         elif name == "workload":

@@ -12,7 +12,7 @@ Monday, month) are computed in SQL (`bucket`), one grouped query per series.
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import Date, case, cast, false, func, select
+from sqlalchemy import Date, case, cast, false, func, or_, select
 
 from mets.models import PRIORITIES, STATUSES, Entity, Membership, Ticket, User
 from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE, ResponseMetric
@@ -271,6 +271,44 @@ def backlog(session, scope: Scope) -> list[BacklogRow]:
     found = {status: (n, oldest) for status, n, oldest in session.execute(
         select(Ticket.status, func.count(), func.min(Ticket.created_at)).where(*where).group_by(Ticket.status))}
     return [BacklogRow(status, *found.get(status, (0, None))) for status in STATUSES if status not in CLOSED]
+
+
+@dataclass(frozen=True)
+class BacklogPoint:
+    start: date
+    open: int  # not resolved or closed at the end of the bucket (or now, for the bucket holding today)
+
+
+def backlog_trend(session, scope: Scope, now: datetime) -> list[BacklogPoint]:
+    """How many tickets were open at the end of each bucket, from each ticket's current state (created before
+    that instant, and still open or resolved at or after it: a reopened ticket counts as open since it was
+    created): the open ones at the start, plus those created, minus those resolved in each bucket (three grouped
+    counts). The priority and assignee filters are the tickets' own now."""
+    f = scope.filters
+    since, until = _instant(f.since), _instant(f.until)
+    where = [*_in_scope(Ticket.entity_id, scope)]
+    if f.priority:
+        where.append(Ticket.priority == f.priority)
+    if f.agent_id is not None:
+        where.append(Ticket.assignee_id == f.agent_id)
+    stopped = Ticket.status.in_(CLOSED)
+    before = session.scalar(select(func.count()).where(
+        *where, Ticket.created_at < since, or_(~stopped, Ticket.resolved_at >= since)))
+    created_key = bucket(session, Ticket.created_at, f.period)
+    created = {_as_date(k): n for k, n in session.execute(
+        select(created_key, func.count()).where(*where, Ticket.created_at >= since, Ticket.created_at < until)
+        .group_by(created_key))}
+    resolved_key = bucket(session, Ticket.resolved_at, f.period)
+    resolved = {_as_date(k): n for k, n in session.execute(
+        select(resolved_key, func.count()).where(*where, stopped, Ticket.resolved_at >= since,
+                                                 Ticket.resolved_at < until).group_by(resolved_key))}
+    out, running = [], before or 0
+    for start in buckets(f.since, f.until, f.period):
+        if _instant(start) > now:
+            break
+        running += created.get(start, 0) - resolved.get(start, 0)
+        out.append(BacklogPoint(start, running))
+    return out
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class Table:
         return [c.label for c in self.columns].index(label)
 
 
-DASHBOARD_TABLES = ("compliance", "times", "volume", "backlog", "workload", "agents")
+DASHBOARD_TABLES = ("compliance", "times", "volume", "backlog_trend", "backlog", "workload", "agents")
 AGENT_TABLES = ("agent_compliance", "agent_times", "agent_trend")
 
 
@@ -61,6 +61,11 @@ def volume_table(points, period: str) -> Table:
     return Table("volume", f"Created and resolved per {period}",
                  (Column(period.capitalize(), "date"), Column("Created"), Column("Resolved")),
                  [(p.start, p.created, p.resolved) for p in points])
+
+
+def backlog_trend_table(points, period: str) -> Table:
+    return Table("backlog_trend", f"Backlog at the end of each {period}",
+                 (Column(period.capitalize(), "date"), Column("Open")), [(p.start, p.open) for p in points])
 
 
 def backlog_table(rows) -> Table:
@@ -102,6 +107,8 @@ def dashboard_table(session, user: User, scope, name: str, now: datetime) -> Tab
         return times_table(figures.summary(session, user, scope))
     if name == "volume":
         return volume_table(figures.volume(session, scope), f.period)
+    if name == "backlog_trend":
+        return backlog_trend_table(figures.backlog_trend(session, scope, now), f.period)
     if name == "backlog":
         return backlog_table(figures.backlog(session, scope))
     if name == "workload":
@@ -117,6 +124,7 @@ def dashboard_tables(session, user: User, scope, now: datetime) -> dict[str, Tab
     summary = figures.summary(session, user, scope)
     return {"compliance": compliance_table(summary), "times": times_table(summary),
             "volume": volume_table(figures.volume(session, scope), f.period),
+            "backlog_trend": backlog_trend_table(figures.backlog_trend(session, scope, now), f.period),
             "backlog": backlog_table(figures.backlog(session, scope)),
             "workload": workload_table(figures.workload(session, scope, now)),
             "agents": agents_table(figures.agent_breakdown(session, user, scope), f.measure)}

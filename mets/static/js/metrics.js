@@ -37,11 +37,12 @@
     if (spec.unit === "percent") valueAxis.max = 100;
     var labelAxis = {grid: {display: false}, ticks: {color: css("--chart-text"), autoSkip: !spec.horizontal}};
     new Chart(canvas, {
-      type: "bar",
+      type: spec.type === "line" ? "line" : "bar",
       data: {
         labels: spec.labels,
         datasets: spec.datasets.map(function (d) {
-          return {label: d.label, data: d.data, backgroundColor: css("--series-" + d.series)};
+          var colour = css("--series-" + d.series);
+          return {label: d.label, data: d.data, backgroundColor: colour, borderColor: colour, pointRadius: 2};
         })
       },
       options: {
