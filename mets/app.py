@@ -9,6 +9,7 @@ from mets.blueprints import admin, auth, catalog, hours, mail_templates, portal,
 from mets.blueprints import automation as automation_pages
 from mets.blueprints import escalation as escalation_pages
 from mets.blueprints import mail as mail_pages
+from mets.blueprints import metrics as metrics_pages
 from mets.extensions import csrf, db, limiter, login_manager, mail, migrate
 from mets.models.schema import include_object
 from mets.services import automation, escalation, metrics
@@ -16,7 +17,7 @@ from mets.services.notifications import notify
 from mets.web import IdConverter
 
 BLUEPRINTS = (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules, webhooks,
-              automation_pages, escalation_pages, catalog)
+              automation_pages, catalog, escalation_pages, metrics_pages)
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -17,6 +17,7 @@ from mets.models import (
 )
 from mets.services import macros
 from mets.services.directory import access
+from mets.services.metrics import dashboard as metrics_dashboard
 from mets.services.errors import DomainError
 from mets.services.tickets import views as tickets_views
 from mets.services.validation import MAX_ID, parse_id, parse_int
@@ -191,6 +192,17 @@ def load_saved_view(view_id):
 def load_outbox_row(channel, row_id):
     """A row of an outbox channel's table (a queued email, a webhook delivery)."""
     return _load(channel.model, row_id, lambda r: _works_in(r.entity_id))
+
+
+def load_metrics_agent(user_id):
+    """A staff member whose agent metrics page the current user may open, and the entities it reads
+    (`metrics.dashboard.agent_scope`: admins any, an agent their own, a manager those who work in an entity they
+    manage)."""
+    agent = _load(User, user_id, lambda u: u.is_staff)
+    scope = metrics_dashboard.agent_scope(db.session, current_user, agent)
+    if scope is False:
+        abort(404)
+    return agent, scope
 
 
 # --- the one commit helper ------------------------------------------------------------------------

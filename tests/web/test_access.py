@@ -231,6 +231,15 @@ ROUTES = [
     ("POST", "/rules/builder/check", None, {"registry": "ticket", "row": "rbr1", "rb-rbr1-field": "priority",
                                             "rb-rbr1-op": "is", "rb-rbr1-value": "high"}, True, STAFF_HTMX),
 
+    # The KPI dashboard: admins and managers (their entities); an agent is sent to their own agent page.
+    ("GET", "/metrics/", None, None, False, "200 200 302>/metrics/agents/{agent_id} 404 404 302>/login"),
+    ("GET", "/metrics/export/<name>.csv", "/metrics/export/workload.csv", None, False, TICKET_PAGE),
+    # Gus's own page: his, and the admin's; Maria manages Acme, where Gus does not work.
+    ("GET", "/metrics/agents/<int:user_id>", "/metrics/agents/{agent_id}", None, False,
+     "200 404 200 404 404 302>/login"),
+    ("GET", "/metrics/agents/<int:user_id>/export/<name>.csv", "/metrics/agents/{agent_id}/export/agent_trend.csv",
+     None, False, "200 404 200 404 404 302>/login"),
+
     ("GET", "/portal/", None, None, False, CUSTOMER_PAGE),
     ("GET", "/portal/login", None, None, False, "200 200 200 302>/portal/ 302>/portal/ 200"),
     ("POST", "/portal/login", None, {"email": "{owner_email}"}, False, "200 200 200 302>/portal/ 302>/portal/ 200"),
@@ -315,6 +324,7 @@ def test_route_answers_each_role_exactly(app, client, world, role, method, rule,
     response = client.open((path or rule).format(**values), method=method, data=form, headers=HTMX if htmx else {})
 
     code, _, target = expected.split()[ROLES.index(role)].partition(">")
+    target = target.format(**values)
     assert response.status_code == int(code), response.get_data(as_text=True)[:300]
     if code == "401":
         assert response.headers["HX-Redirect"] == target

@@ -1,8 +1,9 @@
 """Response metrics: rows written when ticket events happen (recorder, and subscriber: what hears the changes),
-rebuilt from ticket_events (rebuild), and read for the dashboard (stats).
+rebuilt from ticket_events (rebuild), and read for the dashboard (stats; dashboard: scope, filters, volume, backlog,
+workload, trends; tables: each figure's table and CSV; charts: what each chart draws).
 
-May import: sla, hours, directory, models, mets.transaction and mets.events. Nothing in tickets or sla imports it:
-it hears of every change through mets.events (subscribed in init_app).
+May import: sla, hours, directory, validation, durations, models, mets.transaction and mets.events. Nothing in
+tickets or sla imports it: it hears of every change through mets.events (subscribed in init_app).
 """
 from mets import events
 from mets.services.metrics.recorder import MUTED, Facts, Recorder  # noqa: F401

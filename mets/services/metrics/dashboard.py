@@ -1,0 +1,391 @@
+"""The KPI dashboard's figures beyond `stats`: who sees it, its filters, volume (created vs resolved per day, week
+or month), backlog, agent workload and one agent's trend, and the rows of every table (also its CSV).
+
+Scope: the dashboard is the managers' and admins': `dashboard_scope` is None (every entity) for admins, and for
+other staff the entities they manage (a `manager` membership) with their departments. An agent reads only their own
+agent page, over the entities they work in. Every figure here and in `stats` is read under one `Scope`: the
+entity ids (None: all), narrowed by the filters' entity (with its departments), priority and agent.
+
+Periods are UTC days: `since` is the first day, `until` the first day after the range. Buckets (day, week from
+Monday, month) are computed in SQL (`bucket`), one grouped query per series.
+"""
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import Date, case, cast, false, func, or_, select
+
+from mets.models import PRIORITIES, STATUSES, Entity, Membership, Ticket, User
+from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE, ResponseMetric
+from mets.services.directory import access, entities
+from mets.services.metrics import stats
+from mets.services.validation import parse_id
+
+PERIODS = ("day", "week", "month")
+DEFAULT_DAYS = 30
+MAX_DAYS = 731
+DUE_SOON = timedelta(hours=4)  # the ticket list's "due within 4 hours" filter
+CLOSED = ("resolved", "closed")
+
+
+# --- who sees what ------------------------------------------------------------------------------------------
+
+def dashboard_scope(session, user: User) -> set[int] | None:
+    """The entities whose figures `user` reads on the dashboard: None (all) for admins, the entities they manage
+    with their departments for managers, none for anyone else."""
+    if not user.is_staff or not user.active:
+        return set()
+    if user.is_admin:
+        return None
+    managed = session.scalars(select(Membership.entity_id).where(Membership.user_id == user.id,
+                                                                 Membership.role == "manager")).all()
+    return access.with_descendants(session, managed) if managed else set()
+
+
+def can_view_dashboard(session, user: User) -> bool:
+    return dashboard_scope(session, user) != set()
+
+
+def agent_scope(session, viewer: User, agent: User) -> set[int] | None | bool:
+    """The entities of `agent`'s figures `viewer` reads on the agent page, or False when the page is not theirs:
+    admins every entity; an agent their own page, over the entities they work in; a manager the page of an agent
+    who works in an entity they manage, over those entities."""
+    if not (viewer.is_staff and agent.is_staff):
+        return False
+    if viewer.is_admin:
+        return None
+    if viewer.id == agent.id:
+        return access.visible_entity_ids(session, viewer)
+    managed = dashboard_scope(session, viewer)
+    if not managed:
+        return False
+    works_in = access.visible_entity_ids(session, agent)
+    shared = managed if works_in is None else managed & works_in
+    return shared or False
+
+
+def entities_for(session, scope: set[int] | None):
+    """(entity, depth) of the entity tree the scope covers: the entity filter's choices."""
+    return [(e, depth) for e, depth in entities.entity_tree(session) if scope is None or e.id in scope]
+
+
+def agents_for(session, scope: set[int] | None) -> list[User]:
+    """Staff who work in an entity of the scope (members of it or of an entity above it), by name."""
+    query = select(User).where(User.kind == "staff").order_by(User.name, User.id)
+    if scope is not None:
+        covering = set(scope)
+        for entity_id in scope:
+            covering |= _ancestor_ids(session, entity_id)
+        query = query.where(User.id.in_(select(Membership.user_id).where(Membership.entity_id.in_(covering))))
+    return list(session.scalars(query))
+
+
+def _ancestor_ids(session, entity_id: int) -> set[int]:
+    entity = session.get(Entity, entity_id)
+    return {e.id for e in access.ancestors(session, entity)} if entity is not None else set()
+
+
+# --- filters ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Filters:
+    """The dashboard's filters as the query string gives them; anything that does not parse is not applied."""
+
+    since: date
+    until: date  # exclusive: the day after the last
+    entity_id: int | None = None
+    priority: str = ""
+    agent_id: int | None = None
+    period: str = "day"
+    measure: str = "business"
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args, today: date) -> "Filters":
+        errors = []
+        until = _date(args.get("to")) or today
+        since = _date(args.get("from")) or until - timedelta(days=DEFAULT_DAYS - 1)
+        if since > until:
+            errors.append("The start of the range is after its end: showing the last 30 days.")
+            until, since = today, today - timedelta(days=DEFAULT_DAYS - 1)
+        if (until - since).days + 1 > MAX_DAYS:
+            errors.append(f"A range is at most {MAX_DAYS} days: showing the {MAX_DAYS} days up to its end.")
+            since = until - timedelta(days=MAX_DAYS - 1)
+        return cls(since=since, until=until + timedelta(days=1), entity_id=parse_id(args.get("entity")),
+                   priority=args.get("priority", "") if args.get("priority", "") in PRIORITIES else "",
+                   agent_id=parse_id(args.get("agent")),
+                   period=args.get("period") if args.get("period") in PERIODS else "day",
+                   measure=args.get("measure") if args.get("measure") in stats.MEASURES else "business",
+                   errors=errors)
+
+    @property
+    def last_day(self) -> date:
+        return self.until - timedelta(days=1)
+
+    def as_args(self, **overrides) -> dict:
+        """Query-string arguments that give these filters back (links, CSV downloads, the pushed URL)."""
+        values = {"from": self.since.isoformat(), "to": self.last_day.isoformat(), "entity": self.entity_id or "",
+                  "priority": self.priority, "agent": self.agent_id or "", "period": self.period,
+                  "measure": self.measure}
+        values.update(overrides)
+        return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+def _date(value) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one page reads: the entity ids (None: all), and the filters (the entity already folded in)."""
+
+    entity_ids: set[int] | None
+    filters: Filters
+
+    @property
+    def asked(self):
+        """`entity_ids` for `stats.summary` / `breakdown` (which narrow to what the user may see as well)."""
+        return sorted(self.entity_ids) if self.entity_ids is not None else None
+
+
+def scope_for(session, allowed: set[int] | None, filters: Filters) -> Scope:
+    """The entities read: `allowed`, narrowed to the filter's entity and its departments when it is in `allowed`
+    (an entity out of scope is not applied, like any filter that does not parse)."""
+    if filters.entity_id is not None and (allowed is None or filters.entity_id in allowed):
+        below = access.with_descendants(session, [filters.entity_id])
+        return Scope(below if allowed is None else below & allowed, filters)
+    if filters.entity_id is not None:
+        filters.entity_id = None
+    return Scope(allowed, filters)
+
+
+def _in_scope(column, scope: Scope) -> list:
+    if scope.entity_ids is None:
+        return []
+    return [column.in_(scope.entity_ids)] if scope.entity_ids else [false()]
+
+
+def _instant(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+# --- buckets ------------------------------------------------------------------------------------------------
+
+def bucket(session, column, period: str):
+    """A SQL expression: the UTC day, the Monday of the week, or the first of the month of `column`."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.date_trunc(period, func.timezone("UTC", column)), Date)
+    if period == "month":
+        return func.strftime("%Y-%m-01", column)
+    if period == "week":
+        return func.date(column, "-6 days", "weekday 1")
+    return func.date(column)
+
+
+def buckets(since: date, until: date, period: str) -> list[date]:
+    """Every bucket's first day from the one holding `since` to the one holding the day before `until`."""
+    first = _bucket_of(since, period)
+    out, current = [], first
+    while current < until:
+        out.append(current)
+        current = _next_bucket(current, period)
+    return out
+
+
+def _bucket_of(day: date, period: str) -> date:
+    if period == "month":
+        return day.replace(day=1)
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    return day
+
+
+def _next_bucket(day: date, period: str) -> date:
+    if period == "month":
+        return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return day + timedelta(days=7 if period == "week" else 1)
+
+
+def _as_date(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+# --- figures ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VolumePoint:
+    start: date
+    created: int
+    resolved: int
+
+
+def volume(session, scope: Scope) -> list[VolumePoint]:
+    """Tickets created (by their entity, priority and assignee now) and resolved (full-resolution rows completed,
+    under the entity, priority and agent they had then) per bucket of the range; every bucket, zeros included."""
+    f = scope.filters
+    since, until = _instant(f.since), _instant(f.until)
+    period = f.period
+    created_key = bucket(session, Ticket.created_at, period)
+    created_where = [Ticket.created_at >= since, Ticket.created_at < until, *_in_scope(Ticket.entity_id, scope)]
+    if f.priority:
+        created_where.append(Ticket.priority == f.priority)
+    if f.agent_id is not None:
+        created_where.append(Ticket.assignee_id == f.agent_id)
+    created = {_as_date(k): n for k, n in session.execute(
+        select(created_key, func.count()).where(*created_where).group_by(created_key))}
+    resolved_key = bucket(session, ResponseMetric.end_at, period)
+    resolved_where = [ResponseMetric.metric_type == FULL_RESOLUTION, ResponseMetric.end_at >= since,
+                      ResponseMetric.end_at < until, *_in_scope(ResponseMetric.entity_id, scope)]
+    if f.priority:
+        resolved_where.append(ResponseMetric.priority == f.priority)
+    if f.agent_id is not None:
+        resolved_where.append(ResponseMetric.agent_id == f.agent_id)
+    resolved = {_as_date(k): n for k, n in session.execute(
+        select(resolved_key, func.count()).where(*resolved_where).group_by(resolved_key))}
+    return [VolumePoint(start, created.get(start, 0), resolved.get(start, 0))
+            for start in buckets(f.since, f.until, period)]
+
+
+@dataclass(frozen=True)
+class BacklogRow:
+    status: str
+    count: int
+    oldest: datetime | None
+
+
+def backlog(session, scope: Scope) -> list[BacklogRow]:
+    """The tickets not resolved or closed now, per status (with the oldest one's creation), in scope and of the
+    priority and assignee filters; the date range does not apply (a backlog is now)."""
+    f = scope.filters
+    where = [Ticket.status.notin_(CLOSED), *_in_scope(Ticket.entity_id, scope)]
+    if f.priority:
+        where.append(Ticket.priority == f.priority)
+    if f.agent_id is not None:
+        where.append(Ticket.assignee_id == f.agent_id)
+    found = {status: (n, oldest) for status, n, oldest in session.execute(
+        select(Ticket.status, func.count(), func.min(Ticket.created_at)).where(*where).group_by(Ticket.status))}
+    return [BacklogRow(status, *found.get(status, (0, None))) for status in STATUSES if status not in CLOSED]
+
+
+@dataclass(frozen=True)
+class BacklogPoint:
+    start: date
+    open: int  # not resolved or closed at the end of the bucket (or now, for the bucket holding today)
+
+
+def backlog_trend(session, scope: Scope, now: datetime) -> list[BacklogPoint]:
+    """How many tickets were open at the end of each bucket, from each ticket's current state (created before
+    that instant, and still open or resolved at or after it: a reopened ticket counts as open since it was
+    created): the open ones at the start, plus those created, minus those resolved in each bucket (three grouped
+    counts). The priority and assignee filters are the tickets' own now."""
+    f = scope.filters
+    since, until = _instant(f.since), _instant(f.until)
+    where = [*_in_scope(Ticket.entity_id, scope)]
+    if f.priority:
+        where.append(Ticket.priority == f.priority)
+    if f.agent_id is not None:
+        where.append(Ticket.assignee_id == f.agent_id)
+    stopped = Ticket.status.in_(CLOSED)
+    before = session.scalar(select(func.count()).where(
+        *where, Ticket.created_at < since, or_(~stopped, Ticket.resolved_at >= since)))
+    created_key = bucket(session, Ticket.created_at, f.period)
+    created = {_as_date(k): n for k, n in session.execute(
+        select(created_key, func.count()).where(*where, Ticket.created_at >= since, Ticket.created_at < until)
+        .group_by(created_key))}
+    resolved_key = bucket(session, Ticket.resolved_at, f.period)
+    resolved = {_as_date(k): n for k, n in session.execute(
+        select(resolved_key, func.count()).where(*where, stopped, Ticket.resolved_at >= since,
+                                                 Ticket.resolved_at < until).group_by(resolved_key))}
+    out, running = [], before or 0
+    for start in buckets(f.since, f.until, f.period):
+        if _instant(start) > now:
+            break
+        running += created.get(start, 0) - resolved.get(start, 0)
+        out.append(BacklogPoint(start, running))
+    return out
+
+
+@dataclass(frozen=True)
+class WorkloadRow:
+    agent_id: int | None
+    name: str
+    open: int
+    due_soon: int
+    breached: int
+
+
+def workload(session, scope: Scope, now: datetime) -> list[WorkloadRow]:
+    """Per assignee (unassigned last): open tickets now, those with a running SLA clock due within DUE_SOON, and
+    those with one past due (the ticket list's "due within 4 hours" and "breached" filters); one query."""
+    f = scope.filters
+    where = [Ticket.status.notin_(CLOSED), *_in_scope(Ticket.entity_id, scope)]
+    if f.priority:
+        where.append(Ticket.priority == f.priority)
+    if f.agent_id is not None:
+        where.append(Ticket.assignee_id == f.agent_id)
+    soon = case((Ticket.sla_nearest_due > now, case((Ticket.sla_nearest_due <= now + DUE_SOON, 1), else_=0)),
+                else_=0)
+    breached = case((Ticket.sla_nearest_due <= now, 1), else_=0)
+    rows = session.execute(
+        select(Ticket.assignee_id, User.name, func.count(), func.sum(soon), func.sum(breached))
+        .outerjoin(User, User.id == Ticket.assignee_id).where(*where).group_by(Ticket.assignee_id, User.name))
+    out = [WorkloadRow(agent_id, name or "Unassigned", n, int(s or 0), int(b or 0))
+           for agent_id, name, n, s, b in rows]
+    return sorted(out, key=lambda r: (r.agent_id is None, -r.open, r.name.lower()))
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    start: date
+    responses: int  # first responses and later responses the agent gave
+    median: float | None  # their median minutes (the filters' measure)
+    resolved: int
+
+
+def agent_trend(session, user: User, scope: Scope, agent_id: int) -> list[TrendPoint]:
+    """One agent's responses (first and later), their median time and the tickets they resolved, per bucket."""
+    f = scope.filters
+    key = bucket(session, ResponseMetric.end_at, f.period)
+    where = [*stats.scoped_conditions(session, user, scope.asked, f.since, f.until, f.priority, agent_id)]
+    if scope.entity_ids is not None and not scope.entity_ids:
+        where.append(false())
+    times = stats.distributions_by(session, stats.MEASURES[f.measure], key, *where,
+                                   ResponseMetric.metric_type.in_((FIRST_RESPONSE, RESPONSE)))
+    times = {_as_date(k): v for k, v in times.items()}
+    resolved = {_as_date(k): n for k, n in session.execute(
+        select(key, func.count()).where(*where, ResponseMetric.metric_type == FULL_RESOLUTION).group_by(key))}
+    return [TrendPoint(start, times[start].count if start in times else 0,
+                       times[start].median if start in times else None, resolved.get(start, 0))
+            for start in buckets(f.since, f.until, f.period)]
+
+
+def summary(session, user: User, scope: Scope, agent_id: int | None = None) -> stats.Summary:
+    """`stats.summary` under the page's scope (an empty scope reads nothing)."""
+    f = scope.filters
+    entity_ids = scope.asked
+    if entity_ids == []:
+        entity_ids = [0]  # no entity has id 0: nothing, never "every entity I may see"
+    return stats.summary(session, user, entity_ids, f.since, f.until, f.priority,
+                         agent_id if agent_id is not None else f.agent_id)
+
+
+def agent_breakdown(session, user: User, scope: Scope) -> list[tuple[User | None, stats.Group, stats.Group]]:
+    """Per agent: first response and resolution times and compliance, in scope, by agent name."""
+    f = scope.filters
+    entity_ids = scope.asked if scope.asked != [] else [0]
+    first = {g.key: g for g in stats.breakdown(session, user, entity_ids, f.since, f.until, "agent", FIRST_RESPONSE,
+                                               f.measure, f.priority, f.agent_id)}
+    resolution = {g.key: g for g in stats.breakdown(session, user, entity_ids, f.since, f.until, "agent",
+                                                    FULL_RESOLUTION, f.measure, f.priority, f.agent_id)}
+    ids = [k for k in set(first) | set(resolution) if k is not None]
+    people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    empty = stats.Group(None, stats.Distribution(0, None, None, None), stats.Compliance(0, 0))
+    keys = sorted(set(first) | set(resolution),
+                  key=lambda k: (k is None, people[k].name.lower() if k in people else ""))
+    return [(people.get(k), first.get(k, empty), resolution.get(k, empty)) for k in keys]
