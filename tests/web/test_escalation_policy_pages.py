@@ -24,8 +24,9 @@ def desk(session, client):
     outsider = make_staff(globex, name="Gus Globex")
     with clock.freeze(ny(2026, 11, 23, 9, 0)):  # a Monday, as the desk opens
         ticket = make_ticket(acme, customer=make_customer(), subject="Invoice is wrong")
-    policy = escalation.create_policy(session, acme, name="Slow answers", clock="since_created", business_time=False,
-                                      levels=[{"trigger": "after_duration", "value": 600, "actions": []}])
+        policy = escalation.create_policy(session, acme, name="Slow answers", clock="since_created",
+                                          business_time=False,
+                                          levels=[{"trigger": "after_duration", "value": 600, "actions": []}])
     session.commit()
     login(client, admin)
     return {"acme": acme, "globex": globex, "admin": admin, "manager": manager, "outsider": outsider,

@@ -3,7 +3,8 @@ identity, so a level that fired this round does not fire again after an edit), o
 editor's level rows, and the preview of when each level would fire for one ticket (writes nothing).
 
 Every change that can alter which policy a ticket follows or when its levels fall due re-times the open tickets
-of the policy's entity and the entities below it (`timing.retime_entities`), in the caller's transaction.
+of the policy's entity and the entities below it (`engine.retime_after_edit`: levels the edit put in the past are
+recorded as passed, not fired all at once), in the caller's transaction.
 """
 import json
 import re
@@ -23,7 +24,7 @@ from mets.services.directory import access, entities
 from mets.services.durations import format_minutes
 from mets.services.errors import DomainError, check
 from mets.services.sla import admin as sla_admin
-from mets.services.escalation import timing
+from mets.services.escalation import engine, timing
 from mets.services.escalation.actions import LEVEL_ACTIONS
 from mets.services.escalation.conditions import ESCALATION
 from mets.services.escalation.policies import (  # noqa: F401 (CLOCK_LABELS, MAX_LEVELS: the pages' too)
@@ -181,7 +182,7 @@ def create_policy(session, entity: Entity | None, data: dict, levels: list[dict]
     session.add(policy)
     session.flush()
     _place(session, policy, place, [entity.id])
-    timing.retime_entities(session, [entity.id], now or clock.now())
+    engine.retime_after_edit(session, [entity.id], now or clock.now())
     return policy
 
 
@@ -211,7 +212,7 @@ def update_policy(session, policy: EscalationPolicy, entity: Entity | None, data
     session.flush()
     _place(session, policy, place, {old_entity_id, entity.id})
     session.flush()
-    timing.retime_entities(session, {old_entity_id, entity.id}, now or clock.now())
+    engine.retime_after_edit(session, {old_entity_id, entity.id}, now or clock.now())
     return policy
 
 
@@ -223,7 +224,7 @@ def delete_policy(session, policy: EscalationPolicy, now: datetime | None = None
     for position, each in enumerate(session.scalars(select(EscalationPolicy).where(
             EscalationPolicy.entity_id == entity_id).order_by(EscalationPolicy.position, EscalationPolicy.id))):
         each.position = position
-    timing.retime_entities(session, [entity_id], now or clock.now())
+    engine.retime_after_edit(session, [entity_id], now or clock.now())
 
 
 def set_active(session, policy: EscalationPolicy, active: bool, now: datetime | None = None) -> EscalationPolicy:
@@ -231,7 +232,7 @@ def set_active(session, policy: EscalationPolicy, active: bool, now: datetime | 
     if policy.is_active != bool(active):
         policy.is_active = bool(active)
         session.flush()
-        timing.retime_entities(session, [policy.entity_id], now or clock.now())
+        engine.retime_after_edit(session, [policy.entity_id], now or clock.now())
     return policy
 
 
@@ -246,7 +247,7 @@ def move(session, policy: EscalationPolicy, offset: int, now: datetime | None = 
     for position, each in enumerate(ordered):
         each.position = position
     session.flush()
-    timing.retime_entities(session, [policy.entity_id], now or clock.now())
+    engine.retime_after_edit(session, [policy.entity_id], now or clock.now())
 
 
 # --- the editor's level rows --------------------------------------------------------------------

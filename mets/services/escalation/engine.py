@@ -39,19 +39,27 @@ def ticket_changed(session, change, actor: User | None, now: datetime) -> None:
 
 
 def sla_retimed(session, retimed, now: datetime) -> None:
-    """An SLA rule or calendar edit moved these tickets' clocks: their levels move with them.
-
-    Levels the edit moved into the past are recorded as suppressed instead of all firing at once (no storm of
-    escalations after an edit); those already due before it (the tick may not have run yet) are left to the tick.
-    """
+    """An SLA rule or calendar edit moved these tickets' clocks: their levels move with them (`_retime`)."""
     for ticket in retimed:
-        old_due = ticket.escalation_due_at
-        for due in timing.pending(session, ticket, now):
-            if due.at > now or (old_due is not None and old_due <= now):
-                break
-            _claim(session, ticket, due, now, None, f"{due.reason}: passed while an SLA rule or the hours were "
-                                                    "edited (not escalated)", suppressed=True)
-        timing.schedule(session, ticket, now)
+        _retime(session, ticket, now, "an SLA rule or the hours were edited")
+
+
+def retime_after_edit(session, entity_ids, now: datetime) -> int:
+    """A policy was added, changed, switched on or reordered: re-time the open tickets below these entities
+    (`_retime`), so a new policy whose levels a ticket is already past does not escalate them all at once."""
+    return timing.retime_entities(session, entity_ids, now,
+                                  each=lambda ticket: _retime(session, ticket, now, "a policy was edited"))
+
+
+def _retime(session, ticket: Ticket, now: datetime, why: str) -> None:
+    """Levels an edit moved into the past are recorded as suppressed instead of all firing at once (no storm of
+    escalations after an edit); those already due before it (the tick may not have run yet) are left to the tick."""
+    old_due = ticket.escalation_due_at
+    for due in timing.pending(session, ticket, now):
+        if due.at > now or (old_due is not None and old_due <= now):
+            break
+        _claim(session, ticket, due, now, None, f"{due.reason}: passed while {why} (not escalated)", suppressed=True)
+    timing.schedule(session, ticket, now)
 
 
 # --- firing ---------------------------------------------------------------------------------------
@@ -126,7 +134,7 @@ def _sentence(text: str) -> str:
 def create_policy(session, entity, *, now: datetime | None = None, **values):
     """Add a checked policy to `entity` (see `policies.build_policy`) and re-time the open tickets below it."""
     policy = build_policy(session, entity, **values)
-    timing.retime_entities(session, [entity.id], now or clock.now())
+    retime_after_edit(session, [entity.id], now or clock.now())
     return policy
 
 

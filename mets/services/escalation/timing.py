@@ -181,8 +181,10 @@ def schedule(session, ticket: Ticket, now: datetime) -> list[LevelDue]:
     return todo
 
 
-def retime_entities(session, entity_ids, now: datetime, batch_size: int = 500) -> int:
-    """Re-time the open tickets of these entities and their departments (after a policy was added or changed)."""
+def retime_entities(session, entity_ids, now: datetime, batch_size: int = 500, each=None) -> int:
+    """Re-time the open tickets of these entities and their departments (after a policy was added or changed):
+    `each(ticket)` for every one (the engine's `retime_after_edit`), `schedule` by default."""
+    each = each or (lambda ticket: schedule(session, ticket, now))
     session.flush()
     ids = list(access.with_descendants(session, list(entity_ids)))
     done, last_id = 0, 0
@@ -195,6 +197,6 @@ def retime_entities(session, entity_ids, now: datetime, batch_size: int = 500) -
         if not batch:
             return done
         for ticket in batch:
-            schedule(session, ticket, now)
+            each(ticket)
         done += len(batch)
         last_id = batch[-1].id

@@ -283,3 +283,21 @@ def test_the_unique_key_refuses_a_second_firing_of_a_level_in_its_round(session,
     assert ticket.escalation_level == 1
     assert count_rows(session, TicketEvent, TicketEvent.ticket_id == ticket.id,
                       TicketEvent.event == "escalation_due") == 1
+
+
+def test_a_policy_added_after_its_levels_passed_records_them_passed_and_mails_nobody(session):
+    """No storm of escalations: a new policy whose levels open tickets are already past does not fire them all at
+    the next tick; they are recorded as passed (suppressed), and the next level still fires when it falls due."""
+    acme = make_entity("Acme Storm", "acmestorm", timezone="UTC")
+    with clock.freeze(datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)):
+        tickets_ = [make_ticket(acme, subject=f"Old {n}") for n in range(3)]
+    with clock.freeze(datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)):
+        escalation.create_policy(session, acme, name="Late", clock="since_created", business_time=False,
+                                 levels=[{"trigger": "after_duration", "value": 60, "actions": []},
+                                         {"trigger": "after_duration", "value": 240, "actions": []}])
+    assert escalation.tick(session, datetime(2026, 11, 23, 12, 1, tzinfo=timezone.utc)) == []
+    rows = session.query(EscalationEvent).all()
+    assert len(rows) == 3 and all(r.suppressed and "a policy was edited" in r.reason for r in rows)
+    assert {t.escalation_level for t in tickets_} == {0}
+    fired = escalation.tick(session, datetime(2026, 11, 23, 13, 1, tzinfo=timezone.utc))  # level 2 at 4 h
+    assert sorted(fired) == sorted((t.id, 2) for t in tickets_)
