@@ -21,7 +21,7 @@ from mets.services import tickets
 from mets.services.automation.actions import Run
 from mets.services.directory import access
 from mets.services.errors import DomainError
-from mets.services.escalation import timing
+from mets.services.escalation import holds, timing
 from mets.services.escalation.actions import ACTOR, LEVEL_ACTIONS
 from mets.services.escalation.policies import build_policy, policy_for
 from mets.services.escalation.timing import LevelDue
@@ -81,7 +81,10 @@ def fire(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | No
         "policy": due.policy.name, "policy_id": due.policy.id, "level_id": due.level.id,
         **({"manual": True} if actor is not None else {})})
     row = change.events[0]
-    with transaction.scoped(session, ACTOR, actor.id if actor else None):  # nobody is told of their own escalation
+    # A business-time level fired by the tick holds its mail while the desk is closed (holds); by hand, it goes now.
+    hold = event_id if actor is None and due.policy.business_time else None
+    with transaction.scoped(session, ACTOR, actor.id if actor else None), \
+            transaction.scoped(session, holds.HOLD, hold):  # nobody is told of their own escalation
         outcomes = run_actions(session, ticket, due, row.id, row.changes, now)
     session.execute(update(EscalationEvent).where(EscalationEvent.id == event_id)
                     .values(ticket_event_id=row.id, outcomes=outcomes).execution_options(synchronize_session=False))
@@ -174,6 +177,7 @@ def _process(session, ticket: Ticket, now: datetime) -> list[EscalationEvent]:
 
 def _on_tick(session, now: datetime) -> None:
     tick(session, now)
+    holds.send_due(session, now)  # the notices held until now (a desk that just opened): one mail per person
 
 
 # --- by hand --------------------------------------------------------------------------------------
