@@ -13,9 +13,9 @@ notice whose time has come with one `UPDATE ... SET sent_at WHERE sent_at IS NUL
 outbox row in the same transaction, so each notice goes exactly once however many ticks run (a second claimer
 waits on the rows' locks and then finds them taken), and an SMTP outage loses nothing (the outbox retries).
 One notice is sent as it was rendered (`escalation-notification`, the dedupe key it would have had at once);
-several as one `escalation-digest`. A notice about a ticket resolved or closed while it waited (resolving
-resets the level: a reopened ticket below the notice's level counts too) is dropped, not sent: nobody needs to
-hear at 09:00 that a ticket already solved was at risk at 03:00.
+several as one `escalation-digest`. A notice about a ticket resolved or closed while it waited (now, or at any
+time since it was held: a ticket reopened since is in a new round, whose levels speak for themselves) is
+dropped, not sent: nobody needs to hear at 09:00 that a ticket solved at 05:00 was at risk at 03:00.
 """
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +25,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import selectinload
 
 from mets import transaction
-from mets.models import EscalationEvent, EscalationNotice, Ticket
+from mets.models import EscalationEvent, EscalationNotice, Ticket, TicketEvent
 from mets.models.mail import CRITICAL
 from mets.services import hours, outbox, sla
 from mets.services.notifications import templates as mail_templates
@@ -77,8 +77,24 @@ class Sent:
     dropped: int = 0
 
 
-def _dropped(notice: EscalationNotice, ticket: Ticket) -> bool:
-    return ticket.status in sla.STOPPED_STATUSES or ticket.escalation_level < notice.level_number
+def _resolutions(session, notices: list[EscalationNotice]) -> dict[int, list[datetime]]:
+    """When each notice's ticket was resolved or closed since the earliest of these notices was held."""
+    since = min(n.held_at for n in notices)
+    out: dict[int, list[datetime]] = {}
+    for ticket_id, at, changes in session.execute(
+            select(TicketEvent.ticket_id, TicketEvent.at, TicketEvent.changes)
+            .where(TicketEvent.ticket_id.in_({n.ticket_id for n in notices}), TicketEvent.event == "status_changed",
+                   TicketEvent.at >= since)):
+        status = (changes or {}).get("status")
+        if isinstance(status, list) and len(status) == 2 and status[1] in sla.STOPPED_STATUSES:
+            out.setdefault(ticket_id, []).append(at)
+    return out
+
+
+def _dropped(notice: EscalationNotice, ticket: Ticket, resolved: dict[int, list[datetime]]) -> bool:
+    """Resolved or closed now, or at any time since it was held (reopened since: that round is over)."""
+    return (ticket.status in sla.STOPPED_STATUSES
+            or any(at >= notice.held_at for at in resolved.get(notice.ticket_id, ())))
 
 
 def send_due(session, now: datetime, batch_size: int = 200) -> Sent:
@@ -113,7 +129,8 @@ def _send_to(session, email: str, now: datetime, result: Sent) -> None:
                               .execution_options(populate_existing=True)).all()
     tickets = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_({n.ticket_id for n in notices}))
                                                 .options(selectinload(Ticket.entity)))}
-    keep = [n for n in notices if not _dropped(n, tickets[n.ticket_id])]
+    resolved = _resolutions(session, notices)
+    keep = [n for n in notices if not _dropped(n, tickets[n.ticket_id], resolved)]
     gone = [n.id for n in notices if n not in keep]
     if gone:
         session.execute(update(EscalationNotice).where(EscalationNotice.id.in_(gone)).values(outcome=DROPPED)
