@@ -116,10 +116,15 @@ def send_due(session, now: datetime, batch_size: int = 200) -> Sent:
 def _send_to(session, email: str, now: datetime, result: Sent) -> None:
     # The claim: whoever sets sent_at first owns these notices; another claimer waits on the row locks and then
     # matches nothing (PostgreSQL re-checks the WHERE after the wait; SQLite has one writer at a time).
+    # On PostgreSQL the rows are locked in id order first, so two claimers never deadlock or split a digest.
+    due = (select(EscalationNotice.id).where(EscalationNotice.recipient_email == email,
+                                             EscalationNotice.sent_at.is_(None), EscalationNotice.held_until <= now)
+           .order_by(EscalationNotice.id))
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update()
     ids = session.scalars(
-        update(EscalationNotice)
-        .where(EscalationNotice.recipient_email == email, EscalationNotice.sent_at.is_(None),
-               EscalationNotice.held_until <= now)
+        update(EscalationNotice).where(EscalationNotice.id.in_(due.scalar_subquery()),
+                                       EscalationNotice.sent_at.is_(None))
         .values(sent_at=now).returning(EscalationNotice.id)
         .execution_options(synchronize_session=False)).all()
     if not ids:
