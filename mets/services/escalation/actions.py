@@ -196,7 +196,7 @@ def _notify(run: Run, p: dict) -> Plan:
     if now_list:
         words.append(f"notify {', '.join(now_list)}")
     for email, until in held.items():
-        words.append(f"{email} held until {holds.until_words(session, todo[email].entity, until)}, "
+        words.append(f"hold {email} until {holds.until_words(session, todo[email].entity, until)}, "
                      "when the desk opens")
 
     def apply():

@@ -107,7 +107,8 @@ def test_the_timeline_says_until_when_a_notice_is_held(session, desk):
     [event] = escalation.timeline(session, ticket)
     [notice] = escalation.held_notices(session, ticket)[event.id]
     assert notice["words"] == "held until Mon 09:00 (America/New_York)"
-    assert "held until Mon 09:00 (America/New_York)" in event.outcomes[0]["result"]
+    assert event.outcomes[0]["result"] == ("Hold lee@acme.example until Mon 09:00 (America/New_York), "
+                                           "when the desk opens.")
     tick_at(session, ny(2026, 11, 16, 9, 0))
     [notice] = escalation.held_notices(session, ticket)[event.id]
     assert notice["words"] == "held, sent Mon 09:00 (America/New_York)"
