@@ -263,6 +263,7 @@ def _escalation_box(ticket, form: EscalateForm | None = None) -> dict:
     now = clock.now()
     return {"escalate_form": form or EscalateForm(formdata=None),
             "escalations": escalation.timeline(db.session, ticket),
+            "escalation_notices": escalation.held_notices(db.session, ticket),
             "escalation_policy": escalation.policy_for(db.session, ticket, now),
             "escalation_next": escalation.pending(db.session, ticket, now)}
 

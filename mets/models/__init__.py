@@ -3,7 +3,8 @@ from mets.models.automation import SMS, TRIGGERS, WEBHOOK, AutomationRule, RuleE
 from mets.models.catalog import Macro, TicketCategory
 from mets.models.entities import Entity
 from mets.models.metrics import METRIC_TYPES, ResponseMetric
-from mets.models.escalation import POLICY_CLOCKS, EscalationEvent, EscalationLevel, EscalationPolicy
+from mets.models.escalation import (POLICY_CLOCKS, EscalationEvent, EscalationLevel, EscalationNotice,
+                                    EscalationPolicy)
 from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL, PENDING, SENDING, SENT,
                               WARNING, AppSetting, EmailTemplate, NotificationSetting, QueuedEmail)
 from mets.models.hours import BusinessHours, HoursException, Holiday
@@ -22,4 +23,5 @@ __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlia
            "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS", "JobRun",
            "TicketCategory", "Macro", "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]
 __all__ += ["SavedView", "ResponseMetric", "METRIC_TYPES", "EscalationPolicy", "EscalationLevel", "EscalationEvent",
+            "EscalationNotice",
             "POLICY_CLOCKS"]

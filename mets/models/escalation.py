@@ -2,7 +2,7 @@
 record of every level fired (automatically by the tick or by hand)."""
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mets import clock as time_source  # (policies have a column named clock)
@@ -84,3 +84,41 @@ class EscalationEvent(db.Model):
 
     actor = relationship("User")
     policy = relationship("EscalationPolicy")
+
+
+class EscalationNotice(db.Model):
+    """A level's mail to one person, held while the desk whose hours it follows is closed (business-time policies).
+
+    Written when the level fires at a closed hour (`held_until`: that entity's next opening); sent at or after
+    it by the tick's sender, one digest per recipient for all of theirs that are due, each notice once:
+    `sent_at` is set by a conditional UPDATE (still NULL) in the transaction that writes the outbox row.
+    `outcome`: "sent", or "dropped" (the ticket was resolved or closed while the notice waited).
+    """
+
+    __tablename__ = "escalation_notices"
+    __table_args__ = (UniqueConstraint("escalation_event_id", "recipient_email"),
+                      Index("ix_escalation_notices_held", "held_until",
+                            postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL")),
+                      Index("ix_escalation_notices_ticket", "ticket_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    escalation_event_id: Mapped[int] = mapped_column(ForeignKey("escalation_events.id", ondelete="CASCADE"))
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))  # whose hours hold it
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    recipient_email: Mapped[str] = mapped_column(String(254))
+    recipient_name: Mapped[str | None] = mapped_column(String(200))
+    level_number: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    template_name: Mapped[str] = mapped_column(String(80))
+    subject: Mapped[str] = mapped_column(String(500))  # the single notice, rendered when the level fired
+    body: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    dedupe_key: Mapped[str] = mapped_column(String(200))  # the outbox key the mail would have had at once
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    held_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(20))  # "sent", "dropped"
+    email_id: Mapped[int | None] = mapped_column(ForeignKey("email_queue.id", ondelete="SET NULL"))
+
+    entity = relationship("Entity")

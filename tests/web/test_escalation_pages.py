@@ -85,3 +85,26 @@ def test_the_list_filters_and_sorts_by_escalation_level(client, session, desk):
     ordered = text_of(client.get("/tickets/?sort=escalation&dir=desc"))
     assert ordered.index(hot.number) < ordered.index(calm.number)
     assert "Calm one" in text_of(client.get("/tickets/?escalation=bogus"))  # an unknown value is dropped
+
+
+def test_the_timeline_says_until_when_a_held_notice_waits(client, session):
+    """A business-time level fired at night: the box says whom it will tell, and when (the desk's local time)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from mets import clock
+    from tests.factories import make_rule
+
+    paris = make_entity("Paris desk", "paris", timezone="Europe/Paris")  # the default hours, Mon-Fri 09:00-17:00
+    make_rule(paris, "Round the clock", resolution_minutes=60, business_hours_only=False)
+    lead = make_staff(paris, role="manager", name="Lea Lead", email="lea@paris.example")
+    escalation.create_policy(session, paris, name="Night watch", clock="resolution", business_time=True, levels=[
+        {"trigger": "percent", "value": 100, "actions": [{"type": "notify", "to": ["managers"]}]}])
+    saturday = datetime(2026, 11, 14, 2, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    with clock.freeze(saturday):
+        ticket = make_ticket(paris, customer=make_customer())
+    escalation.tick(session, saturday.replace(hour=3))
+    session.commit()
+    login(client, lead)
+    page = text_of(client.get(f"/tickets/{ticket.number}"))
+    assert "lea@paris.example: held until Mon 09:00 (Europe/Paris)" in page

@@ -5,6 +5,7 @@ priority) and the automation types that fit (set priority, internal note, webhoo
 They share automation's `ActionType`, `Param`, `Plan` and `Run`, and are validated by
 `automation.actions.validate(..., registry=LEVEL_ACTIONS)`; they are not offered to automation rules.
 """
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import current_app
@@ -18,6 +19,7 @@ from mets.services.automation import assign as automation_assign
 from mets.services.automation.actions import ActionType, Param, Plan, Run, fixed
 from mets.services.directory import access
 from mets.services.errors import DomainError
+from mets.services.escalation import holds
 from mets.services.notifications import templates as mail_templates
 from mets.services.notifications import variables as mail_variables
 from mets.services.notifications import notify
@@ -86,45 +88,62 @@ def _managers_of(session, entity_id: int | None) -> list[User]:
                User.active.is_(True)).order_by(User.id)))
 
 
-def _nearest_managers(session, chain: list[Entity]) -> list[User]:
-    """The managers of the first entity of `chain` that has any (a department without its own: the company's)."""
+def _nearest_managers(session, chain: list[Entity]) -> tuple[Entity | None, list[User]]:
+    """The managers of the first entity of `chain` that has any (a department without its own: the company's),
+    and that entity (whose hours a held notice to them follows)."""
     for entity in chain:
         if found := _managers_of(session, entity.id):
-            return found
-    return []
+            return entity, found
+    return None, []
 
 
 def recipients(session, ticket: Ticket, params: dict) -> dict[str, tuple[str | None, str]]:
     """email -> (name, audience) for a notify action on this ticket; a named user of another entity raises."""
-    found: dict[str, tuple[str | None, str]] = {}
+    return {email: (r.name, r.audience) for email, r in recipients_at(session, ticket, params).items()}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str | None
+    audience: str
+    entity: Entity  # whose hours a held notice to them follows: the ticket's, or the managed entity's above it
+    user_id: int | None = None
+
+
+def recipients_at(session, ticket: Ticket, params: dict) -> dict[str, Recipient]:
+    """email -> Recipient for a notify action on this ticket; a named user of another entity raises."""
+    found: dict[str, Recipient] = {}
     chosen = set(params.get("to") or ())
 
-    def add(user: User | None) -> None:
+    def add(user: User | None, entity: Entity | None = None) -> None:
         if user is not None and user.active and user.is_staff:
-            found.setdefault(user.email, (user.name, "staff"))
+            found.setdefault(user.email, Recipient(user.name, "staff", entity or ticket.entity, user.id))
 
     if "assignee" in chosen:
         add(ticket.assignee)
     chain = access.lineage(session, ticket.entity)
     if "managers" in chosen:
-        for user in _nearest_managers(session, chain):
-            add(user)
+        managed, people = _nearest_managers(session, chain)
+        for user in people:
+            add(user, managed)
     if "parent_managers" in chosen:
-        for user in _nearest_managers(session, chain[1:]):
-            add(user)
+        managed, people = _nearest_managers(session, chain[1:])
+        for user in people:
+            add(user, managed)
     if "settings" in chosen:
         setting = notification_settings.effective(session, ticket.entity, "escalation")
         if setting.enabled:
             for person in notify.people(session, ticket, set(setting.recipients) - {"customer"},
                                         setting.extra_addresses).values():
-                found.setdefault(person.email, (person.name, "staff"))
+                found.setdefault(person.email, Recipient(person.name, "staff", ticket.entity,
+                                                         getattr(person, "user_id", None)))
     if params.get("user_id"):
         user = _user(session, params["user_id"])
         if msg := _named_user_error(session, user, ticket.entity):
             raise DomainError(f"Not notified: {msg}")
         add(user)
     for address in parse_addresses(params.get("extra", "")):
-        found.setdefault(address, (None, "staff"))
+        found.setdefault(address, Recipient(None, "staff", ticket.entity))
     actor = session.get(User, actor_id) if (actor_id := transaction.current(session, ACTOR)) else None
     if actor is not None:
         found.pop(actor.email, None)
@@ -150,30 +169,54 @@ def _notify_words(session, params) -> str:
                     choices=fixed([(n, n) for n in mail_templates.NAMES])),
               check=_check_notify, words=_notify_words)
 def _notify(run: Run, p: dict) -> Plan:
-    found = recipients(run.session, run.ticket, p)
+    session = run.session
+    found = recipients_at(session, run.ticket, p)
     # One mail per person and escalation: whoever the entity's notification settings already mailed for
     # this event (same dedupe key) is not mailed again.
     keys = {email: f"event:{run.event_id}:{email}" for email in found}
-    done = set(run.session.scalars(select(QueuedEmail.dedupe_key).where(QueuedEmail.dedupe_key.in_(keys.values()))))
+    done = set(session.scalars(select(QueuedEmail.dedupe_key).where(QueuedEmail.dedupe_key.in_(keys.values()))))
     todo = {email: who for email, who in found.items() if keys[email] not in done}
     if not found:
         return Plan("notify: nobody to tell", skipped=True)
     if not todo:
         return Plan(f"notify {', '.join(found)}: already told of this escalation", skipped=True)
     template = p.get("template") or TEMPLATE
+    # A business-time level fired by the tick: whoever's desk is closed now hears when it opens (holds).
+    hold_event = holds.current_hold(session)
+    held: dict[str, datetime] = {}
+    if hold_event is not None:
+        opening = {}
+        for email, who in todo.items():
+            if who.entity.id not in opening:
+                opening[who.entity.id] = holds.opens_at(session, who.entity, run.now)
+            if opening[who.entity.id] is not None:
+                held[email] = opening[who.entity.id]
+    now_list = [e for e in todo if e not in held]
+    words = []
+    if now_list:
+        words.append(f"notify {', '.join(now_list)}")
+    for email, until in held.items():
+        words.append(f"hold {email} until {holds.until_words(session, todo[email].entity, until)}, "
+                     "when the desk opens")
 
     def apply():
         shared = mail_variables.ticket_values(run.ticket, actor=None, changes=run.changes, now=run.now)
-        for email, (name, audience) in todo.items():
+        for email, who in todo.items():
             variables = {**shared, **mail_variables.recipient_values(
-                run.ticket, audience=audience, recipient_name=name or "", recipient_email=email)}
-            rendered = mail_templates.render(run.session, run.ticket.entity, template, variables)
+                run.ticket, audience=who.audience, recipient_name=who.name or "", recipient_email=email)}
+            rendered = mail_templates.render(session, run.ticket.entity, template, variables)
+            if email in held:
+                holds.hold(session, event_id=hold_event, ticket=run.ticket, entity=who.entity, email=email,
+                           name=who.name, user_id=who.user_id, level=int(run.changes.get("level") or 0),
+                           reason=str(run.changes.get("reason") or ""), template=template, rendered=rendered,
+                           dedupe_key=keys[email], until=held[email], now=run.now)
+                continue
             outbox.queue_message(
-                run.session, to=email, name=name, subject=rendered.subject, text=rendered.text, html=rendered.html,
-                audience=audience, priority=EVENTS["escalation"].priority, entity=run.ticket.entity,
+                session, to=email, name=who.name, subject=rendered.subject, text=rendered.text, html=rendered.html,
+                audience=who.audience, priority=EVENTS["escalation"].priority, entity=run.ticket.entity,
                 ticket=run.ticket, event_name="escalation", template_name=template, dedupe_key=keys[email],
                 now=run.now)
-    return Plan(f"notify {', '.join(todo)}", apply)
+    return Plan("; ".join(words), apply)
 
 
 # --- reassign to a higher tier -------------------------------------------------------------------

@@ -21,9 +21,9 @@ from mets.services import tickets
 from mets.services.automation.actions import Run
 from mets.services.directory import access
 from mets.services.errors import DomainError
-from mets.services.escalation import timing
+from mets.services.escalation import holds, timing
 from mets.services.escalation.actions import ACTOR, LEVEL_ACTIONS
-from mets.services.escalation.policies import build_policy, policy_for
+from mets.services.escalation.policies import TICK_CACHE, build_policy, policy_for
 from mets.services.escalation.timing import LevelDue
 from mets.services.validation import text_error
 
@@ -33,8 +33,13 @@ MAX_REASON = 1000
 
 # --- keeping the due instant ----------------------------------------------------------------------
 
+PROCESSING = "escalation.processing"  # transaction.scoped: the ticket the tick is firing (it re-times it after)
+
+
 def ticket_changed(session, change, actor: User | None, now: datetime) -> None:
     """Every ticket change may move its clocks: recompute when its next level is due."""
+    if transaction.current(session, PROCESSING) == change.ticket.id:
+        return  # the tick's own changes to the ticket it is firing: `_process` keeps its next instant after them
     timing.schedule(session, change.ticket, now)
 
 
@@ -89,7 +94,10 @@ def fire(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | No
         "policy": due.policy.name, "policy_id": due.policy.id, "level_id": due.level.id,
         **({"manual": True} if actor is not None else {})})
     row = change.events[0]
-    with transaction.scoped(session, ACTOR, actor.id if actor else None):  # nobody is told of their own escalation
+    # A business-time level fired by the tick holds its mail while the desk is closed (holds); by hand, it goes now.
+    hold = event_id if actor is None and due.policy.business_time else None
+    with transaction.scoped(session, ACTOR, actor.id if actor else None), \
+            transaction.scoped(session, holds.HOLD, hold):  # nobody is told of their own escalation
         outcomes = run_actions(session, ticket, due, row.id, row.changes, now)
     session.execute(update(EscalationEvent).where(EscalationEvent.id == event_id)
                     .values(ticket_event_id=row.id, outcomes=outcomes).execution_options(synchronize_session=False))
@@ -145,6 +153,11 @@ def tick(session, now: datetime | None = None, batch_size: int = 500) -> list[tu
     now = now or clock.now()
     done: list[tuple[int, int]] = []
     seen: set[int] = set()
+    with transaction.scoped(session, TICK_CACHE, {}):
+        return _tick(session, now, batch_size, done, seen)
+
+
+def _tick(session, now: datetime, batch_size: int, done: list, seen: set) -> list[tuple[int, int]]:
     while True:
         query = (select(Ticket).where(Ticket.escalation_due_at <= now).order_by(Ticket.escalation_due_at, Ticket.id)
                  .limit(batch_size).options(selectinload(Ticket.entity), selectinload(Ticket.sla_rule)))
@@ -163,18 +176,21 @@ def tick(session, now: datetime | None = None, batch_size: int = 500) -> list[tu
 def _process(session, ticket: Ticket, now: datetime) -> list[EscalationEvent]:
     """Re-check the ticket now and fire what is due, in order; then keep its next instant."""
     fired = []
-    for due in timing.pending(session, ticket, now):  # computed from the ticket as it is now
-        if due.at > now:
-            break
-        try:
-            with session.begin_nested():  # one ticket that cannot escalate (closed meanwhile) stops nothing else
-                event = fire(session, ticket, due, now)
-        except DomainError as exc:
-            log.warning("ticket %s: level %s not fired: %s", ticket.number, due.number, exc.summary)
-            continue
-        if event is not None:
-            fired.append(event)
-    later = [d.at for d in timing.pending(session, ticket, now) if d.at > now]
+    todo = timing.pending(session, ticket, now)  # computed from the ticket as it is now
+    with transaction.scoped(session, PROCESSING, ticket.id):
+        for due in todo:
+            if due.at > now:
+                break
+            try:
+                with session.begin_nested():  # one ticket that cannot escalate (closed meanwhile) stops nothing else
+                    event = fire(session, ticket, due, now)
+            except DomainError as exc:
+                log.warning("ticket %s: level %s not fired: %s", ticket.number, due.number, exc.summary)
+                continue
+            if event is not None:
+                fired.append(event)
+    # What the levels changed (a raised priority) may move the rest: read again, unless nothing fired.
+    later = [d.at for d in (timing.pending(session, ticket, now) if fired else todo) if d.at > now]
     ticket.escalation_due_at = min(later, default=None)  # everything up to now is done
     session.flush()
     return fired
@@ -182,6 +198,7 @@ def _process(session, ticket: Ticket, now: datetime) -> list[EscalationEvent]:
 
 def _on_tick(session, now: datetime) -> None:
     tick(session, now)
+    holds.send_due(session, now)  # the notices held until now (a desk that just opened): one mail per person
 
 
 # --- by hand --------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from mets import transaction
 from mets.models import POLICY_CLOCKS, Entity, EscalationLevel, EscalationPolicy, Ticket
 from mets.models.escalation import TRIGGERS
 from mets.services import automation, rules
@@ -28,23 +29,41 @@ MAX_MINUTES = 525_600  # a year
 MAX_LEVELS = 10
 
 
+TICK_CACHE = "escalation.tick_cache"  # transaction.scoped by the tick: an entity's candidates, read once per tick
+
+
+def _candidates(session, entity) -> list[tuple[int, list[EscalationPolicy]]]:
+    """The active policies with levels of the entity's lineage, nearest entity first, each entity's in order."""
+    chain = access.lineage(session, entity)
+    found = session.scalars(
+        select(EscalationPolicy).where(EscalationPolicy.entity_id.in_([e.id for e in chain]),
+                                       EscalationPolicy.is_active.is_(True))
+        .order_by(EscalationPolicy.position, EscalationPolicy.id).options(selectinload(EscalationPolicy.levels))
+    ).all()
+    return [(e.id, [p for p in found if p.entity_id == e.id and p.levels]) for e in chain]
+
+
 def policy_for(session, ticket: Ticket, now: datetime) -> EscalationPolicy | None:
     """The ticket's policy now: nearest entity first, in order, first match (None: none applies)."""
-    chain = access.lineage(session, ticket.entity)
     with session.no_autoflush:
-        candidates = session.scalars(
-            select(EscalationPolicy).where(EscalationPolicy.entity_id.in_([e.id for e in chain]),
-                                           EscalationPolicy.is_active.is_(True))
-            .order_by(EscalationPolicy.position, EscalationPolicy.id).options(selectinload(EscalationPolicy.levels))
-        ).all()
-        candidates = [p for p in candidates if p.levels]
-        if not candidates:
+        cache = transaction.current(session, TICK_CACHE)
+        if cache is None:
+            by_entity = _candidates(session, ticket.entity)
+        else:  # the tick: policies do not change under it, and thousands of tickets share a few entities
+            by_entity = cache.get(ticket.entity_id)
+            if by_entity is None:
+                by_entity = cache[ticket.entity_id] = _candidates(session, ticket.entity)
+        if not any(policies for _, policies in by_entity):
             return None
-        context = automation.context_for_event(session, ticket, "escalation_due", {}, actor=None, kind="system",
-                                               reply=None, now=now)
-        for entity in chain:
-            for policy in candidates:
-                if policy.entity_id == entity.id and rules.compile(policy.conditions, ESCALATION)(context):
+        context = None
+        for _, policies in by_entity:
+            for policy in policies:
+                if not policy.conditions:
+                    return policy
+                if context is None:
+                    context = automation.context_for_event(session, ticket, "escalation_due", {}, actor=None,
+                                                           kind="system", reply=None, now=now)
+                if rules.compile(policy.conditions, ESCALATION)(context):
                     return policy
     return None
 

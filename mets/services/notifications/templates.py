@@ -376,6 +376,21 @@ def render(session, entity: Entity | None, name: str, variables: dict) -> Render
     return _run(_compiled_default(name), variables, default=True)
 
 
+# Shipped templates that admins do not edit (their variables are lists the editor's sample cannot show).
+SHIPPED_ONLY = ("escalation-digest",)
+
+
+def render_shipped(name: str, variables: dict) -> Rendered:
+    """A shipped-only template (`SHIPPED_ONLY`: the escalation digest) rendered like a default."""
+    if name not in SHIPPED_ONLY:
+        raise DomainError({"": f"Unknown email template '{name}'."})
+    if name not in _default_cache:
+        read = lambda ext: (DEFAULTS_DIR / f"{name}.{ext}").read_text(encoding="utf-8")  # noqa: E731
+        compiled = _compile(Source(read("subject").strip(), read("txt"), read("html")))
+        with _cache_lock:
+            _default_cache[name] = compiled
+    return _run(_default_cache[name], variables, default=True)
+
 def ensure_portal_link(rendered: Rendered, link: str) -> Rendered:
     """Append the link to any part that lacks it, so every customer email carries its portal link."""
     text, body_html = rendered.text, rendered.html
