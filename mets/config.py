@@ -44,6 +44,10 @@ class Config:
     METS_OWN_ADDRESSES = [a.strip() for a in os.environ.get("METS_OWN_ADDRESSES", "").split(",") if a.strip()]
     # Portal links in customer notifications stay valid this long (sign-in links: PORTAL_LINK_MAX_AGE).
     PORTAL_TICKET_LINK_MAX_AGE = int(os.environ.get("PORTAL_TICKET_LINK_MAX_AGE", 14 * 24 * 3600))
+    # Satisfaction surveys (services/metrics/csat.py): sent this many business hours after a resolution; the
+    # survey's link takes (and changes) an answer for CSAT_LINK_MAX_AGE seconds after it is sent.
+    CSAT_SURVEY_DELAY_HOURS = int(os.environ.get("CSAT_SURVEY_DELAY_HOURS", 24))
+    CSAT_LINK_MAX_AGE = int(os.environ.get("CSAT_LINK_MAX_AGE", 14 * 24 * 3600))
 
     # The outbox (services/outbox/: core.py and the mail channel, smtp.py).
     MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", 5))

@@ -2,17 +2,18 @@
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 
-from mets import throttle
+from mets import clock, throttle
 from mets.extensions import db
 from mets.forms import status_for
-from mets.forms.portal import PortalLinkForm, PortalTicketForm
+from mets.forms.portal import PortalLinkForm, PortalTicketForm, SurveyForm
 from mets.forms.tickets import ReplyForm
 from mets.services import tickets
+from mets.services.metrics import csat
 from mets.services.tickets.search import customer_tickets
 from mets.services.directory import categories, entities, portal_auth
 from mets.services.directory.portal_mail import send_sign_in_link
 from mets.services.validation import normalize_email
-from mets.web import commit, customer_required, is_htmx, load_entity, load_ticket
+from mets.web import arg_int, commit, customer_required, is_htmx, load_entity, load_ticket
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -115,3 +116,23 @@ def reply(number):
             return redirect(url_for("portal.show", number=ticket.number), 303)
         return render_template("portal/show.html", ticket=ticket, form=form), status
     return render_template("portal/_conversation.html", ticket=ticket, form=form), status
+
+
+@bp.route("/survey/<token>", methods=["GET", "POST"])
+def survey(token):
+    """The satisfaction survey a mail links to (no sign-in: the signed link is the key). A GET only shows the form,
+    with the link's score preselected: mail scanners follow links, so only the form's POST records an answer."""
+    found = csat.open_survey(db.session, token, clock.now())
+    if found.error:
+        status = 410 if found.error == "expired" else 400
+        return render_template("portal/survey_invalid.html", reason=found.error), status
+    response = found.response
+    form = SurveyForm()
+    if not form.is_submitted():
+        form.score.data = arg_int("score", response.score, max_value=5)
+        form.comment.data = response.comment
+    saved = commit(lambda: csat.answer(db.session, response, form.score.data, form.comment.data, clock.now()), form)
+    if saved:
+        return redirect(url_for("portal.survey", token=token, saved=1), 303)
+    return render_template("portal/survey.html", form=form, response=response, ticket=response.ticket,
+                           saved=request.args.get("saved") == "1" and response.score is not None), status_for(form)

@@ -1,6 +1,7 @@
 """All models, importable from one place (Alembic sees every table through this module)."""
 from mets.models.automation import SMS, TRIGGERS, WEBHOOK, AutomationRule, RuleExecution, WebhookDelivery
 from mets.models.catalog import Macro, TicketCategory
+from mets.models.csat import CsatResponse
 from mets.models.entities import Entity
 from mets.models.metrics import METRIC_TYPES, ResponseMetric
 from mets.models.escalation import (POLICY_CLOCKS, EscalationEvent, EscalationLevel, EscalationNotice,
@@ -24,4 +25,4 @@ __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlia
            "TicketCategory", "Macro", "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]
 __all__ += ["SavedView", "ResponseMetric", "METRIC_TYPES", "EscalationPolicy", "EscalationLevel", "EscalationEvent",
             "EscalationNotice",
-            "POLICY_CLOCKS"]
+            "POLICY_CLOCKS", "CsatResponse"]

@@ -72,6 +72,9 @@ class Ticket(db.Model):
     # The earliest instant a level of the ticket's escalation policy is due (services/escalation keeps it;
     # the minute tick reads it through its index, like sla_next_check_at).
     escalation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # When the satisfaction survey of the latest resolution is due (services.metrics.csat sets it on resolving and
+    # clears it on reopening; the minute tick reads it through its index and sends the survey once).
+    csat_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     entity = relationship("Entity")
     sla_rule = relationship("SlaRule")

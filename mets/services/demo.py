@@ -5,7 +5,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from mets import clock, transaction
-from mets.models import Entity, User
+from mets.models import CsatResponse, Entity, Ticket, User
 from mets.models import SlaRule
 from mets.services import automation, escalation, macros, metrics, tickets
 from mets.services.directory import access
@@ -105,6 +105,7 @@ def seed(session, tickets_count: int = 300, seed_value: int = 7) -> dict:
             _demo_ticket(session, rng, now, created, by_slug, members, admin, customers)
         session.commit()
         metrics.rebuild(session, since)
+        _demo_surveys(session, random.Random(seed_value + 14), now)
         session.commit()
         sla_tick.tick(session, now=now)  # act on the points the last 30 days passed, as the worker would have
     return {"admin": ADMIN_EMAIL, "password": DEMO_PASSWORD, "staff": [u.email for u in staff],
@@ -187,3 +188,23 @@ def _demo_ticket(session, rng, now, created, by_slug, members_by_slug, admin, cu
         if final != "keep" and at < now and ticket.status != "closed":
             tickets.change_status(session, ticket, final, actor=agent, now=at)
 
+
+
+def _demo_surveys(session, rng, now) -> None:
+    """The history's satisfaction surveys, as the tick would have sent them a day after each resolution (no mail):
+    about 60% answered, mostly satisfied."""
+    resolved = session.scalars(select(Ticket).where(Ticket.status.in_(("resolved", "closed")),
+                                                    Ticket.resolved_at.is_not(None)).order_by(Ticket.id))
+    for ticket in resolved:
+        sent = ticket.resolved_at + timedelta(days=1)
+        if sent >= now:
+            continue
+        answered = rng.random() < 0.6
+        score = rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 4, 5])[0] if answered else None
+        session.add(CsatResponse(
+            ticket_id=ticket.id, resolved_at=ticket.resolved_at, entity_id=ticket.entity_id,
+            customer_id=ticket.customer_id, priority=ticket.priority, sent_at=sent,
+            expires_at=sent + timedelta(days=14), score=score, comment="",
+            answered_at=min(sent + timedelta(hours=rng.randint(1, 48)), now) if answered else None,
+            agent_id=ticket.assignee_id))
+    session.flush()

@@ -2,10 +2,13 @@
 
 A route added without a line in ROUTES fails this test: decide who may use it first.
 """
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
+from mets import clock
+from mets.models import CsatResponse
 from mets.services.automation import admin as automation_rules
 from mets.services import escalation, hours, macros, outbox
 from mets.services.directory import categories
@@ -252,6 +255,11 @@ ROUTES = [
     ("GET", "/portal/tickets/new/category", "/portal/tickets/new/category?entity_id={billing}", None, False,
      CUSTOMER_PAGE),
     ("GET", "/portal/tickets/<number>", "/portal/tickets/{number}", None, False, OWNER_PAGE),
+    # The satisfaction survey: the signed link is the key (no sign-in), so every visitor gets the same answer; a GET
+    # only shows the form (test_csat_survey.py), the POST records and comes back to it.
+    ("GET", "/portal/survey/<token>", "/portal/survey/{survey}?score=4", None, False, " ".join(["200"] * 6)),
+    ("POST", "/portal/survey/<token>", "/portal/survey/{survey}", {"score": "4"}, False,
+     " ".join(["303>/portal/survey/{survey}"] * 6)),
     ("POST", "/portal/tickets/<number>/replies", "/portal/tickets/{number}/replies", {"body": "Any news?"}, True,
      "404 404 404 200 404 401>/portal/login"),
 ]
@@ -294,13 +302,18 @@ def _build_world(session, client):
     policy = escalation.create_policy(session, acme, name="Slow answers", clock="since_created", business_time=False,
                                       levels=[{"trigger": "after_duration", "value": 600, "actions": []}])
     view = ticket_views.save_view(session, people["manager"], "Acme urgent", TicketFilters(priority="urgent"), acme.id)
+    survey = CsatResponse(ticket_id=ticket.id, resolved_at=clock.now(), entity_id=billing.id,
+                          customer_id=people["owner"].id, priority="normal", sent_at=clock.now(),
+                          expires_at=clock.now() + timedelta(days=14), comment="")
+    session.add(survey)
     session.commit()
     values = {"policy": policy.id, "view": view.id, "ticket_id": str(ticket.id), "category": category.id, "macro": macro.id, "acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,
               "interval": hours.week_of(session, acme)[0][0].id, "rule": rule.id, "email": email.id, "hook": hook.id,
-              "token": portal_auth.make_token(client.application.secret_key, people["owner"].email)}
+              "token": portal_auth.make_token(client.application.secret_key, people["owner"].email),
+              "survey": portal_auth.make_survey_token(client.application.secret_key, survey.id, people["owner"].email)}
     return {role: person.email for role, person in people.items()}, values
 
 

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mets import clock, jobs
-from mets.models import METRIC_TYPES, Entity, Membership, Reply, ResponseMetric, Ticket, User
+from mets.models import METRIC_TYPES, CsatResponse, Entity, Membership, Reply, ResponseMetric, Ticket, User
 from mets.services import macros
 from mets.services.directory import categories, entities, users
 from tests.conftest import count_rows
@@ -50,6 +50,11 @@ def test_seed_demo_builds_a_realistic_install_once(app, session):
     assert completed["response"] > 0 and completed["waiting_on_customer"] > 0, completed
     assert count_rows(session, ResponseMetric, ResponseMetric.within_sla.is_(False)) > 0
     assert session.scalar(select(func.sum(Ticket.public_reply_count))) > 0
+    # And satisfaction surveys, a day after each resolution, some answered (no mail: history).
+    surveys = count_rows(session, CsatResponse)
+    assert 0 < count_rows(session, CsatResponse, CsatResponse.score.is_not(None)) < surveys
+    assert surveys <= count_rows(session, Ticket, Ticket.status.in_(("resolved", "closed")))
+    assert count_rows(session, Ticket, Ticket.csat_due_at.is_not(None)) == 0
     written = sorted(session.execute(select(ResponseMetric.ticket_id, ResponseMetric.metric_type,
                                             ResponseMetric.seq, ResponseMetric.business_minutes)).all())
     rebuilt = runner.invoke(args=["mets", "metrics-rebuild", "--since", "2000-01-01"])

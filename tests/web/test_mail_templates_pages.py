@@ -314,3 +314,15 @@ def test_a_tampered_ticket_link_is_refused(app, client, session, world):
         response = client.get(f"/portal/auth/{token}")
         assert response.status_code == 400 and "This sign-in link is not valid" in text_of(response)
     assert client.get("/portal/").status_code == 302
+
+
+def test_the_survey_template_previews_with_a_ticket_and_no_working_survey_link(client, session, world):
+    ticket = world["ticket"]
+    response = preview(client, world, name="csat-survey", ticket=ticket.number,
+                       body_text="Hello {{ recipient_name }}: rate {{ ticket_number }} at {{ survey_url_4 }}")
+    page = screen(response)
+    assert response.status_code == 200 and "as its customer would get it" in page
+    assert f"rate {ticket.number} at http://mets.test/portal/survey/preview?score=4" in page
+    # The editor lists it among the editable templates.
+    listed = screen(client.get(f"{BASE}/?entity_id={world['billing'].id}"))
+    assert "csat-survey" in listed and "the satisfaction survey" in listed

@@ -136,3 +136,28 @@ def _first_use(session, token: str, max_age: int) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+# --- satisfaction survey links ---------------------------------------------------------------------
+# Their own salt: a survey token is never a sign-in token, nor the reverse. It names one survey row and the
+# customer it was sent to; it signs nobody in. Its lifetime is checked against the row's `expires_at` by the caller.
+SURVEY_SALT = "mets-csat-survey"
+
+
+def make_survey_token(secret_key: str, response_id: int, email: str) -> str:
+    """A token that opens the survey row `response_id` for the customer `email`."""
+    return URLSafeTimedSerializer(secret_key, salt=SURVEY_SALT).dumps({"r": response_id, "e": normalize_email(email)})
+
+
+def load_survey_token(secret_key: str, token: str, max_age: int) -> tuple[int, str] | str:
+    """(response id, email) if the signature holds and the token is younger than `max_age` seconds, else
+    "expired" or "invalid"."""
+    try:
+        payload = URLSafeTimedSerializer(secret_key, salt=SURVEY_SALT).loads(token, max_age=max_age)
+    except SignatureExpired:
+        return "expired"
+    except BadSignature:
+        return "invalid"
+    if not isinstance(payload, dict) or not isinstance(payload.get("r"), int) or not isinstance(payload.get("e"), str):
+        return "invalid"
+    return payload["r"], payload["e"]

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 DEFAULTS_DIR = Path(__file__).resolve().parents[2] / "email_templates"  # mets/email_templates
 NAMES = ("ticket-created-customer", "ticket-created-agent", "ticket-reply-customer", "ticket-reply-agent",
          "ticket-assigned", "ticket-status-changed", "sla-breach-warning", "sla-breach-notification",
-         "escalation-notification")
+         "escalation-notification", "csat-survey")
 DESCRIPTIONS = {
     "ticket-created-customer": "Sent to the customer when their ticket is created.",
     "ticket-created-agent": "Sent to the entity's agents when a new ticket comes in.",
@@ -53,6 +53,8 @@ DESCRIPTIONS = {
     "sla-breach-warning": "Sent to staff when an SLA target is about to be breached.",
     "sla-breach-notification": "Sent to staff when an SLA target has been breached.",
     "escalation-notification": "Sent to staff when a ticket is escalated.",
+    "csat-survey": "Sent to the customer after their ticket is resolved (24 business hours later): the "
+                   "satisfaction survey.",
 }
 FIELDS = ("subject", "body_text", "body_html")
 FIELD_LABELS = {"subject": "Subject", "body_text": "Text part", "body_html": "HTML part"}
@@ -85,9 +87,12 @@ VARIABLES = {
     "escalation_reason": "Escalation emails: why, e.g. \"75% of the resolution target used\" (empty otherwise).",
     "escalation_policy": "Escalation emails: the name of the escalation policy (empty for a manual escalation "
                          "without one).",
+    "survey_url": "Survey emails: the customer's link to the satisfaction survey (empty otherwise).",
+    **{f"survey_url_{n}": f"Survey emails: the survey link with the score {n} of 5 preselected (empty otherwise)."
+       for n in range(1, 6)},
 }
 # The templates customers receive, as the notification events define them.
-CUSTOMER_NAMES = frozenset(e.customer_template for e in EVENTS.values() if e.customer_template)
+CUSTOMER_NAMES = frozenset({e.customer_template for e in EVENTS.values() if e.customer_template} | {"csat-survey"})
 SAFE_HTML = ("ticket_content_html", "reply_content_html")  # trusted markup, in the HTML part only
 MAX_SOURCE = 20_000
 MAX_SUBJECT = 250

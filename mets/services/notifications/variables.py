@@ -69,6 +69,7 @@ def ticket_values(ticket: Ticket, *, actor=None, reply=None, changes: dict | Non
         "escalation_level": str(changes.get("level") or ""),
         "escalation_reason": str(changes.get("reason") or ""),
         "escalation_policy": str(changes.get("policy") or ""),
+        **dict.fromkeys(SURVEY_KEYS, ""),  # the survey mail's own (services.metrics.csat sets them)
     }
 
 
@@ -118,7 +119,16 @@ def sample_variables() -> dict:
         "sla_response_due": "Mon 09 Mar 2026 13:00 EST", "sla_resolution_due": "Tue 10 Mar 2026 14:30 EST",
         "sla_breached": False, "sla_clock": "resolution", "sla_point": "warning", "escalation_level": "1",
         "escalation_reason": "75% of the resolution target used", "escalation_policy": "Urgent tickets",
+        **survey_values("https://support.example.com/portal/survey/sample"),
     }
+
+
+SURVEY_KEYS = ("survey_url", *(f"survey_url_{n}" for n in range(1, 6)))
+
+
+def survey_values(base: str) -> dict:
+    """The survey links of the `csat-survey` template: the form, and one link per score (preselected)."""
+    return {"survey_url": base, **{f"survey_url_{n}": f"{base}?score={n}" for n in range(1, 6)}}
 
 
 # --- the editor's preview ---------------------------------------------------------------------
@@ -149,6 +159,8 @@ def preview_variables(session, ticket: Ticket, name: str, audience: str, now: da
     if audience == "customer":
         # The admin sees where the link leads, never a working sign-in link for the customer.
         values["ticket_url"] = values["portal_url"] = portal_mail.absolute_url("portal.show", number=ticket.number)
+    if name == "csat-survey":  # where the links lead, never a working survey link
+        values.update(survey_values(portal_mail.absolute_url("portal.survey", token="preview")))
     return values
 
 

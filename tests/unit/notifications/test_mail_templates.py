@@ -46,8 +46,8 @@ def customer_vars(ticket, **kw):
 
 # --- the defaults -----------------------------------------------------------------------------
 
-def test_there_are_nine_defaults_each_described():
-    assert len(mt.NAMES) == 9 and set(mt.DESCRIPTIONS) == set(mt.NAMES)
+def test_there_are_ten_defaults_each_described():
+    assert len(mt.NAMES) == 10 and set(mt.DESCRIPTIONS) == set(mt.NAMES)
     assert all(d.startswith("Sent to ") for d in mt.DESCRIPTIONS.values())
 
 
