@@ -1,0 +1,50 @@
+"""metric rollups: one row per UTC day, entity, metric type, priority and agent of the completed response metrics
+
+Kept for ever (services.metrics.rollups); raw response_metrics rows older than a configured age can be archived to
+a gzip CSV and deleted (`flask mets metrics-archive`), and the trend charts read those days from here.
+
+Revision ID: 0019_metric_rollups
+Revises: 0017_response_metrics
+Create Date: 2026-12-01 17:20:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0019_metric_rollups'
+down_revision = '0017_response_metrics'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('metric_rollups',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('entity_id', sa.Integer(), nullable=False),
+    sa.Column('metric_type', sa.String(length=30), nullable=False),
+    sa.Column('priority', sa.String(length=20), nullable=False),
+    sa.Column('agent_id', sa.Integer(), nullable=True),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('business_count', sa.Integer(), nullable=False),
+    sa.Column('business_minutes', sa.Float(), nullable=False),
+    sa.Column('duration_count', sa.Integer(), nullable=False),
+    sa.Column('duration_minutes', sa.Float(), nullable=False),
+    sa.Column('within_sla', sa.Integer(), nullable=False),
+    sa.Column('breached', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['agent_id'], ['users.id'], name=op.f('fk_metric_rollups_agent_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['entity_id'], ['entities.id'], name=op.f('fk_metric_rollups_entity_id_entities'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_metric_rollups'))
+    )
+    with op.batch_alter_table('metric_rollups', schema=None) as batch_op:
+        batch_op.create_index('ix_metric_rollups_entity_day', ['entity_id', 'day'], unique=False)
+        batch_op.create_index('ix_metric_rollups_day', ['day'], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table('metric_rollups', schema=None) as batch_op:
+        batch_op.drop_index('ix_metric_rollups_day')
+        batch_op.drop_index('ix_metric_rollups_entity_day')
+    op.drop_table('metric_rollups')
