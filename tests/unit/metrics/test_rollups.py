@@ -139,3 +139,19 @@ def test_the_periodic_job_rolls_up_the_last_days(session, fixture):
     assert {r.day for r in session.scalars(select(MetricRollup))} == {date(2026, 11, 20)}
     assert rollups.roll_up_recent(session, date(2026, 11, 12)) == 5  # Nov 10, 11 and 12
     assert {r.day for r in session.scalars(select(MetricRollup))} == {date(2026, 11, d) for d in (10, 11, 20)}
+
+
+def test_the_commands_roll_up_and_archive_rows_older_than_the_age(app, session, fixture, tmp_path):
+    from mets import clock
+
+    clock.set_now(utc(2026, 11, 30, 12))
+    runner = app.test_cli_runner()
+    rolled = runner.invoke(args=["mets", "metrics-rollup", "--since", "2026-11-01"])
+    assert rolled.exit_code == 0 and "Wrote 7 rollup rows." in rolled.output, rolled.output
+    path = tmp_path / "old.csv.gz"
+    archived = runner.invoke(args=["mets", "metrics-archive", "--to", str(path), "--older-than-days", "15"])
+    assert archived.exit_code == 0, archived.output
+    assert "Archived 5 response metric rows completed before 2026-11-15" in archived.output
+    assert len(rollups.read_archive(path)) == 5
+    exists = runner.invoke(args=["mets", "metrics-archive", "--to", str(path)])
+    assert exists.exit_code != 0 and "exists" in exists.output
