@@ -155,3 +155,22 @@ def test_the_commands_roll_up_and_archive_rows_older_than_the_age(app, session, 
     assert len(rollups.read_archive(path)) == 5
     exists = runner.invoke(args=["mets", "metrics-archive", "--to", str(path)])
     assert exists.exit_code != 0 and "exists" in exists.output
+
+
+def test_a_change_to_a_ticket_whose_rows_were_archived_does_not_write_them_again(session, tmp_path):
+    from mets.services import tickets
+
+    acme = make_entity("Acme", "acme")
+    ann = make_staff(acme)
+    ticket = make_ticket(acme, now=utc(2026, 11, 1, 9))
+    tickets.add_reply(session, ticket, actor=ann, body="On it.", now=utc(2026, 11, 1, 10))
+    tickets.change_status(session, ticket, "resolved", actor=ann, now=utc(2026, 11, 1, 11))
+    session.flush()
+    assert session.scalar(select(func.count()).select_from(ResponseMetric).where(
+        ResponseMetric.end_at.is_(None), ResponseMetric.ticket_id == ticket.id)) == 0
+    assert rollups.archive(session, date(2026, 11, 15), tmp_path / "a.csv.gz") == 3
+    tickets.change_status(session, ticket, "open", actor=ann, now=utc(2026, 11, 20, 9))  # a reopen, no rows left
+    tickets.change_status(session, ticket, "pending", actor=ann, now=utc(2026, 11, 20, 10))
+    session.flush()
+    kinds = session.scalars(select(ResponseMetric.metric_type).where(ResponseMetric.ticket_id == ticket.id)).all()
+    assert kinds == ["waiting_on_customer"]  # only what happened since; the archived rows stay archived
