@@ -59,7 +59,7 @@ def build(url: str, count: int, metrics: int):
         s.commit()
         started = time.perf_counter()
         s.execute(text("ALTER TABLE tickets DISABLE TRIGGER tickets_search"))
-        # 20 entities, 6 statuses, 4 priorities, a third unassigned, created over 90 days; the resolved and
+        # 20 entities, 6 statuses, 4 priorities, a third unassigned, created evenly over 90 days; the resolved and
         # closed ones resolved up to 3 days after creation, the open ones with an SLA due around now.
         s.execute(text("""
             INSERT INTO tickets (entity_id, seq, number, subject, body, status, priority, category,
@@ -71,12 +71,13 @@ def build(url: str, count: int, metrics: int):
                    (ARRAY['low','normal','high','urgent'])[1 + g % 4], 'general', :customer,
                    CASE WHEN g % 3 = 0 THEN NULL ELSE (:agents)[1 + (e.id * 3 + g % 3) % 60] END,
                    c.at, c.at,
-                   CASE WHEN st.status IN ('resolved','closed') THEN c.at + (g % 4320) * interval '1 minute' END,
+                   CASE WHEN st.status IN ('resolved','closed')
+                        THEN least(now(), c.at + (g % 4320) * interval '1 minute') END,
                    CASE WHEN st.status NOT IN ('resolved','closed')
                         THEN now() + ((g % 1440) - 720) * interval '1 minute' END,
                    false, false, false, 0, 0, false, 0, 'text'
             FROM generate_series(1, :per_entity) AS g CROSS JOIN entities e
-            CROSS JOIN LATERAL (SELECT now() - (g % 7776000) * interval '1 second' AS at) c
+            CROSS JOIN LATERAL (SELECT now() - (g::bigint * 7776000 / :per_entity) * interval '1 second' AS at) c
             CROSS JOIN LATERAL (SELECT (ARRAY['new','open','pending','on_hold','resolved','closed'])[1 + g % 6]
                                 AS status) st
         """), {"customer": customer.id, "agents": agents, "per_entity": count // 20})
@@ -104,7 +105,8 @@ def build(url: str, count: int, metrics: int):
             CROSS JOIN LATERAL (SELECT CASE WHEN k.kind IN ('full_resolution', 'first_resolution')
                                                  AND t.status NOT IN ('resolved', 'closed') THEN NULL
                                             WHEN k.kind IN ('full_resolution', 'first_resolution') THEN t.resolved_at
-                                            ELSE t.created_at + m.minutes * interval '1 minute' END AS end_at) e
+                                            ELSE least(now(), t.created_at + m.minutes * interval '1 minute')
+                                       END AS end_at) e
         """), {"agents": agents, "per_ticket": per_ticket})
         s.commit()
     with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
