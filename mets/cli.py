@@ -1,4 +1,5 @@
 """`flask --app wsgi mets ...` commands."""
+import os
 from datetime import timedelta, timezone
 
 import click
@@ -91,6 +92,39 @@ def metrics_rebuild(since, until, batch_size):
     done = metrics.rebuild(db.session, start, end, batch_size=batch_size, after_batch=lambda _: db.session.commit())
     db.session.commit()
     click.echo(f"Rebuilt the response metrics of {done} tickets.")
+
+
+@mets_group.command("metrics-rollup")
+@click.option("--since", "since", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First UTC day to roll up, YYYY-MM-DD.")
+@click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]),
+              help="Last UTC day (included), YYYY-MM-DD; default: today.")
+def metrics_rollup(since, until):
+    """Rewrite the daily rollups of the response metrics completed in a range of days (archived days are kept)."""
+    last = until.date() if until else clock.now().date()
+    if last < since.date():
+        raise click.ClickException("--until is before --since.")
+    written = metrics.rollups.roll_up(db.session, since.date(), last + timedelta(days=1))
+    db.session.commit()
+    click.echo(f"Wrote {written} rollup rows.")
+
+
+@mets_group.command("metrics-archive")
+@click.option("--to", "path", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The gzip CSV file to write (e.g. metrics-2024.csv.gz); it must not exist.")
+@click.option("--older-than-days", "days", type=int, default=None,
+              help="Archive the rows completed before this many days ago; default METRICS_RAW_RETENTION_DAYS.")
+def metrics_archive(path, days):
+    """Roll up, write to a gzip CSV and delete the raw response metrics completed before a configured age."""
+    days = current_app.config["METRICS_RAW_RETENTION_DAYS"] if days is None else days
+    if days < 1:
+        raise click.ClickException("--older-than-days takes 1 or more.")
+    if os.path.exists(path):
+        raise click.ClickException(f"{path} exists: choose a new file.")
+    before = clock.now().date() - timedelta(days=days)
+    archived = metrics.rollups.archive(db.session, before, path)
+    db.session.commit()
+    click.echo(f"Archived {archived} response metric rows completed before {before} to {path}.")
 
 
 @mets_group.command("health")

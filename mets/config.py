@@ -98,6 +98,10 @@ class Config:
     TICKET_POLL_SECONDS = int(os.environ.get("TICKET_POLL_SECONDS", 10))
     # Viewers gone for ten minutes are deleted this often (a periodic job; reads ignore them long before).
     PRESENCE_PRUNE_SECONDS = int(os.environ.get("PRESENCE_PRUNE_SECONDS", 300))
+    # The response metrics' daily rollups (metric_rollups) of the last few days are rewritten this often; raw
+    # metric rows older than METRICS_RAW_RETENTION_DAYS are what `flask mets metrics-archive` archives by default.
+    METRICS_ROLLUP_SECONDS = int(os.environ.get("METRICS_ROLLUP_SECONDS", 3600))
+    METRICS_RAW_RETENTION_DAYS = int(os.environ.get("METRICS_RAW_RETENTION_DAYS", 730))
 
     # Request size (bytes). No attachments yet, so 2 MB is far above any form a person sends
     # (a 50,000-character reply is at most 600 kB even URL-encoded). Bigger requests get a 413.

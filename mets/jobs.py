@@ -13,7 +13,7 @@ from flask import current_app, has_app_context
 import mets
 from mets import clock
 from mets.extensions import db
-from mets.services import automation, health
+from mets.services import automation, health, metrics
 from mets.services.outbox import http as webhooks
 from mets.services.outbox import smtp
 from mets.services.sla import tick as tick_service
@@ -140,3 +140,11 @@ def presence_prune() -> str:
     removed = live.prune_viewers(db.session, clock.now(), window)
     db.session.commit()
     return f"presence: {removed} stale viewers removed" if removed else ""
+
+
+@periodic("metrics_rollup", "METRICS_ROLLUP_SECONDS")
+def metrics_rollup() -> str:
+    """Rewrite the daily rollups of the response metrics of today and the days just before it."""
+    written = metrics.rollups.roll_up_recent(db.session, clock.now().date())
+    db.session.commit()
+    return f"metrics rollup: {written} rollup rows written"

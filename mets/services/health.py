@@ -23,7 +23,8 @@ log = logging.getLogger("mets.health")
 STALE_FACTOR = 3
 CRITICAL_JOBS = ("sla_tick", "outbox_sweep")
 LABELS = {"sla_tick": "SLA tick", "outbox_sweep": "Outbox sweep", "webhook_sweep": "Webhook sweep",
-          "automation_log_prune": "Automation log prune", "presence_prune": "Presence prune"}
+          "automation_log_prune": "Automation log prune", "presence_prune": "Presence prune",
+          "metrics_rollup": "Metrics rollup"}
 ERROR_LIMIT = 2000
 
 

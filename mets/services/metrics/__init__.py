@@ -1,7 +1,8 @@
 """Response metrics: rows written when ticket events happen (recorder, and subscriber: what hears the changes),
 rebuilt from ticket_events (rebuild), and read for the dashboard (stats; dashboard: scope, filters, volume, backlog,
-workload, trends; tables: each figure's table and CSV; charts: what each chart draws); csat: the satisfaction survey
-after each resolution (sent by the minute tick), its answer and the dashboard's CSAT figures.
+workload, trends; tables: each figure's table and CSV; charts: what each chart draws; rollups: the daily
+rollups kept for ever, and the archive of old raw rows); csat: the satisfaction survey after each resolution (sent
+by the minute tick), its answer and the dashboard's CSAT figures.
 
 May import: sla, hours, directory, notifications and outbox (csat's survey mail), validation, durations, models,
 mets.transaction and mets.events. Nothing in tickets or sla imports it: it hears of every change through mets.events
@@ -12,6 +13,7 @@ from mets.services.metrics.recorder import MUTED, Facts, Recorder  # noqa: F401
 from mets.services.metrics.subscriber import ticket_changed  # noqa: F401
 from mets.services.metrics import csat  # noqa: F401
 from mets.services.metrics.rebuild import rebuild, rebuild_tickets  # noqa: F401
+from mets.services.metrics import rollups  # noqa: F401
 from mets.services.metrics.stats import (  # noqa: F401
     Compliance, Distribution, Group, Summary, breakdown, distribution, distributions_by, entity_scope, percentile_cont,
     scoped_conditions, summary,

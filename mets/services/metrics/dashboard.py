@@ -15,9 +15,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import Date, case, cast, false, func, or_, select
 
 from mets.models import PRIORITIES, STATUSES, Entity, Membership, Ticket, User
-from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE, ResponseMetric
+from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE, MetricRollup, ResponseMetric
 from mets.services.directory import access, entities
-from mets.services.metrics import stats
+from mets.services.metrics import rollups, stats
 from mets.services.validation import parse_id
 
 PERIODS = ("day", "week", "month")
@@ -240,16 +240,38 @@ def volume(session, scope: Scope) -> list[VolumePoint]:
     created = {_as_date(k): n for k, n in session.execute(
         select(created_key, func.count()).where(*created_where).group_by(created_key))}
     resolved_key = bucket(session, ResponseMetric.end_at, period)
-    resolved_where = [ResponseMetric.metric_type == FULL_RESOLUTION, ResponseMetric.end_at >= since,
+    raw_since, rolled = _split_at_horizon(session, scope, f.agent_id, FULL_RESOLUTION)
+    resolved_where = [ResponseMetric.metric_type == FULL_RESOLUTION, ResponseMetric.end_at >= max(since, raw_since),
                       ResponseMetric.end_at < until, *_in_scope(ResponseMetric.entity_id, scope)]
     if f.priority:
         resolved_where.append(ResponseMetric.priority == f.priority)
     if f.agent_id is not None:
         resolved_where.append(ResponseMetric.agent_id == f.agent_id)
-    resolved = {_as_date(k): n for k, n in session.execute(
-        select(resolved_key, func.count()).where(*resolved_where).group_by(resolved_key))}
+    resolved = rolled
+    for k, n in session.execute(select(resolved_key, func.count()).where(*resolved_where).group_by(resolved_key)):
+        resolved[_as_date(k)] = resolved.get(_as_date(k), 0) + n
     return [VolumePoint(start, created.get(start, 0), resolved.get(start, 0))
             for start in buckets(f.since, f.until, period)]
+
+
+def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str) -> tuple[datetime, dict]:
+    """The first instant read from the raw rows (the archive horizon, or the start of the range), and the rows of
+    `kinds` per bucket before it, counted from the rollups (the raw rows of those days were archived)."""
+    f = scope.filters
+    since = _instant(f.since)
+    horizon = rollups.archived_before(session)
+    if horizon is None or horizon <= f.since:
+        return since, {}
+    key = rollups.day_bucket(session, MetricRollup.day, f.period)
+    where = [MetricRollup.metric_type.in_(kinds), MetricRollup.day >= f.since, MetricRollup.day < min(horizon, f.until),
+             *_in_scope(MetricRollup.entity_id, scope)]
+    if f.priority:
+        where.append(MetricRollup.priority == f.priority)
+    if agent_id is not None:
+        where.append(MetricRollup.agent_id == agent_id)
+    counted = {_as_date(k): int(n or 0) for k, n in session.execute(
+        select(key, func.sum(MetricRollup.count)).where(*where).group_by(key))}
+    return max(since, _instant(horizon)), counted
 
 
 @dataclass(frozen=True)
@@ -355,12 +377,17 @@ def agent_trend(session, user: User, scope: Scope, agent_id: int) -> list[TrendP
     where = [*stats.scoped_conditions(session, user, scope.asked, f.since, f.until, f.priority, agent_id)]
     if scope.entity_ids is not None and not scope.entity_ids:
         where.append(false())
+    # Days whose raw rows were archived: counts from the rollups (a median needs the rows: none there).
+    raw_since, rolled_responses = _split_at_horizon(session, scope, agent_id, FIRST_RESPONSE, RESPONSE)
+    _, resolved = _split_at_horizon(session, scope, agent_id, FULL_RESOLUTION)
+    where.append(ResponseMetric.end_at >= raw_since)
     times = stats.distributions_by(session, stats.MEASURES[f.measure], key, *where,
                                    ResponseMetric.metric_type.in_((FIRST_RESPONSE, RESPONSE)))
     times = {_as_date(k): v for k, v in times.items()}
-    resolved = {_as_date(k): n for k, n in session.execute(
-        select(key, func.count()).where(*where, ResponseMetric.metric_type == FULL_RESOLUTION).group_by(key))}
-    return [TrendPoint(start, times[start].count if start in times else 0,
+    for k, n in session.execute(
+            select(key, func.count()).where(*where, ResponseMetric.metric_type == FULL_RESOLUTION).group_by(key)):
+        resolved[_as_date(k)] = resolved.get(_as_date(k), 0) + n
+    return [TrendPoint(start, (times[start].count if start in times else 0) + rolled_responses.get(start, 0),
                        times[start].median if start in times else None, resolved.get(start, 0))
             for start in buckets(f.since, f.until, f.period)]
 

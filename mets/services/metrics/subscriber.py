@@ -3,7 +3,9 @@
 It reads the ticket as the change left it: its subscriber runs before automation's, so the changes a rule makes
 (changes of their own, emitted inside automation's turn) come after the change that caused them. A ticket with no
 rows yet that is not being created (one from before migration 0017, or written while metrics were muted) gets its
-rows from its whole history first, as the rebuild writes them, this change included.
+rows from its whole history first, as the rebuild writes them, this change included; one created before the archive
+horizon (`rollups.archived_before`: its rows may have been archived) only gets the rows of changes from now on, so an
+archived row is never written again.
 """
 from datetime import datetime
 
@@ -12,6 +14,7 @@ from sqlalchemy import select
 from mets import transaction
 from mets.models import ResponseMetric, Ticket
 from mets.services.metrics.rebuild import rebuild_tickets
+from mets.services.metrics.rollups import archived_before
 from mets.services.metrics.recorder import MUTED, Facts, Recorder
 
 MEASURED = {"ticket_created", "reply_added", "status_changed"}
@@ -28,7 +31,7 @@ def ticket_changed(session, change, actor, now: datetime) -> None:
     created = "ticket_created" in kinds
     with session.no_autoflush:  # (a ticket being created has none, unless a subscriber before this one wrote them)
         rows = list(session.scalars(select(ResponseMetric).where(ResponseMetric.ticket_id == ticket.id)))
-    if not rows and not created:
+    if not rows and not created and not _archived(session, ticket):
         rebuild_tickets(session, [ticket])
         return
     recorder = Recorder(session, ticket, rows)
@@ -44,3 +47,8 @@ def ticket_changed(session, change, actor, now: datetime) -> None:
     if recorder.public_replies:
         ticket.public_reply_count = Ticket.public_reply_count + recorder.public_replies
     session.flush()
+
+
+def _archived(session, ticket) -> bool:
+    horizon = archived_before(session)
+    return horizon is not None and ticket.created_at.date() < horizon

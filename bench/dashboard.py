@@ -1,0 +1,234 @@
+"""Benchmark: the KPI dashboard's server-side work at scale (PostgreSQL, 1,000,000 tickets, 3,000,000 metric rows).
+
+    createdb -h 127.0.0.1 -U postgres mets_bench_dash
+    BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_dash python bench/dashboard.py
+
+The database's public schema is dropped and rebuilt by migrations; tickets and response_metrics rows are
+bulk-inserted with generate_series, then VACUUM ANALYZE. It times everything `GET /metrics/` computes (the route's
+own service calls: every table, the charts, the filter choices) for a manager of one entity and for an admin (all
+entities), 90 days by day, median of --runs; beside each, the floor: the same aggregates as bare SQL in the same
+run. `--reuse` times a database a previous run built.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, select, text  # noqa: E402
+
+from mets import clock, create_app  # noqa: E402
+from mets.extensions import db  # noqa: E402
+from mets.services.directory import entities, users  # noqa: E402
+from mets.services.metrics import charts, dashboard, tables  # noqa: E402
+
+TARGET_MS = 300
+DAYS = 90
+
+
+def build(url: str, count: int, metrics: int):
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        s = db.session
+        ents = [entities.create_entity(s, {"name": f"Entity {i}", "slug": f"e{i}", "timezone": "UTC"})
+                for i in range(20)]
+        manager = users.create_user(s, {"email": "manager@bench.example", "name": "Manager", "kind": "staff",
+                                        "password": "bench-password"})
+        users.set_membership(s, manager, ents[0], "manager", 1, [])
+        users.create_user(s, {"email": "admin@bench.example", "name": "Admin", "kind": "staff",
+                              "password": "bench-password", "is_admin": True})
+        agents = []
+        for i in range(60):  # three agents per entity
+            agent = users.create_user(s, {"email": f"agent{i}@bench.example", "name": f"Agent {i:02d}",
+                                          "kind": "staff", "password": "bench-password"})
+            users.set_membership(s, agent, ents[i % 20], "agent", 1, [])
+            agents.append(agent.id)
+        customer = users.get_or_create_customer(s, "customer@bench.example", "Customer")
+        s.commit()
+        started = time.perf_counter()
+        s.execute(text("ALTER TABLE tickets DISABLE TRIGGER tickets_search"))
+        # 20 entities, 6 statuses, 4 priorities, a third unassigned, created evenly over 90 days; the resolved and
+        # closed ones resolved up to 3 days after creation, the open ones with an SLA due around now.
+        s.execute(text("""
+            INSERT INTO tickets (entity_id, seq, number, subject, body, status, priority, category,
+                                 customer_id, assignee_id, created_at, updated_at, resolved_at, sla_nearest_due,
+                                 sla_response_breached, sla_next_reply_breached, sla_resolution_breached,
+                                 sla_next_reply_cycle, sla_extension_minutes, sla_rule_pinned, escalation_level,
+                                 body_format)
+            SELECT e.id, 1000 + g, upper(e.slug) || '-' || (1000 + g), 'Ticket ' || g, 'Body', st.status,
+                   (ARRAY['low','normal','high','urgent'])[1 + g % 4], 'general', :customer,
+                   CASE WHEN g % 3 = 0 THEN NULL ELSE (:agents)[1 + (e.id * 3 + g % 3) % 60] END,
+                   c.at, c.at,
+                   CASE WHEN st.status IN ('resolved','closed')
+                        THEN least(now(), c.at + (g % 4320) * interval '1 minute') END,
+                   CASE WHEN st.status NOT IN ('resolved','closed')
+                        THEN now() + ((g % 1440) - 720) * interval '1 minute' END,
+                   false, false, false, 0, 0, false, 0, 'text'
+            FROM generate_series(1, :per_entity) AS g CROSS JOIN entities e
+            CROSS JOIN LATERAL (SELECT now() - (g::bigint * 7776000 / :per_entity) * interval '1 second' AS at) c
+            CROSS JOIN LATERAL (SELECT (ARRAY['new','open','pending','on_hold','resolved','closed'])[1 + g % 6]
+                                AS status) st
+        """), {"customer": customer.id, "agents": agents, "per_entity": count // 20})
+        s.execute(text("ALTER TABLE tickets ENABLE TRIGGER tickets_search"))
+        # Three rows per ticket: first response, one later response (every other ticket) or first resolution,
+        # and full resolution; completed except the full resolution of open tickets.
+        per_ticket = max(1, metrics // count)
+        s.execute(text("""
+            INSERT INTO response_metrics (ticket_id, metric_type, seq, start_at, end_at, duration_minutes,
+                                          business_minutes, sla_target_minutes, within_sla, entity_id, agent_id,
+                                          priority, reopens, recorded_at)
+            SELECT t.id, k.kind, 1, t.created_at, e.end_at, m.minutes, m.minutes * 0.4,
+                   CASE WHEN t.id % 10 = 0 THEN NULL ELSE 480 END,
+                   CASE WHEN t.id % 10 = 0 THEN NULL ELSE m.minutes <= 480 END,
+                   t.entity_id, CASE WHEN k.kind = 'full_resolution' THEN t.assignee_id
+                                     ELSE (:agents)[1 + (t.entity_id * 3 + t.id % 3) % 60] END,
+                   t.priority, 0, t.created_at
+            FROM tickets t
+            CROSS JOIN LATERAL (SELECT n, CASE n WHEN 1 THEN 'first_response' WHEN 3 THEN 'full_resolution'
+                                        ELSE CASE WHEN t.id % 2 = 0 THEN 'response' ELSE 'first_resolution' END
+                                        END AS kind FROM generate_series(1, :per_ticket) AS n) k
+            CROSS JOIN LATERAL (SELECT CASE WHEN k.kind = 'first_response' THEN 5 + (t.id * 7 % 600)
+                                            WHEN k.kind = 'response' THEN 10 + (t.id * 11 % 900)
+                                            ELSE 30 + (t.id * 13 % 4320) END::float AS minutes) m
+            CROSS JOIN LATERAL (SELECT CASE WHEN k.kind IN ('full_resolution', 'first_resolution')
+                                                 AND t.status NOT IN ('resolved', 'closed') THEN NULL
+                                            WHEN k.kind IN ('full_resolution', 'first_resolution') THEN t.resolved_at
+                                            ELSE least(now(), t.created_at + m.minutes * interval '1 minute')
+                                       END AS end_at) e
+        """), {"agents": agents, "per_ticket": per_ticket})
+        s.commit()
+    with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        for table in ("tickets", "response_metrics", "users", "memberships"):
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
+        rows = conn.execute(text("SELECT count(*) FROM response_metrics")).scalar()
+    print(f"inserted {count} tickets and {rows} metric rows, vacuumed, in {time.perf_counter() - started:.1f}s")
+    return app
+
+
+def page(session, user, args):
+    """What `blueprints.metrics.index` computes for `user` with the query string `args`."""
+    allowed = dashboard.dashboard_scope(session, user)
+    filters = dashboard.Filters.from_args(args, clock.now().date())
+    scope = dashboard.scope_for(session, allowed, filters)
+    now = clock.now()
+    shown = tables.dashboard_tables(session, user, scope, now)
+    charts.dashboard_charts(shown, filters.measure)
+    dashboard.entities_for(session, allowed)
+    dashboard.agents_for(session, allowed)
+    return shown
+
+
+FLOOR = [
+    # summary: compliance counts, and one grouped distribution per measure
+    """SELECT metric_type, within_sla, count(*) FROM response_metrics WHERE {rm} AND within_sla IS NOT NULL
+       AND metric_type IN ('first_response','response','full_resolution') GROUP BY 1, 2""",
+    *["""SELECT metric_type, count({m}), percentile_cont(0.5) WITHIN GROUP (ORDER BY {m}),
+                percentile_cont(0.9) WITHIN GROUP (ORDER BY {m}), avg({m}) FROM response_metrics
+         WHERE {rm} AND {m} IS NOT NULL AND metric_type IN ('first_response','response','full_resolution')
+         GROUP BY 1""".replace("{m}", m) for m in ("business_minutes", "duration_minutes")],
+    # volume
+    """SELECT date_trunc('day', created_at AT TIME ZONE 'UTC')::date, count(*) FROM tickets
+       WHERE created_at >= :since AND created_at < :until {t} GROUP BY 1""",
+    """SELECT date_trunc('day', end_at AT TIME ZONE 'UTC')::date, count(*) FROM response_metrics
+       WHERE metric_type = 'full_resolution' AND end_at >= :since AND end_at < :until {e} GROUP BY 1""",
+    # backlog trend
+    """SELECT count(*) FROM tickets WHERE created_at < :since
+       AND (status NOT IN ('resolved','closed') OR resolved_at >= :since) {t}""",
+    """SELECT date_trunc('day', created_at AT TIME ZONE 'UTC')::date, count(*) FROM tickets
+       WHERE created_at >= :since AND created_at < :until {t} GROUP BY 1""",
+    """SELECT date_trunc('day', resolved_at AT TIME ZONE 'UTC')::date, count(*) FROM tickets
+       WHERE status IN ('resolved','closed') AND resolved_at >= :since AND resolved_at < :until {t} GROUP BY 1""",
+    # backlog, workload
+    """SELECT status, count(*), min(created_at) FROM tickets WHERE status NOT IN ('resolved','closed') {t}
+       GROUP BY 1""",
+    """SELECT assignee_id, u.name, count(*), sum(CASE WHEN sla_nearest_due > now()
+              AND sla_nearest_due <= now() + interval '4 hours' THEN 1 ELSE 0 END),
+              sum(CASE WHEN sla_nearest_due <= now() THEN 1 ELSE 0 END)
+       FROM tickets LEFT JOIN users u ON u.id = assignee_id WHERE status NOT IN ('resolved','closed') {t}
+       GROUP BY 1, 2""",
+    # per agent: first response and full resolution, times and compliance
+    *["""SELECT agent_id, count(business_minutes), percentile_cont(0.5) WITHIN GROUP (ORDER BY business_minutes),
+                percentile_cont(0.9) WITHIN GROUP (ORDER BY business_minutes), avg(business_minutes)
+         FROM response_metrics WHERE {rm} AND metric_type = '%s' AND business_minutes IS NOT NULL GROUP BY 1""" % k
+      for k in ("first_response", "full_resolution")],
+    *["""SELECT agent_id, within_sla, count(*) FROM response_metrics WHERE {rm} AND metric_type = '%s'
+         AND within_sla IS NOT NULL GROUP BY 1, 2""" % k for k in ("first_response", "full_resolution")],
+]
+
+
+def floor(session, entity_id, since, until):
+    """The same aggregates as bare SQL (no scope lookups, no Python around them)."""
+    only = "" if entity_id is None else f" AND entity_id = {int(entity_id)}"
+    rm = "end_at IS NOT NULL AND end_at >= :since AND end_at < :until" + only
+    for sql in FLOOR:
+        session.execute(text(sql.replace("{rm}", rm).replace("{t}", only).replace("{e}", only)),
+                        {"since": since, "until": until}).all()
+
+
+def timed(fn, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--metrics", type=int, default=3_000_000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--reuse", action="store_true", help="time the data a previous run built")
+    args = parser.parse_args()
+    url = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_dash")
+    if args.reuse:  # brought up to the newest migration (its indexes), then vacuumed as a steady state has it
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"})
+        with app.app_context():
+            from flask_migrate import upgrade
+
+            upgrade()
+        with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+            for table in ("tickets", "response_metrics"):
+                conn.execute(text(f"VACUUM ANALYZE {table}"))
+    else:
+        app = build(url, args.tickets, args.metrics)
+    with app.app_context():
+        from mets.models import Entity, User
+
+        s = db.session
+        manager = s.scalar(select(User).where(User.email == "manager@bench.example"))
+        admin = s.scalar(select(User).where(User.email == "admin@bench.example"))
+        first = s.scalar(select(Entity.id).where(Entity.slug == "e0"))
+        today = clock.now().date()
+        since = today - timedelta(days=DAYS - 1)
+        query = {"from": since.isoformat(), "to": today.isoformat(), "period": "day"}
+        span = (dashboard._instant(since), dashboard._instant(today + timedelta(days=1)))
+        cases = {"manager of one entity": (manager, first), "admin, all entities": (admin, None)}
+        worst = 0.0
+        for label, (user, entity_id) in cases.items():
+            ms = timed(lambda: page(s, user, query), args.runs)
+            floor_ms = timed(lambda: floor(s, entity_id, *span), args.runs)
+            worst = max(worst, ms)
+            print(f"{label:28s} dashboard {ms:8.1f} ms   floor (bare SQL) {floor_ms:8.1f} ms "
+                  f"(median of {args.runs}, {DAYS} days)")
+            s.rollback()
+    print(f"bench dashboard: {worst:.0f} ms slower case, {DAYS} days at {args.tickets} tickets "
+          f"(target < {TARGET_MS} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Daily rollups of the response metrics, kept for ever, and the archive of old raw rows.
+
+`roll_up(session, since, until)` rewrites the `metric_rollups` of the UTC days [since, until) from the completed
+raw rows (one grouped INSERT ... SELECT): per day, entity, metric type, priority and agent, how many rows, the
+count and sum of their business and calendar minutes, how many met and missed their target. A day whose raw rows
+were archived is never rewritten (its rows are gone); any other day may be, as often as wanted (a reopen takes a
+full resolution back, a rebuild rewrites rows), so the periodic job rolls the last few days up again.
+
+`archive(session, before, path)` rolls up every day before `before` still in the raw table, writes the completed
+rows that ended before it to a gzip CSV at `path`, deletes them, and moves the archive horizon
+(`archived_before`, the app setting `metrics_archived_before`) to `before`. The trend charts (dashboard.volume,
+dashboard.agent_trend) read the days before the horizon from the rollups and the others from the raw rows.
+"""
+import csv
+import gzip
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import Date, DateTime, case, cast, delete, func, insert, select
+
+from mets.models import AppSetting, MetricRollup, ResponseMetric
+
+HORIZON_KEY = "metrics_archived_before"
+RECENT_DAYS = 3  # the periodic job rolls up today and the days before it (reopens change a past day's rows)
+CSV_COLUMNS = ("id", "ticket_id", "metric_type", "seq", "start_at", "end_at", "duration_minutes", "business_minutes",
+               "sla_target_minutes", "within_sla", "entity_id", "agent_id", "priority", "reopens", "reopened_at",
+               "recorded_at")
+
+
+def _instant(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+def day_of(session, column):
+    """The UTC day of an instant column, as SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def day_bucket(session, column, period: str):
+    """The first day of the day / week (from Monday) / month bucket holding a Date column, as SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.date_trunc(period, cast(column, DateTime)), Date)
+    if period == "month":
+        return func.strftime("%Y-%m-01", column)
+    if period == "week":
+        return func.date(column, "-6 days", "weekday 1")
+    return func.date(column)
+
+
+def archived_before(session) -> date | None:
+    """The first day whose raw rows are all still there (None: nothing archived)."""
+    setting = session.get(AppSetting, HORIZON_KEY)
+    return date.fromisoformat(setting.value) if setting is not None and setting.value else None
+
+
+def _set_horizon(session, day: date) -> None:
+    setting = session.get(AppSetting, HORIZON_KEY)
+    if setting is None:
+        session.add(AppSetting(key=HORIZON_KEY, value=day.isoformat()))
+    else:
+        setting.value = day.isoformat()
+    session.flush()
+
+
+def roll_up(session, since: date, until: date) -> int:
+    """Rewrite the rollups of the days [since, until) (those before the archive horizon left as they are) from the
+    raw rows completed then; the number of rollup rows written."""
+    horizon = archived_before(session)
+    if horizon is not None and since < horizon:
+        since = horizon
+    if since >= until:
+        return 0
+    session.flush()
+    session.execute(delete(MetricRollup).where(MetricRollup.day >= since, MetricRollup.day < until))
+    rm = ResponseMetric
+    day = day_of(session, rm.end_at)
+    business, duration = rm.business_minutes, rm.duration_minutes
+    query = (select(day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id, func.count(),
+                    func.count(business), func.coalesce(func.sum(business), 0.0),
+                    func.count(duration), func.coalesce(func.sum(duration), 0.0),
+                    func.coalesce(func.sum(case((rm.within_sla.is_(True), 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((rm.within_sla.is_(False), 1), else_=0)), 0))
+             .where(rm.end_at.is_not(None), rm.end_at >= _instant(since), rm.end_at < _instant(until))
+             .group_by(day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id))
+    columns = ("day", "entity_id", "metric_type", "priority", "agent_id", "count", "business_count",
+               "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
+    session.execute(insert(MetricRollup).from_select(columns, query))
+    return session.scalar(select(func.count()).select_from(MetricRollup)
+                          .where(MetricRollup.day >= since, MetricRollup.day < until))
+
+
+def roll_up_recent(session, today: date, days: int = RECENT_DAYS) -> int:
+    """The periodic job's work: roll up today and the `days` - 1 days before it."""
+    return roll_up(session, today - timedelta(days=days - 1), today + timedelta(days=1))
+
+
+def archive(session, before: date, path) -> int:
+    """Roll up, write to a gzip CSV at `path` and delete the completed raw rows that ended before `before`; move
+    the archive horizon there. Returns how many rows were archived. Rows still open are kept."""
+    horizon = archived_before(session)
+    if horizon is not None and before <= horizon:
+        return 0
+    rm = ResponseMetric
+    old = (rm.end_at.is_not(None), rm.end_at < _instant(before))
+    first = session.scalar(select(func.min(rm.end_at)).where(*old))
+    start = horizon or (first.date() if first is not None else before)
+    roll_up(session, min(start, before), before)
+    written = 0
+    with gzip.open(path, "wt", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for row in session.execute(select(*(getattr(rm, c) for c in CSV_COLUMNS)).where(*old).order_by(rm.id)
+                                   .execution_options(yield_per=5000)):
+            writer.writerow([_cell(v) for v in row])
+            written += 1
+    session.execute(delete(rm).where(*old))
+    _set_horizon(session, before)
+    return written
+
+
+def read_archive(path) -> list[dict]:
+    """The rows of an archive file, as dicts of strings (CSV_COLUMNS)."""
+    with gzip.open(path, "rt", newline="", encoding="utf-8") as src:
+        return list(csv.DictReader(src))
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
