@@ -12,7 +12,7 @@ import pytest
 from mets.extensions import db
 from mets.models import SENT, QueuedEmail, Reply, Ticket, User
 from mets.services import macros, tickets
-from tests.e2e.helpers import expect
+from tests.e2e.helpers import expect, settled
 from tests.factories import PASSWORD, make_customer, make_entity, make_staff, make_ticket
 from tests.servers import wait_until
 
@@ -56,7 +56,10 @@ def test_an_agents_first_hour(live_server, page):
     rows.first.get_by_role("link", name=re.compile("VAT line")).click()
     expect(page.get_by_role("heading", name=re.compile("VAT line on invoice 42"))).to_be_visible()
 
-    # A macro fills the reply box with its text for this ticket, to edit before sending.
+    # A macro fills the reply box with its text for this ticket, to edit before sending (once the picker, which the
+    # page loads after itself, is live).
+    expect(page.get_by_label("Macro")).to_be_visible()
+    settled(page)
     page.get_by_label("Macro").select_option(label="Looking into it")
     box = page.get_by_label("Reply")
     expect(box).to_have_value(re.compile(r"Hello Kemi Okafor, we are on it\."))
