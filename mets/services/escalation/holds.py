@@ -15,7 +15,8 @@ waits on the rows' locks and then finds them taken), and an SMTP outage loses no
 One notice is sent as it was rendered (`escalation-notification`, the dedupe key it would have had at once);
 several as one `escalation-digest`. A notice about a ticket resolved or closed while it waited (now, or at any
 time since it was held: a ticket reopened since is in a new round, whose levels speak for themselves) is
-dropped, not sent: nobody needs to hear at 09:00 that a ticket solved at 05:00 was at risk at 03:00.
+dropped, not sent: nobody needs to hear at 09:00 that a ticket solved at 05:00 was at risk at 03:00. So is one to
+staff deactivated while it waited.
 """
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import selectinload
 
 from mets import transaction
-from mets.models import EscalationEvent, EscalationNotice, Ticket, TicketEvent
+from mets.models import EscalationEvent, EscalationNotice, Ticket, TicketEvent, User
 from mets.models.mail import CRITICAL
 from mets.services import hours, outbox, sla
 from mets.services.notifications import templates as mail_templates
@@ -97,6 +98,14 @@ def _dropped(notice: EscalationNotice, ticket: Ticket, resolved: dict[int, list[
             or any(at >= notice.held_at for at in resolved.get(notice.ticket_id, ())))
 
 
+def _recipients_gone(session, notices: list[EscalationNotice]) -> set[int]:
+    """The staff among these notices' recipients deactivated while the notices waited: nobody to tell any more."""
+    ids = {n.user_id for n in notices if n.user_id is not None}
+    if not ids:
+        return set()
+    return set(session.scalars(select(User.id).where(User.id.in_(ids), User.active.is_(False))))
+
+
 def send_due(session, now: datetime, batch_size: int = 200) -> Sent:
     """Send every held notice due at `now`: one mail per recipient (a digest for several); commits per recipient."""
     result = Sent()
@@ -135,7 +144,8 @@ def _send_to(session, email: str, now: datetime, result: Sent) -> None:
     tickets = {t.id: t for t in session.scalars(select(Ticket).where(Ticket.id.in_({n.ticket_id for n in notices}))
                                                 .options(selectinload(Ticket.entity)))}
     resolved = _resolutions(session, notices)
-    keep = [n for n in notices if not _dropped(n, tickets[n.ticket_id], resolved)]
+    left = _recipients_gone(session, notices)
+    keep = [n for n in notices if not _dropped(n, tickets[n.ticket_id], resolved) and n.user_id not in left]
     gone = [n.id for n in notices if n not in keep]
     if gone:
         session.execute(update(EscalationNotice).where(EscalationNotice.id.in_(gone)).values(outcome=DROPPED)

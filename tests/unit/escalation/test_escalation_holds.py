@@ -187,3 +187,16 @@ def test_calendar_time_policies_and_manual_escalations_mail_at_once(session, des
         make_ticket(other, customer=desk["customer"])
     tick_at(session, ny(2026, 11, 10, 3, 0))
     assert [m.recipient_email for m in mails(session, "nina@night.example")] == ["nina@night.example"]
+
+
+def test_a_notice_to_someone_deactivated_while_it_waited_is_dropped(session, desk):
+    ticket = open_ticket(desk, ny(2026, 11, 10, 0, 0))
+    tick_at(session, ny(2026, 11, 10, 4, 0))  # 03:00-ish levels for Lee and Bo, held until their desks open
+    desk["lead"].active = False  # Lee left the company before nine
+    session.flush()
+    tick_at(session, ny(2026, 11, 10, 9, 0))
+    assert mails(session, "lee@acme.example") == []
+    outcomes = {(n.recipient_email, n.outcome) for n in session.scalars(
+        select(EscalationNotice).where(EscalationNotice.ticket_id == ticket.id))}
+    assert ("lee@acme.example", "dropped") in outcomes
+    assert all(outcome == "sent" for email, outcome in outcomes if email != "lee@acme.example")
