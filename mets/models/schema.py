@@ -1,8 +1,10 @@
 """What Alembic's autogenerate should compare between the models and the database."""
 
 # Indexes created by hand in migrations that the models cannot express portably
-# (PostgreSQL-only trigram and full-text indexes): autogenerate must neither drop nor report them.
-MIGRATION_ONLY_INDEXES = {"ix_tickets_subject_trgm", "ix_tickets_number_trgm", "ix_tickets_search_vector"}
+# (PostgreSQL-only trigram and full-text indexes, and the priority rank's expression indexes, which reflect
+# differently than they are written): autogenerate must neither drop nor report them.
+MIGRATION_ONLY_INDEXES = {"ix_tickets_subject_trgm", "ix_tickets_number_trgm", "ix_tickets_search_vector",
+                          "ix_tickets_priority_rank", "ix_tickets_priority_rank_asc"}
 # Ticket search (migration 0010): PostgreSQL's trigger-kept tsvector column, and SQLite's FTS5 table
 # with the shadow tables FTS5 keeps beside it (ticket_search_data, _idx, _content, _docsize, _config).
 MIGRATION_ONLY_COLUMNS = {("tickets", "search_vector")}

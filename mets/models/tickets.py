@@ -1,7 +1,7 @@
 """Tickets, their conversation and their audit trail."""
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, case, literal_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mets import clock
@@ -24,7 +24,7 @@ class Ticket(db.Model):
         Index("ix_tickets_created_at", "created_at"),
         Index("ix_tickets_updated_at", "updated_at"),
         # The metrics dashboard's counts of one entity's tickets (created, resolved, open per status and assignee)
-        # read this index alone on PostgreSQL (an index-only scan; migration 0019).
+        # read this index alone on PostgreSQL (an index-only scan; migration 0020).
         Index("ix_tickets_entity_created", "entity_id", "created_at",
               postgresql_include=["status", "priority", "assignee_id", "resolved_at", "sla_nearest_due"]),
     )
@@ -100,6 +100,14 @@ class Ticket(db.Model):
 
     def __repr__(self):
         return f"<Ticket {self.number}>"
+
+
+# The list's sort by priority: the priority's rank, written with literals (no bound parameters), so that migration
+# 0021's two expression indexes (models/schema.py: kept in the migration only) match the ORDER BY whatever plan
+# PostgreSQL picks. With the list's tie-break (id, newest first) one serves "most urgent first" walked backwards,
+# the other "least urgent first".
+PRIORITY_RANK = case({literal_column(f"'{p}'"): literal_column(str(rank)) for rank, p in enumerate(PRIORITIES)},
+                     value=Ticket.priority)
 
 
 class Reply(db.Model):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from mets import clock
 from mets.models import PRIORITIES, STATUSES, Ticket, TicketAlias, User
+from mets.models.tickets import PRIORITY_RANK
 from mets.services.directory import access
 from mets.services.html import message_text
 from mets.services.validation import parse_id, parse_int
@@ -18,7 +19,7 @@ SORTS = {
     "updated": Ticket.updated_at,
     "created": Ticket.created_at,
     "number": Ticket.id,
-    "priority": case({p: i for i, p in enumerate(PRIORITIES)}, value=Ticket.priority),
+    "priority": PRIORITY_RANK,  # served by its indexes (models/tickets.py)
     "status": case({s: i for i, s in enumerate(STATUSES)}, value=Ticket.status),
     "subject": Ticket.subject,
     "sla": Ticket.sla_nearest_due,
