@@ -7,6 +7,7 @@ to TEST_DATABASE_URL's and dropped afterwards even when the test fails.
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,9 @@ def flask_db(url: str, tmp_path: Path, *args: str) -> str:
 def schema_differences(app) -> list:
     """What autogenerate would put in a new migration, with the app's own Alembic settings."""
     opts = dict(app.extensions["migrate"].configure_args)
-    with db.engine.connect() as conn:
+    with db.engine.connect() as conn, warnings.catch_warnings():
+        # SQLite cannot reflect migration 0021's expression indexes, which autogenerate is told to leave alone.
+        warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
         context = MigrationContext.configure(conn, opts=opts)
         return compare_metadata(context, db.metadata)
 
