@@ -11,7 +11,6 @@ run. `--reuse` times a database a previous run built.
 """
 import argparse
 import os
-import statistics
 import sys
 import time
 from datetime import timedelta
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, select, text  # noqa: E402
 
+from bench.ticket_list import timed  # noqa: E402  (the median of timed runs, as ticket_list reports it)
 from mets import clock, create_app  # noqa: E402
 from mets.extensions import db  # noqa: E402
 from mets.services.directory import entities, users  # noqa: E402
@@ -175,15 +175,6 @@ def floor(session, entity_id, since, until):
     for sql in FLOOR:
         session.execute(text(sql.replace("{rm}", rm).replace("{t}", only).replace("{e}", only)),
                         {"since": since, "until": until}).all()
-
-
-def timed(fn, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
 
 
 def main() -> int:
