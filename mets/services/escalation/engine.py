@@ -25,6 +25,7 @@ from mets.services.escalation import holds, timing
 from mets.services.escalation.actions import ACTOR, LEVEL_ACTIONS
 from mets.services.escalation.policies import TICK_CACHE, build_policy, policy_for
 from mets.services.escalation.timing import LevelDue
+from mets.services.sla import tick as sla_tick
 from mets.services.validation import text_error
 
 log = logging.getLogger("mets.escalation")
@@ -152,24 +153,11 @@ def tick(session, now: datetime | None = None, batch_size: int = 500) -> list[tu
     """Fire every level due at `now` (commits after each batch); returns (ticket id, level number) fired."""
     now = now or clock.now()
     done: list[tuple[int, int]] = []
-    seen: set[int] = set()
     with transaction.scoped(session, TICK_CACHE, {}):
-        return _tick(session, now, batch_size, done, seen)
-
-
-def _tick(session, now: datetime, batch_size: int, done: list, seen: set) -> list[tuple[int, int]]:
-    while True:
-        query = (select(Ticket).where(Ticket.escalation_due_at <= now).order_by(Ticket.escalation_due_at, Ticket.id)
-                 .limit(batch_size).options(selectinload(Ticket.entity), selectinload(Ticket.sla_rule)))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Ticket)
-        batch = session.scalars(query).all()
-        if not batch or {t.id for t in batch} <= seen:
-            break  # (a ticket whose due instant did not move: never loop)
-        for ticket in batch:
-            done += [(ticket.id, event.level_number) for event in _process(session, ticket, now)]
-        seen.update(t.id for t in batch)
-        session.commit()
+        for batch in sla_tick.due_batches(session, Ticket.escalation_due_at, now, batch_size,
+                                          selectinload(Ticket.entity), selectinload(Ticket.sla_rule)):
+            for ticket in batch:
+                done += [(ticket.id, event.level_number) for event in _process(session, ticket, now)]
     return done
 
 

@@ -27,6 +27,7 @@ from mets.services.hours import calendar_for
 from mets.services.metrics.recorder import MUTED
 from mets.services.notifications import templates as mail_templates
 from mets.services.notifications import variables as mail_variables
+from mets.services.sla import tick as sla_tick
 from mets.services.validation import normalize_email
 
 log = logging.getLogger("mets.csat")
@@ -73,15 +74,8 @@ def tick(session, now: datetime | None = None, batch_size: int = 200) -> list[in
     """Send every survey due at `now` (commits after each batch); returns the ids of the surveys sent."""
     now = now or clock.now()
     sent: list[int] = []
-    seen: set[int] = set()
-    while True:
-        query = (select(Ticket).where(Ticket.csat_due_at <= now).order_by(Ticket.csat_due_at, Ticket.id)
-                 .limit(batch_size).options(selectinload(Ticket.entity), selectinload(Ticket.customer)))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Ticket)
-        batch = session.scalars(query).all()
-        if not batch or {t.id for t in batch} <= seen:
-            break
+    for batch in sla_tick.due_batches(session, Ticket.csat_due_at, now, batch_size,
+                                      selectinload(Ticket.entity), selectinload(Ticket.customer)):
         for ticket in batch:
             ticket.csat_due_at = None  # done, whatever happens: a survey is never retried into a storm
             try:
@@ -92,9 +86,6 @@ def tick(session, now: datetime | None = None, batch_size: int = 200) -> list[in
                 continue
             if row_id is not None:
                 sent.append(row_id)
-        seen.update(t.id for t in batch)
-        session.flush()
-        session.commit()
     return sent
 
 

@@ -30,23 +30,32 @@ class TickResult:
     fired: list[tuple[int, str, str]] = field(default_factory=list)  # (ticket id, clock, point)
 
 
-def tick(session, now: datetime | None = None, batch_size: int = 500) -> TickResult:
-    """Act on every point due at `now`; commits after each batch."""
-    now = now or clock.now()
-    result = TickResult()
+def due_batches(session, due_at, now: datetime, batch_size: int, *options):
+    """The tickets whose due instant `due_at` (an indexed column of tickets) has passed, in batches: each locked on
+    PostgreSQL with SKIP LOCKED, so that ticks running at once share the work, and committed once the caller has
+    handled it. The SLA tick, escalation levels and satisfaction surveys all find their work this way. It ends when
+    nothing is due, or when a batch holds only tickets already handled (a due instant that did not move: never
+    loop)."""
     seen: set[int] = set()
     while True:
-        query = (select(Ticket).where(Ticket.sla_next_check_at <= now)
-                 .order_by(Ticket.sla_next_check_at).limit(batch_size)
-                 .options(selectinload(Ticket.sla_rule), selectinload(Ticket.entity)))
+        query = select(Ticket).where(due_at <= now).order_by(due_at, Ticket.id).limit(batch_size).options(*options)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=Ticket)
         batch = session.scalars(query).all()
         if not batch or {t.id for t in batch} <= seen:
-            break  # (the second case would mean a ticket whose next check did not move: never loop)
-        _process(session, batch, now, result)
+            return
+        yield batch
         seen.update(t.id for t in batch)
         session.commit()
+
+
+def tick(session, now: datetime | None = None, batch_size: int = 500) -> TickResult:
+    """Act on every point due at `now`; commits after each batch."""
+    now = now or clock.now()
+    result = TickResult()
+    for batch in due_batches(session, Ticket.sla_next_check_at, now, batch_size,
+                             selectinload(Ticket.sla_rule), selectinload(Ticket.entity)):
+        _process(session, batch, now, result)
     events.emit(events.TICK, session, now)  # escalation levels (and whatever else keeps its own due instants)
     return result
 
