@@ -281,15 +281,21 @@ class BacklogRow:
     oldest: datetime | None
 
 
-def backlog(session, scope: Scope) -> list[BacklogRow]:
-    """The tickets not resolved or closed now, per status (with the oldest one's creation), in scope and of the
-    priority and assignee filters; the date range does not apply (a backlog is now)."""
+def _open_now(scope: Scope) -> list:
+    """The tickets not resolved or closed now, in scope and of the priority and agent filters (backlog, workload)."""
     f = scope.filters
     where = [Ticket.status.notin_(CLOSED), *_in_scope(Ticket.entity_id, scope)]
     if f.priority:
         where.append(Ticket.priority == f.priority)
     if f.agent_id is not None:
         where.append(Ticket.assignee_id == f.agent_id)
+    return where
+
+
+def backlog(session, scope: Scope) -> list[BacklogRow]:
+    """The tickets not resolved or closed now, per status (with the oldest one's creation), in scope and of the
+    priority and assignee filters; the date range does not apply (a backlog is now)."""
+    where = _open_now(scope)
     found = {status: (n, oldest) for status, n, oldest in session.execute(
         select(Ticket.status, func.count(), func.min(Ticket.created_at)).where(*where).group_by(Ticket.status))}
     return [BacklogRow(status, *found.get(status, (0, None))) for status in STATUSES if status not in CLOSED]
@@ -345,12 +351,7 @@ class WorkloadRow:
 def workload(session, scope: Scope, now: datetime) -> list[WorkloadRow]:
     """Per assignee (unassigned last): open tickets now, those with a running SLA clock due within DUE_SOON, and
     those with one past due (the ticket list's "due within 4 hours" and "breached" filters); one query."""
-    f = scope.filters
-    where = [Ticket.status.notin_(CLOSED), *_in_scope(Ticket.entity_id, scope)]
-    if f.priority:
-        where.append(Ticket.priority == f.priority)
-    if f.agent_id is not None:
-        where.append(Ticket.assignee_id == f.agent_id)
+    where = _open_now(scope)
     soon = case((Ticket.sla_nearest_due > now, case((Ticket.sla_nearest_due <= now + DUE_SOON, 1), else_=0)),
                 else_=0)
     breached = case((Ticket.sla_nearest_due <= now, 1), else_=0)
