@@ -145,6 +145,9 @@ def test_an_invalid_value_shows_an_error_in_the_row(client, admin):
     assert "rb-row has-error" in html
     assert screen_text(row_error(html)) == "'hgh' is not a priority (choose from low, normal, high, urgent)"
     assert ("hgh", True) in select_options(html, "rb-value")
+    # The row's controls name its error as their description, so a screen reader reads it with them.
+    for control in ("field", "op", "value"):
+        assert re.search(rf'id="rb-{ROW}-{control}"[^>]*aria-describedby="{ROW}-error"', html), control
 
 
 def test_free_text_fields_suggest_the_entities_the_user_may_see(client, session, entities):
