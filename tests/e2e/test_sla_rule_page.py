@@ -42,7 +42,7 @@ def test_admin_tests_an_sla_rule_against_a_ticket_while_editing(live_server, pag
         page.get_by_role("link", name="SLA rules").click()
         expect(page.locator(".sla-entity").first).to_contain_text("Standard")
         page.get_by_role("link", name="Standard").click()
-        page.wait_for_load_state()  # htmx listens to the box from then on: typing earlier asks nothing
+        page.wait_for_url(f"**/admin/sla/{rule_id}")  # loaded: htmx listens to the box from then on
 
         result = page.locator("#sla-test-result")
         page.get_by_label("Ticket number").fill(number)
