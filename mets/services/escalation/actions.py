@@ -233,7 +233,8 @@ def tier_of(session, user: User | None, ticket: Ticket) -> int:
 
 @level_action("reassign_tier", "Reassign to a higher tier", "Assignment",
               Param("tier", "To", "select", choices=fixed(TIER_CHOICES),
-                    help="The least loaded active agent of that tier or above who works the ticket's entity."),
+                    help="The least loaded active agent of that tier or above who works the ticket's entity (for the "
+                         "next tier up: of the nearest tier above the assignee's that has anyone)."),
               words=lambda s, p: "Reassign to " + dict(TIER_CHOICES).get(p.get("tier"), "?").lower())
 def _reassign_tier(run: Run, p: dict) -> Plan:
     session, ticket = run.session, run.ticket
@@ -246,6 +247,11 @@ def _reassign_tier(run: Run, p: dict) -> Plan:
             Membership.entity_id.in_(chain), Membership.user_id.in_([u.id for u in candidates]))):
         tiers[user_id] = max(tiers.get(user_id, 0), tier)
     senior = [u for u in candidates if tiers.get(u.id, 0) >= wanted]
+    if senior and p.get("tier") == "next":
+        # The next tier up that has anyone: a tier-1 ticket goes to tier 2 while tier 2 has agents, not to the
+        # tier-3 manager who happens to be less loaded.
+        nearest = min(tiers[u.id] for u in senior)
+        senior = [u for u in senior if tiers[u.id] == nearest]
     if not senior:
         raise DomainError(f"Nobody to reassign to: no active agent of tier {wanted} or above works in "
                           f"{ticket.entity.name}.")
