@@ -49,12 +49,12 @@ def test_commit_enqueues_one_job_and_a_rollback_none(app, session, redis_server,
 def test_a_worker_delivers_a_queued_webhook(app, session, receiver, start_worker):
     start_worker(**HOOK_SETTINGS)
     row = webhooks.queue_webhook(session, url=receiver.url(), payload={"event": "ticket_created"},
-                                 secret="k3y", event="ticket_created")
+                                 secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", event="ticket_created")
     session.commit()
 
     wait_until(lambda: receiver.received(), timeout=30, what="the webhook at the receiver")
     [got] = receiver.received()
-    assert got.json == {"event": "ticket_created"} and verify("k3y", got.headers, got.body)
+    assert got.json == {"event": "ticket_created"} and verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", got.headers, got.body)
     [stored] = wait_until(lambda: [r for r in deliveries(session) if r.status == "sent"] or None,
                           what="the delivery marked sent", state=lambda: deliveries(session))
     assert stored.id == row.id and stored.response_code == 200 and stored.attempts == 1
