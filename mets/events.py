@@ -19,9 +19,9 @@ subscriber writes (mail in the outbox, a rule's changes) commits or rolls back w
   endpoint's owner keeps about it (its health, disabling it) commits with the outcome.
 
 Packages subscribe in their `init_app`, never by being imported; subscribers run in the order
-they subscribed (create_app subscribes notifications, then metrics, then automation, so a rule's email
-follows the change's own and a change's metrics are written before those of the changes its rules
-make). Subscribing the same handler twice (a second create_app) is a no-op.
+they subscribed (create_app subscribes notifications, then metrics, then webhooks, then automation, so a rule's
+email and webhook events follow the change's own and a change's metrics are written before those of the changes
+its rules make). Subscribing the same handler twice (a second create_app) is a no-op.
 """
 from collections import defaultdict
 from collections.abc import Callable
