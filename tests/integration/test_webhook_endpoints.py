@@ -117,6 +117,10 @@ def test_only_subscribed_active_endpoints_of_the_entity_and_above_get_an_event(s
     assert '"changes":{"assignee":[null,"al@acme.example"]}' in assign.body  # people by email, never an id
     assert not {other.id, replies_only.id, off.id} & {r.endpoint_id for r in rows(session)}
 
+    make_ticket(world["acme"])  # the company's own ticket: not its department's endpoints
+    session.commit()
+    assert [r.endpoint_id for r in rows(session, WebhookDelivery.ticket_id != ticket.id)] == [company.id]
+
 
 def test_a_rolled_back_change_queues_and_sends_nothing(session, world, receiver):
     clock.set_now(T0)

@@ -14,6 +14,7 @@ from mets import events, transaction
 from mets.models import Entity, SlaRule, Ticket, User
 from mets.models.webhooks import WebhookEndpoint
 from mets.services.directory import access
+from mets.services.outbox import http as hooks
 from mets.services.tickets.payload import instant, person, reply_payload, ticket_payload
 from mets.services.webhooks import endpoints as admin
 from mets.services.webhooks.types import CSAT_ANSWERED, FROM_TICKET_EVENT
@@ -138,6 +139,8 @@ def attempted(session, endpoint_id: int, outcome: str, response_code: int | None
 
 def init_app(app) -> None:
     """Hear ticket changes, the SLA tick's points, CSAT answers and the HTTP channel's tries."""
+    # A schedule that does not parse fails here, at start, not in the middle of someone's ticket change.
+    hooks.parse_schedule(app.config["WEBHOOK_RETRY_SCHEDULE"])
     events.subscribe(events.TICKET_CHANGED, ticket_changed)
     for name in events.TICK_EVENTS:
         events.subscribe(name, _on_sla_event)
