@@ -303,3 +303,11 @@ def test_the_body_is_exactly_what_was_signed_and_stored(session, receiver):
     [got] = receiver.received()
     assert got.body.decode() == row_of(session, row_id).body == json.dumps(
         {"b": 1, "a": [1, 2], "when": T0.isoformat()}, separators=(",", ":"))
+
+
+def test_a_secret_that_is_not_base64_fails_the_delivery_at_once(session, receiver):
+    row_id = queue(session, receiver.url(), secret="s")  # not whsec_ base64: no HMAC key can be made of it
+    webhooks.deliver(session)
+    row = row_of(session, row_id)
+    assert receiver.received() == [] and (row.status, row.attempts) == (FAILED, 1)
+    assert "not a whsec_ secret" in row.error_message

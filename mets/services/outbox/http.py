@@ -144,8 +144,11 @@ def new_message_id() -> str:
 
 def signature(keys: list[str], message_id: str, at: datetime, body: str) -> str:
     """The `webhook-signature` value: "v1,<base64 HMAC-SHA256>" per whsec_ key, space-separated (the package's
-    own signer, so what we send is what its verifier checks)."""
-    return " ".join(standardwebhooks.Webhook(key).sign(message_id, at, body) for key in keys)
+    own signer, so what we send is what its verifier checks). Raises BadSecret for a key that is not base64."""
+    try:
+        return " ".join(standardwebhooks.Webhook(key).sign(message_id, at, body) for key in keys)
+    except (binascii.Error, ValueError, standardwebhooks.webhooks.EmptyWebhookSecretError) as exc:
+        raise BadSecret("not sent: the signing secret is not a whsec_ secret (base64 after whsec_)") from exc
 
 
 def parse_schedule(text: str) -> list[int]:
@@ -282,6 +285,10 @@ class Refused(Exception):
 
 class Disabled(Refused):
     """The delivery's endpoint was disabled after it was queued."""
+
+
+class BadSecret(Refused):
+    """The row's secret cannot key an HMAC (not base64): every try would fail the same way."""
 
 
 def _endpoint_active(session, endpoint_id: int) -> bool:
