@@ -7,17 +7,19 @@ from sqlalchemy import event
 from mets import auth_setup, cli, errors, security, templating, throttle
 from mets.blueprints import admin, auth, catalog, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
 from mets.blueprints import automation as automation_pages
+from mets.blueprints import endpoints as endpoint_pages
 from mets.blueprints import escalation as escalation_pages
 from mets.blueprints import mail as mail_pages
 from mets.blueprints import metrics as metrics_pages
 from mets.extensions import csrf, db, limiter, login_manager, mail, migrate
 from mets.models.schema import include_object
 from mets.services import automation, escalation, metrics
+from mets.services import webhooks as webhook_endpoints
 from mets.services.notifications import notify
 from mets.web import IdConverter
 
 BLUEPRINTS = (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules, webhooks,
-              automation_pages, catalog, escalation_pages, metrics_pages)
+              automation_pages, catalog, escalation_pages, metrics_pages, endpoint_pages)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -46,11 +48,12 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     security.init_app(app)
 
-    # Ticket changes and SLA points reach their subscribers through mets.events, in this order:
+    # Ticket changes, SLA points and CSAT answers reach their subscribers through mets.events, in this order:
     # a change's own notifications are queued and its metrics written before the rules it triggers act
     # (a rule's changes are changes of their own, heard inside automation's turn: after their cause).
     notify.init_app(app)
     metrics.init_app(app)
+    webhook_endpoints.init_app(app)  # before automation: a change's event is queued before those of its rules' changes
     automation.init_app(app)
     escalation.init_app(app)  # after automation: it re-times a ticket once the rules have changed it
     auth_setup.init_app(app)

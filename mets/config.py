@@ -72,6 +72,12 @@ class Config:
     WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", 6))
     WEBHOOK_RETRY_BASE_SECONDS = int(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", 30))  # doubles per attempt
     WEBHOOK_RETRY_MAX_SECONDS = int(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", 3600))
+    # Endpoint deliveries retry on Standard Webhooks' schedule (the first try at once, then after each delay);
+    # an endpoint failing every try for WEBHOOK_DISABLE_AFTER_DAYS is disabled, and its managers mailed.
+    WEBHOOK_RETRY_SCHEDULE = os.environ.get("WEBHOOK_RETRY_SCHEDULE", "5s,5m,30m,2h,5h,10h,10h")
+    WEBHOOK_DISABLE_AFTER_DAYS = float(os.environ.get("WEBHOOK_DISABLE_AFTER_DAYS", 5))
+    # After a rotation the previous secret also signs for this long, so receivers can switch without a gap.
+    WEBHOOK_SECRET_GRACE_HOURS = float(os.environ.get("WEBHOOK_SECRET_GRACE_HOURS", 24))
     # Webhooks to loopback, private and link-local addresses are refused unless this is on
     # (a rule author must not reach the install's own network through it).
     WEBHOOK_ALLOW_PRIVATE = _bool("WEBHOOK_ALLOW_PRIVATE")

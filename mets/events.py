@@ -1,6 +1,6 @@
 """The one event bus: what happened to tickets, for the packages that react to it.
 
-Four kinds of event, all emitted inside the transaction of what caused them, so whatever a
+Six kinds of event, all emitted inside the transaction of what caused them, so whatever a
 subscriber writes (mail in the outbox, a rule's changes) commits or rolls back with it:
 
 - `ticket_changed`: every `services.tickets` change, as `handler(session, change, actor, now)`;
@@ -11,11 +11,17 @@ subscriber writes (mail in the outbox, a rule's changes) commits or rolls back w
   `handler(session, tickets, now)`: whatever keeps instants derived from their clocks re-times too.
 - `tick`: the minute tick ran (after the SLA points), as `handler(session, now)`: packages that keep due
   instants of their own (escalation) act on what is due, through their own index, committing per batch.
+- `csat_answered`: a customer answered (or changed the answer to) a satisfaction survey (`metrics.csat.answer`),
+  as `handler(session, response, now)`, in the answer's transaction.
+- `webhook_attempted`: the HTTP channel tried an endpoint's delivery, as
+  `handler(session, endpoint_id, outcome, response_code, now)` (`outcome`: "sent", "retrying", "failed";
+  the answer's HTTP status or None), in the worker's transaction that records the try, so whatever the
+  endpoint's owner keeps about it (its health, disabling it) commits with the outcome.
 
 Packages subscribe in their `init_app`, never by being imported; subscribers run in the order
-they subscribed (create_app subscribes notifications, then metrics, then automation, so a rule's email
-follows the change's own and a change's metrics are written before those of the changes its rules
-make). Subscribing the same handler twice (a second create_app) is a no-op.
+they subscribed (create_app subscribes notifications, then metrics, then webhooks, then automation, so a rule's
+email and webhook events follow the change's own and a change's metrics are written before those of the changes
+its rules make). Subscribing the same handler twice (a second create_app) is a no-op.
 """
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,7 +30,9 @@ TICKET_CHANGED = "ticket_changed"
 TICK_EVENTS = ("sla_breach_warning", "sla_breach_occurred", "escalation_due")
 TICK = "tick"
 SLA_RETIMED = "sla_retimed"
-NAMES = (TICKET_CHANGED, *TICK_EVENTS, TICK, SLA_RETIMED)
+CSAT_ANSWERED = "csat_answered"
+WEBHOOK_ATTEMPTED = "webhook_attempted"
+NAMES = (TICKET_CHANGED, *TICK_EVENTS, TICK, SLA_RETIMED, CSAT_ANSWERED, WEBHOOK_ATTEMPTED)
 
 _subscribers: dict[str, list[Callable]] = defaultdict(list)
 

@@ -14,8 +14,10 @@ from werkzeug.routing import IntegerConverter
 from mets.extensions import db
 from mets.models import (
     AutomationRule, Entity, EscalationPolicy, Macro, Membership, SlaRule, Ticket, TicketCategory, User,
+    WebhookEndpoint,
 )
 from mets.services import macros
+from mets.services import webhooks
 from mets.services.directory import access
 from mets.services.metrics import dashboard as metrics_dashboard
 from mets.services.errors import DomainError
@@ -192,6 +194,19 @@ def load_saved_view(view_id):
 def load_outbox_row(channel, row_id):
     """A row of an outbox channel's table (a queued email, a webhook delivery)."""
     return _load(channel.model, row_id, lambda r: _works_in(r.entity_id))
+
+
+def load_webhook_endpoint(endpoint_id) -> WebhookEndpoint:
+    """A webhook endpoint whose entity the current user manages (admins, its managers and those above)."""
+    return _load(WebhookEndpoint, endpoint_id, lambda e: macros.manages(db.session, current_user, e.entity))
+
+
+def load_endpoint_delivery(endpoint: WebhookEndpoint, delivery_id):
+    """One of `endpoint`'s deliveries (another endpoint's is a 404, as a missing one)."""
+    row = webhooks.endpoints.delivery_of(db.session, endpoint, parse_id(delivery_id))
+    if row is None:
+        abort(404)
+    return row
 
 
 def load_metrics_agent(user_id):

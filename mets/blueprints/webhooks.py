@@ -32,7 +32,7 @@ def index():
 
 def _delivery_page(row, status: int = 200, error: str | None = None, notice: str | None = None):
     return outbox_pages.row_page(PAGES, "webhooks/delivery.html", "outbox/_status.html", row, status, error, notice,
-                                 headers=outbox_admin.shown_headers(row),
+                                 headers=outbox_admin.shown_headers(db.session, row),
                                  entity_name=outbox_admin.entity_names(db.session, [row]).get(row.entity_id))
 
 

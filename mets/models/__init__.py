@@ -14,6 +14,7 @@ from mets.models.sla import CLOCKS, SlaFiring, SlaPause, SlaRule
 from mets.models.tickets import PRIORITIES, STATUSES, VIAS, Reply, Ticket, TicketAlias, TicketEvent, TicketViewer
 from mets.models.users import CUSTOMER, ROLES, STAFF, Membership, RedeemedLink, User
 from mets.models.views import SavedView
+from mets.models.webhooks import WebhookEndpoint
 
 __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlias", "Reply", "TicketEvent",
            "TicketViewer",
@@ -24,4 +25,4 @@ __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlia
            "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS", "JobRun",
            "TicketCategory", "Macro", "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]
 __all__ += ["SavedView", "ResponseMetric", "MetricRollup", "METRIC_TYPES", "EscalationPolicy", "EscalationLevel",
-            "EscalationEvent", "EscalationNotice", "POLICY_CLOCKS", "CsatResponse"]
+            "EscalationEvent", "EscalationNotice", "POLICY_CLOCKS", "CsatResponse", "WebhookEndpoint"]

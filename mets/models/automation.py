@@ -78,17 +78,23 @@ class WebhookDelivery(db.Model):
     """
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_claim", "status", "next_attempt_at", "id"),)
+    __table_args__ = (Index("ix_webhook_deliveries_claim", "status", "next_attempt_at", "id"),
+                      Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default=WEBHOOK)
     entity_id: Mapped[int | None] = mapped_column(ForeignKey("entities.id", ondelete="SET NULL"), index=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     rule_id: Mapped[int | None] = mapped_column(ForeignKey("automation_rules.id", ondelete="SET NULL"))
+    # An endpoint's delivery (signed with its secret at send time; deleted with it); None: a rule's webhook, an SMS.
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     event: Mapped[str | None] = mapped_column(String(40))
+    event_type: Mapped[str | None] = mapped_column(String(60))  # the Standard Webhooks type: "ticket.created"
+    # The `webhook-id` header: one per event and endpoint, the same on every try and replay (receivers dedupe on it).
+    message_id: Mapped[str | None] = mapped_column(String(40))
     url: Mapped[str] = mapped_column(String(2000))
     body: Mapped[str] = mapped_column(Text)  # the exact bytes signed and sent (UTF-8 JSON)
-    secret: Mapped[str | None] = mapped_column(String(200))  # HMAC-SHA256 key; None: unsigned
+    secret: Mapped[str | None] = mapped_column(String(200))  # a rule's "whsec_" key; None: unsigned or an endpoint's
     recipient: Mapped[str | None] = mapped_column(String(60))  # SMS: the phone number
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -105,3 +111,4 @@ class WebhookDelivery(db.Model):
 
     rule = relationship("AutomationRule")
     ticket = relationship("Ticket")
+    endpoint = relationship("WebhookEndpoint")

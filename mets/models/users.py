@@ -78,6 +78,11 @@ class User(UserMixin, db.Model):
     def is_customer(self) -> bool:
         return self.kind == CUSTOMER
 
+    @property
+    def is_manager(self) -> bool:
+        """Staff managing some entity (the nav's Webhooks link; what they manage is access's to say)."""
+        return self.kind == STAFF and any(m.role == "manager" for m in self.memberships)
+
     def get_id(self) -> str:
         """What Flask-Login keeps in the session and the remember cookie: "<id>:<session token>"."""
         return f"{self.id}:{self.session_token}"

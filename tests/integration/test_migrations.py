@@ -197,3 +197,43 @@ def test_an_sla_rules_escalation_target_becomes_a_one_level_policy(migrated_app,
     db.engine.dispose()
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT escalation_minutes FROM sla_rules")).scalar() == 240
+
+
+def test_rule_webhook_secrets_become_whsec_secrets_with_the_same_key(migrated_app, empty_database, tmp_path):
+    """0025: a rule's (and a level's) old secret S becomes "whsec_" + base64(S), so the receiver's key is the
+    same bytes; a queued delivery's too, and it gets a webhook-id. Downgrading gives S back."""
+    import base64
+    import json
+
+    db.session.remove()
+    db.engine.dispose()
+    flask_db(empty_database, tmp_path, "downgrade", "0021_priority_rank")  # as the install stood before
+    db.engine.dispose()
+    old = [{"type": "webhook", "url": "https://hooks.example/in", "secret": "s3cret"},
+           {"type": "webhook", "url": "https://hooks.example/unsigned"}, {"type": "set_priority", "priority": "high"}]
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO automation_rules (name, trigger_event, actions, is_active, stop_processing, "
+                          "execution_order, created_at, updated_at) VALUES ('Hook', 'ticket_created', :actions, "
+                          "false, false, 0, '2026-01-01 00:00:00+00', '2026-01-01 00:00:00+00')"),
+                     {"actions": json.dumps(old)})
+        conn.execute(text("INSERT INTO webhook_deliveries (kind, url, body, secret, status, attempts, max_attempts, "
+                          "attempt_log, created_at) VALUES ('webhook', 'https://hooks.example/in', '{}', 's3cret', "
+                          "'pending', 0, 6, '[]', '2026-01-01 00:00:00+00')"))
+    flask_db(empty_database, tmp_path, "upgrade")
+    db.engine.dispose()
+    converted = "whsec_" + base64.b64encode(b"s3cret").decode()
+    with db.engine.connect() as conn:
+        actions = conn.execute(text("SELECT actions FROM automation_rules")).scalar()
+        actions = json.loads(actions) if isinstance(actions, str) else actions
+        assert actions == [{**old[0], "secret": converted}, old[1], old[2]]
+        secret, message_id = conn.execute(text("SELECT secret, message_id FROM webhook_deliveries")).one()
+        assert secret == converted and message_id.startswith("msg_")
+    import standardwebhooks
+
+    assert standardwebhooks.Webhook(converted)._whsecret == b"s3cret"  # the very key the receiver holds
+
+    flask_db(empty_database, tmp_path, "downgrade", "0021_priority_rank")
+    db.engine.dispose()
+    with db.engine.connect() as conn:
+        actions = conn.execute(text("SELECT actions FROM automation_rules")).scalar()
+        assert (json.loads(actions) if isinstance(actions, str) else actions) == old

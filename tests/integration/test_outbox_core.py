@@ -104,7 +104,8 @@ class HookCase:
         return len(self.receiver.received())
 
     def queue(self, session) -> int:
-        row = http.queue_webhook(session, url=self.receiver.url(), payload={"n": 1}, secret="s", event="test")
+        row = http.queue_webhook(session, url=self.receiver.url(), payload={"n": 1}, event="test",
+                                 secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
         session.commit()
         return row.id
 

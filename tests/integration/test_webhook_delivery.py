@@ -5,10 +5,14 @@ from rq import Queue
 from sqlalchemy import select
 
 from mets import queueing
+from mets.models import QueuedEmail
 from mets.models.automation import WebhookDelivery
+from mets.models.webhooks import WebhookEndpoint
 from mets.services.outbox import http as webhooks
+from mets.services.webhooks import endpoints
+from tests.factories import make_entity, make_staff, make_ticket
 from tests.integration.mail_helpers import app_overrides, mail_settings, start_worker  # noqa: F401 (fixtures)
-from tests.servers import Receiver, verify, wait_until
+from tests.servers import Receiver, verify, verify_now, wait_until
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("backend", ["postgresql"]), pytest.mark.committing]
 
@@ -26,6 +30,13 @@ def deliveries(session) -> list[WebhookDelivery]:
     rows = session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
     session.rollback()
     return rows
+
+
+def endpoint_active(session, endpoint_id: int) -> bool:
+    session.expire_all()
+    active = session.get(WebhookEndpoint, endpoint_id).active
+    session.rollback()
+    return active
 
 
 def default_queue(app, redis_server) -> Queue:
@@ -49,12 +60,12 @@ def test_commit_enqueues_one_job_and_a_rollback_none(app, session, redis_server,
 def test_a_worker_delivers_a_queued_webhook(app, session, receiver, start_worker):
     start_worker(**HOOK_SETTINGS)
     row = webhooks.queue_webhook(session, url=receiver.url(), payload={"event": "ticket_created"},
-                                 secret="k3y", event="ticket_created")
+                                 secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", event="ticket_created")
     session.commit()
 
     wait_until(lambda: receiver.received(), timeout=30, what="the webhook at the receiver")
     [got] = receiver.received()
-    assert got.json == {"event": "ticket_created"} and verify("k3y", got.headers, got.body)
+    assert got.json == {"event": "ticket_created"} and verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", got.headers, got.body)
     [stored] = wait_until(lambda: [r for r in deliveries(session) if r.status == "sent"] or None,
                           what="the delivery marked sent", state=lambda: deliveries(session))
     assert stored.id == row.id and stored.response_code == 200 and stored.attempts == 1
@@ -90,3 +101,32 @@ def test_the_embedded_worker_sends_webhooks_without_redis(app, session, receiver
     session.commit()
     wait_until(lambda: receiver.received(), timeout=30, what="the embedded loop's sweep to send it")
     assert [r.json for r in receiver.received()] == [{"n": 7}]
+
+
+def test_a_worker_process_delivers_an_endpoints_event_signed_and_disables_it_on_410(app, session, receiver,
+                                                                                 start_worker):
+    """The whole path: a ticket change commits its delivery, `python worker.py` POSTs it, the receiver verifies it
+    with the standardwebhooks package; a 410 later makes the worker disable the endpoint and mail its manager."""
+    acme = make_entity("Acme", "acme")
+    maria = make_staff(acme, role="manager", email="maria@acme.example")
+    hook = endpoints.create_endpoint(session, acme, {"url": receiver.url(), "event_types": ["ticket.created"]})
+    session.commit()
+    start_worker(**HOOK_SETTINGS)
+
+    ticket = make_ticket(acme, subject="From the worker")
+    session.commit()
+    wait_until(lambda: receiver.received(), timeout=30, what="the endpoint's event at the receiver")
+    [got] = receiver.received()
+    payload = verify_now(hook.secret, got.headers, got.body)
+    assert payload["type"] == "ticket.created" and payload["data"]["ticket"]["number"] == ticket.number
+
+    receiver.answer(410, "gone")
+    make_ticket(acme, subject="Too late")
+    session.commit()
+    wait_until(lambda: not endpoint_active(session, hook.id), timeout=30, what="the endpoint disabled by the worker")
+    session.expire_all()
+    disabled = session.get(WebhookEndpoint, hook.id)
+    assert "410 Gone" in disabled.disabled_reason
+    assert session.scalar(select(QueuedEmail.recipient_email).where(
+        QueuedEmail.template_name == "webhook-endpoint-disabled")) == maria.email
+    session.rollback()

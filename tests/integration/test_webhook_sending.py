@@ -18,6 +18,7 @@ from tests.factories import make_entity, make_ticket
 from tests.servers import Receiver, verify
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # Standard Webhooks' own example secret
 BASE = 60  # WEBHOOK_RETRY_BASE_SECONDS
 
 
@@ -42,7 +43,7 @@ def row_of(session, row_id: int) -> WebhookDelivery:
     return session.get(WebhookDelivery, row_id)
 
 
-def queue(session, url, payload=None, secret="s3cret", **kw) -> int:
+def queue(session, url, payload=None, secret=SECRET, **kw) -> int:
     row = webhooks.queue_webhook(session, url=url, payload=payload or {"ticket": "T-1"}, secret=secret,
                                  event="ticket_created", **kw)
     session.commit()
@@ -67,10 +68,12 @@ def test_a_signed_webhook_arrives_and_the_receiver_can_verify_it(session, receiv
     assert got.headers["User-Agent"] == "METS-Webhooks/1"
     assert got.headers["X-METS-Delivery"] == str(row_id)
     assert got.headers["X-METS-Event"] == "ticket_created"
-    assert got.headers["X-METS-Timestamp"] == str(int(T0.timestamp()))
-    assert verify("s3cret", got.headers, got.body)
-    assert not verify("wrong", got.headers, got.body)
-    assert not verify("s3cret", got.headers, got.body.replace(b"Caf", b"Kaf"))
+    assert got.headers["webhook-timestamp"] == str(int(T0.timestamp()))
+    assert got.headers["webhook-id"] == row_of(session, row_id).message_id and got.headers["webhook-id"][:4] == "msg_"
+    assert got.headers["webhook-signature"].startswith("v1,")
+    assert verify(SECRET, got.headers, got.body)
+    assert not verify("whsec_" + "A" * 32, got.headers, got.body)
+    assert not verify(SECRET, got.headers, got.body.replace(b"Caf", b"Kaf"))
     row = row_of(session, row_id)
     assert (row.status, row.response_code, row.sent_at, row.attempts) == (SENT, 200, T0, 1)
     assert row.entity_id == acme.id
@@ -82,7 +85,7 @@ def test_a_webhook_without_secret_is_sent_unsigned(session, receiver):
     queue(session, receiver.url(), secret=None)
     webhooks.deliver(session)
     [got] = receiver.received()
-    assert "X-METS-Signature" not in got.headers and "X-METS-Timestamp" not in got.headers
+    assert "webhook-signature" not in got.headers and got.headers["webhook-id"].startswith("msg_")
 
 
 def test_a_503_is_retried_after_the_backoff_then_succeeds(session, receiver):
@@ -104,8 +107,9 @@ def test_a_503_is_retried_after_the_backoff_then_succeeds(session, receiver):
     assert [a.get("status") for a in row.attempt_log] == [503, 200]
     # Each try is signed afresh with its own timestamp: a receiver refusing old ones still accepts it.
     first, second = receiver.received()
-    assert int(second.headers["X-METS-Timestamp"]) - int(first.headers["X-METS-Timestamp"]) == BASE
-    assert verify("s3cret", second.headers, second.body)
+    assert int(second.headers["webhook-timestamp"]) - int(first.headers["webhook-timestamp"]) == BASE
+    assert second.headers["webhook-id"] == first.headers["webhook-id"]  # receivers dedupe on it
+    assert verify(SECRET, second.headers, second.body)
 
 
 def test_a_410_fails_at_once_and_keeps_the_answer(session, receiver):
@@ -221,7 +225,7 @@ def test_an_sms_goes_to_the_gateway_with_the_bearer_token(app, session, receiver
     [got] = receiver.received()
     assert got.path == "/sms/send"
     assert got.headers["Authorization"] == "Bearer gw-token"
-    assert "X-METS-Signature" not in got.headers
+    assert "webhook-signature" not in got.headers
     assert got.headers["X-METS-Event"] == "sla_breach_occurred"
     assert got.json == {"to": "+33612345678", "from": "Acme", "text": "é" * 1600}
     assert row_of(session, row.id).status == SENT and row_of(session, row.id).kind == "sms"
@@ -299,3 +303,11 @@ def test_the_body_is_exactly_what_was_signed_and_stored(session, receiver):
     [got] = receiver.received()
     assert got.body.decode() == row_of(session, row_id).body == json.dumps(
         {"b": 1, "a": [1, 2], "when": T0.isoformat()}, separators=(",", ":"))
+
+
+def test_a_secret_that_is_not_base64_fails_the_delivery_at_once(session, receiver):
+    row_id = queue(session, receiver.url(), secret="s")  # not whsec_ base64: no HMAC key can be made of it
+    webhooks.deliver(session)
+    row = row_of(session, row_id)
+    assert receiver.received() == [] and (row.status, row.attempts) == (FAILED, 1)
+    assert "not a whsec_ secret" in row.error_message

@@ -11,6 +11,7 @@ from mets import clock
 from mets.models import CsatResponse
 from mets.services.automation import admin as automation_rules
 from mets.services import escalation, hours, macros, outbox
+from mets.services import webhooks as webhook_endpoints
 from mets.services.directory import categories
 from mets.services.hours import admin as hours_edit
 from mets.services.directory import portal_auth
@@ -48,6 +49,7 @@ MACRO = {"name": "Refund issued", "body": "Hello {{{{ customer_name }}}}.", "sta
 POLICY = {"name": "Near breach", "entity_id": "{acme}", "clock": "resolution", "business_time": "y", "is_active": "y",
           "position": "", "conditions": "", "level_row": "lvr1", "lv-lvr1-id": "", "lv-lvr1-trigger": "percent",
           "lv-lvr1-value": "75", "lv-lvr1-actions": '[{{"type": "raise_priority"}}]'}
+ENDPOINT = {"url": "https://hooks.example.com/mets", "description": "CRM", "event_types": "ticket.created"}
 STAFF_USER = {"name": "Nina New", "email": "nina@staff.example", "kind": "staff",
               "password": "long-enough-secret", "active": "y"}
 
@@ -198,6 +200,29 @@ ROUTES = [
     ("POST", "/admin/webhooks/<int:delivery_id>/cancel", "/admin/webhooks/{hook}/cancel", {}, False, ADMIN_SAVE),
     ("POST", "/admin/webhooks/pause", None, {"paused": "1"}, False, ADMIN_SAVE),
 
+    # Webhook endpoints (blueprint endpoints): admins and the managers of the endpoint's entity or above (Maria
+    # manages Acme, the endpoint is Acme Billing's); the agent manages nothing. Creating and rotating show the secret.
+    ("GET", "/admin/endpoints/", None, None, False, TICKET_PAGE),
+    ("GET", "/admin/endpoints/entity/<int:entity_id>/new", "/admin/endpoints/entity/{billing}/new", None, False,
+     TICKET_PAGE),
+    ("POST", "/admin/endpoints/entity/<int:entity_id>/new", "/admin/endpoints/entity/{billing}/new", ENDPOINT, False,
+     "201 201 404 404 404 302>/login"),
+    ("GET", "/admin/endpoints/<int:endpoint_id>", "/admin/endpoints/{endpoint}", None, False, TICKET_PAGE),
+    ("POST", "/admin/endpoints/<int:endpoint_id>", "/admin/endpoints/{endpoint}", ENDPOINT, False, MANAGER_SAVE),
+    ("POST", "/admin/endpoints/<int:endpoint_id>/disable", "/admin/endpoints/{endpoint}/disable", {}, False,
+     MANAGER_SAVE),
+    ("POST", "/admin/endpoints/<int:endpoint_id>/enable", "/admin/endpoints/{endpoint}/enable", {}, False,
+     MANAGER_SAVE),
+    ("POST", "/admin/endpoints/<int:endpoint_id>/test", "/admin/endpoints/{endpoint}/test", {}, False, MANAGER_SAVE),
+    ("POST", "/admin/endpoints/<int:endpoint_id>/rotate", "/admin/endpoints/{endpoint}/rotate", {}, False,
+     "200 200 404 404 404 302>/login"),
+    ("POST", "/admin/endpoints/<int:endpoint_id>/delete", "/admin/endpoints/{endpoint}/delete", {}, False,
+     MANAGER_SAVE),
+    ("GET", "/admin/endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>",
+     "/admin/endpoints/{endpoint}/deliveries/{endpoint_delivery}", None, False, TICKET_PAGE),
+    ("POST", "/admin/endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>/replay",
+     "/admin/endpoints/{endpoint}/deliveries/{endpoint_delivery}/replay", {}, False, MANAGER_SAVE),
+
     # Automation rules (blueprint automation).
     ("GET", "/admin/automation/", None, None, False, ADMIN_PAGE),
     ("GET", "/admin/automation/new", None, None, False, ADMIN_PAGE),
@@ -294,7 +319,11 @@ def _build_world(session, client):
     holiday = hours_edit.add_holiday(session, acme, "2026-12-25", "Christmas Day")
     exception = hours_edit.add_exception(session, acme, "2026-12-24", "09:00", "13:00")
     email = outbox.queue_message(session, to="ops@example.com", subject="Hello", text="Hi", entity=billing)
-    hook = webhooks.queue_webhook(session, url="https://hooks.example.com/in", payload={}, secret="s", entity=billing)
+    hook = webhooks.queue_webhook(session, url="https://hooks.example.com/in", payload={}, entity=billing,
+                                 secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    endpoint = webhook_endpoints.create_endpoint(session, billing, {"url": "https://hooks.example.com/billing",
+                                                                    "event_types": ["ticket.created"]})
+    endpoint_delivery = webhook_endpoints.send_test(session, endpoint, people["admin"])
     auto = automation_rules.create_rule(session, {**AUTO_RULE, "entity_id": acme.id,
                                                   "actions": [{"type": "set_priority", "priority": "high"}]})
     category = categories.add_category(session, acme, "Billing")
@@ -312,6 +341,7 @@ def _build_world(session, client):
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,
               "interval": hours.week_of(session, acme)[0][0].id, "rule": rule.id, "email": email.id, "hook": hook.id,
+              "endpoint": endpoint.id, "endpoint_delivery": endpoint_delivery.id,
               "token": portal_auth.make_token(client.application.secret_key, people["owner"].email),
               "survey": portal_auth.make_survey_token(client.application.secret_key, survey.id, people["owner"].email)}
     return {role: person.email for role, person in people.items()}, values

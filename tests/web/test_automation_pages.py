@@ -18,6 +18,7 @@ CONDITIONS = {"all": [{"field": "priority", "op": "is", "value": "urgent"},
                       {"any": [{"field": "subject", "op": "contains", "value": "refund"},
                                {"field": "customer.email", "op": "ends_with", "value": "@vip.example"}]}]}
 ACTIONS = [{"type": "set_priority", "priority": "high"}, {"type": "add_note", "body": "Watch {{ ticket_number }}"}]
+SIGNING_KEY = "whsec_czNjcjN0LXNpZ25pbmcta2V5LW9mLXR3ZW50eS1mb3Vy"  # a Standard Webhooks secret
 WRITES = (Ticket, TicketEvent, Reply, QueuedEmail, WebhookDelivery, RuleExecution, AutomationRule)
 
 
@@ -311,10 +312,10 @@ def test_test_mode_shows_a_drafts_problems_with_200(world, client):
 
 
 def test_a_saved_webhook_secret_never_reaches_the_page_and_is_kept_on_save(world, client):
-    hook = [{"type": "webhook", "url": "https://hooks.example/mets", "secret": "s3cr3t-signing-key"}]
+    hook = [{"type": "webhook", "url": "https://hooks.example/mets", "secret": SIGNING_KEY}]
     rule = make_auto(world, actions=json.dumps(hook))
     page = client.get(f"/admin/automation/{rule.id}/edit").get_data(as_text=True)
-    assert "s3cr3t-signing-key" not in page
+    assert SIGNING_KEY not in page
     assert automation_rules.SECRET_KEPT in page
 
     # Saved as shown (the secret untouched): the stored secret stays.
@@ -323,7 +324,7 @@ def test_a_saved_webhook_secret_never_reaches_the_page_and_is_kept_on_save(world
                            data=rule_form(world, name="Rule", entity_id="", actions=json.dumps(shown)))
     assert response.status_code == 303
     db.session.refresh(rule)
-    assert rule.actions[0]["secret"] == "s3cr3t-signing-key"
+    assert rule.actions[0]["secret"] == SIGNING_KEY
 
     # The URL changed: the old secret is not sent to the new address; the admin must enter one.
     moved = [{**shown[0], "url": "https://elsewhere.example/hook"}]
@@ -333,3 +334,11 @@ def test_a_saved_webhook_secret_never_reaches_the_page_and_is_kept_on_save(world
     assert "enter the signing secret again" in screen(response)
     db.session.refresh(rule)
     assert rule.actions[0]["url"] == "https://hooks.example/mets"
+
+
+def test_a_webhook_secret_must_be_a_whsec_secret(world, client):
+    hook = [{"type": "webhook", "url": "https://hooks.example/mets", "secret": "plain-old-secret"}]
+    response = client.post("/admin/automation/new", data=rule_form(world, name="Hook", entity_id="",
+                                                                    actions=json.dumps(hook)))
+    assert response.status_code == 422
+    assert "Enter a Standard Webhooks secret: whsec_" in screen(response)

@@ -15,7 +15,7 @@ from tests.factories import make_customer, make_entity, make_staff, make_ticket
 from tests.web.helpers import screen
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
-SECRET = "do-not-show-me-4711"
+SECRET = "whsec_ZG8tbm90LXNob3ctbWUtNDcxMS1kby1ub3Qtc2hvdw=="  # never shown on a page
 
 
 @pytest.fixture
@@ -95,8 +95,9 @@ def test_a_delivery_shows_url_body_signature_headers_and_attempts_but_not_the_se
     page = screen(response)
     assert "POST to https://hooks.acme.example/in" in page
     assert '{"ticket":"T-1","note":"<b>bold</b>"}' in page and "<b>bold</b>" not in body  # shown, escaped
-    expected = webhooks.signature(SECRET, "1772452800", row.body.encode())
-    assert f"X-METS-Signature {expected}" in page and "X-METS-Timestamp 1772452800" in page
+    expected = webhooks.signature([SECRET], row.message_id, datetime.fromtimestamp(1772452800, timezone.utc), row.body)
+    assert f"webhook-signature {expected}" in page and "webhook-timestamp 1772452800" in page
+    assert f"webhook-id {row.message_id}" in page
     assert f"X-METS-Delivery {row.id}" in page
     assert SECRET not in body
     assert "HTTP 503" in page and "42 ms" in page and "HTTP 503: busy" in page

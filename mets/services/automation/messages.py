@@ -123,6 +123,10 @@ def _check_webhook(session, entity, params) -> dict:
     problems = {}
     if message := webhooks.url_error(params.get("url", "")):
         problems["url"] = message
+    # Any whsec_ key length passes: migration 0025 turned each old secret S into "whsec_" + base64(S), the very key
+    # its receiver holds, however short S was (the help asks for 32 random bytes).
+    if (secret := params.get("secret")) and (message := webhooks.secret_error(secret, min_bytes=1)):
+        problems["secret"] = message
     body = params.get("body")
     if body:
         try:
@@ -173,8 +177,9 @@ def _default_payload(run: Run) -> dict:
         Param("body", "JSON body", "json", required=False,
               help='Leave empty for the standard payload, or a JSON object whose strings may use {{ ticket_number }}.'),
         Param("secret", "Signing secret", "secret", required=False,
-              help="Signs each call: X-METS-Signature = sha256 HMAC of timestamp.body. A saved secret is "
-                   "never shown again: leave the dots to keep it."),
+              help="A Standard Webhooks secret (whsec_ and the base64 of 24 to 64 random bytes): each call then "
+                   "carries webhook-id, webhook-timestamp and webhook-signature (v1, HMAC-SHA256 of "
+                   "id.timestamp.body). A saved secret is never shown again: leave the dots to keep it."),
         check=_check_webhook, words=lambda s, p: f"POST to {p.get('url')}")
 def _webhook(run: Run, p: dict) -> Plan:
     if p.get("body"):

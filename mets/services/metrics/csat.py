@@ -17,7 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
-from mets import clock, transaction
+from mets import clock, events, transaction
 from mets.models import Ticket
 from mets.models.csat import MAX_COMMENT, SCORES, CsatResponse
 from mets.services import outbox
@@ -170,6 +170,7 @@ def answer(session, response: CsatResponse, score, comment: str | None, now: dat
     response.answered_at = now
     response.agent_id = response.ticket.assignee_id
     session.flush()
+    events.emit(events.CSAT_ANSWERED, session, response, now)  # webhooks' csat.answered, in this transaction
     return response
 
 

@@ -6,6 +6,7 @@ Each row's dedupe key is (ticket event, recipient): the same event can never mai
 """
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -19,6 +20,7 @@ from mets.services.notifications import settings as notification_settings
 from mets.services.notifications.settings import EVENTS, FROM_TICKET_EVENT
 
 FINISHED = {"resolved", "closed"}
+ENDPOINT_DISABLED = "webhook-endpoint-disabled"  # a shipped-only template
 MUTED = "notifications"  # transaction.muted(session, MUTED): history written without mailing anyone
 _LOOKUPS = "notifications.lookups"  # transaction.cache: settings and member lists by what they depend on
 
@@ -145,6 +147,37 @@ def _members(session, ticket: Ticket, managers_only: bool) -> list[User]:
     if managers_only:
         query = query.where(Membership.role == "manager")
     return list(session.scalars(query).unique())
+
+
+def entity_managers(session, entity) -> list[User]:
+    """The active staff who manage `entity` or an entity above it; the admins when nobody does (someone must hear)."""
+    entity_ids = [e.id for e in access.lineage(session, entity)]
+    managers = list(session.scalars(
+        select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.entity_id.in_(entity_ids), Membership.role == "manager", User.kind == "staff",
+               User.active.is_(True)).order_by(User.id)).unique())
+    return managers or list(session.scalars(select(User).where(User.is_admin.is_(True), User.kind == "staff",
+                                                               User.active.is_(True)).order_by(User.id)))
+
+
+def webhook_endpoint_disabled(session, endpoint, *, reason: str, admin_url: str, now: datetime) -> int:
+    """Mail the endpoint's entity's managers that METS disabled it, and why (shipped template
+    `webhook-endpoint-disabled`); returns how many mails were queued."""
+    tz = endpoint.entity.timezone or "UTC"
+    variables = {"entity_name": endpoint.entity.name, "endpoint_url": endpoint.url,
+                 "endpoint_description": endpoint.description or "", "reason": reason, "endpoint_admin_url": admin_url,
+                 "disabled_at": f"{now.astimezone(ZoneInfo(tz)).strftime('%a %Y-%m-%d %H:%M')} {tz}"}
+    queued = 0
+    for user in entity_managers(session, endpoint.entity):
+        rendered = mail_templates.render_shipped(ENDPOINT_DISABLED, {**variables, "recipient_name": user.name or ""})
+        row = outbox.queue_message(
+            session, to=user.email, name=user.name, subject=rendered.subject, text=rendered.text, html=rendered.html,
+            audience="staff", entity=endpoint.entity, event_name="webhook_endpoint_disabled",
+            template_name=ENDPOINT_DISABLED,
+            # One mail per disabling: enabling and failing again is news again.
+            dedupe_key=f"webhook-disabled:{endpoint.id}:{now.isoformat()}:{user.email}", now=now)
+        queued += row is not None
+    return queued
 
 
 def _on_sla_event(session, ticket: Ticket, event: dict) -> None:

@@ -382,11 +382,12 @@ def render(session, entity: Entity | None, name: str, variables: dict) -> Render
 
 
 # Shipped templates that admins do not edit (their variables are lists the editor's sample cannot show).
-SHIPPED_ONLY = ("escalation-digest",)
+SHIPPED_ONLY = ("escalation-digest", "webhook-endpoint-disabled")
 
 
 def render_shipped(name: str, variables: dict) -> Rendered:
-    """A shipped-only template (`SHIPPED_ONLY`: the escalation digest) rendered like a default."""
+    """A shipped-only template (`SHIPPED_ONLY`: the escalation digest, the webhook endpoint disabled) rendered like
+    a default."""
     if name not in SHIPPED_ONLY:
         raise DomainError({"": f"Unknown email template '{name}'."})
     if name not in _default_cache:

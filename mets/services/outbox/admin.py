@@ -8,7 +8,7 @@ one set; each channel only brings its filters (`MailFilters`: recipient and temp
 settings live in `services/mail_admin.py`.
 """
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import func, or_, select
@@ -239,13 +239,15 @@ def mask_url(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def shown_headers(row: WebhookDelivery) -> list[tuple[str, str]]:
-    """A delivery's headers of the last try (or of the next one, before any): the signature, never
-    the secret; the SMS gateway's token masked."""
+def shown_headers(session, row: WebhookDelivery) -> list[tuple[str, str]]:
+    """A delivery's headers of the last try (or of the next one, before any): the signature (with the secret of now),
+    never the secret; the SMS gateway's token masked."""
     stamps = [a["timestamp"] for a in row.attempt_log or [] if a.get("timestamp")]
-    headers = hooks.request_headers(row, stamps[-1] if stamps else "<unix time of the try>")
-    if not stamps and "X-METS-Signature" in headers:
-        headers["X-METS-Signature"] = "sha256=<computed at send time>"
+    at = datetime.fromtimestamp(int(stamps[-1]), timezone.utc) if stamps else None
+    try:
+        headers = hooks.request_headers(row, at, hooks.signing_keys(session, row, at or clock.now()))
+    except hooks.BadSecret as exc:
+        headers = {**hooks.request_headers(row, None, []), "webhook-signature": f"({exc})"}
     if "Authorization" in headers:
         headers["Authorization"] = "Bearer ***"
     return list(headers.items())
@@ -257,6 +259,8 @@ def hook_settings(config) -> list[tuple[str, str]]:
             ("Attempts", str(config["WEBHOOK_MAX_ATTEMPTS"])),
             ("Retry backoff", f"{config['WEBHOOK_RETRY_BASE_SECONDS']}s, doubling each attempt"
                               f" (at most {config['WEBHOOK_RETRY_MAX_SECONDS']}s)"),
+            ("Endpoint retries", f"at once, then after {config['WEBHOOK_RETRY_SCHEDULE']}"),
+            ("Endpoints disabled after", f"{config['WEBHOOK_DISABLE_AFTER_DAYS']} days of failing"),
             ("Private addresses", "allowed" if config.get("WEBHOOK_ALLOW_PRIVATE") else "refused"),
             ("SMS gateway", mask_url(config.get("SMS_GATEWAY_URL")) or "off (no SMS_GATEWAY_URL)"),
             ("SMS token", "set" if config.get("SMS_GATEWAY_TOKEN") else "not set")]

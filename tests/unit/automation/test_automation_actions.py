@@ -19,6 +19,8 @@ from mets.services.errors import DomainError
 from tests.conftest import login_customer, text_of
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket, ny
 
+S3 = "whsec_czMtc2lnbmluZy1rZXktb2YtdHdlbnR5LWZvdXI="  # a Standard Webhooks secret
+
 T0 = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)  # a Tuesday
 
 
@@ -188,11 +190,11 @@ def test_send_sms_is_queued_as_a_delivery_row_through_the_gateway(session, app, 
 def test_webhook_body_is_rendered_json_and_a_quoted_subject_cannot_inject(session, desk):
     acme, *_ = desk
     body = '{"text": "New: {{ ticket_subject }}", "number": "{{ ticket_number }}", "fixed": 1, "tags": ["a"]}'
-    add_rule(session, acme, [{"type": "webhook", "url": "https://hooks.example/mets", "body": body, "secret": "s3"}])
+    add_rule(session, acme, [{"type": "webhook", "url": "https://hooks.example/mets", "body": body, "secret": S3}])
     subject = 'He said "hi", "admin": true} \\ </script>'
     ticket = make_ticket(acme, subject=subject)
     row = session.scalars(select(WebhookDelivery)).one()
-    assert row.kind == "webhook" and row.url == "https://hooks.example/mets" and row.secret == "s3"
+    assert row.kind == "webhook" and row.url == "https://hooks.example/mets" and row.secret == S3
     payload = json.loads(row.body)
     assert payload == {"text": f"New: {subject}", "number": ticket.number, "fixed": 1, "tags": ["a"]}
     assert "admin" not in payload

@@ -26,7 +26,7 @@ def test_test_mode_explains_each_condition_and_plans_each_action_without_writing
                                              {"field": "category", "op": "is", "value": "refunds"}]}]},
              "actions": [{"type": "assign", "strategy": "skill"}, {"type": "set_priority", "priority": "high"},
                          {"type": "send_email", "template": "ticket-assigned", "to": ["managers"]},
-                         {"type": "webhook", "url": "https://hooks.example/mets", "secret": "s3"},
+                         {"type": "webhook", "url": "https://hooks.example/mets", "secret": "whsec_czMtc2lnbmluZy1rZXktb2YtdHdlbnR5LWZvdXI="},
                          {"type": "add_note", "body": "Big customer {{ ticket_number }}"}]}
     before = counts(session)
     result = test_mode.test_rule(session, draft, ticket)

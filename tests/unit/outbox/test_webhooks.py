@@ -1,5 +1,6 @@
 """Webhooks and SMS without a receiver: URL and phone checks, the signature, what is refused when queued.
 (Sending, against a real HTTP receiver, is tests/integration/test_webhook_sending.py.)"""
+import base64
 from datetime import datetime, timezone
 
 import pytest
@@ -49,11 +50,30 @@ def test_phone_numbers_are_international_and_normalized():
         assert "international form" in webhooks.phone_error(bad)
 
 
-def test_signature_is_the_hmac_of_timestamp_dot_body():
-    # Checked against `printf '1700000000.{}' | openssl dgst -sha256 -hmac secret`.
-    assert webhooks.signature("secret", "1700000000", b"{}") == \
-        "sha256=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
-    assert webhooks.signature("secret", "1", b"{}") != webhooks.signature("secret", "2", b"{}")
+def test_signature_is_standard_webhooks_v1_over_id_dot_timestamp_dot_body():
+    # Standard Webhooks' own test vector (the spec's repository, and the standardwebhooks package's tests).
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    at = datetime.fromtimestamp(1614265330, timezone.utc)
+    assert webhooks.signature([secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", at, '{"test": 2432232314}') == \
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    other = webhooks.new_secret()
+    two = webhooks.signature([secret, other], "msg_1", at, "{}")  # during a rotation: both, space-separated
+    assert two.split(" ")[0] == webhooks.signature([secret], "msg_1", at, "{}") and len(two.split(" ")) == 2
+
+
+def test_secrets_are_whsec_base64_of_random_bytes():
+    secret = webhooks.new_secret()
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
+    assert webhooks.new_secret() != secret and webhooks.secret_error(secret) is None
+    for bad in ("s3cret", "whsec_", "whsec_not base64!", "whsec_" + base64.b64encode(b"short").decode()):
+        assert "whsec_" in webhooks.secret_error(bad)
+    assert webhooks.secret_error("whsec_" + base64.b64encode(b"short").decode(), min_bytes=1) is None
+
+
+def test_the_retry_schedule_reads_durations():
+    assert webhooks.parse_schedule("5s,5m,30m,2h,5h,10h,10h") == [5, 300, 1800, 7200, 18000, 36000, 36000]
+    with pytest.raises(ValueError, match="soon"):
+        webhooks.parse_schedule("5s,soon")
 
 
 def test_a_bad_url_is_refused_when_queued(session):
