@@ -16,7 +16,7 @@ from mets.models import (
     AutomationRule, Entity, EscalationPolicy, Macro, Membership, SlaRule, Ticket, TicketCategory, User,
 )
 from mets.services import macros
-from mets.services.directory import access
+from mets.services.directory import access, api_tokens
 from mets.services.metrics import dashboard as metrics_dashboard
 from mets.services.errors import DomainError
 from mets.services.tickets import views as tickets_views
@@ -192,6 +192,14 @@ def load_saved_view(view_id):
 def load_outbox_row(channel, row_id):
     """A row of an outbox channel's table (a queued email, a webhook delivery)."""
     return _load(channel.model, row_id, lambda r: _works_in(r.entity_id))
+
+
+def load_api_token(token_id):
+    """One of the current user's own API tokens not revoked (anyone else's is a 404: a token is personal)."""
+    token = api_tokens.find_own_token(db.session, current_user, parse_id(token_id))
+    if token is None:
+        abort(404)
+    return token
 
 
 def load_metrics_agent(user_id):
