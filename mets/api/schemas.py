@@ -9,6 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from mets.models import PRIORITIES, STATUSES
 from mets.services.tickets.search import ESCALATION_FILTERS, MAX_FEED, SLA_FILTERS, STATUS_FILTERS
 
+CURSOR_PATTERN = r"^c[0-9a-z]{1,6}$"  # mets.api.requests.encode_cursor
 INSTANT = {"format": "date-time", "description": "UTC, ISO 8601 with Z"}
 
 
@@ -33,7 +34,7 @@ class TicketQuery(Strict):
     escalation = fields.String(validate=validate.OneOf(tuple(ESCALATION_FILTERS)))
     q = fields.String(validate=validate.Length(max=100), metadata={"description": "text search"})
     limit = fields.Integer(validate=validate.Range(1, MAX_FEED), load_default=25)
-    cursor = fields.String(validate=validate.Length(max=100),
+    cursor = fields.String(validate=validate.Regexp(CURSOR_PATTERN),
                            metadata={"description": "next_cursor of the previous page (opaque)"})
 
 

@@ -8,8 +8,8 @@ from flask_login import current_user
 from mets import clock
 from mets.api import auth, spec
 from mets.api import schemas as s
-from mets.api.requests import (Invalid, decode_cursor, encode_cursor, load_body, load_query, service_errors,
-                               staff_by_email, ticket_filters)
+from mets.api.requests import (Invalid, decode_cursor, encode_cursor, entity_named, load_body, load_query,
+                               service_errors, staff_by_email, ticket_filters)
 from mets.extensions import csrf, db, limiter
 from mets.services import hours, sla, tickets
 from mets.services.directory import access, api_tokens, users
@@ -24,7 +24,7 @@ csrf.exempt(bp)  # no cookie authenticates here (mets.api.auth): a forged cross-
 limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=auth.rate_key)(bp)
 
 PUBLIC = {"api.openapi", "api.docs"}
-NOT_FOUND = ((404, "Not found, or not yours to see"),)
+NO_ENTITY = ((404, "No entity you work in has this slug"),)
 
 
 @bp.before_request
@@ -50,7 +50,7 @@ def _refused(saved):
 # --- tickets ----------------------------------------------------------------------------------------------
 
 @bp.get("/tickets")
-@spec.operation("List tickets", tag="Tickets", query=s.TicketQuery, response=s.TicketPageOut)
+@spec.operation("List tickets", tag="Tickets", query=s.TicketQuery, response=s.TicketPageOut, refusals=NO_ENTITY)
 def list_tickets():
     """The tickets you may see that match the filters (the web list's), newest first. Pages follow `next_cursor`:
     a walk never repeats a ticket nor skips one that existed when it began, however many are created meanwhile."""
@@ -166,15 +166,14 @@ def escalation_policies():
 
 @bp.get("/metrics/summary")
 @spec.operation("SLA compliance and response times", tag="Metrics", query=s.MetricsQuery,
-                response=s.MetricsSummaryOut)
+                response=s.MetricsSummaryOut, refusals=NO_ENTITY)
 def metrics_summary():
     """The dashboard's summary: for admins and managers over the entities of their dashboard, for agents their own
     figures (as their agent page)."""
     args = load_query(s.MetricsQuery)
     query = {"from": args.get("from_"), "to": args.get("to"), "priority": args.get("priority")}
     if "entity" in args:
-        entity = access.visible_entity(db.session, current_user, args["entity"])
-        query["entity"] = str(entity.id) if entity else "0"
+        query["entity"] = str(entity_named(db.session, current_user, args["entity"]).id)
     filters = dashboard.Filters.from_args({k: str(v) for k, v in query.items() if v is not None}, clock.now().date())
     summary, scope = dashboard.own_summary(db.session, current_user, filters)
     return s.MetricsSummaryOut().dump({
@@ -190,7 +189,8 @@ def _csv(lines, name: str) -> Response:
 
 
 @bp.get("/exports/tickets.csv")
-@spec.operation("The ticket list as CSV", tag="Exports", query=s.ExportQuery, media="text/csv")
+@spec.operation("The ticket list as CSV", tag="Exports", query=s.ExportQuery, media="text/csv",
+                refusals=NO_ENTITY)
 def export_tickets():
     """Every ticket matching the filters (the list's), newest first, streamed."""
     f = ticket_filters(db.session, current_user, load_query(s.ExportQuery))
@@ -198,7 +198,8 @@ def export_tickets():
 
 
 @bp.get("/exports/sla-report.csv")
-@spec.operation("The SLA report as CSV", tag="Exports", query=s.ExportQuery, media="text/csv")
+@spec.operation("The SLA report as CSV", tag="Exports", query=s.ExportQuery, media="text/csv",
+                refusals=NO_ENTITY)
 def export_sla_report():
     """Per matching ticket: its SLA rule and, per clock, the due instant, met or breached, business minutes used."""
     f = ticket_filters(db.session, current_user, load_query(s.ExportQuery))
