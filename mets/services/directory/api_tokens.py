@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from mets.models import ApiToken, User
 from mets.services.errors import DomainError, check
@@ -75,20 +76,30 @@ def revoke_token(session, token: ApiToken, now: datetime) -> None:
     session.flush()
 
 
-def authenticate(session, token: str | None, now: datetime) -> User | None:
+@dataclass
+class Presented:
+    """What a presented token gave: the user it acts as (None: refused), and whether its row was marked used (the
+    caller commits then; most requests write nothing)."""
+
+    user: User | None
+    touched: bool = False
+
+
+def authenticate(session, token: str | None, now: datetime) -> Presented:
     """The user a presented token acts as, or None: malformed, unknown, revoked, or whose user is no longer active
     staff. Marks the token used (at most once per LAST_USED_EVERY)."""
     match = _SHAPE.fullmatch(token or "")
     if match is None:
-        return None
-    row = session.scalar(select(ApiToken).where(ApiToken.prefix == match.group(1)))
+        return Presented(None)
+    row = session.scalar(select(ApiToken).where(ApiToken.prefix == match.group(1)).options(joinedload(ApiToken.user)))
     if row is None or not hmac.compare_digest(row.secret_hash, _digest(token)) or row.revoked_at is not None:
-        return None
+        return Presented(None)
     user = row.user
     if user is None or not user.active or not user.is_staff:
-        return None
+        return Presented(None)
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
         # A plain UPDATE, not the ORM: concurrent calls of one token both write, neither conflicts.
         session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)
                         .execution_options(synchronize_session=False))
-    return user
+        return Presented(user, touched=True)
+    return Presented(user)

@@ -26,10 +26,15 @@ TICKET_COLUMNS = (Column("Number", "text"), Column("Entity", "text"), Column("Su
                   Column("Resolved", "instant"))
 
 
-def _batches(session, user: User, f: TicketFilters, now: datetime, columns, joins=()):
-    """Rows of `columns` for the matching tickets, newest first, BATCH at a time. Each batch is one query that
+def _matching_ids(session, user: User, f: TicketFilters, now: datetime):
+    """The select of the matching ids, built now, in the request: the user's scope is read into it (the stream runs
+    after the request's session is gone, so it must not need the user's row)."""
+    return filtered_query(session, user, f, now).with_only_columns(Ticket.id)
+
+
+def _batches(session, ids, columns, joins=()):
+    """Rows of `columns` for the tickets `ids` selects, newest first, BATCH at a time. Each batch is one query that
     continues below the last id (an index range on the primary key): nothing held open between batches, no offset."""
-    ids = filtered_query(session, user, f, now).with_only_columns(Ticket.id)
     before = None
     while True:
         query = select(*columns).select_from(Ticket)
@@ -54,8 +59,10 @@ def ticket_csv(session, user: User, f: TicketFilters, now: datetime):
     joins = ((Entity, Entity.id == Ticket.entity_id), (customer, customer.id == Ticket.customer_id),
              (assignee, assignee.id == Ticket.assignee_id))
 
+    ids = _matching_ids(session, user, f, now)
+
     def rows():
-        for batch in _batches(session, user, f, now, columns, joins):
+        for batch in _batches(session, ids, columns, joins):
             for row in batch:
                 yield tuple(row)[1:]
     return csv_lines(Table("tickets", "Tickets", TICKET_COLUMNS, rows()))
@@ -72,8 +79,10 @@ SLA_COLUMNS = (Column("Number", "text"), Column("Entity", "text"), Column("Statu
 def sla_report_csv(session, user: User, f: TicketFilters, now: datetime):
     """Per matching ticket: its SLA rule, and per clock its due instant, met or breached and the business minutes
     used, as the ticket page's SLA panel computes them (`sla.clocks`), as CSV lines (a generator)."""
+    matching = _matching_ids(session, user, f, now)
+
     def rows():
-        for batch in _batches(session, user, f, now, (Ticket.id,)):
+        for batch in _batches(session, matching, (Ticket.id,)):
             ids = [row.id for row in batch]
             tickets = session.scalars(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id.desc())
                                       .options(selectinload(Ticket.entity), selectinload(Ticket.sla_rule))).all()

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 from sqlalchemy import and_, any_, case, column, func, literal_column, or_, select, table
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from mets import clock
 from mets.models import PRIORITIES, STATUSES, Ticket, TicketAlias, User
@@ -326,10 +326,12 @@ def ticket_feed(session, user: User, f: TicketFilters, before_id: int | None, li
     query = filtered_query(session, user, f, now)
     if before_id is not None:
         query = query.where(Ticket.id < before_id)
+    # Joined, not selectin: four many-to-ones of at most 101 rows, one statement instead of five (the API answers
+    # many small pages; each round trip costs more than the join).
     items = list(session.scalars(
         query.order_by(Ticket.id.desc()).limit(limit + 1)
-        .options(selectinload(Ticket.entity), selectinload(Ticket.customer), selectinload(Ticket.assignee),
-                 selectinload(Ticket.sla_rule))))
+        .options(joinedload(Ticket.entity), joinedload(Ticket.customer), joinedload(Ticket.assignee),
+                 joinedload(Ticket.sla_rule))))
     more = len(items) > limit
     items = items[:limit]
     return items, (items[-1].id if more else None)
