@@ -3,7 +3,7 @@
     BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_api .venv/bin/python bench/api.py
 
 The data is bench/ticket_list.py's (its `build`: the schema by migrations, 1,000,000 tickets over 20 entities),
-plus one SLA rule on the agent's entity whose tickets then carry it. gunicorn (`-w 4`, sync workers) serves
+plus one SLA rule on the agent's entity whose tickets then carry it. gunicorn (`-w 4 --timeout 300`, sync) serves
 bench/api_app.py (wsgi:app plus one bare route); wrk (Debian's `wrk`) drives 50 connections against, in one run:
 the bare route (the ceiling), the agent's ticket list (`GET /api/v1/tickets`, 25 per page) and one ticket's SLA
 status (`GET /api/v1/tickets/<number>/sla`), each for --duration seconds; requests a second and p95 from wrk's own
@@ -127,8 +127,11 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "FLASK_APP")}
     env.update(DATABASE_URL=url, SECRET_KEY="bench-secret-" + "x" * 32, METS_INSTANCE_DIR=instance,
                API_RATE_LIMIT="10000000 per minute", PYTHONPATH=f"{ROOT}:{ROOT / 'bench'}")
+    # The README's unit: -w 4 and --timeout 300 (a sync worker is killed after --timeout seconds on one request,
+    # and a million-row export streams for longer than gunicorn's default 30).
     server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(args.workers), "-b",
-                               f"127.0.0.1:{args.port}", "--log-level", "warning", "api_app:app"],
+                               f"127.0.0.1:{args.port}", "--timeout", "300", "--log-level", "warning",
+                               "api_app:app"],
                               cwd=ROOT, env=env, start_new_session=True)
     script = Path(instance) / "wrk.lua"
     script.write_text(WRK_SCRIPT)

@@ -1,8 +1,9 @@
 """CSV exports of the ticket list (its filters, its scope) and the SLA report, streamed.
 
-Both read in batches (`BATCH` rows, keyset on the ticket id, newest first) and yield lines as they go, so a million
-tickets never sit in memory: a batch is read, written and dropped before the next one is asked for. The lines come
-from `tables.csv_lines` (one CSV writer, spreadsheet formulas neutralised), fed a `Table` whose rows are a generator.
+Both read one statement through a server-side cursor (`yield_per`, `BATCH` rows at a time, newest first) and yield
+lines as they go, so a million tickets never sit in memory: a batch is read, written and dropped before the next.
+The lines come from `tables.csv_lines` (one CSV writer, spreadsheet formulas neutralised), fed a `Table` whose rows
+are a generator.
 Scoping is the list's own: `search.filtered_query` under `directory.access`.
 """
 from datetime import datetime
@@ -33,21 +34,14 @@ def _matching_ids(session, user: User, f: TicketFilters, now: datetime):
 
 
 def _batches(session, ids, columns, joins=()):
-    """Rows of `columns` for the tickets `ids` selects, newest first, BATCH at a time. Each batch is one query that
-    continues below the last id (an index range on the primary key): nothing held open between batches, no offset."""
-    before = None
-    while True:
-        query = select(*columns).select_from(Ticket)
-        for target, on in joins:
-            query = query.outerjoin(target, on)
-        query = query.where(Ticket.id.in_(ids if before is None else ids.where(Ticket.id < before)))
-        rows = session.execute(query.order_by(Ticket.id.desc()).limit(BATCH)).all()
-        if not rows:
-            return
-        yield rows
-        before = rows[-1].id
-        if len(rows) < BATCH:
-            return
+    """Rows of `columns` for the tickets `ids` selects, newest first, BATCH at a time, from one statement read through
+    a server-side cursor on PostgreSQL (`yield_per`: the rows come as they are written, never all at once)."""
+    query = select(*columns).select_from(Ticket)
+    for target, on in joins:
+        query = query.outerjoin(target, on)
+    result = session.execute(query.where(Ticket.id.in_(ids)).order_by(Ticket.id.desc())
+                             .execution_options(yield_per=BATCH))
+    yield from result.partitions()
 
 
 def ticket_csv(session, user: User, f: TicketFilters, now: datetime):
