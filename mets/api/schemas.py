@@ -8,9 +8,26 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from mets.models import PRIORITIES, STATUSES
 from mets.services.tickets.search import ESCALATION_FILTERS, MAX_FEED, SLA_FILTERS, STATUS_FILTERS
+from mets.services.validation import parse_int
 
 CURSOR_PATTERN = r"^c[0-9a-z]{1,6}$"  # mets.api.requests.encode_cursor
 INSTANT = {"format": "date-time", "description": "UTC, ISO 8601 with Z"}
+
+
+class Number(fields.Integer):
+    """A whole number in [min_value, max_value], read by the one parser of request numbers
+    (`services.validation.parse_int`: ASCII digits only, never a float or a bool); anything else is this field's
+    error. An Integer to apispec, with its range, so the document says what the parser takes."""
+
+    def __init__(self, min_value: int, max_value: int, **kwargs):
+        super().__init__(validate=validate.Range(min_value, max_value), **kwargs)
+        self.bounds = (min_value, max_value)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = parse_int(value, None, *self.bounds)
+        if number is None:
+            raise ValidationError(f"A whole number from {self.bounds[0]} to {self.bounds[1]}.")
+        return number
 
 
 class Strict(Schema):
@@ -33,7 +50,7 @@ class TicketQuery(Strict):
                         metadata={"description": "breached: a running clock is past due; due_1h, due_4h"})
     escalation = fields.String(validate=validate.OneOf(tuple(ESCALATION_FILTERS)))
     q = fields.String(validate=validate.Length(max=100), metadata={"description": "text search"})
-    limit = fields.Integer(validate=validate.Range(1, MAX_FEED), load_default=25)
+    limit = Number(1, MAX_FEED, load_default=25)
     cursor = fields.String(validate=validate.Regexp(CURSOR_PATTERN),
                            metadata={"description": "next_cursor of the previous page (opaque)"})
 
