@@ -3,6 +3,7 @@ token, problem+json for every refusal, the throttle, changes through the API, cu
 import csv
 import io
 import json
+import threading
 
 import pytest
 from sqlalchemy import select
@@ -415,3 +416,25 @@ def test_the_sla_report(app, client, world):
     assert by_number[world["globex_number"]]["SLA rule"] == ""
     login(client, world["manager_email"])
     assert [r[0] for r in rows_of(client.get("/tickets/sla-report.csv?status=all"))[1:]] == [world["acme_number"]]
+
+
+@pytest.mark.committing
+@pytest.mark.parametrize("path", ["/api/v1/exports/tickets.csv?status=all", "/api/v1/exports/sla-report.csv"])
+def test_an_export_streams_after_its_request_was_torn_down(app, session, path):
+    """As under gunicorn: the request's app context (and its session) ends before the body is read, and the stream
+    must not need anything that session held (the user's row was expired by then)."""
+    entity = make_entity("Acme", "acme")
+    make_rule(entity, "Standard", response_minutes=60)
+    manager = make_staff(entity, role="manager")
+    numbers = {make_ticket(entity).number for _ in range(3)}
+    token = token_for(session, manager)
+    got = {}
+
+    def call():  # a thread with no app context: the request pushes its own, as a server's does
+        response = app.test_client().get(path, headers=bearer(token), buffered=False)
+        got["rows"] = rows_of(response)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(timeout=60)
+    assert {row[0] for row in got["rows"][1:]} == numbers
