@@ -6,6 +6,7 @@ from sqlalchemy import event
 
 from mets import auth_setup, cli, errors, security, templating, throttle
 from mets.blueprints import admin, auth, catalog, hours, mail_templates, portal, rules, sla_rules, tickets, webhooks
+from mets.blueprints import api
 from mets.blueprints import automation as automation_pages
 from mets.blueprints import endpoints as endpoint_pages
 from mets.blueprints import escalation as escalation_pages
@@ -19,7 +20,7 @@ from mets.services.notifications import notify
 from mets.web import IdConverter
 
 BLUEPRINTS = (auth, tickets, admin, hours, sla_rules, mail_pages, mail_templates, portal, rules, webhooks,
-              automation_pages, catalog, escalation_pages, metrics_pages, endpoint_pages)
+              automation_pages, catalog, escalation_pages, metrics_pages, endpoint_pages, api)
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -120,6 +120,11 @@ class Config:
     LOGIN_RATE_LIMIT_CLIENT = os.environ.get("LOGIN_RATE_LIMIT_CLIENT", "20 per 15 minutes")
     PORTAL_LINK_RATE_LIMIT_ADDRESS = os.environ.get("PORTAL_LINK_RATE_LIMIT_ADDRESS", "5 per hour")
     PORTAL_LINK_RATE_LIMIT_CLIENT = os.environ.get("PORTAL_LINK_RATE_LIMIT_CLIENT", "30 per hour")
+    # The API's requests per token (the same limiter and storage as the sign-in throttles); a 429 says when to
+    # come back (Retry-After).
+    API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600 per minute")
+    # The limit store (Redis) down: the API keeps answering, unthrottled, as the sign-in throttles do (throttle.py).
+    RATELIMIT_SWALLOW_ERRORS = True
     RATELIMIT_ENABLED = True  # Flask-Limiter keeps the last app's value otherwise (one limiter per process)
     RATELIMIT_STRATEGY = "moving-window"  # exact counts: a fixed window lets twice the limit through at its edge
     # How many proxies in front of the app set X-Forwarded-For / -Proto (0: none, trust the socket's address).

@@ -18,7 +18,7 @@ from mets.models import (
 )
 from mets.services import macros
 from mets.services import webhooks
-from mets.services.directory import access
+from mets.services.directory import access, api_tokens
 from mets.services.metrics import dashboard as metrics_dashboard
 from mets.services.errors import DomainError
 from mets.services.tickets import views as tickets_views
@@ -207,6 +207,14 @@ def load_endpoint_delivery(endpoint: WebhookEndpoint, delivery_id):
     if row is None:
         abort(404)
     return row
+
+
+def load_api_token(token_id):
+    """One of the current user's own API tokens not revoked (anyone else's is a 404: a token is personal)."""
+    token = api_tokens.find_own_token(db.session, current_user, parse_id(token_id))
+    if token is None:
+        abort(404)
+    return token
 
 
 def load_metrics_agent(user_id):

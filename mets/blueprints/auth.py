@@ -1,16 +1,16 @@
-"""Staff sign-in and sign-out (customers sign in through portal links)."""
+"""Staff sign-in and sign-out (customers sign in through portal links), and the staff profile page: API tokens."""
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from mets import throttle
+from mets import clock, throttle
 from mets.extensions import db
-from mets.forms.auth import LoginForm
-from mets.services.directory import users
+from mets.forms.auth import ApiTokenForm, LoginForm
+from mets.services.directory import api_tokens, users
 from mets.services.tickets import views as ticket_views
 from mets.services.validation import normalize_email
-from mets.web import commit
+from mets.web import commit, load_api_token, staff_required
 
 bp = Blueprint("auth", __name__)
 
@@ -72,3 +72,36 @@ def logout():
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("portal.login" if was_customer else "auth.login"))
+
+
+# --- the profile page: one's own API tokens ---------------------------------------------------------------
+
+@bp.get("/profile")
+@staff_required
+def profile():
+    return _profile_page(ApiTokenForm(formdata=None))
+
+
+def _profile_page(form, new_token=None, status: int = 200):
+    return render_template("auth/profile.html", form=form, new_token=new_token,
+                           tokens=api_tokens.tokens_of(db.session, current_user)), status
+
+
+@bp.post("/profile/tokens")
+@staff_required
+def create_token():
+    form = ApiTokenForm()
+    saved = commit(lambda: api_tokens.create_token(db.session, current_user, form.name.data, clock.now()), form)
+    # The token's text is in this answer only (never stored, never in a redirect's URL): not cached anywhere.
+    return (*_profile_page(ApiTokenForm(formdata=None) if saved else form,
+                           new_token=saved.result if saved else None, status=200 if saved else 422),
+            {"Cache-Control": "no-store"})
+
+
+@bp.post("/profile/tokens/<int:token_id>/revoke")
+@staff_required
+def revoke_token(token_id):
+    token = load_api_token(token_id)
+    commit(lambda: api_tokens.revoke_token(db.session, token, clock.now()))
+    flash(f"Token \u201c{token.name}\u201d revoked: it no longer works.", "info")
+    return redirect(url_for("auth.profile"), 303)

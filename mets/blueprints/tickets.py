@@ -2,7 +2,8 @@
 for customers."""
 from datetime import timedelta
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request, stream_with_context,
+                   url_for)
 from flask_login import current_user
 
 from mets import clock
@@ -15,6 +16,7 @@ from mets.services import escalation, macros, sla, tickets
 from mets.services.directory import access, categories
 from mets.services.directory import users
 from mets.services.errors import DomainError
+from mets.services.metrics import exports
 from mets.services.tickets import bulk, live, views
 from mets.services.tickets.activity import activity_lines
 from mets.services.tickets.search import STATUS_FILTERS, TicketFilters, search_tickets
@@ -54,6 +56,28 @@ def _list_page(filters: TicketFilters, bulk_form: BulkForm, bulk_result=None, vi
 
 def _presence_window() -> timedelta:
     return live.presence_window(current_app.config["TICKET_POLL_SECONDS"])
+
+
+@bp.get("/export.csv")
+@staff_required
+def export_csv():
+    """Every ticket matching the list's filters, as CSV, streamed (services.metrics.exports)."""
+    filters = TicketFilters.from_args(request.args)
+    return _download(exports.ticket_csv(db.session, current_user, filters, clock.now()), "mets-tickets.csv")
+
+
+@bp.get("/sla-report.csv")
+@staff_required
+def sla_report_csv():
+    """The SLA report (per ticket: rule, each clock's due, met or breached, business minutes) of the list's filters."""
+    filters = TicketFilters.from_args(request.args)
+    return _download(exports.sla_report_csv(db.session, current_user, filters, clock.now()), "mets-sla-report.csv")
+
+
+def _download(lines, filename: str) -> Response:
+    return Response(stream_with_context(lines), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Cache-Control": "private, no-store"})
 
 
 @bp.get("/viewers")

@@ -1,4 +1,5 @@
 """All models, importable from one place (Alembic sees every table through this module)."""
+from mets.models.api_tokens import ApiToken
 from mets.models.automation import SMS, TRIGGERS, WEBHOOK, AutomationRule, RuleExecution, WebhookDelivery
 from mets.models.catalog import Macro, TicketCategory
 from mets.models.csat import CsatResponse
@@ -25,4 +26,4 @@ __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlia
            "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS", "JobRun",
            "TicketCategory", "Macro", "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]
 __all__ += ["SavedView", "ResponseMetric", "MetricRollup", "METRIC_TYPES", "EscalationPolicy", "EscalationLevel",
-            "EscalationEvent", "EscalationNotice", "POLICY_CLOCKS", "CsatResponse", "WebhookEndpoint"]
+            "EscalationEvent", "EscalationNotice", "POLICY_CLOCKS", "CsatResponse", "WebhookEndpoint", "ApiToken"]

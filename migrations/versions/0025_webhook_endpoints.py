@@ -2,7 +2,7 @@
 type, and the automation webhook action's secrets as whsec_ secrets
 
 Revision ID: 0025_webhook_endpoints
-Revises: 0021_priority_rank
+Revises: 0024_api_tokens
 Create Date: 2026-12-01 19:30:00.000000
 
 """
@@ -17,7 +17,7 @@ import mets.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0025_webhook_endpoints'
-down_revision = '0021_priority_rank'
+down_revision = '0024_api_tokens'
 branch_labels = None
 depends_on = None
 

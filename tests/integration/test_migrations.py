@@ -207,7 +207,7 @@ def test_rule_webhook_secrets_become_whsec_secrets_with_the_same_key(migrated_ap
 
     db.session.remove()
     db.engine.dispose()
-    flask_db(empty_database, tmp_path, "downgrade", "0021_priority_rank")  # as the install stood before
+    flask_db(empty_database, tmp_path, "downgrade", "0024_api_tokens")  # as the install stood before 0025
     db.engine.dispose()
     old = [{"type": "webhook", "url": "https://hooks.example/in", "secret": "s3cret"},
            {"type": "webhook", "url": "https://hooks.example/unsigned"}, {"type": "set_priority", "priority": "high"}]
@@ -232,7 +232,7 @@ def test_rule_webhook_secrets_become_whsec_secrets_with_the_same_key(migrated_ap
 
     assert standardwebhooks.Webhook(converted)._whsecret == b"s3cret"  # the very key the receiver holds
 
-    flask_db(empty_database, tmp_path, "downgrade", "0021_priority_rank")
+    flask_db(empty_database, tmp_path, "downgrade", "0024_api_tokens")
     db.engine.dispose()
     with db.engine.connect() as conn:
         actions = conn.execute(text("SELECT actions FROM automation_rules")).scalar()

@@ -12,7 +12,7 @@ from mets.models import CsatResponse
 from mets.services.automation import admin as automation_rules
 from mets.services import escalation, hours, macros, outbox
 from mets.services import webhooks as webhook_endpoints
-from mets.services.directory import categories
+from mets.services.directory import api_tokens, categories
 from mets.services.hours import admin as hours_edit
 from mets.services.directory import portal_auth
 from mets.services.outbox import http as webhooks
@@ -64,7 +64,16 @@ ROUTES = [
     ("POST", "/logout", None, {}, False,
      "302>/login 302>/login 302>/login 302>/portal/login 302>/portal/login 302>/login"),
 
+    # One's own profile and API tokens: staff only (customers get no tokens); the token to revoke is the manager's.
+    ("GET", "/profile", None, None, False, STAFF_PAGE),
+    ("POST", "/profile/tokens", None, {"name": "Script"}, False, "200 200 200 404 404 302>/login"),
+    ("POST", "/profile/tokens/<int:token_id>/revoke", "/profile/tokens/{api_token}/revoke", {}, False,
+     "404 303>/profile 404 404 404 302>/login"),
+
     ("GET", "/tickets/", None, None, False, STAFF_PAGE),
+    # The list's downloads: any staff member, each scoped to what they see (tests/web/test_api.py).
+    ("GET", "/tickets/export.csv", None, None, False, STAFF_PAGE),
+    ("GET", "/tickets/sla-report.csv", None, None, False, STAFF_PAGE),
     ("GET", "/tickets/new", None, None, False, STAFF_PAGE),
     # The agent works in Globex only: Acme Billing is not one of their choices.
     ("POST", "/tickets/new", None, NEW_TICKET, False, "303 303 422 404 404 302>/login"),
@@ -291,7 +300,9 @@ ROUTES = [
 
 
 def app_routes(app) -> set[tuple[str, str]]:
-    return {(method, rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+    """Every route but the API's: tokens, not sessions, open those (tests/web/test_api.py has their matrix)."""
+    return {(method, rule.rule) for rule in app.url_map.iter_rules()
+            if rule.endpoint != "static" and not rule.rule.startswith("/api/")
             for method in rule.methods - {"HEAD", "OPTIONS"}}
 
 
@@ -330,13 +341,14 @@ def _build_world(session, client):
     macro = macros.create_macro(session, acme, {"name": "Thanks", "body": "Thanks, {{ customer_name }}."})
     policy = escalation.create_policy(session, acme, name="Slow answers", clock="since_created", business_time=False,
                                       levels=[{"trigger": "after_duration", "value": 600, "actions": []}])
+    api_token = api_tokens.create_token(session, people["manager"], "Nightly", clock.now()).row
     view = ticket_views.save_view(session, people["manager"], "Acme urgent", TicketFilters(priority="urgent"), acme.id)
     survey = CsatResponse(ticket_id=ticket.id, resolved_at=clock.now(), entity_id=billing.id,
                           customer_id=people["owner"].id, priority="normal", sent_at=clock.now(),
                           expires_at=clock.now() + timedelta(days=14), comment="")
     session.add(survey)
     session.commit()
-    values = {"policy": policy.id, "view": view.id, "ticket_id": str(ticket.id), "category": category.id, "macro": macro.id, "acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
+    values = {"api_token": api_token.id, "policy": policy.id, "view": view.id, "ticket_id": str(ticket.id), "category": category.id, "macro": macro.id, "acme": acme.id, "auto": auto.id, "billing": billing.id, "number": ticket.number, "password": "correct-horse-battery",
               "agent_id": people["agent"].id, "agent_email": people["agent"].email,
               "agent_membership": people["agent"].memberships[0].id, "manager_email": people["manager"].email,
               "owner_email": people["owner"].email, "holiday": holiday.id, "exception": exception.id,

@@ -105,3 +105,13 @@ def members_of(session, entity: Entity) -> list[User]:
         .order_by(User.name)
     )
     return list(session.scalars(query))
+
+
+def visible_entity(session, user: User, slug: str | None) -> Entity | None:
+    """The entity with this slug if `user` works in it (staff: theirs and their departments; admins any), else None:
+    one the user may not see is answered as one that does not exist."""
+    if not slug or not user.is_staff:
+        return None
+    entity = session.scalar(select(Entity).where(Entity.slug == slug.lower()))
+    ids = visible_entity_ids(session, user) if entity is not None else set()
+    return entity if entity is not None and (ids is None or entity.id in ids) else None

@@ -376,3 +376,12 @@ def preview(session, ticket: Ticket, entity: Entity | None, data: dict | None, l
                      for n, level, due in found]
     return result
 
+
+
+def visible_policies(session, entity_ids: set[int] | None) -> list[EscalationPolicy]:
+    """The policies (with their levels) of the entities given (access.visible_entity_ids: None for every entity)."""
+    query = (select(EscalationPolicy).options(selectinload(EscalationPolicy.levels))
+             .order_by(EscalationPolicy.entity_id, EscalationPolicy.position, EscalationPolicy.id))
+    if entity_ids is not None:
+        query = query.where(EscalationPolicy.entity_id.in_(entity_ids or [0]))
+    return list(session.scalars(query))

@@ -10,6 +10,7 @@ Change hours only through services.hours_edit (or call mark_changed), never by w
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -203,3 +204,20 @@ def preview_from_text(session, entity: Entity, created_at: str, target: str) -> 
         errors["target"] = str(exc)
     check(errors)
     return preview(session, entity, moment, timedelta(minutes=minutes))
+
+
+@dataclass
+class HoursView:
+    """The hours that apply to an entity as integrators read them: whose they are (its own, or inherited from the
+    entity above whose hours it follows), the time zone, the week, holidays and exceptions."""
+
+    entity: Entity
+    source: Entity
+    weekly: dict[int, list[tuple[time, time]]]
+    holidays: list[Holiday]
+    exceptions: list[HoursException]
+
+
+def hours_views(session, entities) -> list[HoursView]:
+    return [HoursView(e, hours_source(session, e), weekly_of(session, e), holidays_of(session, e),
+                      exceptions_of(session, e)) for e in entities]

@@ -403,6 +403,17 @@ def summary(session, user: User, scope: Scope, agent_id: int | None = None) -> s
                          agent_id if agent_id is not None else f.agent_id)
 
 
+def own_summary(session, user: User, filters: Filters) -> tuple[stats.Summary, Scope]:
+    """The summary `user` reads on their own metrics page (the API's): the dashboard's scope for admins and managers,
+    else their own agent page's (their figures, over the entities they work in)."""
+    allowed = dashboard_scope(session, user)
+    if allowed != set():
+        scope = scope_for(session, allowed, filters)
+        return summary(session, user, scope), scope
+    scope = scope_for(session, agent_scope(session, user, user) or set(), filters)
+    return summary(session, user, scope, agent_id=user.id), scope
+
+
 def agent_breakdown(session, user: User, scope: Scope) -> list[tuple[User | None, stats.Group, stats.Group]]:
     """Per agent: first response and resolution times and compliance, in scope, by agent name."""
     f = scope.filters

@@ -280,3 +280,11 @@ def _words(node, registry, top=False) -> str:
     shown = ", ".join(str(v) for v in value) if isinstance(value, list) else ("" if value is None else str(value))
     words = [field_def.label if field_def else str(node.get("field")), op.label if op else str(node.get("op")), shown]
     return " ".join(w for w in words if w)
+
+
+def visible_rules(session, entity_ids: set[int] | None) -> list[SlaRule]:
+    """The rules of the entities given (access.visible_entity_ids: None for every entity), by entity and order."""
+    query = select(SlaRule).order_by(SlaRule.entity_id, SlaRule.position, SlaRule.id)
+    if entity_ids is not None:
+        query = query.where(SlaRule.entity_id.in_(entity_ids or [0]))
+    return list(session.scalars(query))

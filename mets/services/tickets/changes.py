@@ -329,6 +329,25 @@ def update_fields(session, ticket: Ticket, values: dict, *, actor: User, now: da
     return _dispatch(session, change, actor, now)
 
 
+KEEP = object()
+
+
+def edit_ticket(session, ticket: Ticket, *, actor: User, fields: dict | None = None, status: str | None = None,
+                assignee=KEEP, now: datetime | None = None) -> list[Change]:
+    """Several changes at once (the API's PATCH): fields first (a move to another entity may unassign), then the
+    assignee (`KEEP`: unchanged, None: unassigned), then the status; each as its own change and event, one
+    transaction. A refusal of any leaves none made (the caller rolls back)."""
+    now = now or clock.now()
+    made = []
+    if fields:
+        made.append(update_fields(session, ticket, fields, actor=actor, now=now))
+    if assignee is not KEEP:
+        made.append(assign(session, ticket, assignee, actor=actor, now=now))
+    if status is not None:
+        made.append(change_status(session, ticket, status, actor=actor, now=now))
+    return [change for change in made if change.changed]
+
+
 def _move(session, ticket: Ticket, entity: Entity, changes: dict, now: datetime) -> None:
     """Put the ticket in `entity` under that entity's next number; the old number stays an alias,
     so links in mail already sent and searches for it still reach the ticket."""

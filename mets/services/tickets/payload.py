@@ -65,3 +65,27 @@ def reply_payload(reply) -> dict:
         "body_format": reply.body_format,
         "created_at": instant(reply.created_at),
     }
+
+
+def clock_state(state) -> str:
+    """Where an SLA clock (`services.sla.clocks`' ClockState) stands: breached (its due passed before it stopped, or
+    before now), met, paused or running."""
+    if state.breached:
+        return "breached"
+    if state.stopped_at is not None:
+        return "met"
+    return "paused" if state.paused else "running"
+
+
+def clock_payload(state) -> dict:
+    """One SLA clock as the SLA status endpoint shows it: its target and due, the business minutes it has used,
+    and where it stands."""
+    return {
+        "name": state.name,
+        "target_minutes": state.target.total_seconds() / 60,
+        "started_at": instant(state.start),
+        "due": instant(state.due),
+        "stopped_at": instant(state.stopped_at),
+        "business_minutes_used": round(state.used.total_seconds() / 60, 2),
+        "state": clock_state(state),
+    }
