@@ -23,7 +23,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from mets import clock
+from mets import clock, transaction
 from mets.models import EmailTemplate, Entity, Ticket, User
 from mets.services.directory import access
 from mets.services.errors import DomainError
@@ -286,13 +286,27 @@ def _overrides(session, chain: list[Entity], names) -> dict[tuple[int, str], Ema
     return {(r.entity_id, r.name): r for r in rows}
 
 
+_OVERRIDES = "notifications.template_overrides"  # transaction.cache: (entity id, name) -> (row, owner)
+
+
 def _override(session, entity: Entity | None, name: str) -> tuple[EmailTemplate | None, Entity | None]:
-    chain = _chain(session, entity)
-    rows = _overrides(session, chain, [name])
-    for candidate in chain:
-        if (candidate.id, name) in rows:
-            return rows[(candidate.id, name)], candidate
-    return None, None
+    # Looked up once per transaction and entity: a tick renders thousands of mails for a few entities.
+    cache = transaction.cache(session)
+    if _OVERRIDES not in cache:
+        cache[_OVERRIDES] = {}
+        transaction.before_flush(session, _OVERRIDES, _forget_overrides_on_change)
+    key = (entity.id if entity is not None else None, name)
+    if key not in cache[_OVERRIDES]:
+        chain = _chain(session, entity)
+        rows = _overrides(session, chain, [name])
+        cache[_OVERRIDES][key] = next(((rows[(c.id, name)], c) for c in chain if (c.id, name) in rows), (None, None))
+    return cache[_OVERRIDES][key]
+
+
+def _forget_overrides_on_change(session) -> None:
+    # A template saved or reset in this very transaction (the editor, a test) is used by the next mail.
+    if any(isinstance(obj, EmailTemplate) for obj in (*session.new, *session.dirty, *session.deleted)):
+        transaction.cache(session).pop(_OVERRIDES, None)
 
 
 def source_for(session, entity: Entity | None, name: str) -> tuple[Source, Entity | None]:
