@@ -140,8 +140,7 @@ _PREVIEW_EVENTS = {"ticket-status-changed": "status_changed", "ticket-assigned":
 _PREVIEW_CHANGES = {"ticket-status-changed": lambda t: {"status": ["new", t.status]},
                     "sla-breach-warning": lambda t: {"clock": _nearest_clock(t), "point": "warning"},
                     "sla-breach-notification": lambda t: {"clock": _nearest_clock(t), "point": "breach"},
-                    "escalation-notification": lambda t: {"clock": "escalation", "point": "escalation", "level": 1,
-                                                         "reason": "75% of the resolution target used",
+                    "escalation-notification": lambda t: {"level": 1, "reason": "75% of the resolution target used",
                                                          "policy": "Urgent tickets"}}
 
 

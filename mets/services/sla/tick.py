@@ -1,4 +1,4 @@
-"""The SLA tick: find tickets whose warning, breach or escalation point has passed and act once.
+"""The SLA tick: find tickets whose warning or breach point has passed and act once.
 
 Run every minute (jobs.sla_tick; `flask --app wsgi mets tick` once). It reads only tickets with
 `sla_next_check_at <= now` (an indexed column `sla.refresh` keeps at the earliest pending
@@ -21,7 +21,7 @@ from mets import clock, events
 from mets.models import SlaFiring, SlaPause, Ticket, TicketEvent
 from mets.services import sla
 
-EVENTS = {"breach": "sla_breach_occurred", "escalation": "escalation_due"}  # anything else is a warning
+EVENTS = {"breach": "sla_breach_occurred"}  # anything else is a warning
 WARNING_EVENT = "sla_breach_warning"
 
 @dataclass
