@@ -175,7 +175,7 @@ def _notify_words(session, params) -> str:
                     help="Must work in the ticket's entity."),
               Param("extra", "Other addresses", "text", required=False, help="Comma-separated, e.g. a partner."),
               Param("template", "Template", "select", required=False,
-                    choices=fixed([(n, n) for n in mail_templates.NAMES])),
+                    choices=fixed([(n, n) for n in mail_templates.TICKET_NAMES])),
               check=_check_notify, words=_notify_words)
 def _notify(run: Run, p: dict) -> Plan:
     session = run.session

@@ -123,6 +123,20 @@ def sample_variables() -> dict:
     }
 
 
+def digest_sample() -> dict:
+    """Realistic values for the escalation digest's variables (`templates.DIGEST_VARIABLES`)."""
+    notices = [{"ticket_number": number, "ticket_subject": subject, "escalation_level": level,
+                "escalation_reason": reason, "escalation_policy": "Urgent tickets", "escalated_at": at,
+                "priority": "Urgent", "ticket_url": f"https://support.example.com/tickets/{number}"}
+               for number, subject, level, reason, at in (
+                   ("ACME-1042", "Cannot download my March invoice", 1, "75% of the resolution target used",
+                    "Tue 2026-03-10 03:00 America/New_York"),
+                   ("ACME-1043", "Charged twice in May", 2, "the resolution target was breached",
+                    "Tue 2026-03-10 04:00 America/New_York"))]
+    return {"recipient_name": "Lee Lead", "count": len(notices), "notices": notices,
+            "ticket_numbers": ", ".join(n["ticket_number"] for n in notices)}
+
+
 SURVEY_KEYS = ("survey_url", *(f"survey_url_{n}" for n in range(1, 6)))
 
 
