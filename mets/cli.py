@@ -70,7 +70,7 @@ def create_admin(email, name, password):
 
 @mets_group.command("tick")
 def tick_command():
-    """Run the SLA tick once: act on every warning, breach and escalation point now due."""
+    """Run the SLA tick once: act on every warning and breach point now due, then the escalation levels."""
     result = sla_tick.tick(db.session)
     click.echo(f"SLA tick: looked at {result.tickets} tickets, fired {len(result.fired)} points.")
 

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 TICKET_CHANGED = "ticket_changed"
-TICK_EVENTS = ("sla_breach_warning", "sla_breach_occurred", "escalation_due")
+TICK_EVENTS = ("sla_breach_warning", "sla_breach_occurred")  # what the SLA tick emits per fired point
 TICK = "tick"
 SLA_RETIMED = "sla_retimed"
 CSAT_ANSWERED = "csat_answered"

@@ -185,7 +185,6 @@ class SlaRuleOut(Schema):
     response_minutes = fields.Integer(required=True, allow_none=True)
     next_reply_minutes = fields.Integer(required=True, allow_none=True)
     resolution_minutes = fields.Integer(required=True, allow_none=True)
-    escalation_minutes = fields.Integer(required=True, allow_none=True)
     business_hours_only = fields.Boolean(required=True)
     conditions = fields.Raw(required=True, allow_none=True, metadata={"description": "the rule language (JSON)"})
     warnings = fields.List(fields.Raw(), required=True)

@@ -34,7 +34,7 @@ def _editor(entity: Entity, name: str, form: TemplateForm, status: int = 200):
     preview = mail_templates.preview_for(db.session, current_user, entity, name, form.source(), number)
     return render("mail_templates/edit.html", "mail_templates/_preview.html", status=status, form=form,
                   entity=entity, name=name, owner=owner, preview=preview,
-                  audience=mail_templates.audience_of(name), variables=mail_templates.VARIABLES,
+                  audience=mail_templates.audience_of(name), variables=mail_templates.variables_of(name),
                   description=mail_templates.DESCRIPTIONS[name], labels=mail_templates.FIELD_LABELS)
 
 

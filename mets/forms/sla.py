@@ -18,7 +18,6 @@ class SlaRuleForm(FlaskForm):
     response = StringField("First response", validators=[Length(max=40)])
     next_reply = StringField("Next reply", validators=[Length(max=40)])
     resolution = StringField("Resolution", validators=[Length(max=40)])
-    escalation = StringField("Escalation", validators=[Length(max=40)])
     business_hours_only = BooleanField("Count business hours only (unticked: the clocks run 24/7)", default=True)
     warnings = StringField("Warnings", default="80%", validators=[Length(max=200)])
     pause_statuses = CheckboxesField("Pause the clocks while the ticket is",

@@ -8,7 +8,7 @@ from mets import clock
 from mets.extensions import db
 from mets.models.types import UTCDateTime
 
-CLOCKS = ("response", "next_reply", "resolution", "escalation")
+CLOCKS = ("response", "next_reply", "resolution")
 DEFAULT_WARNINGS = [{"percent": 80}]
 DEFAULT_PAUSE_STATUSES = ["pending"]
 
@@ -25,7 +25,6 @@ class SlaRule(db.Model):
     response_minutes: Mapped[int | None] = mapped_column(Integer)
     next_reply_minutes: Mapped[int | None] = mapped_column(Integer)
     resolution_minutes: Mapped[int | None] = mapped_column(Integer)
-    escalation_minutes: Mapped[int | None] = mapped_column(Integer)
     business_hours_only: Mapped[bool] = mapped_column(Boolean, default=True)
     conditions: Mapped[dict | None] = mapped_column(JSON)  # the rule language (services/rules.py)
     # [{"percent": 80}, {"minutes_before": 30}]: when to warn before each target.
@@ -67,7 +66,7 @@ class SlaFiring(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     clock: Mapped[str] = mapped_column(String(20))
-    point: Mapped[str] = mapped_column(String(40))  # "warning:80%", "warning:30m", "breach", "escalation"
+    point: Mapped[str] = mapped_column(String(40))  # "warning:80%", "warning:30m", "breach" ("escalation": old)
     cycle: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -51,7 +51,6 @@ class Ticket(db.Model):
     sla_response_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sla_next_reply_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sla_resolution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    sla_escalation_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sla_response_breached: Mapped[bool] = mapped_column(Boolean, default=False)
     sla_next_reply_breached: Mapped[bool] = mapped_column(Boolean, default=False)
     sla_resolution_breached: Mapped[bool] = mapped_column(Boolean, default=False)

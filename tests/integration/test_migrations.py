@@ -140,15 +140,18 @@ def test_downgrade_to_base_and_upgrade_again(migrated_app, empty_database, tmp_p
 
 
 def test_an_sla_rules_escalation_target_becomes_a_one_level_policy(migrated_app, empty_database, tmp_path):
-    """0016: an install whose SLA rule escalates after 4h keeps escalating, through a policy, exactly once."""
+    """0016: an install whose SLA rule escalates after 4h keeps escalating, through a policy, exactly once. The
+    target and its clock exist only below 0022, so the install is taken down there and given them by hand, as
+    the SLA tick of the time left them (a point fired for the ticket opened earliest)."""
     from datetime import datetime, timezone
 
+    import sqlalchemy as sa
     from sqlalchemy import select
 
     from mets import clock
-    from mets.models import EscalationEvent, EscalationPolicy, QueuedEmail, SlaRule, Ticket
+    from mets.models import EscalationEvent, EscalationPolicy, QueuedEmail, Ticket
+    from mets.models.types import UTCDateTime
     from mets.services import escalation
-    from mets.services.sla import tick as sla_tick
     from tests.factories import make_customer, make_rule
 
     def utc(hour):
@@ -156,20 +159,31 @@ def test_an_sla_rules_escalation_target_becomes_a_one_level_policy(migrated_app,
 
     acme = make_entity(name="Acme", slug="acme")
     make_staff(acme, role="manager", email="lee@acme.example")
-    rule = make_rule(acme, "Standard", resolution_minutes=8 * 60, escalation_minutes=4 * 60, business_hours_only=False)
+    rule = make_rule(acme, "Standard", resolution_minutes=8 * 60, business_hours_only=False)
     customer = make_customer()
     with clock.freeze(utc(9)):
         waiting = make_ticket(acme, customer=customer)
         escalated = make_ticket(acme, customer=customer)
-    db.session.commit()
     with clock.freeze(utc(6)):
         late = make_ticket(acme, customer=customer)  # created earlier: its escalation fired before the upgrade
     db.session.commit()
-    sla_tick.tick(db.session, now=utc(11))
     ids, rule_id, acme_id = (waiting.id, escalated.id, late.id), rule.id, acme.id
     db.session.remove()
     db.engine.dispose()
     flask_db(empty_database, tmp_path, "downgrade", "0013")  # as the install stood before escalation policies
+    db.engine.dispose()
+    tickets_table = sa.table("tickets", sa.column("id", sa.Integer), sa.column("sla_escalation_due", UTCDateTime()))
+    firings = sa.table("sla_firings", sa.column("ticket_id", sa.Integer), sa.column("clock", sa.String),
+                       sa.column("point", sa.String), sa.column("cycle", sa.Integer),
+                       sa.column("due_at", UTCDateTime()), sa.column("fired_at", UTCDateTime()),
+                       sa.column("suppressed", sa.Boolean))
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE sla_rules SET escalation_minutes = 240 WHERE id = :id"), {"id": rule_id})
+        for ticket_id, due in ((ids[0], utc(13)), (ids[1], utc(13)), (ids[2], utc(10))):
+            conn.execute(tickets_table.update().where(tickets_table.c.id == ticket_id).values(sla_escalation_due=due))
+        conn.execute(firings.insert(), {"ticket_id": ids[2], "clock": "escalation", "point": "escalation", "cycle": 0,
+                                        "due_at": utc(10), "fired_at": utc(11), "suppressed": False})
+    db.engine.dispose()
     flask_db(empty_database, tmp_path, "upgrade")
     db.engine.dispose()
 
@@ -177,7 +191,6 @@ def test_an_sla_rules_escalation_target_becomes_a_one_level_policy(migrated_app,
     assert (policy.entity_id, policy.clock, policy.business_time) == (acme_id, "since_created", False)
     assert policy.conditions == {"all": [{"field": "sla.rule_id", "op": "is", "value": rule_id}]}
     assert [(lv.trigger, lv.value) for lv in policy.levels] == [("after_duration", 240)]
-    assert db.session.get(SlaRule, rule_id).escalation_minutes is None  # the SLA clock no longer escalates too
     waiting = db.session.get(Ticket, ids[0])
     assert waiting.escalation_due_at == utc(13)
     late_event = db.session.scalars(select(EscalationEvent).where(EscalationEvent.ticket_id == ids[2])).one()

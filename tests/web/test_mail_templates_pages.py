@@ -326,3 +326,12 @@ def test_the_survey_template_previews_with_a_ticket_and_no_working_survey_link(c
     # The editor lists it among the editable templates.
     listed = screen(client.get(f"{BASE}/?entity_id={world['billing'].id}"))
     assert "csat-survey" in listed and "the satisfaction survey" in listed
+
+
+def test_the_digest_editor_lists_the_digests_own_variables(client, session):
+    """The escalation digest is edited like the others, with the variables it has (its notices and their fields)."""
+    acme = make_entity("Acme Digest", "acmedigest")
+    login(client, make_staff(name="Ada Admin", email="ada-digest@example.com", is_admin=True))
+    page = screen(client.get(f"/admin/mail/templates/{acme.id}/escalation-digest"))
+    assert "escalation-digest" in page and "n.escalated_at" in page and "ticket_numbers" in page
+    assert "customer_name" not in page

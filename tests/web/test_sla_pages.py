@@ -28,7 +28,7 @@ def world(session, client):
     globex = make_entity("Globex", "globex", timezone="Europe/Paris")
     standard = make_rule(acme, "Standard", response_minutes=270, resolution_minutes=2880, position=0)
     urgent = make_rule(acme, "Urgent", priority="urgent", response_minutes=60, position=1)
-    make_rule(globex, "Globex rule", escalation_minutes=600)
+    make_rule(globex, "Globex rule", resolution_minutes=600)
     admin = make_staff(name="Ada Admin", is_admin=True)
     manager = make_staff(acme, role="manager", name="Maria Manager")
     with clock.freeze(datetime(2026, 11, 27, 16, 55, tzinfo=NY)):  # a Friday
@@ -54,7 +54,7 @@ def checked(response, name: str = "pause_statuses") -> list[str]:
 
 def rule_form(world, **kw) -> dict:
     data = {"entity_id": str(world["acme"].id), "name": "Gold", "priority": "", "response": "1h 30m",
-            "next_reply": "", "resolution": "2d", "escalation": "", "business_hours_only": "y",
+            "next_reply": "", "resolution": "2d", "business_hours_only": "y",
             "warnings": "80%, 30m before", "pause_statuses": ["pending"], "conditions": json.dumps(CONDITIONS)}
     data.update(kw)
     return data
@@ -72,8 +72,8 @@ def test_the_list_groups_rules_by_entity_in_tree_order(client, world):
     assert response.status_code == 200
     page = screen(response)
     assert page.index("Acme ") < page.index("Acme Billing") < page.index("Globex")
-    assert "Standard Any 4h 30m — 2d — Business Any ticket Active Deactivate" in page
-    assert "Urgent Urgent 1h — — — Business" in page
+    assert "Standard Any 4h 30m — 2d Business Any ticket Active Deactivate" in page
+    assert "Urgent Urgent 1h — — Business" in page
     assert "No rules: its tickets use Acme's rules." in page
     assert row_names(response) == ["Standard", "Urgent", "Globex rule"]
     assert 'href="/admin/sla/"' in response.get_data(as_text=True)  # the nav link
@@ -183,7 +183,7 @@ def test_deactivate_and_activate(client, world):
     rule_id = world["standard"].id
     response = client.post(f"/admin/sla/{rule_id}/active", data={"active": "0"}, headers=HTMX)
     assert response.status_code == 200
-    assert "Standard Any 4h 30m — 2d — Business Any ticket Inactive Activate" in screen(response)
+    assert "Standard Any 4h 30m — 2d Business Any ticket Inactive Activate" in screen(response)
     db.session.expire_all()
     assert not db.session.get(SlaRule, rule_id).is_active
     assert db.session.get(type(world["ticket"]), world["ticket"].id).sla_rule_id is None  # no other rule matches

@@ -75,7 +75,7 @@ def _sla_states(ctx):
     session = getattr(ctx, "session", None)
     if session is None or ctx.ticket.sla_rule is None:
         return []
-    return [s for s in sla.clocks(session, ctx.ticket, ctx.now) if s.name != "escalation"]
+    return sla.clocks(session, ctx.ticket, ctx.now)
 
 
 def _running(ctx):

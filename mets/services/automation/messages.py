@@ -19,7 +19,7 @@ from mets.services.automation.actions import RECIPIENT_CHOICES, Param, Plan, Run
 from mets.services.errors import DomainError
 from mets.services.notifications.settings import parse_addresses
 
-_TEMPLATE_CHOICES = [(n, n) for n in mail_templates.NAMES]
+_TEMPLATE_CHOICES = [(n, n) for n in mail_templates.TICKET_NAMES]
 
 
 # --- communication ----------------------------------------------------------------------------

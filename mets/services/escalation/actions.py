@@ -39,6 +39,11 @@ REUSED = ("set_priority", "add_note", "webhook", "send_email", "send_sms", "assi
 
 LEVEL_ACTIONS: dict[str, ActionType] = {}
 ACTOR = "escalation.actor"  # transaction.scoped: who escalated by hand (None: the tick), never told of it
+_MANAGERS = "escalation.managers"  # transaction.cache: entity id -> its managers
+# transaction.cache: ticket event id -> the addresses told of it so far, for the events the tick wrote in this
+# transaction (nothing else can have mailed about an event this new: no query per ticket to find out). Emptied
+# with the cache when a savepoint rolls back: those events are then looked up in the outbox again.
+TOLD = "escalation.told"
 _NEVER = datetime.min.replace(tzinfo=timezone.utc)
 
 
@@ -82,10 +87,14 @@ def _managers_of(session, entity_id: int | None) -> list[User]:
     """The active staff with a manager's membership of exactly this entity (the hierarchy: each level its own)."""
     if entity_id is None:
         return []
-    return list(session.scalars(
-        select(User).join(Membership, Membership.user_id == User.id)
-        .where(Membership.entity_id == entity_id, Membership.role == "manager", User.kind == "staff",
-               User.active.is_(True)).order_by(User.id)))
+    # Once per transaction and entity, as notifications read member lists: the tick notifies a batch at once.
+    cache = transaction.cache(session).setdefault(_MANAGERS, {})
+    if entity_id not in cache:
+        cache[entity_id] = list(session.scalars(
+            select(User).join(Membership, Membership.user_id == User.id)
+            .where(Membership.entity_id == entity_id, Membership.role == "manager", User.kind == "staff",
+                   User.active.is_(True)).order_by(User.id)))
+    return cache[entity_id]
 
 
 def _nearest_managers(session, chain: list[Entity]) -> tuple[Entity | None, list[User]]:
@@ -166,7 +175,7 @@ def _notify_words(session, params) -> str:
                     help="Must work in the ticket's entity."),
               Param("extra", "Other addresses", "text", required=False, help="Comma-separated, e.g. a partner."),
               Param("template", "Template", "select", required=False,
-                    choices=fixed([(n, n) for n in mail_templates.NAMES])),
+                    choices=fixed([(n, n) for n in mail_templates.TICKET_NAMES])),
               check=_check_notify, words=_notify_words)
 def _notify(run: Run, p: dict) -> Plan:
     session = run.session
@@ -174,7 +183,11 @@ def _notify(run: Run, p: dict) -> Plan:
     # One mail per person and escalation: whoever the entity's notification settings already mailed for
     # this event (same dedupe key) is not mailed again.
     keys = {email: f"event:{run.event_id}:{email}" for email in found}
-    done = set(session.scalars(select(QueuedEmail.dedupe_key).where(QueuedEmail.dedupe_key.in_(keys.values()))))
+    told = transaction.cache(session).get(TOLD, {}).get(run.event_id)
+    if told is None:
+        done = set(session.scalars(select(QueuedEmail.dedupe_key).where(QueuedEmail.dedupe_key.in_(keys.values()))))
+    else:
+        done = {keys[email] for email in found if email in told}
     todo = {email: who for email, who in found.items() if keys[email] not in done}
     if not found:
         return Plan("notify: nobody to tell", skipped=True)
@@ -201,6 +214,8 @@ def _notify(run: Run, p: dict) -> Plan:
 
     def apply():
         shared = mail_variables.ticket_values(run.ticket, actor=None, changes=run.changes, now=run.now)
+        if told is not None:
+            told.update(todo)
         for email, who in todo.items():
             variables = {**shared, **mail_variables.recipient_values(
                 run.ticket, audience=who.audience, recipient_name=who.name or "", recipient_email=email)}

@@ -11,7 +11,7 @@ then the level's actions, each in a savepoint, their outcomes kept on the event.
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
@@ -22,7 +22,7 @@ from mets.services.automation.actions import Run
 from mets.services.directory import access
 from mets.services.errors import DomainError
 from mets.services.escalation import holds, timing
-from mets.services.escalation.actions import ACTOR, LEVEL_ACTIONS
+from mets.services.escalation.actions import ACTOR, LEVEL_ACTIONS, TOLD
 from mets.services.escalation.policies import TICK_CACHE, build_policy, policy_for
 from mets.services.escalation.timing import LevelDue
 from mets.services.sla import tick as sla_tick
@@ -34,13 +34,13 @@ MAX_REASON = 1000
 
 # --- keeping the due instant ----------------------------------------------------------------------
 
-PROCESSING = "escalation.processing"  # transaction.scoped: the ticket the tick is firing (it re-times it after)
+PROCESSING = "escalation.processing"  # transaction.scoped: the ids of the tickets the tick is firing (re-timed after)
 
 
 def ticket_changed(session, change, actor: User | None, now: datetime) -> None:
     """Every ticket change may move its clocks: recompute when its next level is due."""
-    if transaction.current(session, PROCESSING) == change.ticket.id:
-        return  # the tick's own changes to the ticket it is firing: `_process` keeps its next instant after them
+    if change.ticket.id in (transaction.current(session, PROCESSING) or ()):
+        return  # the tick's own changes to the tickets it is firing: it keeps their next instant after them
     timing.schedule(session, change.ticket, now)
 
 
@@ -73,15 +73,26 @@ def _retime(session, ticket: Ticket, now: datetime, why: str) -> None:
 def _claim(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | None, reason: str,
            suppressed: bool = False) -> int | None:
     """Insert the level's event; None when this ticket, level and cycle already have one (another tick's)."""
-    values = {"ticket_id": ticket.id, "policy_id": due.policy.id, "level_id": due.level.id,
-              "level_number": due.number, "policy_name": due.policy.name, "clock": due.policy.clock,
-              "cycle": due.cycle, "due_at": due.at, "fired_at": now, "reason": reason,
-              "actor_id": actor.id if actor else None, "outcomes": [], "suppressed": suppressed}
+    values = _claim_values(ticket, due, now, actor, reason, suppressed)
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (dialect.insert(EscalationEvent.__table__).values(**values)
                  .on_conflict_do_nothing(index_elements=["ticket_id", "level_id", "cycle"])
                  .returning(EscalationEvent.id))
     return session.execute(statement).scalar()
+
+
+def _claim_values(ticket: Ticket, due: LevelDue, now: datetime, actor: User | None, reason: str,
+                  suppressed: bool = False) -> dict:
+    return {"ticket_id": ticket.id, "policy_id": due.policy.id, "level_id": due.level.id,
+            "level_number": due.number, "policy_name": due.policy.name, "clock": due.policy.clock,
+            "cycle": due.cycle, "due_at": due.at, "fired_at": now, "reason": reason,
+            "actor_id": actor.id if actor else None, "outcomes": [], "suppressed": suppressed}
+
+
+def _details(due: LevelDue, actor: User | None = None) -> dict:
+    """What the `escalation_due` change says of the policy and level, beside the level and reason."""
+    return {"policy": due.policy.name, "policy_id": due.policy.id, "level_id": due.level.id,
+            **({"manual": True} if actor is not None else {})}
 
 
 def fire(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | None = None,
@@ -91,9 +102,8 @@ def fire(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | No
     event_id = _claim(session, ticket, due, now, actor, reason)
     if event_id is None:
         return None
-    change = tickets.escalate(session, ticket, actor=actor, reason=reason, level=due.number, now=now, details={
-        "policy": due.policy.name, "policy_id": due.policy.id, "level_id": due.level.id,
-        **({"manual": True} if actor is not None else {})})
+    change = tickets.escalate(session, ticket, actor=actor, reason=reason, level=due.number, now=now,
+                              details=_details(due, actor))
     row = change.events[0]
     # A business-time level fired by the tick holds its mail while the desk is closed (holds); by hand, it goes now.
     hold = event_id if actor is None and due.policy.business_time else None
@@ -105,8 +115,13 @@ def fire(session, ticket: Ticket, due: LevelDue, now: datetime, actor: User | No
     return session.get(EscalationEvent, event_id, populate_existing=True)
 
 
-def run_actions(session, ticket: Ticket, due: LevelDue, event_id: int, changes: dict, now: datetime) -> list[dict]:
-    """The level's actions in order, each in a savepoint: a failure is recorded and the rest go on."""
+def run_actions(session, ticket: Ticket, due: LevelDue, event_id: int, changes: dict, now: datetime,
+                savepoints: bool = True) -> list[dict]:
+    """The level's actions in order, each in a savepoint: a failure is recorded and the rest go on.
+
+    Without `savepoints` (the tick's batches, inside one savepoint of their own) a refusal while planning is
+    recorded the same way (planning writes nothing), but a failure while applying raises: the tick then takes its
+    batch back and fires it again ticket by ticket, with savepoints, so the outcomes are the same either way."""
     run = Run(session, ticket, None, f"escalation policy {due.policy.name}", "escalation_due", event_id, changes, now)
     outcomes = []
     for index, params in enumerate(due.level.actions or ()):
@@ -114,6 +129,16 @@ def run_actions(session, ticket: Ticket, due: LevelDue, event_id: int, changes: 
         kind = LEVEL_ACTIONS.get(params.get("type"))
         if kind is None:
             outcomes.append(_outcome(params.get("type"), str(params.get("type")), "Unknown action", ok=False))
+            continue
+        if not savepoints:
+            try:
+                plan = kind.plan(run, params)
+            except DomainError as exc:
+                outcomes.append(_outcome(kind.name, kind.label, exc.summary, ok=False))
+                continue
+            if plan.apply is not None and not plan.skipped:
+                plan.apply()
+            outcomes.append(_outcome(kind.name, kind.label, _sentence(plan.text), skipped=plan.skipped))
             continue
         try:
             with session.begin_nested():
@@ -156,16 +181,94 @@ def tick(session, now: datetime | None = None, batch_size: int = 500) -> list[tu
     with transaction.scoped(session, TICK_CACHE, {}):
         for batch in sla_tick.due_batches(session, Ticket.escalation_due_at, now, batch_size,
                                           selectinload(Ticket.entity), selectinload(Ticket.sla_rule)):
-            for ticket in batch:
-                done += [(ticket.id, event.level_number) for event in _process(session, ticket, now)]
+            done += _process_batch(session, batch, now)
     return done
 
 
+def _process_batch(session, batch: list[Ticket], now: datetime) -> list[tuple[int, int]]:
+    """Re-check the batch's tickets now and fire what is due, in bulk (`_fire_batch`); if any level's action fails
+    as it applies, the whole batch is taken back and fired ticket by ticket (`_process`), each action in its own
+    savepoint, so that a failure is recorded on its level and the rest still go."""
+    ids = [t.id for t in batch]
+    pauses = sla_tick.pauses_by_ticket(session, ids)
+    found = timing.fired_by_ticket(session, ids)
+    todo = {t.id: timing.pending(session, t, now, pauses=pauses[t.id], found=found[t.id]) for t in batch}
+    due = [(t, d) for t in batch for d in todo[t.id] if d.at <= now]
+    try:
+        with session.begin_nested():
+            for ticket in batch:  # everything up to now is done (set first: written with the level, one UPDATE)
+                _keep_next(ticket, todo[ticket.id], now)
+            fired = _fire_batch(session, due, found, now) if due else []
+            for ticket in {ticket.id: ticket for ticket, _ in fired}.values():  # what fired may move the rest
+                _keep_next(ticket, timing.pending(session, ticket, now, pauses=pauses[ticket.id],
+                                                  found=found[ticket.id]), now)
+            session.flush()
+    except Exception:  # noqa: BLE001 (the batch is fired again, and whatever failed is recorded, or raises, there)
+        log.info("escalation tick: a batch of %s tickets fired ticket by ticket", len(batch), exc_info=True)
+        return [(ticket.id, event.level_number) for ticket in batch for event in _process(session, ticket, now)]
+    return [(ticket.id, due.number) for ticket, due in fired]
+
+
+def _keep_next(ticket: Ticket, todo: list[LevelDue], now: datetime) -> None:
+    due = min((d.at for d in todo if d.at > now), default=None)
+    if ticket.escalation_due_at != due:
+        ticket.escalation_due_at = due
+
+
+def _fire_batch(session, due: list[tuple[Ticket, LevelDue]], found: dict, now: datetime
+                ) -> list[tuple[Ticket, LevelDue]]:
+    """Claim every due level at once (the unique key decides what is this tick's), then fire them round by round
+    (each ticket's first due level, then its second, ...: a ticket's levels in order): the `escalation_due`
+    changes of a round in bulk (`tickets.escalate_many`), then each level's actions; the outcomes in one go."""
+    claimed = _claim_many(session, due, now)
+    queue: dict[int, list[tuple[Ticket, LevelDue, int]]] = {}
+    for ticket, item in due:
+        if (event_id := claimed.get((ticket.id, item.level.id, item.cycle))) is not None:
+            queue.setdefault(ticket.id, []).append((ticket, item, event_id))
+    fired, outcomes = [], []
+    told = transaction.cache(session).setdefault(TOLD, {})
+    with transaction.scoped(session, PROCESSING, set(queue)), transaction.scoped(session, ACTOR, None):
+        for round_ in range(max((len(q) for q in queue.values()), default=0)):
+            items = [q[round_] for q in queue.values() if len(q) > round_]
+            changes = tickets.escalate_many(session, [
+                (ticket, item.number, item.reason, _details(item)) for ticket, item, _ in items], now=now)
+            for (ticket, item, event_id), change in zip(items, changes):
+                row = change.events[0]
+                told[row.id] = set()
+                hold = event_id if item.policy.business_time else None
+                with transaction.scoped(session, holds.HOLD, hold):
+                    done = run_actions(session, ticket, item, row.id, row.changes, now, savepoints=False)
+                outcomes.append({"event": event_id, "ticket_event": row.id, "done": done})
+                timing.mark_fired(found[ticket.id], item.level.id, item.policy.id, item.cycle, item.number)
+                fired.append((ticket, item))
+    session.flush()
+    table = EscalationEvent.__table__
+    if outcomes:  # one statement, many rows (executemany)
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("event"))
+            .values(ticket_event_id=bindparam("ticket_event"), outcomes=bindparam("done")), outcomes)
+    return fired
+
+
+def _claim_many(session, due: list[tuple[Ticket, LevelDue]], now: datetime) -> dict[tuple[int, int, str], int]:
+    """`_claim` for many levels in one statement: (ticket id, level id, cycle) -> the event id of those inserted
+    now (those another tick inserted first are left out)."""
+    rows = [_claim_values(ticket, item, now, None, item.reason) for ticket, item in due]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(EscalationEvent.__table__)
+                 .on_conflict_do_nothing(index_elements=["ticket_id", "level_id", "cycle"])
+                 .returning(EscalationEvent.ticket_id, EscalationEvent.level_id, EscalationEvent.cycle,
+                            EscalationEvent.id))
+    # Core executemany: one compiled statement, rows sent in pages ("insertmanyvalues"), as the SLA tick does.
+    return {(t, level, cycle): i for t, level, cycle, i in session.connection().execute(statement, rows)}
+
+
 def _process(session, ticket: Ticket, now: datetime) -> list[EscalationEvent]:
-    """Re-check the ticket now and fire what is due, in order; then keep its next instant."""
+    """Re-check the ticket now and fire what is due, in order, each level in a savepoint; then keep its next
+    instant (the tick's way when a batch cannot go in bulk)."""
     fired = []
     todo = timing.pending(session, ticket, now)  # computed from the ticket as it is now
-    with transaction.scoped(session, PROCESSING, ticket.id):
+    with transaction.scoped(session, PROCESSING, {ticket.id}):
         for due in todo:
             if due.at > now:
                 break

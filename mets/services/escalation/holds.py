@@ -198,7 +198,8 @@ def render_digest(session, notices: list[EscalationNotice], tickets: dict[int, T
                       "priority": ticket.priority.capitalize(), "ticket_url": link})
     variables = {"recipient_name": notices[0].recipient_name or "", "count": len(items), "notices": items,
                  "ticket_numbers": ", ".join(dict.fromkeys(i["ticket_number"] for i in items))}
-    return mail_templates.render_shipped(DIGEST, variables)
+    # The desk's template: an admin's override of its entity (or above), else the default.
+    return mail_templates.render(session, notices[0].entity, DIGEST, variables)
 
 
 # --- what people see ------------------------------------------------------------------------------

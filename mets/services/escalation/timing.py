@@ -150,24 +150,40 @@ def forecast(session, ticket: Ticket, policy: EscalationPolicy, now: datetime
     return win, [(number, level, due.get(number)) for number, level in enumerate(policy.levels, start=1)]
 
 
-def fired(session, ticket: Ticket) -> tuple[set[tuple[int, str]], dict[tuple[int, str], int]]:
+Fired = tuple[set[tuple[int, str]], dict[tuple[int, str], int]]  # (level id, cycle) fired; (policy, cycle) -> reached
+
+
+def fired(session, ticket: Ticket) -> Fired:
     """The (level id, cycle) already fired, and per (policy id, cycle) the highest level reached."""
-    rows = session.execute(select(EscalationEvent.level_id, EscalationEvent.policy_id, EscalationEvent.cycle,
-                                  EscalationEvent.level_number, EscalationEvent.suppressed)
-                           .where(EscalationEvent.ticket_id == ticket.id)).all()
-    keys, reached = set(), {}
-    for level_id, policy_id, cycle, number, suppressed in rows:
-        keys.add((level_id, cycle))
-        if not suppressed:
-            reached[(policy_id, cycle)] = max(reached.get((policy_id, cycle), 0), number)
-    return keys, reached
+    return fired_by_ticket(session, [ticket.id])[ticket.id]
 
 
-def pending(session, ticket: Ticket, now: datetime) -> list[LevelDue]:
+def fired_by_ticket(session, ids) -> dict[int, Fired]:
+    """`fired` for many tickets in one query (the tick's batch)."""
+    out: dict[int, Fired] = {i: (set(), {}) for i in ids}
+    rows = session.execute(select(EscalationEvent.ticket_id, EscalationEvent.level_id, EscalationEvent.policy_id,
+                                  EscalationEvent.cycle, EscalationEvent.level_number, EscalationEvent.suppressed)
+                           .where(EscalationEvent.ticket_id.in_(list(ids))))
+    for ticket_id, level_id, policy_id, cycle, number, suppressed in rows:
+        mark_fired(out[ticket_id], level_id, policy_id, cycle, number, suppressed)
+    return out
+
+
+def mark_fired(found: Fired, level_id: int | None, policy_id: int | None, cycle: str, number: int,
+               suppressed: bool = False) -> None:
+    """Add one fired level to what `fired` found (the tick keeps its batch's up to date as it fires)."""
+    keys, reached = found
+    keys.add((level_id, cycle))
+    if not suppressed:
+        reached[(policy_id, cycle)] = max(reached.get((policy_id, cycle), 0), number)
+
+
+def pending(session, ticket: Ticket, now: datetime, pauses=None, found: Fired | None = None) -> list[LevelDue]:
     """The levels still to fire this round, soonest first (a level below one reached this round by hand is
-    passed over: escalating to level 2 by hand means level 1 has nothing left to say)."""
-    keys, reached = fired(session, ticket)
-    out = [d for d in levels_due(session, ticket, now)
+    passed over: escalating to level 2 by hand means level 1 has nothing left to say). `pauses` and `found`
+    (`fired`) are read here unless the caller loaded them for a batch."""
+    keys, reached = fired(session, ticket) if found is None else found
+    out = [d for d in levels_due(session, ticket, now, pauses=pauses)
            if d.key not in keys and d.number > reached.get((d.policy.id, d.cycle), 0)]
     return sorted(out, key=lambda d: (d.at, d.number))
 

@@ -23,26 +23,27 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from mets import clock
+from mets import clock, transaction
 from mets.models import EmailTemplate, Entity, Ticket, User
 from mets.services.directory import access
 from mets.services.errors import DomainError
 from mets.services.notifications.settings import EVENTS
 from mets.services.html import clean_html
-from mets.services.notifications.variables import preview_variables, sample_variables, variables_for
+from mets.services.notifications.variables import digest_sample, preview_variables, sample_variables, variables_for
 from mets.services.notifications.sandbox import Sandbox, TemplateBudgetError, TemplateTimeoutError, budget, trusted
 
 __all__ = ["NAMES", "DESCRIPTIONS", "VARIABLES", "Rendered", "Source", "default_source", "source_for", "validate",
            "sample_variables", "render_source", "render", "variables_for", "ensure_portal_link", "save_override",
            "reset_override", "overview", "preview", "preview_for", "Preview", "in_scope", "audience_of", "one_line",
-           "TemplateBudgetError", "validate_parts", "runtime_message", "check_snippet", "render_snippet"]
+           "TemplateBudgetError", "validate_parts", "runtime_message", "check_snippet", "render_snippet", "DIGEST",
+           "DIGEST_VARIABLES", "TICKET_NAMES", "variables_of"]
 
 log = logging.getLogger(__name__)
 
 DEFAULTS_DIR = Path(__file__).resolve().parents[2] / "email_templates"  # mets/email_templates
 NAMES = ("ticket-created-customer", "ticket-created-agent", "ticket-reply-customer", "ticket-reply-agent",
          "ticket-assigned", "ticket-status-changed", "sla-breach-warning", "sla-breach-notification",
-         "escalation-notification", "csat-survey")
+         "escalation-notification", "escalation-digest", "csat-survey")
 DESCRIPTIONS = {
     "ticket-created-customer": "Sent to the customer when their ticket is created.",
     "ticket-created-agent": "Sent to the entity's agents when a new ticket comes in.",
@@ -53,6 +54,8 @@ DESCRIPTIONS = {
     "sla-breach-warning": "Sent to staff when an SLA target is about to be breached.",
     "sla-breach-notification": "Sent to staff when an SLA target has been breached.",
     "escalation-notification": "Sent to staff when a ticket is escalated.",
+    "escalation-digest": "Sent to a person when the desk opens, for the escalations held for them while it was "
+                         "closed (two or more; a single one goes as its escalation notification).",
     "csat-survey": "Sent to the customer after their ticket is resolved (24 business hours later): the "
                    "satisfaction survey.",
 }
@@ -91,6 +94,27 @@ VARIABLES = {
     **{f"survey_url_{n}": f"Survey emails: the survey link with the score {n} of 5 preselected (empty otherwise)."
        for n in range(1, 6)},
 }
+DIGEST = "escalation-digest"
+# The digest is about several tickets: its own variables (the editor lists these, checks and samples with them).
+DIGEST_VARIABLES = {
+    "recipient_name": "The name of the person this email is sent to.",
+    "count": "How many escalations were held (2 or more).",
+    "ticket_numbers": "The tickets' numbers, comma-separated, e.g. \"ACME-1042, ACME-1043\".",
+    "notices": "The held escalations, oldest first: write {% for n in notices %}…{% endfor %} and, inside, "
+               "n.ticket_number, n.ticket_subject, n.escalation_level, n.escalation_reason, n.escalation_policy "
+               "(empty for none), n.escalated_at (when, in the desk's time zone), n.priority and n.ticket_url.",
+}
+
+
+# The templates a ticket's mail can use (a rule's or level's "send with template" choices): all but the digest.
+TICKET_NAMES = tuple(n for n in NAMES if n != DIGEST)
+
+
+def variables_of(name: str | None) -> dict[str, str]:
+    """The variables template `name` can use, with what each holds (None: the ticket mails')."""
+    return DIGEST_VARIABLES if name == DIGEST else VARIABLES
+
+
 # The templates customers receive, as the notification events define them.
 CUSTOMER_NAMES = frozenset({e.customer_template for e in EVENTS.values() if e.customer_template} | {"csat-survey"})
 SAFE_HTML = ("ticket_content_html", "reply_content_html")  # trusted markup, in the HTML part only
@@ -179,16 +203,18 @@ def render_snippet(source: str, variables: dict) -> str:
 
 # --- checking a source ------------------------------------------------------------------------
 
-def validate(subject: str, body_text: str, body_html: str) -> dict[str, str]:
-    """Field -> "Line N: reason" for every part that cannot be saved; {} when all three are fine."""
-    return validate_parts(dict(zip(FIELDS, (subject or "", body_text or "", body_html or ""))))
+def validate(subject: str, body_text: str, body_html: str, name: str | None = None) -> dict[str, str]:
+    """Field -> "Line N: reason" for every part that cannot be saved; {} when all three are fine (`name`: the
+    template, whose variables are checked: the digest has its own)."""
+    return validate_parts(dict(zip(FIELDS, (subject or "", body_text or "", body_html or ""))), name)
 
 
-def validate_parts(sources: dict[str, str]) -> dict[str, str]:
+def validate_parts(sources: dict[str, str], name: str | None = None) -> dict[str, str]:
     """validate() for any of the three parts; their test renders share one budget, as when a mail is sent."""
     errors, compiled = {}, {}
+    sample = _sample(name)
     for part, source in sources.items():
-        message, template, tree = _compile_checked(part, source)
+        message, template, tree = _compile_checked(part, source, variables_of(name))
         if message:
             errors[part] = message
         else:
@@ -196,7 +222,7 @@ def validate_parts(sources: dict[str, str]) -> dict[str, str]:
     with budget(fresh=True):
         for part, (template, tree) in compiled.items():
             try:
-                template.render(sample_variables() if part != "body_html" else _html_sample())
+                template.render(sample if part != "body_html" else _html_sample(sample))
             except Exception as exc:  # any failure on sample data would fail on real data too
                 errors[part] = runtime_message(exc)
                 if isinstance(exc, TemplateBudgetError):
@@ -207,7 +233,7 @@ def validate_parts(sources: dict[str, str]) -> dict[str, str]:
     return {part: errors[part] for part in sources if part in errors}
 
 
-def _compile_checked(field: str, source: str) -> tuple[str | None, object, object]:
+def _compile_checked(field: str, source: str, known=VARIABLES) -> tuple[str | None, object, object]:
     """(why the part cannot be saved, None, None), or (None, template, parsed tree) to test-render."""
     if not source.strip():
         return f"Write the {FIELD_LABELS[field].lower()}.", None, None
@@ -221,7 +247,7 @@ def _compile_checked(field: str, source: str) -> tuple[str | None, object, objec
         template = env.from_string(source)
     except TemplateSyntaxError as exc:
         return f"Line {exc.lineno}: {(exc.message or 'syntax error').rstrip('.')}", None, None
-    unknown = meta.find_undeclared_variables(tree) - set(VARIABLES)
+    unknown = meta.find_undeclared_variables(tree) - set(known)
     if unknown:
         name = min(unknown, key=lambda n: (_first_line(tree, n), n))
         return f"Line {_first_line(tree, name)}: unknown variable '{name}'", None, None
@@ -255,9 +281,12 @@ def _hidden_attribute(tree) -> str | None:
     return None
 
 
-def _html_sample() -> dict:
-    values = sample_variables()
-    return {**values, **{k: Markup(values[k]) for k in SAFE_HTML}}
+def _sample(name: str | None) -> dict:
+    return digest_sample() if name == DIGEST else sample_variables()
+
+
+def _html_sample(values: dict) -> dict:
+    return {**values, **{k: Markup(values[k]) for k in SAFE_HTML if k in values}}
 
 
 # --- where a template comes from --------------------------------------------------------------
@@ -286,13 +315,27 @@ def _overrides(session, chain: list[Entity], names) -> dict[tuple[int, str], Ema
     return {(r.entity_id, r.name): r for r in rows}
 
 
+_OVERRIDES = "notifications.template_overrides"  # transaction.cache: (entity id, name) -> (row, owner)
+
+
 def _override(session, entity: Entity | None, name: str) -> tuple[EmailTemplate | None, Entity | None]:
-    chain = _chain(session, entity)
-    rows = _overrides(session, chain, [name])
-    for candidate in chain:
-        if (candidate.id, name) in rows:
-            return rows[(candidate.id, name)], candidate
-    return None, None
+    # Looked up once per transaction and entity: a tick renders thousands of mails for a few entities.
+    cache = transaction.cache(session)
+    if _OVERRIDES not in cache:
+        cache[_OVERRIDES] = {}
+        transaction.before_flush(session, _OVERRIDES, _forget_overrides_on_change)
+    key = (entity.id if entity is not None else None, name)
+    if key not in cache[_OVERRIDES]:
+        chain = _chain(session, entity)
+        rows = _overrides(session, chain, [name])
+        cache[_OVERRIDES][key] = next(((rows[(c.id, name)], c) for c in chain if (c.id, name) in rows), (None, None))
+    return cache[_OVERRIDES][key]
+
+
+def _forget_overrides_on_change(session) -> None:
+    # A template saved or reset in this very transaction (the editor, a test) is used by the next mail.
+    if any(isinstance(obj, EmailTemplate) for obj in (*session.new, *session.dirty, *session.deleted)):
+        transaction.cache(session).pop(_OVERRIDES, None)
 
 
 def source_for(session, entity: Entity | None, name: str) -> tuple[Source, Entity | None]:
@@ -381,12 +424,12 @@ def render(session, entity: Entity | None, name: str, variables: dict) -> Render
     return _run(_compiled_default(name), variables, default=True)
 
 
-# Shipped templates that admins do not edit (their variables are lists the editor's sample cannot show).
-SHIPPED_ONLY = ("escalation-digest", "webhook-endpoint-disabled")
+# Shipped templates that admins do not edit (a system notice about an endpoint, not about a ticket).
+SHIPPED_ONLY = ("webhook-endpoint-disabled",)
 
 
 def render_shipped(name: str, variables: dict) -> Rendered:
-    """A shipped-only template (`SHIPPED_ONLY`: the escalation digest, the webhook endpoint disabled) rendered like
+    """A shipped-only template (`SHIPPED_ONLY`: the webhook endpoint disabled) rendered like
     a default."""
     if name not in SHIPPED_ONLY:
         raise DomainError({"": f"Unknown email template '{name}'."})
@@ -396,6 +439,7 @@ def render_shipped(name: str, variables: dict) -> Rendered:
         with _cache_lock:
             _default_cache[name] = compiled
     return _run(_default_cache[name], variables, default=True)
+
 
 def ensure_portal_link(rendered: Rendered, link: str) -> Rendered:
     """Append the link to any part that lacks it, so every customer email carries its portal link."""
@@ -413,7 +457,7 @@ def save_override(session, entity: Entity, name: str, *, subject: str, body_text
                   actor: User | None) -> EmailTemplate:
     """Validate and store the entity's own version of the template (DomainError by field when refused)."""
     _known(name)
-    errors = validate(subject, body_text, body_html)
+    errors = validate(subject, body_text, body_html, name)
     if errors:
         raise DomainError(errors)
     row = session.scalar(select(EmailTemplate).where(EmailTemplate.entity_id == entity.id,
@@ -462,10 +506,10 @@ def preview(session, name: str, source: Source, ticket: Ticket | None = None, no
     DomainError if they are invalid.
     """
     _known(name)
-    errors = validate(source.subject, source.body_text, source.body_html)
+    errors = validate(source.subject, source.body_text, source.body_html, name)
     if errors:
         raise DomainError(errors)
-    variables = (sample_variables() if ticket is None
+    variables = (_sample(name) if ticket is None or name == DIGEST
                  else preview_variables(session, ticket, name, audience_of(name), now))
     try:
         rendered = render_source(source, variables)
@@ -478,7 +522,9 @@ def preview_for(session, user: User, entity: Entity, name: str, source: Source, 
     """The editor's preview: against ticket `number` if `user` may see it and it is the entity's (or below),
     else sample data."""
     ticket, notice = None, ""
-    if number:
+    if number and name == DIGEST:
+        notice = "The digest is about several tickets: showing sample data."
+    elif number:
         found = access.find_ticket(session, user, number)
         if found is None:
             notice = f"No ticket {number}: showing sample data."

@@ -123,6 +123,20 @@ def sample_variables() -> dict:
     }
 
 
+def digest_sample() -> dict:
+    """Realistic values for the escalation digest's variables (`templates.DIGEST_VARIABLES`)."""
+    notices = [{"ticket_number": number, "ticket_subject": subject, "escalation_level": level,
+                "escalation_reason": reason, "escalation_policy": "Urgent tickets", "escalated_at": at,
+                "priority": "Urgent", "ticket_url": f"https://support.example.com/tickets/{number}"}
+               for number, subject, level, reason, at in (
+                   ("ACME-1042", "Cannot download my March invoice", 1, "75% of the resolution target used",
+                    "Tue 2026-03-10 03:00 America/New_York"),
+                   ("ACME-1043", "Charged twice in May", 2, "the resolution target was breached",
+                    "Tue 2026-03-10 04:00 America/New_York"))]
+    return {"recipient_name": "Lee Lead", "count": len(notices), "notices": notices,
+            "ticket_numbers": ", ".join(n["ticket_number"] for n in notices)}
+
+
 SURVEY_KEYS = ("survey_url", *(f"survey_url_{n}" for n in range(1, 6)))
 
 
@@ -140,8 +154,7 @@ _PREVIEW_EVENTS = {"ticket-status-changed": "status_changed", "ticket-assigned":
 _PREVIEW_CHANGES = {"ticket-status-changed": lambda t: {"status": ["new", t.status]},
                     "sla-breach-warning": lambda t: {"clock": _nearest_clock(t), "point": "warning"},
                     "sla-breach-notification": lambda t: {"clock": _nearest_clock(t), "point": "breach"},
-                    "escalation-notification": lambda t: {"clock": "escalation", "point": "escalation", "level": 1,
-                                                         "reason": "75% of the resolution target used",
+                    "escalation-notification": lambda t: {"level": 1, "reason": "75% of the resolution target used",
                                                          "policy": "Urgent tickets"}}
 
 

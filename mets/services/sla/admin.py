@@ -9,7 +9,7 @@ past as suppressed instead of firing them all at the next tick).
 Form text: targets are durations ("4h 30m"; empty: that clock does not run; at least one is
 needed). Warnings are "80%, 30m before": each a percent of the target (1-99) or a time before
 due. A time before due must be shorter than the shortest warned target (response, next reply,
-resolution; the escalation clock is a single point and has no warnings), so that every warning
+resolution), so that every warning
 falls inside every clock it applies to. An absent `warnings` key means the default, 80%; empty
 text means no warnings. Pause statuses: open, pending, on_hold (new always counts; resolved
 and closed always stop the clocks); absent means the default, pending.
@@ -33,7 +33,7 @@ PAUSABLE_STATUSES = tuple(s for s in STATUSES if s not in ("new", *sla.STOPPED_S
 MAX_WARNINGS = 5
 # What re-timing depends on (a new name alone changes no ticket).
 _TIMING = ("entity_id", "priority", "response_minutes", "next_reply_minutes", "resolution_minutes",
-           "escalation_minutes", "business_hours_only", "conditions", "warnings", "pause_statuses", "position",
+           "business_hours_only", "conditions", "warnings", "pause_statuses", "position",
            "is_active")
 _PERCENT = re.compile(r"^(\d+(?:[.,]\d+)?)\s*%$")
 _BEFORE = re.compile(r"^(.*?)\s*before(?:\s+(?:the\s+)?due)?$")
@@ -120,7 +120,7 @@ def validate_rule(data: dict) -> dict:
             except ValueError as exc:
                 errors[name] = str(exc)
     if not any(values[f"{n}_minutes"] for n in CLOCKS) and not any(n in errors for n in CLOCKS):
-        errors["response"] = "Set at least one target: first response, next reply, resolution or escalation."
+        errors["response"] = "Set at least one target: first response, next reply or resolution."
     try:
         values["warnings"] = parse_warnings(data.get("warnings"))
         warned = [(values[f"{n}_minutes"], n) for n in WARNED_CLOCKS if values[f"{n}_minutes"]]

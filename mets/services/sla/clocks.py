@@ -1,8 +1,8 @@
 """SLA clocks: choosing a ticket's rule, computing due times in business time, pausing, re-timing.
 
-Four clocks run from a ticket's rule: response (creation -> first public agent reply),
-next_reply (a customer's message -> the next public agent reply), resolution (creation ->
-resolved) and escalation (creation -> the escalation point, unless resolved first). Time in a
+Three clocks run from a ticket's rule: response (creation -> first public agent reply),
+next_reply (a customer's message -> the next public agent reply) and resolution (creation ->
+resolved); who hears of a ticket at risk, and when, is for escalation policies. Time in a
 pause status of the rule, and time while resolved or closed, does not count: every pause is an
 `SlaPause` row, and a due time is found by walking the clock's start through the pauses in
 business time, so it moves later by exactly the business time spent paused.
@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from mets import clock, events
-from mets.models import SlaFiring, SlaPause, SlaRule, Ticket
+from mets.models import CLOCKS, SlaFiring, SlaPause, SlaRule, Ticket
 from mets.services import hours, rules
 from mets.services.directory import access
 from mets.services.hours.calendar import BusinessCalendar
@@ -25,19 +25,17 @@ from mets.services.hours.calendar import BusinessCalendar
 ALWAYS_OPEN = BusinessCalendar("UTC", {day: [(time(0), time(0))] for day in range(7)})
 STOPPED_STATUSES = ("resolved", "closed")  # clocks never count while a ticket is resolved or closed
 BREACH = "breach"
-ESCALATION = "escalation"
 
 # How people name each clock (pages, mail, the activity trail).
-CLOCK_LABELS = {"response": "First response", "next_reply": "Next reply", "resolution": "Resolution",
-                "escalation": "Escalation"}
+CLOCK_LABELS = {"response": "First response", "next_reply": "Next reply", "resolution": "Resolution"}
 
 
 @dataclass
 class Point:
-    """One instant the tick acts on: a warning or the breach of a clock, or the escalation."""
+    """One instant the tick acts on: a warning or the breach of a clock."""
 
     clock: str
-    name: str  # "warning:80%", "warning:30m", "breach" or "escalation"
+    name: str  # "warning:80%", "warning:30m" or "breach"
     cycle: int
     at: datetime
 
@@ -161,7 +159,6 @@ def clocks(session, ticket: Ticket, now: datetime | None = None, pauses=None) ->
         ("response", ticket.created_at, ticket.first_response_at, 0),
         ("next_reply", ticket.sla_next_reply_since, None, ticket.sla_next_reply_cycle),
         ("resolution", ticket.created_at, resolved_at, 0),
-        ("escalation", ticket.created_at, resolved_at, 0),
     ]
     states = []
     for name, start, stopped_at, cycle in specs:
@@ -184,7 +181,7 @@ def clocks(session, ticket: Ticket, now: datetime | None = None, pauses=None) ->
 
 
 def points(session, ticket: Ticket, states: list[ClockState], pauses=None) -> list[Point]:
-    """The warning, breach and escalation instants of the running clocks, soonest first."""
+    """The warning and breach instants of the running clocks, soonest first."""
     rule = ticket.sla_rule
     if rule is None:
         return []
@@ -193,9 +190,6 @@ def points(session, ticket: Ticket, states: list[ClockState], pauses=None) -> li
     out = []
     for state in states:
         if not state.running or state.due is None:
-            continue
-        if state.name == "escalation":
-            out.append(Point("escalation", ESCALATION, 0, state.due))
             continue
         for name, offset in _warning_offsets(rule, state.target):
             at = due_after(cal, state.start, offset, pauses)
@@ -234,12 +228,11 @@ def refresh(session, ticket: Ticket, now: datetime | None = None, pauses=None, f
     now = now or clock.now()
     pauses = _pauses(session, ticket) if pauses is None else pauses
     states = {s.name: s for s in clocks(session, ticket, now, pauses)}
-    for name in ("response", "next_reply", "resolution", "escalation"):
+    for name in CLOCKS:
         state = states.get(name)
         _set(ticket, f"sla_{name}_due", state.due if state else None)
-        if name != "escalation":
-            _set(ticket, f"sla_{name}_breached", bool(state and state.breached))
-    running = [s for s in states.values() if s.running and s.due is not None and s.name != "escalation"]
+        _set(ticket, f"sla_{name}_breached", bool(state and state.breached))
+    running = [s for s in states.values() if s.running and s.due is not None]
     _set(ticket, "sla_nearest_due", min((s.due for s in running), default=None))
     fired = fired_keys(session, [ticket.id])[ticket.id] if fired is None else fired
     pending = [p for p in points(session, ticket, list(states.values()), pauses) if p.key not in fired]
@@ -325,7 +318,7 @@ def retime(session, tickets, now: datetime | None = None) -> int:
     count, retimed = 0, []
     for ticket in tickets:
         old_check = ticket.sla_next_check_at
-        already_due = {name for name in ("response", "next_reply", "resolution", "escalation")
+        already_due = {name for name in CLOCKS
                        if (due := getattr(ticket, f"sla_{name}_due")) is not None and due <= now}
         if not ticket.sla_rule_pinned or ticket.sla_rule is None or not ticket.sla_rule.is_active:
             ticket.sla_rule_pinned = False  # a pinned rule that was switched off gives way to the choice

@@ -132,7 +132,7 @@ def _clock_tests(session, rule: SlaRule, ticket: Ticket, now: datetime) -> list[
     resolved_at = ticket.resolved_at if ticket.status in sla.STOPPED_STATUSES else None
     spans = {"response": (ticket.created_at, ticket.first_response_at),
              "next_reply": (ticket.sla_next_reply_since, None),
-             "resolution": (ticket.created_at, resolved_at), "escalation": (ticket.created_at, resolved_at)}
+             "resolution": (ticket.created_at, resolved_at)}
     out = []
     for name in CLOCKS:
         minutes = rule.target_minutes(name)

@@ -9,7 +9,7 @@ EVENT_TYPES = {
     "ticket.status_changed": "A ticket's status changed",
     "ticket.priority_changed": "A ticket's priority changed",
     "ticket.assigned": "A ticket was assigned or unassigned",
-    "ticket.escalated": "A ticket was escalated (a policy's level, by hand, or the SLA rule's escalation point)",
+    "ticket.escalated": "A ticket was escalated (a policy's level fired, or someone escalated it by hand)",
     "sla.breach_warning": "An SLA target is about to be breached",
     "sla.breach_occurred": "An SLA target was breached",
     "csat.answered": "A customer answered a satisfaction survey",

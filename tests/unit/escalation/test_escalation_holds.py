@@ -200,3 +200,29 @@ def test_a_notice_to_someone_deactivated_while_it_waited_is_dropped(session, des
         select(EscalationNotice).where(EscalationNotice.ticket_id == ticket.id))}
     assert ("lee@acme.example", "dropped") in outcomes
     assert all(outcome == "sent" for email, outcome in outcomes if email != "lee@acme.example")
+
+
+def test_an_admins_edit_of_the_digest_template_changes_the_digest(session, desk):
+    """The digest is an email template like the others: Acme's override (Billing inherits it) is what Lee gets,
+    checked against the digest's own variables (a ticket mail's variable is refused there)."""
+    from mets.services.errors import DomainError
+    from mets.services.notifications import templates as mail_templates
+
+    with pytest.raises(DomainError) as refused:
+        mail_templates.save_override(session, desk["acme"], "escalation-digest", subject="{{ ticket_subject }}",
+                                     body_text="x", body_html="x", actor=None)
+    assert refused.value.errors == {"subject": "Line 1: unknown variable 'ticket_subject'"}
+    mail_templates.save_override(
+        session, desk["acme"], "escalation-digest", actor=None,
+        subject="Morning list for {{ recipient_name }}: {{ count }} ({{ ticket_numbers }})",
+        body_text="{% for n in notices %}* {{ n.ticket_number }} L{{ n.escalation_level }}: {{ n.escalation_reason }}\n"
+                  "{% endfor %}",
+        body_html="<ol>{% for n in notices %}<li>{{ n.ticket_number }}</li>{% endfor %}</ol>")
+    ticket = open_ticket(desk, ny(2026, 11, 10, 0, 0))
+    tick_at(session, ny(2026, 11, 10, 4, 0))
+    tick_at(session, ny(2026, 11, 10, 9, 0))
+    [digest] = mails(session, "lee@acme.example")
+    assert digest.subject == f"Morning list for Lee Lead: 2 ({ticket.number})"
+    assert digest.body == (f"* {ticket.number} L1: 75% of the resolution target used\n"
+                           f"* {ticket.number} L2: 100% of the resolution target used\n")
+    assert digest.body_html == f"<ol><li>{ticket.number}</li><li>{ticket.number}</li></ol>"

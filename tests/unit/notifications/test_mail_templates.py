@@ -46,8 +46,9 @@ def customer_vars(ticket, **kw):
 
 # --- the defaults -----------------------------------------------------------------------------
 
-def test_there_are_ten_defaults_each_described():
-    assert len(mt.NAMES) == 10 and set(mt.DESCRIPTIONS) == set(mt.NAMES)
+def test_there_are_eleven_defaults_each_described():
+    assert len(mt.NAMES) == 11 and set(mt.DESCRIPTIONS) == set(mt.NAMES)
+    assert mt.TICKET_NAMES == tuple(n for n in mt.NAMES if n != "escalation-digest")
     assert all(d.startswith("Sent to ") for d in mt.DESCRIPTIONS.values())
 
 
@@ -55,7 +56,7 @@ def test_there_are_ten_defaults_each_described():
 def test_every_default_validates(name):
     source = mt.default_source(name)
     assert "\n" not in source.subject
-    assert mt.validate(source.subject, source.body_text, source.body_html) == {}
+    assert mt.validate(source.subject, source.body_text, source.body_html, name) == {}
 
 
 @pytest.mark.parametrize("audience", ["customer", "staff"])
@@ -63,7 +64,7 @@ def test_every_default_renders_for_every_audience(session, world, audience):
     ticket = world["ticket"]
     variables = mt.variables_for(ticket, audience=audience, recipient_name="Robin Reader",
                                  recipient_email=ticket.customer.email, actor=world["agent"])
-    for name in mt.NAMES:
+    for name in mt.TICKET_NAMES:  # the digest has variables of its own (test_the_digest_renders_its_notices)
         rendered = mt.render(session, ticket.entity, name, variables)
         assert ticket.number in rendered.subject and "\n" not in rendered.subject
         assert "Robin Reader" in rendered.text and "Robin Reader" in rendered.html
@@ -76,8 +77,22 @@ def test_customer_defaults_link_the_portal_and_staff_defaults_the_ticket():
     for name in mt.NAMES:
         source = mt.default_source(name)
         wanted = "{{ portal_url }}" if mt.audience_of(name) == "customer" else "{{ ticket_url }}"
+        if name == mt.DIGEST:
+            wanted = "{{ n.ticket_url }}"  # each notice's ticket
         assert wanted in source.body_text and wanted in source.body_html, name
         assert "<script" not in source.body_html and "src=" not in source.body_html  # no external resources
+
+
+def test_the_digest_renders_its_notices_and_refuses_a_ticket_mails_variable(session):
+    rendered = mt.render(session, None, mt.DIGEST, mt.digest_sample())
+    assert rendered.subject == "2 escalations while the desk was closed: ACME-1042, ACME-1043"
+    assert "Hello Lee Lead" in rendered.text and "ACME-1043 escalated to level 2" in rendered.text
+    assert "https://support.example.com/tickets/ACME-1042" in rendered.html
+    assert list(mt.digest_sample()) == ["recipient_name", "count", "notices", "ticket_numbers"]
+    assert set(mt.digest_sample()) == set(mt.variables_of(mt.DIGEST))
+    assert mt.validate("{{ customer_name }}", "x", "x", mt.DIGEST) == {
+        "subject": "Line 1: unknown variable 'customer_name'"}
+    assert mt.validate("{{ count }}", "x", "x") == {"subject": "Line 1: unknown variable 'count'"}
 
 
 def test_sample_variables_cover_every_variable_with_plain_values():

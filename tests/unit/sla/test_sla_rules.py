@@ -34,7 +34,7 @@ def open_ticket(world, at: datetime, entity=None, **kw):
 
 def form(**kw) -> dict:
     """Form values as the rule form sends them."""
-    data = {"name": "Standard", "priority": "", "response": "4h", "next_reply": "", "resolution": "", "escalation": "",
+    data = {"name": "Standard", "priority": "", "response": "4h", "next_reply": "", "resolution": "",
             "business_hours_only": True, "warnings": "80%", "pause_statuses": ["pending"], "conditions": ""}
     data.update(kw)
     return data
@@ -55,7 +55,7 @@ def test_form_text_becomes_column_values(session):
                                           conditions='{"all": [{"field": "subject", "op": "contains", "value": "x"}]}'))
     assert values == {
         "name": "Gold", "priority": "urgent", "response_minutes": 270, "next_reply_minutes": None,
-        "resolution_minutes": 2880, "escalation_minutes": None, "business_hours_only": False,
+        "resolution_minutes": 2880, "business_hours_only": False,
         "warnings": [{"percent": 80}, {"minutes_before": 30}],  # the repeated 80% once
         "pause_statuses": ["pending", "on_hold"],
         "conditions": {"all": [{"field": "subject", "op": "contains", "value": "x"}]}}
@@ -86,9 +86,10 @@ def test_every_field_at_fault_is_named(session):
 
 def test_at_least_one_target(session):
     assert errors_of(form(response="")) == {
-        "response": "Set at least one target: first response, next reply, resolution or escalation."}
-    values = sla_rules.validate_rule(form(response="", escalation="2d", warnings="30m before"))
-    assert values["escalation_minutes"] == 2880
+        "response": "Set at least one target: first response, next reply or resolution."}
+    values = sla_rules.validate_rule(form(response="", next_reply="2d", warnings="30m before"))
+    assert values["next_reply_minutes"] == 2880
+    assert "escalation_minutes" not in values  # who hears of a ticket at risk is an escalation policy's business
 
 
 @pytest.mark.parametrize("text, message", [
@@ -111,8 +112,7 @@ def test_warnings_read_and_written_back(session):
         {"percent": 50}, {"minutes_before": 90}, {"minutes_before": 120}]
     assert sla_rules.format_warnings([{"percent": 50}, {"minutes_before": 90}]) == "50%, 1h 30m before"
     assert sla_rules.parse_warnings([{"percent": 75}]) == [{"percent": 75}]
-    # The escalation clock has no warnings, so only the warned targets bound "before due".
-    assert sla_rules.validate_rule(form(response="1h", escalation="1d", warnings="45m before"))["warnings"] == [
+    assert sla_rules.validate_rule(form(response="1h", resolution="1d", warnings="45m before"))["warnings"] == [
         {"minutes_before": 45}]
 
 
