@@ -1,0 +1,38 @@
+"""metric histograms: each daily rollup row keeps a histogram of its business and calendar minutes
+
+The dashboard's medians and 90th percentiles over the rolled-up days come from these (fixed log-spaced bins 2% wide,
+services.metrics.histograms), merged by adding counts, instead of sorting every raw value: the all-entities
+dashboard sorted ~1.8 million values twice. Integer arrays on PostgreSQL (merged in SQL with unnest), JSON lists on
+SQLite. Rows rolled up before this migration have none: `flask mets metrics-rollup --since D` fills the days whose
+raw rows are still there, and until a range is rolled up the dashboard reads its raw rows (exact).
+
+Revision ID: 0023_metric_histograms
+Revises: 0021_priority_rank
+Create Date: 2026-12-01 19:15:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+
+# revision identifiers, used by Alembic.
+revision = '0023_metric_histograms'
+down_revision = '0021_priority_rank'
+branch_labels = None
+depends_on = None
+
+COLUMNS = ("business_bins", "business_bin_counts", "duration_bins", "duration_bin_counts")
+
+
+def upgrade():
+    int_list = sa.JSON().with_variant(postgresql.ARRAY(sa.Integer()), "postgresql")
+    with op.batch_alter_table('metric_rollups', schema=None) as batch_op:
+        for name in COLUMNS:
+            batch_op.add_column(sa.Column(name, int_list, nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('metric_rollups', schema=None) as batch_op:
+        for name in reversed(COLUMNS):
+            batch_op.drop_column(name)
