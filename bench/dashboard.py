@@ -4,7 +4,9 @@
     BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_dash python bench/dashboard.py
 
 The database's public schema is dropped and rebuilt by migrations; tickets and response_metrics rows are
-bulk-inserted with generate_series, then VACUUM ANALYZE. It times everything `GET /metrics/` computes (the route's
+bulk-inserted with generate_series, then VACUUM ANALYZE, and the days before today rolled up with their histograms
+(`rollups.roll_up`, as `flask mets metrics-rollup --since` and the hourly job leave them; `--reuse` rolls them up
+again). It times everything `GET /metrics/` computes (the route's
 own service calls: every table, the charts, the filter choices) for a manager of one entity and for an admin (all
 entities), 90 days by day, median of --runs; beside each, the floor: the same aggregates as bare SQL in the same
 run. `--reuse` times a database a previous run built.
@@ -24,7 +26,7 @@ from bench.ticket_list import timed  # noqa: E402  (the median of timed runs, as
 from mets import clock, create_app  # noqa: E402
 from mets.extensions import db  # noqa: E402
 from mets.services.directory import entities, users  # noqa: E402
-from mets.services.metrics import charts, dashboard, tables  # noqa: E402
+from mets.services.metrics import charts, dashboard, rollups, tables  # noqa: E402
 
 TARGET_MS = 300
 DAYS = 90
@@ -117,6 +119,18 @@ def build(url: str, count: int, metrics: int):
     return app
 
 
+def roll_up(app, url: str) -> None:
+    """Roll up the 90 days and today (what the backfill command and the hourly job leave), and vacuum the rollups."""
+    with app.app_context():
+        today = clock.now().date()
+        started = time.perf_counter()
+        written = rollups.roll_up(db.session, today - timedelta(days=DAYS), today + timedelta(days=1))
+        db.session.commit()
+        print(f"rolled up {DAYS + 1} days: {written} rollup rows with histograms in {time.perf_counter() - started:.1f}s")
+    with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("VACUUM ANALYZE metric_rollups"))
+
+
 def page(session, user, args):
     """What `blueprints.metrics.index` computes for `user` with the query string `args`."""
     allowed = dashboard.dashboard_scope(session, user)
@@ -196,6 +210,7 @@ def main() -> int:
                 conn.execute(text(f"VACUUM ANALYZE {table}"))
     else:
         app = build(url, args.tickets, args.metrics)
+    roll_up(app, url)
     with app.app_context():
         from mets.models import Entity, User
 

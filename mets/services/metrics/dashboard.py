@@ -14,6 +14,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import Date, case, cast, false, func, or_, select
 
+from mets import clock
+
 from mets.models import PRIORITIES, STATUSES, Entity, Membership, Ticket, User
 from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE, MetricRollup, ResponseMetric
 from mets.services.directory import access, entities
@@ -231,16 +233,9 @@ def volume(session, scope: Scope) -> list[VolumePoint]:
     f = scope.filters
     since, until = _instant(f.since), _instant(f.until)
     period = f.period
-    created_key = bucket(session, Ticket.created_at, period)
-    created_where = [Ticket.created_at >= since, Ticket.created_at < until, *_in_scope(Ticket.entity_id, scope)]
-    if f.priority:
-        created_where.append(Ticket.priority == f.priority)
-    if f.agent_id is not None:
-        created_where.append(Ticket.assignee_id == f.agent_id)
-    created = {_as_date(k): n for k, n in session.execute(
-        select(created_key, func.count()).where(*created_where).group_by(created_key))}
+    created = created_per_bucket(session, scope)
     resolved_key = bucket(session, ResponseMetric.end_at, period)
-    raw_since, rolled = _split_at_horizon(session, scope, f.agent_id, FULL_RESOLUTION)
+    raw_since, rolled = _split_at_horizon(session, scope, f.agent_id, FULL_RESOLUTION, covered=True)
     resolved_where = [ResponseMetric.metric_type == FULL_RESOLUTION, ResponseMetric.end_at >= max(since, raw_since),
                       ResponseMetric.end_at < until, *_in_scope(ResponseMetric.entity_id, scope)]
     if f.priority:
@@ -254,16 +249,43 @@ def volume(session, scope: Scope) -> list[VolumePoint]:
             for start in buckets(f.since, f.until, period)]
 
 
-def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str) -> tuple[datetime, dict]:
-    """The first instant read from the raw rows (the archive horizon, or the start of the range), and the rows of
-    `kinds` per bucket before it, counted from the rollups (the raw rows of those days were archived)."""
+def _ticket_filters(scope: Scope) -> list:
+    """The tickets in scope, of the priority and assignee filters (their own now)."""
+    f = scope.filters
+    where = [*_in_scope(Ticket.entity_id, scope)]
+    if f.priority:
+        where.append(Ticket.priority == f.priority)
+    if f.agent_id is not None:
+        where.append(Ticket.assignee_id == f.agent_id)
+    return where
+
+
+def created_per_bucket(session, scope: Scope) -> dict[date, int]:
+    """Tickets created per bucket of the range, in scope and of the filters: the volume's and the backlog trend's
+    (the dashboard reads it once for both: at all entities it counts every ticket)."""
+    f = scope.filters
+    key = bucket(session, Ticket.created_at, f.period)
+    return {_as_date(k): n for k, n in session.execute(
+        select(key, func.count()).where(*_ticket_filters(scope), Ticket.created_at >= _instant(f.since),
+                                        Ticket.created_at < _instant(f.until)).group_by(key))}
+
+
+def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str,
+                      covered: bool = False) -> tuple[datetime, dict]:
+    """The first instant read from the raw rows, and the rows of `kinds` per bucket before it, counted from the
+    rollups: the days before the archive horizon (their raw rows are gone), or with `covered` every day the rollups
+    cover (`rollups.covered_until`: a count from ~40 thousand rollup rows instead of millions of raw ones)."""
     f = scope.filters
     since = _instant(f.since)
-    horizon = rollups.archived_before(session)
-    if horizon is None or horizon <= f.since:
+    if covered:
+        rolled_until = rollups.covered_until(session, f.since, f.until)
+    else:
+        horizon = rollups.archived_before(session)
+        rolled_until = f.since if horizon is None else max(f.since, min(horizon, f.until))
+    if rolled_until <= f.since:
         return since, {}
     key = rollups.day_bucket(session, MetricRollup.day, f.period)
-    where = [MetricRollup.metric_type.in_(kinds), MetricRollup.day >= f.since, MetricRollup.day < min(horizon, f.until),
+    where = [MetricRollup.metric_type.in_(kinds), MetricRollup.day >= f.since, MetricRollup.day < rolled_until,
              *_in_scope(MetricRollup.entity_id, scope)]
     if f.priority:
         where.append(MetricRollup.priority == f.priority)
@@ -271,7 +293,7 @@ def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str) 
         where.append(MetricRollup.agent_id == agent_id)
     counted = {_as_date(k): int(n or 0) for k, n in session.execute(
         select(key, func.sum(MetricRollup.count)).where(*where).group_by(key))}
-    return max(since, _instant(horizon)), counted
+    return _instant(rolled_until), counted
 
 
 @dataclass(frozen=True)
@@ -281,23 +303,42 @@ class BacklogRow:
     oldest: datetime | None
 
 
-def _open_now(scope: Scope) -> list:
-    """The tickets not resolved or closed now, in scope and of the priority and agent filters (backlog, workload)."""
-    f = scope.filters
-    where = [Ticket.status.notin_(CLOSED), *_in_scope(Ticket.entity_id, scope)]
-    if f.priority:
-        where.append(Ticket.priority == f.priority)
-    if f.agent_id is not None:
-        where.append(Ticket.assignee_id == f.agent_id)
-    return where
+@dataclass(frozen=True)
+class OpenGroup:
+    """The open tickets of one status and assignee: how many, the oldest one's creation, how many have a running
+    clock due within DUE_SOON, and past due."""
+
+    status: str
+    assignee_id: int | None
+    count: int
+    oldest: datetime | None
+    due_soon: int
+    breached: int
 
 
-def backlog(session, scope: Scope) -> list[BacklogRow]:
+def open_now(session, scope: Scope, now: datetime) -> list[OpenGroup]:
+    """The tickets not resolved or closed now, in scope and of the priority and agent filters, per status and
+    assignee: what the backlog and the workload read (one query for both: at all entities it reads every open
+    ticket)."""
+    soon = case((Ticket.sla_nearest_due > now, case((Ticket.sla_nearest_due <= now + DUE_SOON, 1), else_=0)),
+                else_=0)
+    breached = case((Ticket.sla_nearest_due <= now, 1), else_=0)
+    return [OpenGroup(status, assignee, n, oldest, int(s or 0), int(b or 0)) for status, assignee, n, oldest, s, b
+            in session.execute(select(Ticket.status, Ticket.assignee_id, func.count(), func.min(Ticket.created_at),
+                                      func.sum(soon), func.sum(breached))
+                               .where(Ticket.status.notin_(CLOSED), *_ticket_filters(scope))
+                               .group_by(Ticket.status, Ticket.assignee_id))]
+
+
+def backlog(session, scope: Scope, groups: list[OpenGroup] | None = None) -> list[BacklogRow]:
     """The tickets not resolved or closed now, per status (with the oldest one's creation), in scope and of the
-    priority and assignee filters; the date range does not apply (a backlog is now)."""
-    where = _open_now(scope)
-    found = {status: (n, oldest) for status, n, oldest in session.execute(
-        select(Ticket.status, func.count(), func.min(Ticket.created_at)).where(*where).group_by(Ticket.status))}
+    priority and assignee filters; the date range does not apply (a backlog is now). `groups`: `open_now`."""
+    if groups is None:
+        groups = open_now(session, scope, clock.now())
+    found: dict = {}
+    for g in groups:
+        n, oldest = found.get(g.status, (0, None))
+        found[g.status] = (n + g.count, g.oldest if oldest is None or (g.oldest and g.oldest < oldest) else oldest)
     return [BacklogRow(status, *found.get(status, (0, None))) for status in STATUSES if status not in CLOSED]
 
 
@@ -307,25 +348,20 @@ class BacklogPoint:
     open: int  # not resolved or closed at the end of the bucket (or now, for the bucket holding today)
 
 
-def backlog_trend(session, scope: Scope, now: datetime) -> list[BacklogPoint]:
+def backlog_trend(session, scope: Scope, now: datetime, created: dict | None = None) -> list[BacklogPoint]:
     """How many tickets were open at the end of each bucket, from each ticket's current state (created before
     that instant, and still open or resolved at or after it: a reopened ticket counts as open since it was
     created): the open ones at the start, plus those created, minus those resolved in each bucket (three grouped
-    counts). The priority and assignee filters are the tickets' own now."""
+    counts; `created`: `created_per_bucket`, when the caller has it). The priority and assignee filters are the
+    tickets' own now."""
     f = scope.filters
     since, until = _instant(f.since), _instant(f.until)
-    where = [*_in_scope(Ticket.entity_id, scope)]
-    if f.priority:
-        where.append(Ticket.priority == f.priority)
-    if f.agent_id is not None:
-        where.append(Ticket.assignee_id == f.agent_id)
+    where = _ticket_filters(scope)
     stopped = Ticket.status.in_(CLOSED)
     before = session.scalar(select(func.count()).where(
         *where, Ticket.created_at < since, or_(~stopped, Ticket.resolved_at >= since)))
-    created_key = bucket(session, Ticket.created_at, f.period)
-    created = {_as_date(k): n for k, n in session.execute(
-        select(created_key, func.count()).where(*where, Ticket.created_at >= since, Ticket.created_at < until)
-        .group_by(created_key))}
+    if created is None:
+        created = created_per_bucket(session, scope)
     resolved_key = bucket(session, Ticket.resolved_at, f.period)
     resolved = {_as_date(k): n for k, n in session.execute(
         select(resolved_key, func.count()).where(*where, stopped, Ticket.resolved_at >= since,
@@ -348,18 +384,18 @@ class WorkloadRow:
     breached: int
 
 
-def workload(session, scope: Scope, now: datetime) -> list[WorkloadRow]:
+def workload(session, scope: Scope, now: datetime, groups: list[OpenGroup] | None = None) -> list[WorkloadRow]:
     """Per assignee (unassigned last): open tickets now, those with a running SLA clock due within DUE_SOON, and
-    those with one past due (the ticket list's "due within 4 hours" and "breached" filters); one query."""
-    where = _open_now(scope)
-    soon = case((Ticket.sla_nearest_due > now, case((Ticket.sla_nearest_due <= now + DUE_SOON, 1), else_=0)),
-                else_=0)
-    breached = case((Ticket.sla_nearest_due <= now, 1), else_=0)
-    rows = session.execute(
-        select(Ticket.assignee_id, User.name, func.count(), func.sum(soon), func.sum(breached))
-        .outerjoin(User, User.id == Ticket.assignee_id).where(*where).group_by(Ticket.assignee_id, User.name))
-    out = [WorkloadRow(agent_id, name or "Unassigned", n, int(s or 0), int(b or 0))
-           for agent_id, name, n, s, b in rows]
+    those with one past due (the ticket list's "due within 4 hours" and "breached" filters). `groups`: `open_now`."""
+    if groups is None:
+        groups = open_now(session, scope, now)
+    per: dict = {}
+    for g in groups:
+        n, s, b = per.get(g.assignee_id, (0, 0, 0))
+        per[g.assignee_id] = (n + g.count, s + g.due_soon, b + g.breached)
+    ids = [k for k in per if k is not None]
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    out = [WorkloadRow(agent_id, names.get(agent_id) or "Unassigned", n, s, b) for agent_id, (n, s, b) in per.items()]
     return sorted(out, key=lambda r: (r.agent_id is None, -r.open, r.name.lower()))
 
 

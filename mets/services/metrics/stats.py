@@ -132,32 +132,33 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
     rolled = [*split.rolled, r.metric_type.in_(kinds)]
     raw = [*split.raw, rm.metric_type.in_(kinds)]
     counts: dict = {}
-    for group, within, breached in session.execute(
-            select(getattr(r, key), func.sum(r.within_sla), func.sum(r.breached)).where(*rolled)
-            .group_by(getattr(r, key))):
-        counts[(group, True)] = counts.get((group, True), 0) + int(within or 0)
-        counts[(group, False)] = counts.get((group, False), 0) + int(breached or 0)
+    found = {measure: {} for measure in measures}
+    # One pass over the rollups for the compliance counts and every measure's count and sum (the means, exactly).
+    sums = [column for measure in measures for column in (getattr(r, f"{ROLLUP_MEASURES[measure]}_count"),
+                                                          getattr(r, f"{ROLLUP_MEASURES[measure]}_minutes"))]
+    for group, within, breached, *totals in session.execute(
+            select(getattr(r, key), func.sum(r.within_sla), func.sum(r.breached), *map(func.sum, sums))
+            .where(*rolled).group_by(getattr(r, key))):
+        counts[(group, True)] = int(within or 0)
+        counts[(group, False)] = int(breached or 0)
+        for i, measure in enumerate(measures):
+            if totals[2 * i]:
+                found[measure].setdefault(group, Histogram()).add_totals(int(totals[2 * i]), float(totals[2 * i + 1]))
     for group, within, n in session.execute(
             select(getattr(rm, key), rm.within_sla, func.count()).where(*raw, rm.within_sla.is_not(None))
             .group_by(getattr(rm, key), rm.within_sla)):
         counts[(group, within)] = counts.get((group, within), 0) + n
     times = {}
     for measure in measures:
-        found: dict = {}
         prefix = ROLLUP_MEASURES[measure]
-        count_col, sum_col = getattr(r, f"{prefix}_count"), getattr(r, f"{prefix}_minutes")
-        for group, n, total in session.execute(
-                select(getattr(r, key), func.sum(count_col), func.sum(sum_col)).where(*rolled, count_col > 0)
-                .group_by(getattr(r, key))):
-            found.setdefault(group, Histogram()).add_totals(int(n or 0), float(total or 0))
-        _merge_bins(session, found, getattr(r, key), getattr(r, f"{prefix}_bins"), getattr(r, f"{prefix}_bin_counts"),
-                    rolled)
+        _merge_bins(session, found[measure], getattr(r, key), getattr(r, f"{prefix}_bins"),
+                    getattr(r, f"{prefix}_bin_counts"), rolled)
         column = MEASURES[measure]
         for group, value, n in session.execute(
                 select(getattr(rm, key), column, func.count()).where(*raw, column.is_not(None))
                 .group_by(getattr(rm, key), column)):
-            found.setdefault(group, Histogram()).add_value(value, n)
-        for group, h in found.items():
+            found[measure].setdefault(group, Histogram()).add_value(value, n)
+        for group, h in found[measure].items():
             if h.count:
                 times[(group, measure)] = Distribution(h.count, h.percentile(0.5), h.percentile(0.9),
                                                        h.total / h.count, approximate=True)
