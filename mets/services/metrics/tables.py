@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from mets.models import User
 from mets.services.metrics import dashboard as figures
+from mets.services.metrics.histograms import NOTE as APPROXIMATE_NOTE
 
 CLOCK_LABELS = {"response": "First response", "next_reply": "Next reply", "resolution": "Resolution"}
 STATUS_NAMES = {"new": "New", "open": "Open", "pending": "Pending", "on_hold": "On hold"}
@@ -20,6 +21,7 @@ STATUS_NAMES = {"new": "New", "open": "Open", "pending": "Pending", "on_hold": "
 class Column:
     label: str
     kind: str = "int"  # text, int, minutes, percent, date, instant
+    approximate: bool = False  # its figures come from the rollups' histograms: shown with "≈", the note below
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Table:
 
     def column(self, label: str) -> int:
         return [c.label for c in self.columns].index(label)
+
+    @property
+    def note(self) -> str:
+        """What "≈" means, when a column is approximate."""
+        return APPROXIMATE_NOTE if any(c.approximate for c in self.columns) else ""
 
 
 DASHBOARD_TABLES = ("compliance", "times", "volume", "backlog_trend", "backlog", "workload", "agents")
@@ -46,15 +53,17 @@ def compliance_table(summary) -> Table:
 
 
 def times_table(summary) -> Table:
-    rows = []
+    rows, approximate = [], False
     for label, figures_ in (("First response", summary.first_response), ("Later responses", summary.response),
                             ("Resolution", summary.resolution)):
         for measure in ("business", "calendar"):
             d = figures_[measure]
             rows.append((label, measure.capitalize(), d.count, d.median, d.p90, d.mean))
+            approximate = approximate or d.approximate
     return Table("times", "Response and resolution times",
-                 (Column("Measure", "text"), Column("Time", "text"), Column("Count"), Column("Median", "minutes"),
-                  Column("90th percentile", "minutes"), Column("Mean", "minutes")), rows)
+                 (Column("Measure", "text"), Column("Time", "text"), Column("Count"),
+                  Column("Median", "minutes", approximate), Column("90th percentile", "minutes", approximate),
+                  Column("Mean", "minutes")), rows)
 
 
 def volume_table(points, period: str) -> Table:
@@ -84,10 +93,12 @@ def agents_table(groups, measure: str) -> Table:
     rows = [((person.name if person else "No agent"), first.times.count, first.times.median, first.compliance.rate,
              resolution.times.count, resolution.times.median, resolution.compliance.rate)
             for person, first, resolution in groups]
+    approximate = any(g.times.approximate for _, *pair in groups for g in pair)
     return Table("agents", f"Per agent ({measure} time)",
-                 (Column("Agent", "text"), Column("First responses"), Column("Median first response", "minutes"),
+                 (Column("Agent", "text"), Column("First responses"),
+                  Column("Median first response", "minutes", approximate),
                   Column("Response compliance", "percent"), Column("Resolutions"),
-                  Column("Median resolution", "minutes"), Column("Resolution compliance", "percent")),
+                  Column("Median resolution", "minutes", approximate), Column("Resolution compliance", "percent")),
                  rows, keys=[person.id if person else None for person, _, _ in groups])
 
 
@@ -169,7 +180,8 @@ def csv_cell(value, kind: str) -> str:
 def csv_header(table: Table) -> list[str]:
     labels = []
     for c in table.columns:
-        suffix = " (minutes)" if c.kind == "minutes" else " (%)" if c.kind == "percent" else ""
+        suffix = (" (minutes, approximate: within 1%)" if c.approximate else " (minutes)") if c.kind == "minutes" \
+            else " (%)" if c.kind == "percent" else ""
         labels.append(c.label + suffix)
     return labels
 
