@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from mets.models import User
+from mets.services.metrics import csat
 from mets.services.metrics import dashboard as figures
 from mets.services.metrics.histograms import NOTE as APPROXIMATE_NOTE
 
@@ -20,7 +21,7 @@ STATUS_NAMES = {"new": "New", "open": "Open", "pending": "Pending", "on_hold": "
 @dataclass(frozen=True)
 class Column:
     label: str
-    kind: str = "int"  # text, int, minutes, percent, date, instant
+    kind: str = "int"  # text, int, minutes, percent, score (a mean of 1-5), date, instant
     approximate: bool = False  # its figures come from the rollups' histograms: shown with "≈", the note below
 
 
@@ -41,8 +42,8 @@ class Table:
         return APPROXIMATE_NOTE if any(c.approximate for c in self.columns) else ""
 
 
-DASHBOARD_TABLES = ("compliance", "times", "volume", "backlog_trend", "backlog", "workload", "agents")
-AGENT_TABLES = ("agent_compliance", "agent_times", "agent_trend")
+DASHBOARD_TABLES = ("compliance", "times", "volume", "backlog_trend", "backlog", "workload", "agents", "csat")
+AGENT_TABLES = ("agent_compliance", "agent_times", "agent_trend", "agent_csat")
 
 
 def compliance_table(summary) -> Table:
@@ -109,6 +110,16 @@ def trend_table(points, period: str, measure: str) -> Table:
                  [(p.start, p.responses, p.median, p.resolved) for p in points])
 
 
+def csat_table(found: "csat.Figures", name: str = "csat") -> Table:
+    """The satisfaction surveys sent in the period and their answers (`csat.figures`): one row."""
+    rate = found.response_rate / 100 if found.response_rate is not None else None
+    score = found.score_percent / 100 if found.score_percent is not None else None
+    return Table(name, "Customer satisfaction",
+                 (Column("Surveys sent"), Column("Answers"), Column("Response rate", "percent"),
+                  Column("CSAT score (answers of 4 or 5)", "percent"), Column("Mean score (1–5)", "score")),
+                 [(found.sent, found.answered, rate, score, found.mean)])
+
+
 def dashboard_table(session, user: User, scope, name: str, now: datetime) -> Table:
     """One of DASHBOARD_TABLES, computed alone (its CSV download)."""
     f = scope.filters
@@ -126,6 +137,8 @@ def dashboard_table(session, user: User, scope, name: str, now: datetime) -> Tab
         return workload_table(figures.workload(session, scope, now))
     if name == "agents":
         return agents_table(figures.agent_breakdown(session, user, scope), f.measure)
+    if name == "csat":
+        return csat_table(csat.dashboard_figures(session, user, scope))
     raise KeyError(name)
 
 
@@ -142,17 +155,20 @@ def dashboard_tables(session, user: User, scope, now: datetime) -> dict[str, Tab
             "backlog_trend": backlog_trend_table(figures.backlog_trend(session, scope, now, created), f.period),
             "backlog": backlog_table(figures.backlog(session, scope, groups)),
             "workload": workload_table(figures.workload(session, scope, now, groups)),
-            "agents": agents_table(figures.agent_breakdown(session, user, scope), f.measure)}
+            "agents": agents_table(figures.agent_breakdown(session, user, scope), f.measure),
+            "csat": csat_table(csat.dashboard_figures(session, user, scope))}
 
 
 def agent_tables(session, user: User, scope, agent: User) -> dict[str, Table]:
-    """The agent page's tables: their compliance and times, and their trend."""
+    """The agent page's tables: their compliance and times, their trend, and their customers' satisfaction (the
+    surveys of the tickets they were assigned when the customer rated, as the dashboard's agent filter reads them)."""
     f = scope.filters
     summary = figures.summary(session, user, scope, agent_id=agent.id)
     compliance, times = compliance_table(summary), times_table(summary)
     return {"agent_compliance": Table("agent_compliance", compliance.title, compliance.columns, compliance.rows),
             "agent_times": Table("agent_times", times.title, times.columns, times.rows),
-            "agent_trend": trend_table(figures.agent_trend(session, user, scope, agent.id), f.period, f.measure)}
+            "agent_trend": trend_table(figures.agent_trend(session, user, scope, agent.id), f.period, f.measure),
+            "agent_csat": csat_table(csat.dashboard_figures(session, user, scope, agent_id=agent.id), "agent_csat")}
 
 
 # --- CSV ----------------------------------------------------------------------------------------------------
@@ -168,6 +184,8 @@ def csv_cell(value, kind: str) -> str:
         text = f"{value:.1f}"
     elif kind == "percent":
         text = f"{value * 100:.1f}"
+    elif kind == "score":
+        text = f"{value:.2f}"
     elif isinstance(value, datetime):
         text = value.strftime("%Y-%m-%dT%H:%M:%SZ")
     elif isinstance(value, date):
