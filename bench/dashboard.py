@@ -22,14 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, select, text  # noqa: E402
 
-from bench.ticket_list import timed  # noqa: E402  (the median of timed runs, as ticket_list reports it)
+from bench.ticket_list import DAYS, spread, timed  # noqa: E402  (the dates and the timing ticket_list uses)
 from mets import clock, create_app  # noqa: E402
 from mets.extensions import db  # noqa: E402
 from mets.services.directory import entities, users  # noqa: E402
 from mets.services.metrics import charts, dashboard, rollups, tables  # noqa: E402
 
 TARGET_MS = 300
-DAYS = 90
 
 
 def build(url: str, count: int, metrics: int):
@@ -79,10 +78,10 @@ def build(url: str, count: int, metrics: int):
                         THEN now() + ((g % 1440) - 720) * interval '1 minute' END,
                    false, false, false, 0, 0, false, 0, 'text'
             FROM generate_series(1, :per_entity) AS g CROSS JOIN entities e
-            CROSS JOIN LATERAL (SELECT now() - (g::bigint * 7776000 / :per_entity) * interval '1 second' AS at) c
+            CROSS JOIN LATERAL (SELECT {at} AS at) c
             CROSS JOIN LATERAL (SELECT (ARRAY['new','open','pending','on_hold','resolved','closed'])[1 + g % 6]
                                 AS status) st
-        """), {"customer": customer.id, "agents": agents, "per_entity": count // 20})
+        """.format(at=spread())), {"customer": customer.id, "agents": agents, "per_entity": count // 20})
         s.execute(text("ALTER TABLE tickets ENABLE TRIGGER tickets_search"))
         # Three rows per ticket: first response, one later response (every other ticket) or first resolution,
         # and full resolution; completed except the full resolution of open tickets.
@@ -126,7 +125,8 @@ def roll_up(app, url: str) -> None:
         started = time.perf_counter()
         written = rollups.roll_up(db.session, today - timedelta(days=DAYS), today + timedelta(days=1))
         db.session.commit()
-        print(f"rolled up {DAYS + 1} days: {written} rollup rows with histograms in {time.perf_counter() - started:.1f}s")
+        print(f"rolled up {DAYS + 1} days: {written} rollup rows with histograms "
+              f"in {time.perf_counter() - started:.1f}s")
     with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text("VACUUM ANALYZE metric_rollups"))
 
