@@ -21,7 +21,7 @@ def _dashboard_scope():
     if allowed == set():
         return None
     filters = dashboard.Filters.from_args(request.args, clock.now().date())
-    return allowed, dashboard.scope_for(db.session, allowed, filters)
+    return allowed, dashboard.scope_for(db.session, allowed, filters, local=True)
 
 
 @bp.get("/")

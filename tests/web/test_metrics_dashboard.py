@@ -267,3 +267,12 @@ def test_figures_from_rolled_up_days_are_marked_approximate_and_stay_within_the_
             assert (w == g == "") or abs(float(g) - float(w)) <= histograms.RELATIVE_ERROR * float(w) + 0.05
     text = text_of(client.get("/metrics/", query_string=WEEK))
     assert "≈" in text and "within 1% of the exact figure" in text
+
+
+def test_the_page_says_whose_days_it_counts(client, world, session):
+    world["acme"].timezone = "America/New_York"
+    session.commit()
+    login(client, world["admin"])
+    assert "(UTC days)" in text_of(client.get("/metrics/", query_string=WEEK))
+    one = text_of(client.get("/metrics/", query_string={**WEEK, "entity": world["acme"].id}))
+    assert "(days in America/New_York)" in one
