@@ -1,7 +1,6 @@
 """Percentiles from the rollups' histograms: within the bins' bound of a direct computation, counts, means and
 compliance exact; rolled-up days plus today's raw rows; archived days stay in the summary."""
 import random
-import statistics
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
