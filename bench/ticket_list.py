@@ -24,6 +24,13 @@ from mets.services.directory import entities
 from mets.services.tickets.search import TicketFilters, search_tickets  # noqa: E402
 
 TARGET_MS = 200
+DAYS = 90
+
+
+def spread(index: str = "g", count: str = ":per_entity", days: int = DAYS) -> str:
+    """SQL for an instant spread evenly over the last `days` days: the `index`-th of `count` rows generated per entity
+    (1..count), newest first. The ticket list's and the dashboard's builds both date their tickets with it."""
+    return f"now() - ({index}::bigint * {days * 86400} / {count}) * interval '1 second'"
 
 
 def build(url: str, count: int):
@@ -75,9 +82,9 @@ def build(url: str, count: int):
                    (ARRAY['new','open','pending','on_hold','resolved','closed'])[1 + g % 6],
                    (ARRAY['low','normal','high','urgent'])[1 + g % 4], 'general', :first + g % 1000,
                    CASE WHEN g % 3 = 0 THEN NULL ELSE :agent END,
-                   now() - (g % 7776000) * interval '1 second', now() - (g % 7776000) * interval '1 second'
+                   {at}, {at}
             FROM generate_series(1, :per_entity) AS g CROSS JOIN entities e
-        """), {"first": first_customer, "agent": agent.id, "per_entity": count // 20})
+        """.format(at=spread())), {"first": first_customer, "agent": agent.id, "per_entity": count // 20})
         # One reply on every fifth ticket; a rare word ("quokka") in one reply of 10,000.
         s.execute(text("""
             INSERT INTO replies (ticket_id, author_id, body, body_format, internal, via, created_at)

@@ -10,7 +10,7 @@ from flask_login import current_user
 from mets import clock
 from mets.extensions import db
 from mets.models import PRIORITIES
-from mets.services.metrics import charts, csat, dashboard, tables
+from mets.services.metrics import charts, dashboard, tables
 from mets.web import load_metrics_agent, render, staff_required
 
 bp = Blueprint("metrics", __name__, url_prefix="/metrics")
@@ -21,7 +21,7 @@ def _dashboard_scope():
     if allowed == set():
         return None
     filters = dashboard.Filters.from_args(request.args, clock.now().date())
-    return allowed, dashboard.scope_for(db.session, allowed, filters)
+    return allowed, dashboard.scope_for(db.session, allowed, filters, local=True)
 
 
 @bp.get("/")
@@ -35,7 +35,6 @@ def index():
     shown = tables.dashboard_tables(db.session, current_user, scope, now)
     return render("metrics/index.html", "metrics/_dashboard.html", scope=scope, f=scope.filters, tables=shown,
                   charts=charts.dashboard_charts(shown, scope.filters.measure), now=now,
-                  csat=csat.dashboard_figures(db.session, current_user, scope),
                   entity_choices=dashboard.entities_for(db.session, allowed),
                   agent_choices=dashboard.agents_for(db.session, allowed), priorities=PRIORITIES,
                   periods=dashboard.PERIODS)

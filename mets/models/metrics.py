@@ -7,7 +7,8 @@ next resolution completes again, adding only the business time since the reopen.
 """
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mets import clock
@@ -20,6 +21,9 @@ FIRST_RESOLUTION = "first_resolution"  # created -> first resolved or closed (th
 FULL_RESOLUTION = "full_resolution"  # created -> the last resolution: a reopen extends it (the resolution clock)
 WAITING_ON_CUSTOMER = "waiting_on_customer"  # a span in status pending
 ON_HOLD = "on_hold"  # a span in status on_hold
+# A histogram's bins or counts (services.metrics.histograms): an integer array on PostgreSQL, which merges them in SQL
+# (unnest), a JSON list elsewhere.
+INT_LIST = JSON().with_variant(ARRAY(Integer), "postgresql")
 # The columns the dashboard reads, carried in the (entity_id, end_at) index on PostgreSQL.
 COVERED = ("metric_type", "within_sla", "priority", "agent_id", "business_minutes", "duration_minutes")
 METRIC_TYPES = (FIRST_RESPONSE, RESPONSE, FIRST_RESOLUTION, FULL_RESOLUTION, WAITING_ON_CUSTOMER, ON_HOLD)
@@ -32,6 +36,9 @@ class ResponseMetric(db.Model):
         UniqueConstraint("ticket_id", "metric_type", "seq"),
         # Covering on PostgreSQL (migration 0019): every dashboard figure of an entity is an index-only scan.
         Index("ix_response_metrics_entity_end", "entity_id", "end_at", postgresql_include=list(COVERED)),
+        # Every entity's rows completed since an instant (migration 0023): the summary's raw part, today, for all
+        # entities, which the (entity_id, end_at) index cannot serve without reading all of it.
+        Index("ix_response_metrics_end", "end_at", postgresql_include=["entity_id", *COVERED]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,8 +67,8 @@ class ResponseMetric(db.Model):
 
 class MetricRollup(db.Model):
     """One UTC day's completed rows of one entity, metric type, priority and agent (services.metrics.rollups):
-    how many, the sums and counts of their minutes, how many met or missed their target. Kept for ever; the trend
-    charts read the days whose raw rows were archived from here."""
+    how many, the sums and counts of their minutes, how many met or missed their target, and a histogram of each
+    measure's minutes (migration 0023). Kept for ever; the dashboard reads the days rolled up from here."""
 
     __tablename__ = "metric_rollups"
     __table_args__ = (Index("ix_metric_rollups_entity_day", "entity_id", "day"),
@@ -80,6 +87,12 @@ class MetricRollup(db.Model):
     duration_minutes: Mapped[float] = mapped_column(Float, default=0.0)
     within_sla: Mapped[int] = mapped_column(Integer, default=0)  # rows that met their target
     breached: Mapped[int] = mapped_column(Integer, default=0)  # rows that missed it
+    # Histograms of the minutes (services.metrics.histograms): the bins present, ascending, and their counts. NULL on
+    # rows rolled up before migration 0023 (their percentiles are unknown until the day is rolled up again).
+    business_bins: Mapped[list | None] = mapped_column(INT_LIST)
+    business_bin_counts: Mapped[list | None] = mapped_column(INT_LIST)
+    duration_bins: Mapped[list | None] = mapped_column(INT_LIST)
+    duration_bin_counts: Mapped[list | None] = mapped_column(INT_LIST)
 
     def __repr__(self):
         return f"<MetricRollup {self.day} {self.metric_type} entity {self.entity_id}>"

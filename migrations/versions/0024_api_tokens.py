@@ -1,7 +1,7 @@
 """api_tokens: personal tokens for /api/v1 (the SHA-256 of the token, a lookup prefix, revocation)
 
 Revision ID: 0024_api_tokens
-Revises: 0022_drop_sla_escalation
+Revises: 0023_metric_histograms
 Create Date: 2026-12-01 19:10:00.000000
 
 """
@@ -13,7 +13,7 @@ import mets.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0024_api_tokens'
-down_revision = '0022_drop_sla_escalation'
+down_revision = '0023_metric_histograms'
 branch_labels = None
 depends_on = None
 

@@ -151,3 +151,36 @@ def test_the_dashboard_shows_the_csat_figures(client, session, world):
     assert "Mean score (1–5) 3.50" in body
     assert "Response rate 100% (2 of 2 surveys)" in body
     assert "No satisfaction surveys were sent in this period." in empty
+
+
+def test_the_agent_page_and_the_csv_exports_carry_the_csat_figures(client, session, world):
+    other = make_entity("Globex", "globex")
+    gus = make_staff(other, name="Gus")
+    manager = make_staff(other, role="manager", name="Greta")
+    admin = make_staff(name="Ada Admin", is_admin=True)
+    session.commit()
+    with clock.freeze(LATER):  # Jane answers 5; Carl's survey stays unanswered
+        client.post(path_of(mailed_link(session, world["jane_ticket"])), data={"score": "5"})
+    week = "from=2026-12-01&to=2026-12-03"
+    header = "Surveys sent,Answers,Response rate (%),CSAT score (answers of 4 or 5) (%),Mean score (1–5)"
+    for who, path, expected in ((admin, f"/metrics/export/csat.csv?{week}", "2,1,50.0,100.0,5.00"),
+                                (admin, f"/metrics/export/csat.csv?{week}&agent={gus.id}", "0,0,,,"),
+                                (manager, f"/metrics/export/csat.csv?{week}", "0,0,,,"),  # Acme's are not theirs
+                                (world["agent"], f"/metrics/agents/{world['agent'].id}/export/agent_csat.csv?{week}",
+                                 "2,1,50.0,100.0,5.00"),
+                                (admin, f"/metrics/agents/{gus.id}/export/agent_csat.csv?{week}", "0,0,,,")):
+        fresh = client.application.test_client()  # a sign-in of its own for each viewer
+        login(fresh, who)
+        with clock.freeze(LATER):
+            response = fresh.get(path)
+        assert response.status_code == 200, path
+        assert response.get_data(as_text=True).splitlines() == [header, expected], (who.name, path)
+    agent, greta = client.application.test_client(), client.application.test_client()
+    login(agent, world["agent"])
+    with clock.freeze(LATER):
+        body = text_of(agent.get(f"/metrics/agents/{world['agent'].id}?{week}"))
+    assert "Customer satisfaction" in body and "CSAT score (answers of 4 or 5) 100%" in body
+    assert "Response rate 50% (1 of 2 surveys)" in body
+    login(greta, manager)
+    with clock.freeze(LATER):
+        assert greta.get(f"/metrics/agents/{world['agent'].id}/export/agent_csat.csv?{week}").status_code == 404

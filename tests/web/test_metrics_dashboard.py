@@ -249,3 +249,30 @@ def test_a_day_without_figures_is_an_empty_page_not_an_error(client, world):
     text = text_of(client.get("/metrics/", query_string={"from": later.date().isoformat(),
                                                          "to": later.date().isoformat()}))
     assert "Nothing to chart" in text
+
+
+def test_figures_from_rolled_up_days_are_marked_approximate_and_stay_within_the_bound(client, world, session):
+    from mets.services.metrics import histograms, rollups
+
+    login(client, world["admin"])
+    exact, compliance = get_csv(client, "times"), get_csv(client, "compliance")
+    assert "≈" not in text_of(client.get("/metrics/", query_string=WEEK))
+    rollups.roll_up(session, datetime(2026, 11, 23).date(), datetime(2026, 11, 26).date(), now=NOW)  # Tue rolled up
+    assert get_csv(client, "compliance") == compliance
+    rolled = get_csv(client, "times")
+    assert rolled[0][3] == "Median (minutes, approximate: within 1%)" and rolled[0][5] == "Mean (minutes)"
+    for want, got in zip(exact[1:], rolled[1:]):
+        assert got[:3] == want[:3] and got[5] == want[5]  # counts and means exact
+        for w, g in zip(want[3:5], got[3:5]):
+            assert (w == g == "") or abs(float(g) - float(w)) <= histograms.RELATIVE_ERROR * float(w) + 0.05
+    text = text_of(client.get("/metrics/", query_string=WEEK))
+    assert "≈" in text and "within 1% of the exact figure" in text
+
+
+def test_the_page_says_whose_days_it_counts(client, world, session):
+    world["acme"].timezone = "America/New_York"
+    session.commit()
+    login(client, world["admin"])
+    assert "(UTC days)" in text_of(client.get("/metrics/", query_string=WEEK))
+    one = text_of(client.get("/metrics/", query_string={**WEEK, "entity": world["acme"].id}))
+    assert "(days in America/New_York)" in one

@@ -10,7 +10,7 @@ can be changed through the same link until the row's `expires_at`; each answer k
 """
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import case, func, select
@@ -214,8 +214,10 @@ def figures(session, user, entity_ids, since: datetime, until: datetime, priorit
                    mean=float(row[3]) if row[3] is not None else None)
 
 
-def dashboard_figures(session, user, scope) -> Figures:
-    """`figures` for a dashboard `Scope`: its entities and filters, surveys sent on its UTC days."""
+def dashboard_figures(session, user, scope, agent_id: int | None = None) -> Figures:
+    """`figures` for a dashboard `Scope`: its entities and filters (`agent_id`: the agent page's agent), surveys
+    sent on its days (the scope's zone's)."""
     f = scope.filters
-    since, until = (datetime.combine(day, time(0), tzinfo=timezone.utc) for day in (f.since, f.until))
-    return figures(session, user, scope.asked, since, until, priority=f.priority, agent_id=f.agent_id)
+    since, until = scope.instant(f.since), scope.instant(f.until)
+    return figures(session, user, scope.asked, since, until, priority=f.priority,
+                   agent_id=agent_id if agent_id is not None else f.agent_id)

@@ -6,13 +6,20 @@ other staff the entities they manage (a `manager` membership) with their departm
 agent page, over the entities they work in. Every figure here and in `stats` is read under one `Scope`: the
 entity ids (None: all), narrowed by the filters' entity (with its departments), priority and agent.
 
-Periods are UTC days: `since` is the first day, `until` the first day after the range. Buckets (day, week from
-Monday, month) are computed in SQL (`bucket`), one grouped query per series.
+Periods are days: `since` is the first day, `until` the first day after the range. They are UTC days, but on the
+dashboard filtered to one entity, whose days are that entity's time zone's (`Scope.zone`): the range's bounds are
+its local midnights and the buckets its local days, weeks and months. Buckets (day, week from Monday, month) are
+computed in SQL (`bucket`), one grouped query per series; SQLite, which has no time zones, counts a zone's series per
+UTC quarter hour and puts each in its local bucket (`_counts_per_bucket`). The rollups are of UTC days, so a zoned
+scope reads its times from the raw rows (exactly: one entity's rows are an index-only scan).
 """
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, case, cast, false, func, or_, select
+from sqlalchemy import Date, Integer, case, cast, false, func, or_, select
+
+from mets import clock
 
 from mets.models import PRIORITIES, STATUSES, Entity, Membership, Ticket, User
 from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE, MetricRollup, ResponseMetric
@@ -143,19 +150,34 @@ class Scope:
 
     entity_ids: set[int] | None
     filters: Filters
+    zone: str = "UTC"  # whose days: the one entity's of the dashboard's entity filter, else UTC
 
     @property
     def asked(self):
         """`entity_ids` for `stats.summary` / `breakdown` (which narrow to what the user may see as well)."""
         return sorted(self.entity_ids) if self.entity_ids is not None else None
 
+    def instant(self, day: date) -> datetime:
+        """The start of `day` in the scope's zone, in UTC."""
+        return datetime.combine(day, time(0), tzinfo=ZoneInfo(self.zone)).astimezone(timezone.utc)
 
-def scope_for(session, allowed: set[int] | None, filters: Filters) -> Scope:
+    @property
+    def period(self) -> tuple:
+        """The range for `stats` and `csat`: its days when they are UTC days (the rollups cover UTC days), else the
+        instants of its local midnights."""
+        f = self.filters
+        return (f.since, f.until) if self.zone == "UTC" else (self.instant(f.since), self.instant(f.until))
+
+
+def scope_for(session, allowed: set[int] | None, filters: Filters, local: bool = False) -> Scope:
     """The entities read: `allowed`, narrowed to the filter's entity and its departments when it is in `allowed`
-    (an entity out of scope is not applied, like any filter that does not parse)."""
+    (an entity out of scope is not applied, like any filter that does not parse); with `local` (the dashboard) the
+    days are then that entity's time zone's."""
     if filters.entity_id is not None and (allowed is None or filters.entity_id in allowed):
         below = access.with_descendants(session, [filters.entity_id])
-        return Scope(below if allowed is None else below & allowed, filters)
+        entity = session.get(Entity, filters.entity_id) if local else None
+        zone = (entity.timezone if entity is not None else None) or "UTC"
+        return Scope(below if allowed is None else below & allowed, filters, zone)
     if filters.entity_id is not None:
         filters.entity_id = None
     return Scope(allowed, filters)
@@ -173,15 +195,33 @@ def _instant(day: date) -> datetime:
 
 # --- buckets ------------------------------------------------------------------------------------------------
 
-def bucket(session, column, period: str):
-    """A SQL expression: the UTC day, the Monday of the week, or the first of the month of `column`."""
+def bucket(session, column, period: str, zone: str = "UTC"):
+    """A SQL expression: the day, the Monday of the week, or the first of the month of `column` (UTC; any `zone` on
+    PostgreSQL, `_counts_per_bucket` for SQLite)."""
     if session.get_bind().dialect.name == "postgresql":
-        return cast(func.date_trunc(period, func.timezone("UTC", column)), Date)
+        return cast(func.date_trunc(period, func.timezone(zone, column)), Date)
     if period == "month":
         return func.strftime("%Y-%m-01", column)
     if period == "week":
         return func.date(column, "-6 days", "weekday 1")
     return func.date(column)
+
+
+def _counts_per_bucket(session, column, where: list, scope: Scope) -> dict[date, int]:
+    """How many rows matching `where` fall in each bucket of the scope's zone, by `column`."""
+    period = scope.filters.period
+    if scope.zone == "UTC" or session.get_bind().dialect.name == "postgresql":
+        key = bucket(session, column, period, scope.zone)
+        return {_as_date(k): n for k, n in session.execute(select(key, func.count()).where(*where).group_by(key))}
+    # SQLite knows no time zones: count per UTC quarter hour (every zone's offset is a whole number of quarters),
+    # then put each quarter in the local bucket it starts.
+    hour, quarter = func.strftime("%Y-%m-%d %H", column), cast(func.strftime("%M", column), Integer) / 15
+    zone, out = ZoneInfo(scope.zone), {}
+    for h, q, n in session.execute(select(hour, quarter, func.count()).where(*where).group_by(hour, quarter)):
+        at = datetime.strptime(h, "%Y-%m-%d %H").replace(tzinfo=timezone.utc) + timedelta(minutes=15 * int(q))
+        start = _bucket_of(at.astimezone(zone).date(), period)
+        out[start] = out.get(start, 0) + n
+    return out
 
 
 def buckets(since: date, until: date, period: str) -> list[date]:
@@ -229,18 +269,11 @@ def volume(session, scope: Scope) -> list[VolumePoint]:
     """Tickets created (by their entity, priority and assignee now) and resolved (full-resolution rows completed,
     under the entity, priority and agent they had then) per bucket of the range; every bucket, zeros included."""
     f = scope.filters
-    since, until = _instant(f.since), _instant(f.until)
+    since, until = scope.instant(f.since), scope.instant(f.until)
     period = f.period
-    created_key = bucket(session, Ticket.created_at, period)
-    created_where = [Ticket.created_at >= since, Ticket.created_at < until, *_in_scope(Ticket.entity_id, scope)]
-    if f.priority:
-        created_where.append(Ticket.priority == f.priority)
-    if f.agent_id is not None:
-        created_where.append(Ticket.assignee_id == f.agent_id)
-    created = {_as_date(k): n for k, n in session.execute(
-        select(created_key, func.count()).where(*created_where).group_by(created_key))}
-    resolved_key = bucket(session, ResponseMetric.end_at, period)
-    raw_since, rolled = _split_at_horizon(session, scope, f.agent_id, FULL_RESOLUTION)
+    created = created_per_bucket(session, scope)
+    # The rollups' UTC days serve a UTC scope; a zoned one reads them only where the raw rows were archived.
+    raw_since, rolled = _split_at_horizon(session, scope, f.agent_id, FULL_RESOLUTION, covered=scope.zone == "UTC")
     resolved_where = [ResponseMetric.metric_type == FULL_RESOLUTION, ResponseMetric.end_at >= max(since, raw_since),
                       ResponseMetric.end_at < until, *_in_scope(ResponseMetric.entity_id, scope)]
     if f.priority:
@@ -248,22 +281,48 @@ def volume(session, scope: Scope) -> list[VolumePoint]:
     if f.agent_id is not None:
         resolved_where.append(ResponseMetric.agent_id == f.agent_id)
     resolved = rolled
-    for k, n in session.execute(select(resolved_key, func.count()).where(*resolved_where).group_by(resolved_key)):
-        resolved[_as_date(k)] = resolved.get(_as_date(k), 0) + n
+    for k, n in _counts_per_bucket(session, ResponseMetric.end_at, resolved_where, scope).items():
+        resolved[k] = resolved.get(k, 0) + n
     return [VolumePoint(start, created.get(start, 0), resolved.get(start, 0))
             for start in buckets(f.since, f.until, period)]
 
 
-def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str) -> tuple[datetime, dict]:
-    """The first instant read from the raw rows (the archive horizon, or the start of the range), and the rows of
-    `kinds` per bucket before it, counted from the rollups (the raw rows of those days were archived)."""
+def _ticket_filters(scope: Scope) -> list:
+    """The tickets in scope, of the priority and assignee filters (their own now)."""
     f = scope.filters
-    since = _instant(f.since)
-    horizon = rollups.archived_before(session)
-    if horizon is None or horizon <= f.since:
+    where = [*_in_scope(Ticket.entity_id, scope)]
+    if f.priority:
+        where.append(Ticket.priority == f.priority)
+    if f.agent_id is not None:
+        where.append(Ticket.assignee_id == f.agent_id)
+    return where
+
+
+def created_per_bucket(session, scope: Scope) -> dict[date, int]:
+    """Tickets created per bucket of the range, in scope and of the filters: the volume's and the backlog trend's
+    (the dashboard reads it once for both: at all entities it counts every ticket)."""
+    f = scope.filters
+    return _counts_per_bucket(session, Ticket.created_at, [
+        *_ticket_filters(scope), Ticket.created_at >= scope.instant(f.since),
+        Ticket.created_at < scope.instant(f.until)], scope)
+
+
+def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str,
+                      covered: bool = False) -> tuple[datetime, dict]:
+    """The first instant read from the raw rows, and the rows of `kinds` per bucket before it, counted from the
+    rollups: the days before the archive horizon (their raw rows are gone), or with `covered` every day the rollups
+    cover (`rollups.covered_until`: a count from ~40 thousand rollup rows instead of millions of raw ones)."""
+    f = scope.filters
+    since = scope.instant(f.since)
+    if covered:
+        rolled_until = rollups.covered_until(session, f.since, f.until)
+    else:
+        horizon = rollups.archived_before(session)
+        rolled_until = f.since if horizon is None else max(f.since, min(horizon, f.until))
+    if rolled_until <= f.since:
         return since, {}
     key = rollups.day_bucket(session, MetricRollup.day, f.period)
-    where = [MetricRollup.metric_type.in_(kinds), MetricRollup.day >= f.since, MetricRollup.day < min(horizon, f.until),
+    where = [MetricRollup.metric_type.in_(kinds), MetricRollup.day >= f.since, MetricRollup.day < rolled_until,
              *_in_scope(MetricRollup.entity_id, scope)]
     if f.priority:
         where.append(MetricRollup.priority == f.priority)
@@ -271,7 +330,7 @@ def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str) 
         where.append(MetricRollup.agent_id == agent_id)
     counted = {_as_date(k): int(n or 0) for k, n in session.execute(
         select(key, func.sum(MetricRollup.count)).where(*where).group_by(key))}
-    return max(since, _instant(horizon)), counted
+    return _instant(rolled_until), counted
 
 
 @dataclass(frozen=True)
@@ -281,23 +340,42 @@ class BacklogRow:
     oldest: datetime | None
 
 
-def _open_now(scope: Scope) -> list:
-    """The tickets not resolved or closed now, in scope and of the priority and agent filters (backlog, workload)."""
-    f = scope.filters
-    where = [Ticket.status.notin_(CLOSED), *_in_scope(Ticket.entity_id, scope)]
-    if f.priority:
-        where.append(Ticket.priority == f.priority)
-    if f.agent_id is not None:
-        where.append(Ticket.assignee_id == f.agent_id)
-    return where
+@dataclass(frozen=True)
+class OpenGroup:
+    """The open tickets of one status and assignee: how many, the oldest one's creation, how many have a running
+    clock due within DUE_SOON, and past due."""
+
+    status: str
+    assignee_id: int | None
+    count: int
+    oldest: datetime | None
+    due_soon: int
+    breached: int
 
 
-def backlog(session, scope: Scope) -> list[BacklogRow]:
+def open_now(session, scope: Scope, now: datetime) -> list[OpenGroup]:
+    """The tickets not resolved or closed now, in scope and of the priority and agent filters, per status and
+    assignee: what the backlog and the workload read (one query for both: at all entities it reads every open
+    ticket)."""
+    soon = case((Ticket.sla_nearest_due > now, case((Ticket.sla_nearest_due <= now + DUE_SOON, 1), else_=0)),
+                else_=0)
+    breached = case((Ticket.sla_nearest_due <= now, 1), else_=0)
+    return [OpenGroup(status, assignee, n, oldest, int(s or 0), int(b or 0)) for status, assignee, n, oldest, s, b
+            in session.execute(select(Ticket.status, Ticket.assignee_id, func.count(), func.min(Ticket.created_at),
+                                      func.sum(soon), func.sum(breached))
+                               .where(Ticket.status.notin_(CLOSED), *_ticket_filters(scope))
+                               .group_by(Ticket.status, Ticket.assignee_id))]
+
+
+def backlog(session, scope: Scope, groups: list[OpenGroup] | None = None) -> list[BacklogRow]:
     """The tickets not resolved or closed now, per status (with the oldest one's creation), in scope and of the
-    priority and assignee filters; the date range does not apply (a backlog is now)."""
-    where = _open_now(scope)
-    found = {status: (n, oldest) for status, n, oldest in session.execute(
-        select(Ticket.status, func.count(), func.min(Ticket.created_at)).where(*where).group_by(Ticket.status))}
+    priority and assignee filters; the date range does not apply (a backlog is now). `groups`: `open_now`."""
+    if groups is None:
+        groups = open_now(session, scope, clock.now())
+    found: dict = {}
+    for g in groups:
+        n, oldest = found.get(g.status, (0, None))
+        found[g.status] = (n + g.count, g.oldest if oldest is None or (g.oldest and g.oldest < oldest) else oldest)
     return [BacklogRow(status, *found.get(status, (0, None))) for status in STATUSES if status not in CLOSED]
 
 
@@ -307,32 +385,25 @@ class BacklogPoint:
     open: int  # not resolved or closed at the end of the bucket (or now, for the bucket holding today)
 
 
-def backlog_trend(session, scope: Scope, now: datetime) -> list[BacklogPoint]:
+def backlog_trend(session, scope: Scope, now: datetime, created: dict | None = None) -> list[BacklogPoint]:
     """How many tickets were open at the end of each bucket, from each ticket's current state (created before
     that instant, and still open or resolved at or after it: a reopened ticket counts as open since it was
     created): the open ones at the start, plus those created, minus those resolved in each bucket (three grouped
-    counts). The priority and assignee filters are the tickets' own now."""
+    counts; `created`: `created_per_bucket`, when the caller has it). The priority and assignee filters are the
+    tickets' own now."""
     f = scope.filters
-    since, until = _instant(f.since), _instant(f.until)
-    where = [*_in_scope(Ticket.entity_id, scope)]
-    if f.priority:
-        where.append(Ticket.priority == f.priority)
-    if f.agent_id is not None:
-        where.append(Ticket.assignee_id == f.agent_id)
+    since, until = scope.instant(f.since), scope.instant(f.until)
+    where = _ticket_filters(scope)
     stopped = Ticket.status.in_(CLOSED)
     before = session.scalar(select(func.count()).where(
         *where, Ticket.created_at < since, or_(~stopped, Ticket.resolved_at >= since)))
-    created_key = bucket(session, Ticket.created_at, f.period)
-    created = {_as_date(k): n for k, n in session.execute(
-        select(created_key, func.count()).where(*where, Ticket.created_at >= since, Ticket.created_at < until)
-        .group_by(created_key))}
-    resolved_key = bucket(session, Ticket.resolved_at, f.period)
-    resolved = {_as_date(k): n for k, n in session.execute(
-        select(resolved_key, func.count()).where(*where, stopped, Ticket.resolved_at >= since,
-                                                 Ticket.resolved_at < until).group_by(resolved_key))}
+    if created is None:
+        created = created_per_bucket(session, scope)
+    resolved = _counts_per_bucket(session, Ticket.resolved_at,
+                                  [*where, stopped, Ticket.resolved_at >= since, Ticket.resolved_at < until], scope)
     out, running = [], before or 0
     for start in buckets(f.since, f.until, f.period):
-        if _instant(start) > now:
+        if scope.instant(start) > now:
             break
         running += created.get(start, 0) - resolved.get(start, 0)
         out.append(BacklogPoint(start, running))
@@ -348,18 +419,18 @@ class WorkloadRow:
     breached: int
 
 
-def workload(session, scope: Scope, now: datetime) -> list[WorkloadRow]:
+def workload(session, scope: Scope, now: datetime, groups: list[OpenGroup] | None = None) -> list[WorkloadRow]:
     """Per assignee (unassigned last): open tickets now, those with a running SLA clock due within DUE_SOON, and
-    those with one past due (the ticket list's "due within 4 hours" and "breached" filters); one query."""
-    where = _open_now(scope)
-    soon = case((Ticket.sla_nearest_due > now, case((Ticket.sla_nearest_due <= now + DUE_SOON, 1), else_=0)),
-                else_=0)
-    breached = case((Ticket.sla_nearest_due <= now, 1), else_=0)
-    rows = session.execute(
-        select(Ticket.assignee_id, User.name, func.count(), func.sum(soon), func.sum(breached))
-        .outerjoin(User, User.id == Ticket.assignee_id).where(*where).group_by(Ticket.assignee_id, User.name))
-    out = [WorkloadRow(agent_id, name or "Unassigned", n, int(s or 0), int(b or 0))
-           for agent_id, name, n, s, b in rows]
+    those with one past due (the ticket list's "due within 4 hours" and "breached" filters). `groups`: `open_now`."""
+    if groups is None:
+        groups = open_now(session, scope, now)
+    per: dict = {}
+    for g in groups:
+        n, s, b = per.get(g.assignee_id, (0, 0, 0))
+        per[g.assignee_id] = (n + g.count, s + g.due_soon, b + g.breached)
+    ids = [k for k in per if k is not None]
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    out = [WorkloadRow(agent_id, names.get(agent_id) or "Unassigned", n, s, b) for agent_id, (n, s, b) in per.items()]
     return sorted(out, key=lambda r: (r.agent_id is None, -r.open, r.name.lower()))
 
 
@@ -399,7 +470,7 @@ def summary(session, user: User, scope: Scope, agent_id: int | None = None) -> s
     entity_ids = scope.asked
     if entity_ids == []:
         entity_ids = [0]  # no entity has id 0: nothing, never "every entity I may see"
-    return stats.summary(session, user, entity_ids, f.since, f.until, f.priority,
+    return stats.summary(session, user, entity_ids, *scope.period, f.priority,
                          agent_id if agent_id is not None else f.agent_id)
 
 
@@ -418,9 +489,9 @@ def agent_breakdown(session, user: User, scope: Scope) -> list[tuple[User | None
     """Per agent: first response and resolution times and compliance, in scope, by agent name."""
     f = scope.filters
     entity_ids = scope.asked if scope.asked != [] else [0]
-    first = {g.key: g for g in stats.breakdown(session, user, entity_ids, f.since, f.until, "agent", FIRST_RESPONSE,
+    first = {g.key: g for g in stats.breakdown(session, user, entity_ids, *scope.period, "agent", FIRST_RESPONSE,
                                                f.measure, f.priority, f.agent_id)}
-    resolution = {g.key: g for g in stats.breakdown(session, user, entity_ids, f.since, f.until, "agent",
+    resolution = {g.key: g for g in stats.breakdown(session, user, entity_ids, *scope.period, "agent",
                                                     FULL_RESOLUTION, f.measure, f.priority, f.agent_id)}
     ids = [k for k in set(first) | set(resolution) if k is not None]
     people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}

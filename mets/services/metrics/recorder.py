@@ -155,7 +155,10 @@ class Recorder:
     def _clipped_pauses(self, end: datetime) -> list[tuple[datetime, datetime]]:
         """The ticket's SLA pauses as they stood at `end` (a pause still open, or ending later, ends there)."""
         if self._pauses is None:
-            self._pauses = pauses_of(self.session, [self.ticket.id]).get(self.ticket.id, [])
+            # No autoflush: the change flushed its pauses before emitting, and flushing here would write the row
+            # being completed half-done (its end), then again with its minutes: two UPDATEs for one.
+            with self.session.no_autoflush:
+                self._pauses = pauses_of(self.session, [self.ticket.id]).get(self.ticket.id, [])
         return [(a, end if b is None or b > end else b) for a, b in self._pauses if a < end]
 
 

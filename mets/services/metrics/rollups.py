@@ -2,9 +2,14 @@
 
 `roll_up(session, since, until)` rewrites the `metric_rollups` of the UTC days [since, until) from the completed
 raw rows (one grouped INSERT ... SELECT): per day, entity, metric type, priority and agent, how many rows, the
-count and sum of their business and calendar minutes, how many met and missed their target. A day whose raw rows
+count and sum of their business and calendar minutes, how many met and missed their target; then each row's
+histogram of either measure (`histograms`, read back from the raw rows in one pass). A day whose raw rows
 were archived is never rewritten (its rows are gone); any other day may be, as often as wanted (a reopen takes a
 full resolution back, a rebuild rewrites rows), so the periodic job rolls the last few days up again.
+
+Which days the rollups cover (`covered_until`): those before the archive horizon, and the range of days rolled up
+after they ended (the app setting `metrics_rolled_up`, "first/after-last" ISO days, grown by each roll_up that
+touches or overlaps it). The summary figures read those days from here and the rest (today, at least) raw.
 
 `archive(session, before, path)` rolls up every day before `before` still in the raw table, writes the completed
 rows that ended before it to a gzip CSV at `path`, deletes them, and moves the archive horizon
@@ -15,11 +20,15 @@ import csv
 import gzip
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import Date, DateTime, case, cast, delete, func, insert, select
+from sqlalchemy import Date, DateTime, case, cast, delete, func, insert, select, update
 
+from mets import clock
 from mets.models import AppSetting, MetricRollup, ResponseMetric
+from mets.services.metrics.histograms import Histogram
 
 HORIZON_KEY = "metrics_archived_before"
+COVERED_KEY = "metrics_rolled_up"
+MEASURES = ("business", "duration")  # the rollup's column prefixes: business and calendar (duration) minutes
 RECENT_DAYS = 3  # the periodic job rolls up today and the days before it (reopens change a past day's rows)
 CSV_COLUMNS = ("id", "ticket_id", "metric_type", "seq", "start_at", "end_at", "duration_minutes", "business_minutes",
                "sla_target_minutes", "within_sla", "entity_id", "agent_id", "priority", "reopens", "reopened_at",
@@ -54,18 +63,59 @@ def archived_before(session) -> date | None:
     return date.fromisoformat(setting.value) if setting is not None and setting.value else None
 
 
-def _set_horizon(session, day: date) -> None:
-    setting = session.get(AppSetting, HORIZON_KEY)
+def _set_setting(session, key: str, value: str) -> None:
+    setting = session.get(AppSetting, key)
     if setting is None:
-        session.add(AppSetting(key=HORIZON_KEY, value=day.isoformat()))
+        session.add(AppSetting(key=key, value=value))
     else:
-        setting.value = day.isoformat()
+        setting.value = value
     session.flush()
 
 
-def roll_up(session, since: date, until: date) -> int:
+def _set_horizon(session, day: date) -> None:
+    _set_setting(session, HORIZON_KEY, day.isoformat())
+
+
+def rolled_up(session) -> tuple[date, date] | None:
+    """The days [first, after last) rolled up after they ended (None: none yet)."""
+    setting = session.get(AppSetting, COVERED_KEY)
+    if setting is None or not setting.value:
+        return None
+    first, after = setting.value.split("/")
+    return date.fromisoformat(first), date.fromisoformat(after)
+
+
+def covered_until(session, since: date, until: date) -> date:
+    """The first day of [since, until) the rollups do not cover, or `until`: the days before it are read from the
+    rollups, the rest from the raw rows. `since` itself when the range starts on a day not covered (all raw)."""
+    horizon = archived_before(session)
+    covered = rolled_up(session)
+    end = since
+    if horizon is not None and since < horizon:
+        end = horizon
+    if covered is not None and covered[0] <= end < covered[1]:
+        end = covered[1]
+    return min(max(end, since), until)
+
+
+def _note_rolled_up(session, since: date, until: date, now: datetime) -> None:
+    """Record that the days [since, until) that had ended by `now` are rolled up: grow the covered range when they
+    touch it, else (a range apart from it) keep the later of the two."""
+    until = min(until, now.astimezone(timezone.utc).date())
+    if since >= until:
+        return
+    covered = rolled_up(session)
+    if covered is not None and since <= covered[1] and until >= covered[0]:
+        since, until = min(since, covered[0]), max(until, covered[1])
+    elif covered is not None and covered[1] > until:
+        return
+    _set_setting(session, COVERED_KEY, f"{since.isoformat()}/{until.isoformat()}")
+
+
+def roll_up(session, since: date, until: date, now: datetime | None = None) -> int:
     """Rewrite the rollups of the days [since, until) (those before the archive horizon left as they are) from the
-    raw rows completed then; the number of rollup rows written."""
+    raw rows completed then, with their histograms; the number of rollup rows written. The days that had ended by
+    `now` count as covered (`covered_until`)."""
     horizon = archived_before(session)
     if horizon is not None and since < horizon:
         since = horizon
@@ -86,8 +136,42 @@ def roll_up(session, since: date, until: date) -> int:
     columns = ("day", "entity_id", "metric_type", "priority", "agent_id", "count", "business_count",
                "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
     session.execute(insert(MetricRollup).from_select(columns, query))
-    return session.scalar(select(func.count()).select_from(MetricRollup)
-                          .where(MetricRollup.day >= since, MetricRollup.day < until))
+    written = _fill_histograms(session, since, until)
+    _note_rolled_up(session, since, until, now or clock.now())
+    return written
+
+
+def _fill_histograms(session, since: date, until: date) -> int:
+    """Each rollup row of [since, until)'s histograms of business and calendar minutes, from its raw rows (read once,
+    equal values counted together); the number of rollup rows."""
+    r, rm = MetricRollup, ResponseMetric
+    ids = {tuple(key): row_id for row_id, *key in session.execute(
+        select(r.id, r.day, r.entity_id, r.metric_type, r.priority, r.agent_id).where(r.day >= since, r.day < until))}
+    found = {row_id: {m: Histogram() for m in MEASURES} for row_id in ids.values()}
+    day = day_of(session, rm.end_at)
+    for measure in MEASURES:
+        column = getattr(rm, f"{measure}_minutes")
+        for row in session.execute(
+                select(day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id, column, func.count())
+                .where(rm.end_at.is_not(None), rm.end_at >= _instant(since), rm.end_at < _instant(until),
+                       column.is_not(None))
+                .group_by(day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id, column)
+                .execution_options(yield_per=10000)):
+            found[ids[(_as_day(row[0]), *row[1:5])]][measure].add_value(row[5], row[6])
+    changes = []
+    for row_id, measures in found.items():
+        change = {"id": row_id}
+        for measure, histogram in measures.items():
+            change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
+        changes.append(change)
+    if changes:
+        session.execute(update(MetricRollup), changes)
+    return len(ids)
+
+
+def _as_day(value) -> date:
+    """A UTC day as the database gives it back (SQLite's date() is a string)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def roll_up_recent(session, today: date, days: int = RECENT_DAYS) -> int:

@@ -8,20 +8,28 @@ they were completed.
 
 Percentiles are `percentile_cont` (linear interpolation between the two nearest values): PostgreSQL computes them
 in SQL; SQLite, which has no such aggregate, reads the values and computes the same in Python (`distribution`).
+
+`summary` and `breakdown` read the days the daily rollups cover (`rollups.covered_until`: days rolled up after they
+ended, and archived days) from `metric_rollups` and the rest (today) from the raw rows: counts, compliance and means
+stay exact, medians and 90th percentiles come from the merged histograms (`histograms`: within 1%), and such a
+`Distribution` says so (`approximate`). A range that starts on a day not rolled up is read raw, exactly.
 """
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from math import floor
 
-from sqlalchemy import false, func, select
+from sqlalchemy import false, func, select, true
 
-from mets.models import ResponseMetric
+from mets.models import MetricRollup, ResponseMetric
 from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE
 from mets.services.directory import access
+from mets.services.metrics import rollups
+from mets.services.metrics.histograms import Histogram
 
 # The rows each SLA clock's compliance is counted from.
 COMPLIANCE_ROWS = {"response": FIRST_RESPONSE, "next_reply": RESPONSE, "resolution": FULL_RESOLUTION}
 MEASURES = {"business": ResponseMetric.business_minutes, "calendar": ResponseMetric.duration_minutes}
+ROLLUP_MEASURES = {"business": "business", "calendar": "duration"}  # the rollup columns' prefix of each measure
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class Distribution:
     median: float | None
     p90: float | None
     mean: float | None
+    approximate: bool = False  # median and p90 from the rollups' histograms (within histograms.RELATIVE_ERROR)
 
 
 @dataclass(frozen=True)
@@ -77,21 +86,115 @@ def entity_scope(session, user, entity_ids=None) -> set[int] | None:
 
 def scoped_conditions(session, user, entity_ids, since, until, priority=None, agent_id=None) -> list:
     """The WHERE clauses of every figure: completed in the period, in scope, with the filters."""
-    where = [ResponseMetric.end_at.is_not(None), ResponseMetric.end_at >= _instant(since),
-             ResponseMetric.end_at < _instant(until)]
-    scope = entity_scope(session, user, entity_ids)
+    return [ResponseMetric.end_at.is_not(None), ResponseMetric.end_at >= _instant(since),
+            ResponseMetric.end_at < _instant(until),
+            *_filters(ResponseMetric, entity_scope(session, user, entity_ids), priority, agent_id)]
+
+
+def _filters(table, scope, priority, agent_id) -> list:
+    """The scope, priority and agent clauses on the raw rows or the rollups (their columns share names)."""
+    where = []
     if scope is not None:
-        where.append(ResponseMetric.entity_id.in_(scope) if scope else false())
+        where.append(table.entity_id.in_(scope) if scope else false())
     if priority:
-        where.append(ResponseMetric.priority == priority)
+        where.append(table.priority == priority)
     if agent_id is not None:
-        where.append(ResponseMetric.agent_id == agent_id)
+        where.append(table.agent_id == agent_id)
     return where
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A period's days read from the rollups ([since, raw_since)) and the conditions of either part."""
+
+    rolled: list  # on metric_rollups
+    raw: list  # on response_metrics
+
+
+def _split(session, user, entity_ids, since, until, priority, agent_id) -> _Split | None:
+    """The period cut where the rollups stop covering it (None: no day of it is covered, read it all raw)."""
+    first, after = _day(since), _day(until)
+    if first is None or after is None:
+        return None  # a period not of whole UTC days: the raw rows alone say what lies in it
+    raw_since = rollups.covered_until(session, first, after)
+    if raw_since <= first:
+        return None
+    scope = entity_scope(session, user, entity_ids)
+    return _Split(rolled=[MetricRollup.day >= first, MetricRollup.day < raw_since,
+                          *_filters(MetricRollup, scope, priority, agent_id)],
+                  raw=scoped_conditions(session, user, entity_ids, raw_since, after, priority, agent_id))
+
+
+def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[dict, dict]:
+    """From the rollups and the raw rows after them: {(group, measure): Distribution} and {(group, within): count}
+    of the rows of `kinds`, grouped by the column named `key` (metric_type, agent_id, entity_id, priority)."""
+    r, rm = MetricRollup, ResponseMetric
+    rolled = [*split.rolled, r.metric_type.in_(kinds)]
+    raw = [*split.raw, rm.metric_type.in_(kinds)]
+    counts: dict = {}
+    found = {measure: {} for measure in measures}
+    # One pass over the rollups for the compliance counts and every measure's count and sum (the means, exactly).
+    sums = [column for measure in measures for column in (getattr(r, f"{ROLLUP_MEASURES[measure]}_count"),
+                                                          getattr(r, f"{ROLLUP_MEASURES[measure]}_minutes"))]
+    for group, within, breached, *totals in session.execute(
+            select(getattr(r, key), func.sum(r.within_sla), func.sum(r.breached), *map(func.sum, sums))
+            .where(*rolled).group_by(getattr(r, key))):
+        counts[(group, True)] = int(within or 0)
+        counts[(group, False)] = int(breached or 0)
+        for i, measure in enumerate(measures):
+            if totals[2 * i]:
+                found[measure].setdefault(group, Histogram()).add_totals(int(totals[2 * i]), float(totals[2 * i + 1]))
+    for group, within, n in session.execute(
+            select(getattr(rm, key), rm.within_sla, func.count()).where(*raw, rm.within_sla.is_not(None))
+            .group_by(getattr(rm, key), rm.within_sla)):
+        counts[(group, within)] = counts.get((group, within), 0) + n
+    times = {}
+    for measure in measures:
+        prefix = ROLLUP_MEASURES[measure]
+        _merge_bins(session, found[measure], getattr(r, key), getattr(r, f"{prefix}_bins"),
+                    getattr(r, f"{prefix}_bin_counts"), rolled)
+        column = MEASURES[measure]
+        for group, value, n in session.execute(
+                select(getattr(rm, key), column, func.count()).where(*raw, column.is_not(None))
+                .group_by(getattr(rm, key), column)):
+            found[measure].setdefault(group, Histogram()).add_value(value, n)
+        for group, h in found[measure].items():
+            if h.count:
+                times[(group, measure)] = Distribution(h.count, h.percentile(0.5), h.percentile(0.9),
+                                                       h.total / h.count, approximate=True)
+    return times, counts
+
+
+def _merge_bins(session, found: dict, key, bins, counts, where) -> None:
+    """Add the rollups' stored bins to each group's histogram: summed in SQL on PostgreSQL (unnest: one row per
+    group and bin comes back), in Python elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        pairs = func.unnest(bins, counts).table_valued("bin", "n").render_derived(name="h")
+        for group, b, n in session.execute(
+                select(key, pairs.c.bin, func.sum(pairs.c.n)).select_from(MetricRollup).join(pairs, true())
+                .where(*where).group_by(key, pairs.c.bin)):
+            found.setdefault(group, Histogram()).add_bins([b], [int(n)])
+        return
+    for group, stored_bins, stored_counts in session.execute(select(key, bins, counts).where(*where)):
+        found.setdefault(group, Histogram()).add_bins(stored_bins, stored_counts)
 
 
 def summary(session, user, entity_ids, since, until, priority: str | None = None,
             agent_id: int | None = None) -> Summary:
     """SLA compliance per clock, and first response and resolution times, for what `user` may see."""
+    kinds = (FIRST_RESPONSE, RESPONSE, FULL_RESOLUTION)
+    empty = Distribution(0, None, None, None)
+    split = _split(session, user, entity_ids, since, until, priority, agent_id)
+    if split is not None:
+        found, counts = _rolled_figures(session, split, "metric_type", kinds, MEASURES)
+
+        def rolled_times(kind):
+            return {name: found.get((kind, name), empty) for name in MEASURES}
+
+        return Summary(compliance={clock: Compliance(counts.get((kind, True), 0), counts.get((kind, False), 0))
+                                   for clock, kind in COMPLIANCE_ROWS.items()},
+                       first_response=rolled_times(FIRST_RESPONSE), response=rolled_times(RESPONSE),
+                       resolution=rolled_times(FULL_RESOLUTION))
     where = scoped_conditions(session, user, entity_ids, since, until, priority, agent_id)
     counts = {(kind, within): n for kind, within, n in session.execute(
         select(ResponseMetric.metric_type, ResponseMetric.within_sla, func.count())
@@ -102,8 +205,6 @@ def summary(session, user, entity_ids, since, until, priority: str | None = None
                   for clock, kind in COMPLIANCE_ROWS.items()}
 
     # One grouped distribution per measure: the three kinds' times in two queries.
-    kinds = (FIRST_RESPONSE, RESPONSE, FULL_RESOLUTION)
-    empty = Distribution(0, None, None, None)
     by_measure = {name: distributions_by(session, column, ResponseMetric.metric_type, *where,
                                          ResponseMetric.metric_type.in_(kinds))
                   for name, column in MEASURES.items()}
@@ -121,14 +222,21 @@ def breakdown(session, user, entity_ids, since, until, by: str, kind: str = FIRS
     if by not in GROUPS or measure not in MEASURES:
         raise ValueError(f"breakdown by one of {sorted(GROUPS)}, measure one of {sorted(MEASURES)}")
     key = GROUPS[by]
-    where = [*scoped_conditions(session, user, entity_ids, since, until, priority, agent_id),
-             ResponseMetric.metric_type == kind]
-    times = distributions_by(session, MEASURES[measure], key, *where)
     counts: dict = {}
-    for group, within, n in session.execute(
-            select(key, ResponseMetric.within_sla, func.count()).where(*where, ResponseMetric.within_sla.is_not(None))
-            .group_by(key, ResponseMetric.within_sla)):
-        counts.setdefault(group, {})[within] = n
+    split = _split(session, user, entity_ids, since, until, priority, agent_id)
+    if split is not None:
+        found, flat = _rolled_figures(session, split, key.key, (kind,), (measure,))
+        times = {group: d for (group, _), d in found.items()}
+        for (group, within), n in flat.items():
+            counts.setdefault(group, {})[within] = n
+    else:
+        where = [*scoped_conditions(session, user, entity_ids, since, until, priority, agent_id),
+                 ResponseMetric.metric_type == kind]
+        times = distributions_by(session, MEASURES[measure], key, *where)
+        for group, within, n in session.execute(
+                select(key, ResponseMetric.within_sla, func.count())
+                .where(*where, ResponseMetric.within_sla.is_not(None)).group_by(key, ResponseMetric.within_sla)):
+            counts.setdefault(group, {})[within] = n
     empty = Distribution(0, None, None, None)
     return [Group(group, times.get(group, empty), Compliance(counts.get(group, {}).get(True, 0),
                                                               counts.get(group, {}).get(False, 0)))
@@ -170,6 +278,12 @@ def percentile_cont(ordered: list[float], fraction: float) -> float:
     low = floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _day(value) -> date | None:
+    """The UTC day a period bound starts (None: an instant within a day)."""
+    instant = _instant(value).astimezone(timezone.utc)
+    return instant.date() if instant.time() == time(0) else None
 
 
 def _float(value) -> float | None:

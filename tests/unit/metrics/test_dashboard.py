@@ -87,3 +87,50 @@ def test_sql_buckets_are_utc_days_weeks_from_monday_and_months(session, period, 
     points = dashboard.volume(session, dashboard.Scope({entity.id}, f))
     assert {p.start: p.created for p in points if p.created} == expected
     assert dashboard.volume(session, dashboard.Scope(set(), f))[0].created == 0  # an empty scope reads nothing
+
+
+@pytest.mark.parametrize("period, local_expected, utc_expected", [
+    # New York is UTC-5 in November: 03:00 UTC on the 24th is 22:00 on the 23rd there; 04:30 UTC on the 25th is
+    # 23:30 on the 24th. Monday Nov 30 00:30 UTC is Sunday 19:30 in New York: the week before.
+    ("day", ({date(2026, 11, 23): 1, date(2026, 11, 29): 1}, {date(2026, 11, 24): 1}),
+            ({date(2026, 11, 24): 1, date(2026, 11, 30): 1}, {date(2026, 11, 25): 1})),
+    ("week", ({date(2026, 11, 23): 2}, {date(2026, 11, 23): 1}),
+             ({date(2026, 11, 23): 1, date(2026, 11, 30): 1}, {date(2026, 11, 23): 1})),
+])
+def test_one_entity_s_dashboard_counts_its_own_time_zone_s_days(session, period, local_expected, utc_expected):
+    from mets.services import tickets
+
+    ny_entity = make_entity("Acme NY", "acme-ny", timezone="America/New_York")
+    agent = make_staff(ny_entity)
+    late = make_ticket(ny_entity, now=utc(2026, 11, 24, 3, 0))
+    make_ticket(ny_entity, now=utc(2026, 11, 30, 0, 30))
+    tickets.change_status(session, late, "resolved", actor=agent, now=utc(2026, 11, 25, 4, 30))
+    session.flush()
+    args = {"from": "2026-11-23", "to": "2026-11-30", "period": period, "entity": str(ny_entity.id)}
+    for local, (created, resolved) in ((True, local_expected), (False, utc_expected)):
+        scope = dashboard.scope_for(session, None, dashboard.Filters.from_args(args, TODAY), local=local)
+        assert scope.zone == ("America/New_York" if local else "UTC")
+        points = dashboard.volume(session, scope)
+        assert {p.start: p.created for p in points if p.created} == created, local
+        assert {p.start: p.resolved for p in points if p.resolved} == resolved, local
+        trend = {p.start: p.open for p in dashboard.backlog_trend(session, scope, utc(2026, 12, 1, 12))}
+        if period == "day":  # open at the end of each local day: the late ticket from its creation to its resolution
+            assert trend[date(2026, 11, 23 if local else 24)] == 1
+
+
+def test_a_zoned_scope_reads_the_raw_rows_exactly(session):
+    from mets.services import tickets
+    from mets.services.metrics import rollups
+
+    ny_entity = make_entity("Acme NY", "acme-ny", timezone="America/New_York")
+    agent, admin = make_staff(ny_entity), make_staff(is_admin=True)
+    ticket = make_ticket(ny_entity, now=utc(2026, 11, 24, 3, 0))  # Nov 23 in New York
+    tickets.add_reply(session, ticket, actor=agent, body="On it.", now=utc(2026, 11, 24, 3, 40))
+    session.flush()
+    rollups.roll_up(session, date(2026, 11, 1), date(2026, 11, 30), now=utc(2026, 11, 30, 12))
+    args = {"from": "2026-11-23", "to": "2026-11-23", "entity": str(ny_entity.id)}
+    local = dashboard.scope_for(session, None, dashboard.Filters.from_args(args, TODAY), local=True)
+    found = dashboard.summary(session, admin, local).first_response["calendar"]
+    assert (found.count, found.median, found.approximate) == (1, 40, False)
+    utc_scope = dashboard.scope_for(session, None, dashboard.Filters.from_args(args, TODAY))
+    assert dashboard.summary(session, admin, utc_scope).first_response["calendar"].count == 0  # Nov 24 in UTC
