@@ -50,11 +50,12 @@ def statements(session):
         event.remove(bind, "before_cursor_execute", listener)
 
 
+# Round trips are what a statement costs on a server: SQLite runs in the process (and sends some rows one by one).
+@pytest.mark.postgresql
+@pytest.mark.parametrize("backend", ["postgresql"])
 def test_a_batch_costs_the_same_statements_for_3_tickets_as_for_12(session, desk, backend):
     """What the bench does: a level that notifies the managers (an action that changes the ticket, such as
     raising its priority, is a change of its own through services.tickets, ticket by ticket)."""
-    if backend != "postgresql":
-        pytest.skip("round trips are what a statement costs: SQLite runs in the process (and sends some row by row)")
     policy(session, desk)
     few = open_tickets(desk, 3)
     session.flush()
