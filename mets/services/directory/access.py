@@ -50,10 +50,16 @@ def _worked_in_statement():
 _WORKED_IN = _worked_in_statement()
 
 
-def worked_in(user: User):
+def worked_in():
     """A select of the ids of the entities a (non-admin) staff user works in: their memberships' entities and every
-    entity below them, found by the database in one recursive query (UNION, not UNION ALL: a cycle ends)."""
-    return _WORKED_IN.params(worked_in_user=user.id)
+    entity below them, found by the database in one recursive query (UNION, not UNION ALL: a cycle ends). The user
+    is a parameter: execute with `scope_params(user)`."""
+    return _WORKED_IN
+
+
+def scope_params(user: User) -> dict:
+    """The parameters of `worked_in` and `scope_in_sql` for `user` (harmless for a statement without them)."""
+    return {"worked_in_user": user.id}
 
 
 def visible_entity_ids(session, user: User) -> set[int] | None:
@@ -62,7 +68,7 @@ def visible_entity_ids(session, user: User) -> set[int] | None:
         return None
     if not user.is_staff:
         return set()
-    return set(session.scalars(_WORKED_IN, {"worked_in_user": user.id}))
+    return set(session.scalars(_WORKED_IN, scope_params(user)))
 
 
 def visible_entities(session, user: User) -> list[Entity]:
@@ -90,15 +96,16 @@ def scope_to_entities(query, user: User, entity_ids: set[int] | None):
 
 def scope_in_sql(query, user: User):
     """`scope_tickets` with the scope computed by the database inside the query (`worked_in`), for a query that
-    finds tickets by something selective (a number): no statement of its own. A list keeps `scope_tickets`' ids
-    as literals, which let the planner weigh how many tickets an entity has."""
+    finds tickets by something selective (a number): no statement of its own. Execute it with `scope_params(user)`
+    (without them it fails: a value is required for the parameter). A list keeps `scope_tickets`' literal ids,
+    which let the planner weigh how many tickets an entity has."""
     if user.is_customer:
         return query.where(Ticket.customer_id == user.id)
     if user.is_admin:
         return query
     if not user.is_staff:
         return query.where(false())
-    return query.where(Ticket.entity_id.in_(worked_in(user)))
+    return query.where(Ticket.entity_id.in_(_WORKED_IN))
 
 
 def find_ticket(session, user: User, number: str, options=()) -> Ticket | None:
@@ -106,11 +113,11 @@ def find_ticket(session, user: User, number: str, options=()) -> Ticket | None:
     (the scope within it), two for an old number. `options`: loader options (relations the caller reads)."""
     number = number.upper()
     ticket = session.scalars(scope_in_sql(select(Ticket).where(Ticket.number == number), user)
-                             .options(*options)).first()
+                             .options(*options), scope_params(user)).first()
     if ticket is None:
         moved = select(TicketAlias.ticket_id).where(TicketAlias.number == number).scalar_subquery()
         ticket = session.scalars(scope_in_sql(select(Ticket).where(Ticket.id == moved), user)
-                                 .options(*options)).first()
+                                 .options(*options), scope_params(user)).first()
     return ticket
 
 

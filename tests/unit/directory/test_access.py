@@ -135,7 +135,7 @@ def test_the_scope_in_sql_is_the_tree_walk_for_every_kind_of_user(session, org):
             direct = [m.entity_id for m in user.memberships]
             assert ids == access.with_descendants(session, direct)
         in_sql = access.scope_in_sql(select(Ticket.number), user).order_by(Ticket.number)
-        assert list(session.scalars(in_sql)) == numbers_seen(session, user)
+        assert list(session.scalars(in_sql, access.scope_params(user))) == numbers_seen(session, user)
         for number in ("ACME-1001", "SUPPORT-1001", "EMEA-1001", "BILLING-1001", "GLOBEX-1001"):
             found = access.find_ticket(session, user, number)
             assert (found is not None) == (number in numbers_seen(session, user))
