@@ -3,7 +3,8 @@
     BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_api .venv/bin/python bench/api.py
 
 The data is bench/ticket_list.py's (its `build`: the schema by migrations, 1,000,000 tickets over 20 entities),
-plus one SLA rule on the agent's entity whose tickets then carry it. gunicorn (`-w 4 --timeout 300`, sync) serves
+plus one SLA rule on the agent's entity whose tickets then carry it. gunicorn (`-w 4 --threads 4 --timeout 300`,
+the README's; the limiter's counts in a private redis-server, as production's REDIS_URL puts them) serves
 bench/api_app.py (wsgi:app plus one bare route); wrk (Debian's `wrk`) drives 50 connections against, in one run:
 the bare route (the ceiling), the agent's ticket list (`GET /api/v1/tickets`, 25 per page) and one ticket's SLA
 status (`GET /api/v1/tickets/<number>/sla`), each for --duration seconds; requests a second and p95 from wrk's own
@@ -124,8 +125,9 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per endpoint")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn -w, as the README's unit runs it")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="gunicorn --threads, as the README's unit runs it (1: sync workers)")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn --threads (over 1: gthread workers)")
     parser.add_argument("--reuse", action="store_true", help="keep the data a previous run built")
     parser.add_argument("--memory-limiter", action="store_true",
                         help="the rate limiter's counts in each worker's memory (no REDIS_URL) instead of Redis")
@@ -143,8 +145,8 @@ def main() -> int:
     redis = None if args.memory_limiter else start_redis(instance)
     if redis is not None:
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis[1]}/0"
-    # The README's unit: -w 4 and --timeout 300 (a sync worker is killed after --timeout seconds on one request,
-    # and a million-row export streams for longer than gunicorn's default 30).
+    # The README's unit: -w 4 --threads 4 and --timeout 300 (a million-row export streams for longer than
+    # gunicorn's default 30).
     server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(args.workers),
                                "--threads", str(args.threads), "-b",
                                f"127.0.0.1:{args.port}", "--timeout", "300", "--log-level", "warning",
