@@ -3,7 +3,8 @@
     BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_api .venv/bin/python bench/api.py
 
 The data is bench/ticket_list.py's (its `build`: the schema by migrations, 1,000,000 tickets over 20 entities),
-plus one SLA rule on the agent's entity whose tickets then carry it. gunicorn (`-w 4 --timeout 300`, sync) serves
+plus one SLA rule on the agent's entity whose tickets then carry it. gunicorn (`-w 4 --threads 4 --timeout 300`,
+the README's; the limiter's counts in a private redis-server, as production's REDIS_URL puts them) serves
 bench/api_app.py (wsgi:app plus one bare route); wrk (Debian's `wrk`) drives 50 connections against, in one run:
 the bare route (the ceiling), the agent's ticket list (`GET /api/v1/tickets`, 25 per page) and one ticket's SLA
 status (`GET /api/v1/tickets/<number>/sla`), each for --duration seconds; requests a second and p95 from wrk's own
@@ -14,6 +15,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -51,7 +53,13 @@ def prepare(url: str, count: int, reuse: bool):
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"}) if reuse else \
         ticket_list.build(url, count)
     with app.app_context():
+        if reuse:
+            from flask_migrate import upgrade
+
+            upgrade()  # data built by an older checkout: the schema this code expects
         s = db.session
+        # Each run makes two tokens: revoke the earlier runs' (a person has at most api_tokens.MAX_TOKENS).
+        s.execute(text("UPDATE api_tokens SET revoked_at = now() WHERE name LIKE 'bench %' AND revoked_at IS NULL"))
         agent = s.scalar(select(User).where(User.email == "agent@bench.example"))
         admin = s.scalar(select(User).where(User.email == "admin@bench.example"))
         home = s.scalar(select(Entity).where(Entity.slug == "e0"))
@@ -117,8 +125,13 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=15, help="seconds of load per endpoint")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn -w, as the README's unit runs it")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="gunicorn --threads, as the README's unit runs it (1: sync workers)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--reuse", action="store_true", help="keep the data a previous run built")
+    parser.add_argument("--memory-limiter", action="store_true",
+                        help="the rate limiter's counts in each worker's memory (no REDIS_URL) instead of Redis")
+    parser.add_argument("--no-export", action="store_true", help="skip the CSV export")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_api")
     tokens, number = prepare(url, args.tickets, args.reuse)
@@ -127,9 +140,15 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "FLASK_APP")}
     env.update(DATABASE_URL=url, SECRET_KEY="bench-secret-" + "x" * 32, METS_INSTANCE_DIR=instance,
                API_RATE_LIMIT="10000000 per minute", PYTHONPATH=f"{ROOT}:{ROOT / 'bench'}")
-    # The README's unit: -w 4 and --timeout 300 (a sync worker is killed after --timeout seconds on one request,
-    # and a million-row export streams for longer than gunicorn's default 30).
-    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(args.workers), "-b",
+    # Production sets REDIS_URL (the README), so the limiter counts in Redis: a private redis-server here, never
+    # the machine's own.
+    redis = None if args.memory_limiter else start_redis(instance)
+    if redis is not None:
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis[1]}/0"
+    # The README's unit: -w 4 --threads 4 and --timeout 300 (a million-row export streams for longer than
+    # gunicorn's default 30).
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(args.workers),
+                               "--threads", str(args.threads), "-b",
                                f"127.0.0.1:{args.port}", "--timeout", "300", "--log-level", "warning",
                                "api_app:app"],
                               cwd=ROOT, env=env, start_new_session=True)
@@ -147,8 +166,9 @@ def main() -> int:
                                                     args.duration, str(script)),
         }
         load = os.getloadavg()
-        print(f"gunicorn -w {args.workers}, wrk -c {CONNECTIONS}, {args.duration} s each, {args.tickets} tickets; "
-              f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        print(f"gunicorn -w {args.workers} --threads {args.threads}, limiter in "
+              f"{'memory' if redis is None else 'Redis'}, wrk -c {CONNECTIONS}, {args.duration} s each, "
+              f"{args.tickets} tickets; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         print(f"{'endpoint':44s} {'req/s':>8s} {'p50 ms':>8s} {'p95 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
         for label, r in results.items():
             print(f"{label:44s} {r['rps']:8.0f} {r['p50']:8.1f} {r['p95']:8.1f} {r['p99']:8.1f} {r['errors']:7d}")
@@ -156,29 +176,58 @@ def main() -> int:
         listing = results["GET /api/v1/tickets (agent, 25 a page)"]
         sla_status = results["GET /api/v1/tickets/<number>/sla"]
 
-        workers = children(server.pid)
-        before = {pid: memory(pid) for pid in workers}
-        started = time.perf_counter()
-        request = urllib.request.Request(base + "/api/v1/exports/tickets.csv?status=all",
-                                         headers={"Authorization": f"Bearer {tokens['admin']}"})
-        size = lines = 0
-        with urllib.request.urlopen(request, timeout=3600) as response:
-            for line in response:
-                size += len(line)
-                lines += 1
-        elapsed = time.perf_counter() - started
-        after = {pid: memory(pid) for pid in workers}
-        grew = max(workers, key=lambda pid: after[pid][1] - before[pid][1])
-        print(f"CSV export of every ticket (admin): {lines - 1} rows, {size / 1e6:.0f} MB in {elapsed:.1f} s; "
-              f"serving worker's peak RSS {before[grew][1]} MiB before, {after[grew][1]} MiB after "
-              f"(+{after[grew][1] - before[grew][1]} MiB)")
+        if not args.no_export:
+            export(server.pid, base, tokens["admin"])
         print(f"bench api: {listing['p95']:.1f} ms p95 for the ticket list at {listing['rps']:.0f} req/s "
               f"({listing['rps'] / ceiling:.0%} of the bare endpoint's {ceiling:.0f}), SLA status "
               f"{sla_status['p95']:.1f} ms p95 at {sla_status['rps']:.0f} req/s (target < {TARGET_MS} ms)")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        if redis is not None:
+            redis[0].terminate()
+            redis[0].wait(timeout=30)
     return 0
+
+
+def start_redis(instance: str) -> tuple[subprocess.Popen, int]:
+    """A private redis-server on a spare port, and the port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no", "--dir", instance], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return process, port
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("redis-server did not answer")
+
+
+def export(server_pid: int, base: str, token: str) -> None:
+    """Stream the admin's CSV of every ticket; the serving worker's peak RSS before and after."""
+    workers = children(server_pid)
+    before = {pid: memory(pid) for pid in workers}
+    started = time.perf_counter()
+    request = urllib.request.Request(base + "/api/v1/exports/tickets.csv?status=all",
+                                     headers={"Authorization": f"Bearer {token}"})
+    size = lines = 0
+    with urllib.request.urlopen(request, timeout=3600) as response:
+        for line in response:
+            size += len(line)
+            lines += 1
+    elapsed = time.perf_counter() - started
+    after = {pid: memory(pid) for pid in workers}
+    grew = max(workers, key=lambda pid: after[pid][1] - before[pid][1])
+    print(f"CSV export of every ticket (admin): {lines - 1} rows, {size / 1e6:.0f} MB in {elapsed:.1f} s; "
+          f"serving worker's peak RSS {before[grew][1]} MiB before, {after[grew][1]} MiB after "
+          f"(+{after[grew][1] - before[grew][1]} MiB)")
 
 
 if __name__ == "__main__":

@@ -110,10 +110,10 @@ def _works_in(entity_id: int | None) -> bool:
     return ids is None or entity_id in ids
 
 
-def load_ticket(number: str):
+def load_ticket(number: str, options=()):
     """The ticket if the current user may see it (access.find_ticket); an old number of a moved ticket (or a
-    lower-case one) redirects a GET to the number it has now."""
-    ticket = access.find_ticket(db.session, current_user, number)
+    lower-case one) redirects a GET to the number it has now. `options`: loader options for its relations."""
+    ticket = access.find_ticket(db.session, current_user, number, options)
     if ticket is None:
         abort(404)
     if ticket.number != number and request.method == "GET" and request.endpoint:

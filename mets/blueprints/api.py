@@ -4,6 +4,7 @@ the login's limiter; errors as problem+json (mets.errors). The OpenAPI document 
 `operation`s (mets.api.spec); /api/v1/docs renders it for people."""
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context, url_for
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 
 from mets import clock
 from mets.api import auth, spec
@@ -11,6 +12,7 @@ from mets.api import schemas as s
 from mets.api.requests import (Invalid, decode_cursor, encode_cursor, entity_named, load_body, load_query,
                                service_errors, staff_by_email, ticket_filters)
 from mets.extensions import csrf, db, limiter
+from mets.models import Ticket
 from mets.services import hours, sla, tickets
 from mets.services.directory import access, api_tokens, users
 from mets.services.escalation import admin as escalation_admin
@@ -60,7 +62,7 @@ def list_tickets():
     before = decode_cursor(args.get("cursor"))
     items, next_id = search.ticket_feed(db.session, current_user, ticket_filters(db.session, current_user, args),
                                         before, args["limit"])
-    return {"items": [payload.ticket_payload(t) for t in items], "next_cursor": encode_cursor(next_id)}
+    return {"items": [payload.row_payload(row) for row in items], "next_cursor": encode_cursor(next_id)}
 
 
 @bp.post("/tickets")
@@ -133,7 +135,9 @@ def add_reply(number):
 @spec.operation("A ticket's SLA status", tag="SLA", response=s.SlaStatusOut)
 def ticket_sla(number):
     """Each clock of the ticket's SLA rule: its due instant, business minutes used, and whether it was met."""
-    ticket = load_ticket(number)
+    # One statement for the ticket (its scope within), its rule and entity (the calendar's, cached per process:
+    # services.hours), one for its pauses.
+    ticket = load_ticket(number, options=(joinedload(Ticket.sla_rule), joinedload(Ticket.entity)))
     return {"ticket": ticket.number, **payload.sla_payload(ticket),
             "clocks": [payload.clock_payload(state) for state in sla.clocks(db.session, ticket, clock.now())]}
 

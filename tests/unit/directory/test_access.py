@@ -120,3 +120,22 @@ def test_is_member_follows_ancestors(session, org):
     assert not access.is_member(session, sue, org["billing"])
     assert not access.is_member(session, admin, org["acme"])
     assert [e.slug for e in access.ancestors(session, org["emea"])] == ["support", "acme"]
+
+
+def test_the_scope_in_sql_is_the_tree_walk_for_every_kind_of_user(session, org):
+    """find_ticket scopes in the statement (access.worked_in, a recursive query); the lists read the ids first:
+    both must be exactly the memberships' entities and everything below them, for every kind of user."""
+    gus = make_staff(org["billing"])
+    users.set_membership(session, gus, org["globex"], "agent", 1, [])
+    people = [make_staff(is_admin=True), make_staff(org["acme"]), make_staff(org["support"]), make_staff(), gus,
+              org["alice"], org["bob"]]
+    for user in people:
+        ids = access.visible_entity_ids(session, user)
+        if user.is_staff and not user.is_admin:
+            direct = [m.entity_id for m in user.memberships]
+            assert ids == access.with_descendants(session, direct)
+        in_sql = access.scope_in_sql(select(Ticket.number), user).order_by(Ticket.number)
+        assert list(session.scalars(in_sql, access.scope_params(user))) == numbers_seen(session, user)
+        for number in ("ACME-1001", "SUPPORT-1001", "EMEA-1001", "BILLING-1001", "GLOBEX-1001"):
+            found = access.find_ticket(session, user, number)
+            assert (found is not None) == (number in numbers_seen(session, user))
