@@ -130,7 +130,8 @@ def roll_up(app, url: str) -> None:
         print(f"rolled up {DAYS + 1} days: {written} rollup rows with histograms "
               f"in {time.perf_counter() - started:.1f}s")
     with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text("VACUUM ANALYZE metric_rollups"))
+        for table in ("metric_rollups", "metric_entity_rollups", "ticket_rollups"):
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
 
 
 def page(session, user, args):

@@ -23,11 +23,16 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import Date, DateTime, case, cast, delete, func, insert, select, update
 
 from mets import clock
-from mets.models import AppSetting, MetricRollup, ResponseMetric
+from mets.models import AppSetting, MetricEntityRollup, MetricRollup, ResponseMetric, Ticket, TicketRollup
 from mets.services.metrics.histograms import Histogram
 
 HORIZON_KEY = "metrics_archived_before"
 COVERED_KEY = "metrics_rolled_up"
+TICKETS_KEY = "tickets_rolled_up"  # "<first day not rolled up>/<instant>": every ticket created before that day is
+# in `ticket_rollups` as it was at that instant (minus TICKETS_MARGIN), the tickets changed since read raw
+TICKETS_MARGIN = timedelta(minutes=5)  # a change whose `updated_at` was taken before the roll-up read, committed after
+STOPPED = ("resolved", "closed")
+SUMS = ("count", "business_count", "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
 MEASURES = ("business", "duration")  # the rollup's column prefixes: business and calendar (duration) minutes
 RECENT_DAYS = 3  # the periodic job rolls up today and the days before it (reopens change a past day's rows)
 CSV_COLUMNS = ("id", "ticket_id", "metric_type", "seq", "start_at", "end_at", "duration_minutes", "business_minutes",
@@ -136,8 +141,16 @@ def roll_up(session, since: date, until: date, now: datetime | None = None) -> i
     columns = ("day", "entity_id", "metric_type", "priority", "agent_id", "count", "business_count",
                "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
     session.execute(insert(MetricRollup).from_select(columns, query))
+    session.execute(delete(MetricEntityRollup).where(MetricEntityRollup.day >= since, MetricEntityRollup.day < until))
+    r = MetricRollup
+    session.execute(insert(MetricEntityRollup).from_select(
+        ("day", "entity_id", "metric_type", *SUMS),
+        select(r.day, r.entity_id, r.metric_type, *(func.sum(getattr(r, name)) for name in SUMS))
+        .where(r.day >= since, r.day < until).group_by(r.day, r.entity_id, r.metric_type)))
     written = _fill_histograms(session, since, until)
-    _note_rolled_up(session, since, until, now or clock.now())
+    now = now or clock.now()
+    _note_rolled_up(session, since, until, now)
+    roll_up_tickets(session, since, until, now)
     return written
 
 
@@ -159,19 +172,124 @@ def _fill_histograms(session, since: date, until: date) -> int:
                 .execution_options(yield_per=10000)):
             found[ids[(_as_day(row[0]), *row[1:5])]][measure].add_value(row[5], row[6])
     changes = []
-    for row_id, measures in found.items():
+    coarse: dict = {}  # (day, entity, type): the histograms of the entity level, the fine ones summed
+    for key, row_id in ids.items():
+        measures = found[row_id]
         change = {"id": row_id}
+        summed = coarse.setdefault(key[:3], {m: Histogram() for m in MEASURES})
         for measure, histogram in measures.items():
             change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
+            summed[measure].bins.update(histogram.bins)
         changes.append(change)
     if changes:
         session.execute(update(MetricRollup), changes)
+    e = MetricEntityRollup
+    coarse_changes = []
+    for row_id, *key in session.execute(select(e.id, e.day, e.entity_id, e.metric_type)
+                                        .where(e.day >= since, e.day < until)):
+        change = {"id": row_id}
+        for measure, histogram in coarse.get(tuple(key), {m: Histogram() for m in MEASURES}).items():
+            change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
+        coarse_changes.append(change)
+    if coarse_changes:
+        session.execute(update(MetricEntityRollup), coarse_changes)
+    fill_running(session, since)
     return len(ids)
+
+
+def fill_running(session, since: date) -> int:
+    """Rewrite the running histograms of the entity level from `since` on (every later day's includes the days
+    rewritten): per entity and type, the running one of the last day before `since`, plus each day's in turn."""
+    e = MetricEntityRollup
+    running: dict = {}
+    last = select(e.entity_id, e.metric_type, func.max(e.day).label("day")).where(e.day < since) \
+        .group_by(e.entity_id, e.metric_type).subquery()
+    for entity_id, metric_type, *stored in session.execute(
+            select(e.entity_id, e.metric_type, *(getattr(e, f"{m}_run_{p}") for m in MEASURES
+                                                 for p in ("bins", "counts")))
+            .join(last, (e.entity_id == last.c.entity_id) & (e.metric_type == last.c.metric_type)
+                  & (e.day == last.c.day))):
+        histograms = running[(entity_id, metric_type)] = {m: Histogram() for m in MEASURES}
+        for i, m in enumerate(MEASURES):
+            histograms[m].add_bins(stored[2 * i], stored[2 * i + 1])
+    changes = []
+    for row_id, entity_id, metric_type, *stored in session.execute(
+            select(e.id, e.entity_id, e.metric_type, *(getattr(e, f"{m}_{p}") for m in MEASURES
+                                                       for p in ("bins", "bin_counts")))
+            .where(e.day >= since).order_by(e.entity_id, e.metric_type, e.day)):
+        histograms = running.setdefault((entity_id, metric_type), {m: Histogram() for m in MEASURES})
+        change = {"id": row_id}
+        for i, m in enumerate(MEASURES):
+            histograms[m].add_bins(stored[2 * i], stored[2 * i + 1])
+            change[f"{m}_run_bins"], change[f"{m}_run_counts"] = histograms[m].stored()
+        changes.append(change)
+    if changes:
+        session.execute(update(MetricEntityRollup), changes)
+    return len(changes)
 
 
 def _as_day(value) -> date:
     """A UTC day as the database gives it back (SQLite's date() is a string)."""
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+# --- the tickets ---------------------------------------------------------------------------------------------
+
+def tickets_rolled_up(session) -> tuple[date, datetime] | None:
+    """(the first created day not in `ticket_rollups`, the instant from which changed tickets are read raw), or None:
+    nothing rolled up yet (the dashboard counts the tickets raw)."""
+    setting = session.get(AppSetting, TICKETS_KEY)
+    if setting is None or not setting.value:
+        return None
+    day, at = setting.value.split("/")
+    return date.fromisoformat(day), datetime.fromisoformat(at)
+
+
+def changed_days(session, until: date, since: datetime) -> set[date]:
+    """The UTC days before `until` on which the tickets changed at or after `since` were created: their rows in
+    `ticket_rollups` may be stale (the ticket's `updated_at` index)."""
+    day = day_of(session, Ticket.created_at)
+    return {_as_day(d) for d in session.scalars(select(day).where(
+        Ticket.updated_at >= since, Ticket.created_at < _instant(until)).distinct())}
+
+
+def roll_up_tickets(session, since: date, until: date, now: datetime) -> int:
+    """Rewrite `ticket_rollups` for the tickets created on the days [since, until) before today, on the days between
+    the last roll-up and them, and on the days of the tickets changed since the last roll-up (the first time: every
+    day before today); the number of rows written."""
+    today = now.astimezone(timezone.utc).date()
+    found = tickets_rolled_up(session)
+    until = min(until, today)
+    if found is None:
+        first = session.scalar(select(func.min(Ticket.created_at)))
+        since = min(since, first.astimezone(timezone.utc).date() if first is not None else since)
+        ranges, after = [(since, until)], until
+    else:
+        after, mark = found
+        # The days asked for, and those between the last roll-up and them (a later range leaves no gap).
+        ranges = [(min(since, after), until) if until >= after else (since, until)]
+        ranges += [(d, d + timedelta(days=1)) for d in sorted(changed_days(session, after, mark))
+                   if not ranges[0][0] <= d < ranges[0][1]]
+        after = max(after, until)
+    written = sum(_write_ticket_days(session, start, end) for start, end in ranges if start < end)
+    _set_setting(session, TICKETS_KEY, f"{after.isoformat()}/{(now - TICKETS_MARGIN).isoformat()}")
+    return written
+
+
+def _write_ticket_days(session, since: date, until: date) -> int:
+    """Rewrite the `ticket_rollups` of the tickets created on the days [since, until) (one grouped INSERT ... SELECT
+    on `ix_tickets_created_at`)."""
+    t, tr = Ticket, TicketRollup
+    session.execute(delete(tr).where(tr.created_day >= since, tr.created_day < until))
+    created = day_of(session, t.created_at)
+    resolved = case((t.status.in_(STOPPED), day_of(session, t.resolved_at)), else_=None)
+    query = (select(created, t.status, resolved, t.entity_id, t.priority, t.assignee_id, func.count(),
+                    func.min(t.created_at))
+             .where(t.created_at >= _instant(since), t.created_at < _instant(until))
+             .group_by(created, t.status, resolved, t.entity_id, t.priority, t.assignee_id))
+    result = session.execute(insert(tr).from_select(
+        ("created_day", "status", "resolved_day", "entity_id", "priority", "assignee_id", "count", "oldest"), query))
+    return result.rowcount or 0
 
 
 def roll_up_recent(session, today: date, days: int = RECENT_DAYS) -> int:

@@ -20,7 +20,7 @@ from math import floor
 
 from sqlalchemy import false, func, select, true
 
-from mets.models import MetricRollup, ResponseMetric
+from mets.models import MetricEntityRollup, MetricRollup, ResponseMetric
 from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE
 from mets.services.directory import access
 from mets.services.metrics import rollups
@@ -109,6 +109,9 @@ class _Split:
 
     rolled: list  # on metric_rollups
     raw: list  # on response_metrics
+    coarse: list | None = None  # on metric_entity_rollups, when no priority or agent filter applies
+    days: tuple = ()  # (first, raw_since): the days read from the rollups
+    scope: set | None = None  # the entity ids (None: every entity)
 
 
 def _split(session, user, entity_ids, since, until, priority, agent_id) -> _Split | None:
@@ -120,16 +123,22 @@ def _split(session, user, entity_ids, since, until, priority, agent_id) -> _Spli
     if raw_since <= first:
         return None
     scope = entity_scope(session, user, entity_ids)
+    e = MetricEntityRollup
+    coarse = None if priority or agent_id is not None else [e.day >= first, e.day < raw_since,
+                                                            *_filters(e, scope, None, None)]
     return _Split(rolled=[MetricRollup.day >= first, MetricRollup.day < raw_since,
                           *_filters(MetricRollup, scope, priority, agent_id)],
-                  raw=scoped_conditions(session, user, entity_ids, raw_since, after, priority, agent_id))
+                  raw=scoped_conditions(session, user, entity_ids, raw_since, after, priority, agent_id),
+                  coarse=coarse, days=(first, raw_since), scope=scope)
 
 
 def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[dict, dict]:
     """From the rollups and the raw rows after them: {(group, measure): Distribution} and {(group, within): count}
-    of the rows of `kinds`, grouped by the column named `key` (metric_type, agent_id, entity_id, priority)."""
-    r, rm = MetricRollup, ResponseMetric
-    rolled = [*split.rolled, r.metric_type.in_(kinds)]
+    of the rows of `kinds`, grouped by the column named `key` (metric_type, agent_id, entity_id, priority). Without
+    a priority or agent filter, and not grouped by either, the entity level of the rollups (fewer bins to merge)."""
+    coarse = split.coarse is not None and key in ("metric_type", "entity_id")
+    r, rm = (MetricEntityRollup if coarse else MetricRollup), ResponseMetric
+    rolled = [*(split.coarse if coarse else split.rolled), r.metric_type.in_(kinds)]
     raw = [*split.raw, rm.metric_type.in_(kinds)]
     counts: dict = {}
     found = {measure: {} for measure in measures}
@@ -151,8 +160,12 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
     times = {}
     for measure in measures:
         prefix = ROLLUP_MEASURES[measure]
-        _merge_bins(session, found[measure], getattr(r, key), getattr(r, f"{prefix}_bins"),
-                    getattr(r, f"{prefix}_bin_counts"), rolled)
+        if coarse:  # the running histograms of the period's last day minus those of the day before it
+            for day, sign in ((split.days[1], 1), (split.days[0], -1)):
+                _merge_running(session, found[measure], key, prefix, kinds, split.scope, day, sign)
+        else:
+            _merge_bins(session, found[measure], r, getattr(r, key), getattr(r, f"{prefix}_bins"),
+                        getattr(r, f"{prefix}_bin_counts"), rolled)
         column = MEASURES[measure]
         for group, value, n in session.execute(
                 select(getattr(rm, key), column, func.count()).where(*raw, column.is_not(None))
@@ -165,18 +178,44 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
     return times, counts
 
 
-def _merge_bins(session, found: dict, key, bins, counts, where) -> None:
+def _merge_bins(session, found: dict, table, key, bins, counts, where) -> None:
     """Add the rollups' stored bins to each group's histogram: summed in SQL on PostgreSQL (unnest: one row per
     group and bin comes back), in Python elsewhere."""
     if session.get_bind().dialect.name == "postgresql":
         pairs = func.unnest(bins, counts).table_valued("bin", "n").render_derived(name="h")
+        current, into = object(), None
         for group, b, n in session.execute(
-                select(key, pairs.c.bin, func.sum(pairs.c.n)).select_from(MetricRollup).join(pairs, true())
+                select(key, pairs.c.bin, func.sum(pairs.c.n)).select_from(table).join(pairs, true())
                 .where(*where).group_by(key, pairs.c.bin)):
-            found.setdefault(group, Histogram()).add_bins([b], [int(n)])
+            if group != current:  # rows come grouped: look the histogram up once per run of a group
+                current, into = group, found.setdefault(group, Histogram()).bins
+            into[b] += int(n)
         return
     for group, stored_bins, stored_counts in session.execute(select(key, bins, counts).where(*where)):
         found.setdefault(group, Histogram()).add_bins(stored_bins, stored_counts)
+
+
+def _merge_running(session, found: dict, key: str, prefix: str, kinds, scope, before: date, sign: int) -> None:
+    """Add (`sign` 1) or take away (-1) the running histograms of the entity level as they stood before `before`
+    (each entity and type's last row before it), per group: the column named `key` (metric_type, entity_id)."""
+    e = MetricEntityRollup
+    last = select(e.entity_id, e.metric_type, func.max(e.day).label("day")) \
+        .where(e.day < before, e.metric_type.in_(kinds), *_filters(e, scope, None, None)) \
+        .group_by(e.entity_id, e.metric_type).subquery()
+    on = (e.entity_id == last.c.entity_id) & (e.metric_type == last.c.metric_type) & (e.day == last.c.day)
+    bins, counts = getattr(e, f"{prefix}_run_bins"), getattr(e, f"{prefix}_run_counts")
+    group = getattr(e, key)
+    if session.get_bind().dialect.name == "postgresql":
+        pairs = func.unnest(bins, counts).table_valued("bin", "n").render_derived(name="h")
+        rows = session.execute(select(group, pairs.c.bin, func.sum(pairs.c.n)).select_from(e).join(last, on)
+                               .join(pairs, true()).group_by(group, pairs.c.bin))
+        for g, b, n in rows:
+            found.setdefault(g, Histogram()).bins[b] += sign * int(n)
+        return
+    for g, stored_bins, stored_counts in session.execute(select(group, bins, counts).join(last, on)):
+        histogram = found.setdefault(g, Histogram())
+        for b, n in zip(stored_bins or (), stored_counts or ()):
+            histogram.bins[b] += sign * n
 
 
 def summary(session, user, entity_ids, since, until, priority: str | None = None,
