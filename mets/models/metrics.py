@@ -98,14 +98,11 @@ class MetricRollup(db.Model):
         return f"<MetricRollup {self.day} {self.metric_type} entity {self.entity_id}>"
 
 
-class MetricEntityRollup(db.Model):
-    """The coarse level of `metric_rollups` (migration 0026): one UTC day's completed rows of one entity and metric
-    type, every priority and agent together (the same sums, counts and histograms, summed), and the running
-    histograms up to that day. What a page without a priority or agent filter reads."""
-
-    __tablename__ = "metric_entity_rollups"
-    __table_args__ = (Index("ix_metric_entity_rollups_day", "day", "entity_id"),
-                      Index("ix_metric_entity_rollups_running", "entity_id", "metric_type", "day"))
+class _CoarseRollup:
+    """The columns of a coarse level of `metric_rollups` (migration 0026): the same sums, counts and histograms,
+    summed over the priorities (and the agents), and the running histograms: every day's of the same key up to this
+    one, summed (rollups.fill_running). A period's histogram is the running one of its last day minus that of the
+    day before it: two rows per key to merge, however long the period."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date)
@@ -122,16 +119,38 @@ class MetricEntityRollup(db.Model):
     business_bin_counts: Mapped[list | None] = mapped_column(INT_LIST)
     duration_bins: Mapped[list | None] = mapped_column(INT_LIST)
     duration_bin_counts: Mapped[list | None] = mapped_column(INT_LIST)
-    # The running histograms: every day's of this entity and type up to this one, summed (rollups.fill_running). A
-    # period's histogram is the running one of its last day minus that of the day before it: two rows per entity and
-    # type to merge, however long the period.
     business_run_bins: Mapped[list | None] = mapped_column(INT_LIST)
     business_run_counts: Mapped[list | None] = mapped_column(INT_LIST)
     duration_run_bins: Mapped[list | None] = mapped_column(INT_LIST)
     duration_run_counts: Mapped[list | None] = mapped_column(INT_LIST)
 
+
+class MetricEntityRollup(_CoarseRollup, db.Model):
+    """Per UTC day, entity and metric type (every priority and agent together): what a page without a priority or
+    agent filter reads."""
+
+    __tablename__ = "metric_entity_rollups"
+    __table_args__ = (Index("ix_metric_entity_rollups_day", "day", "entity_id"),
+                      Index("ix_metric_entity_rollups_running", "entity_id", "metric_type", "day"))
+    KEYS = ("entity_id", "metric_type")
+
     def __repr__(self):
         return f"<MetricEntityRollup {self.day} {self.metric_type} entity {self.entity_id}>"
+
+
+class MetricAgentRollup(_CoarseRollup, db.Model):
+    """Per UTC day, entity, metric type and agent (every priority together): the per-agent table, and a page
+    filtered to one agent, without a priority filter."""
+
+    __tablename__ = "metric_agent_rollups"
+    __table_args__ = (Index("ix_metric_agent_rollups_day", "day", "entity_id"),
+                      Index("ix_metric_agent_rollups_running", "entity_id", "metric_type", "agent_id", "day"))
+    KEYS = ("entity_id", "metric_type", "agent_id")
+
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    def __repr__(self):
+        return f"<MetricAgentRollup {self.day} {self.metric_type} entity {self.entity_id} agent {self.agent_id}>"
 
 
 class TicketRollup(db.Model):

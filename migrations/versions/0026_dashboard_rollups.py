@@ -32,33 +32,14 @@ DUE_COVERED = ("status", "assignee_id", "entity_id", "priority")
 
 def upgrade():
     int_list = sa.JSON().with_variant(postgresql.ARRAY(sa.Integer()), "postgresql")
-    op.create_table('metric_entity_rollups',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('day', sa.Date(), nullable=False),
-    sa.Column('entity_id', sa.Integer(), nullable=False),
-    sa.Column('metric_type', sa.String(length=30), nullable=False),
-    sa.Column('count', sa.Integer(), nullable=False),
-    sa.Column('business_count', sa.Integer(), nullable=False),
-    sa.Column('business_minutes', sa.Float(), nullable=False),
-    sa.Column('duration_count', sa.Integer(), nullable=False),
-    sa.Column('duration_minutes', sa.Float(), nullable=False),
-    sa.Column('within_sla', sa.Integer(), nullable=False),
-    sa.Column('breached', sa.Integer(), nullable=False),
-    sa.Column('business_bins', int_list, nullable=True),
-    sa.Column('business_bin_counts', int_list, nullable=True),
-    sa.Column('duration_bins', int_list, nullable=True),
-    sa.Column('duration_bin_counts', int_list, nullable=True),
-    sa.Column('business_run_bins', int_list, nullable=True),
-    sa.Column('business_run_counts', int_list, nullable=True),
-    sa.Column('duration_run_bins', int_list, nullable=True),
-    sa.Column('duration_run_counts', int_list, nullable=True),
-    sa.ForeignKeyConstraint(['entity_id'], ['entities.id'], name=op.f('fk_metric_entity_rollups_entity_id_entities'),
-                            ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_metric_entity_rollups'))
-    )
+    _coarse_table('metric_entity_rollups', int_list)
     op.create_index('ix_metric_entity_rollups_day', 'metric_entity_rollups', ['day', 'entity_id'], unique=False)
     op.create_index('ix_metric_entity_rollups_running', 'metric_entity_rollups', ['entity_id', 'metric_type', 'day'],
                     unique=False)
+    _coarse_table('metric_agent_rollups', int_list, agent=True)
+    op.create_index('ix_metric_agent_rollups_day', 'metric_agent_rollups', ['day', 'entity_id'], unique=False)
+    op.create_index('ix_metric_agent_rollups_running', 'metric_agent_rollups',
+                    ['entity_id', 'metric_type', 'agent_id', 'day'], unique=False)
     op.create_table('ticket_rollups',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('created_day', sa.Date(), nullable=False),
@@ -82,44 +63,74 @@ def upgrade():
     op.drop_index('ix_tickets_sla_nearest_due', table_name='tickets')
     op.create_index('ix_tickets_sla_nearest_due', 'tickets', ['sla_nearest_due'], unique=False,
                     postgresql_include=list(DUE_COVERED))
-    _fill_entity_level(int_list)
+    _fill_level(int_list, 'metric_entity_rollups', ("entity_id", "metric_type"))
+    _fill_level(int_list, 'metric_agent_rollups', ("entity_id", "metric_type", "agent_id"))
 
 
-def _fill_entity_level(int_list):
-    """The coarse rows of every day already rolled up: the fine rows' sums and histograms, summed per day, entity
-    and type (in Python: the same on PostgreSQL and SQLite; ~40 thousand rows at a million tickets)."""
+def _coarse_table(name, int_list, agent=False):
+    op.create_table(name,
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('entity_id', sa.Integer(), nullable=False),
+    sa.Column('metric_type', sa.String(length=30), nullable=False),
+    *([sa.Column('agent_id', sa.Integer(), nullable=True)] if agent else []),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('business_count', sa.Integer(), nullable=False),
+    sa.Column('business_minutes', sa.Float(), nullable=False),
+    sa.Column('duration_count', sa.Integer(), nullable=False),
+    sa.Column('duration_minutes', sa.Float(), nullable=False),
+    sa.Column('within_sla', sa.Integer(), nullable=False),
+    sa.Column('breached', sa.Integer(), nullable=False),
+    *(sa.Column(f"{m}_{part}", int_list, nullable=True) for m in MEASURES
+      for part in ("bins", "bin_counts", "run_bins", "run_counts")),
+    sa.ForeignKeyConstraint(['entity_id'], ['entities.id'], name=op.f(f'fk_{name}_entity_id_entities'),
+                            ondelete='CASCADE'),
+    *([sa.ForeignKeyConstraint(['agent_id'], ['users.id'], name=op.f(f'fk_{name}_agent_id_users'),
+                               ondelete='SET NULL')] if agent else []),
+    sa.PrimaryKeyConstraint('id', name=op.f(f'pk_{name}'))
+    )
+
+
+def _fill_level(int_list, name, keys):
+    """The coarse rows of every day already rolled up: the fine rows' sums and histograms, summed per day and `keys`,
+    with the running histograms (in Python: the same on PostgreSQL and SQLite; ~40 thousand rows at a million
+    tickets)."""
     histogram_columns = [sa.column(f"{m}_{part}", int_list) for m in MEASURES for part in ("bins", "bin_counts")]
     fine = sa.table("metric_rollups", sa.column("day"), sa.column("entity_id"), sa.column("metric_type"),
-                    *(sa.column(name) for name in SUMS), *histogram_columns)
-    coarse = sa.table("metric_entity_rollups", sa.column("day"), sa.column("entity_id"), sa.column("metric_type"),
-                      *(sa.column(name) for name in SUMS),
+                    sa.column("agent_id"), *(sa.column(column) for column in SUMS), *histogram_columns)
+    coarse = sa.table(name, sa.column("day"), *(sa.column(key) for key in keys),
+                      *(sa.column(column) for column in SUMS),
                       *(sa.column(f"{m}_{part}", int_list) for m in MEASURES
                         for part in ("bins", "bin_counts", "run_bins", "run_counts")))
     bind = op.get_bind()
     found: dict = {}
     for row in bind.execute(sa.select(fine)).mappings():
-        key = (row["day"], row["entity_id"], row["metric_type"])
+        key = (row["day"], *(row[k] for k in keys))
         sums, bins = found.setdefault(key, ([0] * len(SUMS), {m: Counter() for m in MEASURES}))
-        for i, name in enumerate(SUMS):
-            sums[i] += row[name] or 0
+        for i, column in enumerate(SUMS):
+            sums[i] += row[column] or 0
         for m in MEASURES:
             for b, n in zip(row[f"{m}_bins"] or (), row[f"{m}_bin_counts"] or ()):
                 bins[m][b] += n
     rows, running, last = [], {}, None
-    for (day, entity_id, metric_type), (sums, bins) in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][2],
-                                                                                            kv[0][0])):
-        if (entity_id, metric_type) != last:
-            running, last = {m: Counter() for m in MEASURES}, (entity_id, metric_type)
-        row = {"day": day, "entity_id": entity_id, "metric_type": metric_type, **dict(zip(SUMS, sums))}
+    for (day, *key), (sums, bins) in sorted(found.items(), key=lambda kv: (*(_sortable(v) for v in kv[0][1:]),
+                                                                           kv[0][0])):
+        if key != last:
+            running, last = {m: Counter() for m in MEASURES}, key
+        row = {"day": day, **dict(zip(keys, key)), **dict(zip(SUMS, sums))}
         for m in MEASURES:
-            keys = sorted(b for b, n in bins[m].items() if n)
-            row[f"{m}_bins"], row[f"{m}_bin_counts"] = keys, [bins[m][b] for b in keys]
+            stored = sorted(b for b, n in bins[m].items() if n)
+            row[f"{m}_bins"], row[f"{m}_bin_counts"] = stored, [bins[m][b] for b in stored]
             running[m].update(bins[m])
-            keys = sorted(b for b, n in running[m].items() if n)
-            row[f"{m}_run_bins"], row[f"{m}_run_counts"] = keys, [running[m][b] for b in keys]
+            stored = sorted(b for b, n in running[m].items() if n)
+            row[f"{m}_run_bins"], row[f"{m}_run_counts"] = stored, [running[m][b] for b in stored]
         rows.append(row)
     for start in range(0, len(rows), 5000):
         bind.execute(sa.insert(coarse), rows[start:start + 5000])
+
+
+def _sortable(value):
+    return (value is not None, value if value is not None else 0)
 
 
 def downgrade():
@@ -129,6 +140,9 @@ def downgrade():
     op.drop_index('ix_ticket_rollups_resolved', table_name='ticket_rollups')
     op.drop_index('ix_ticket_rollups_created', table_name='ticket_rollups')
     op.drop_table('ticket_rollups')
+    op.drop_index('ix_metric_agent_rollups_running', table_name='metric_agent_rollups')
+    op.drop_index('ix_metric_agent_rollups_day', table_name='metric_agent_rollups')
+    op.drop_table('metric_agent_rollups')
     op.drop_index('ix_metric_entity_rollups_running', table_name='metric_entity_rollups')
     op.drop_index('ix_metric_entity_rollups_day', table_name='metric_entity_rollups')
     op.drop_table('metric_entity_rollups')

@@ -20,10 +20,11 @@ import csv
 import gzip
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import Date, DateTime, case, cast, delete, func, insert, select, update
+from sqlalchemy import Date, DateTime, and_, case, cast, delete, func, insert, or_, select, update
 
 from mets import clock
-from mets.models import AppSetting, MetricEntityRollup, MetricRollup, ResponseMetric, Ticket, TicketRollup
+from mets.models import (AppSetting, MetricAgentRollup, MetricEntityRollup, MetricRollup, ResponseMetric, Ticket,
+                         TicketRollup)
 from mets.services.metrics.histograms import Histogram
 
 HORIZON_KEY = "metrics_archived_before"
@@ -32,6 +33,7 @@ TICKETS_KEY = "tickets_rolled_up"  # "<first day not rolled up>/<instant>": ever
 # in `ticket_rollups` as it was at that instant (minus TICKETS_MARGIN), the tickets changed since read raw
 TICKETS_MARGIN = timedelta(minutes=5)  # a change whose `updated_at` was taken before the roll-up read, committed after
 STOPPED = ("resolved", "closed")
+LEVELS = (MetricEntityRollup, MetricAgentRollup)  # the coarse levels (their KEYS: what they keep apart)
 SUMS = ("count", "business_count", "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
 MEASURES = ("business", "duration")  # the rollup's column prefixes: business and calendar (duration) minutes
 RECENT_DAYS = 3  # the periodic job rolls up today and the days before it (reopens change a past day's rows)
@@ -141,12 +143,13 @@ def roll_up(session, since: date, until: date, now: datetime | None = None) -> i
     columns = ("day", "entity_id", "metric_type", "priority", "agent_id", "count", "business_count",
                "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
     session.execute(insert(MetricRollup).from_select(columns, query))
-    session.execute(delete(MetricEntityRollup).where(MetricEntityRollup.day >= since, MetricEntityRollup.day < until))
     r = MetricRollup
-    session.execute(insert(MetricEntityRollup).from_select(
-        ("day", "entity_id", "metric_type", *SUMS),
-        select(r.day, r.entity_id, r.metric_type, *(func.sum(getattr(r, name)) for name in SUMS))
-        .where(r.day >= since, r.day < until).group_by(r.day, r.entity_id, r.metric_type)))
+    for level in LEVELS:
+        keys = [getattr(r, k) for k in level.KEYS]
+        session.execute(delete(level).where(level.day >= since, level.day < until))
+        session.execute(insert(level).from_select(
+            ("day", *level.KEYS, *SUMS), select(r.day, *keys, *(func.sum(getattr(r, name)) for name in SUMS))
+            .where(r.day >= since, r.day < until).group_by(r.day, *keys)))
     written = _fill_histograms(session, since, until)
     now = now or clock.now()
     _note_rolled_up(session, since, until, now)
@@ -172,60 +175,68 @@ def _fill_histograms(session, since: date, until: date) -> int:
                 .execution_options(yield_per=10000)):
             found[ids[(_as_day(row[0]), *row[1:5])]][measure].add_value(row[5], row[6])
     changes = []
-    coarse: dict = {}  # (day, entity, type): the histograms of the entity level, the fine ones summed
+    fine = ("day", "entity_id", "metric_type", "priority", "agent_id")
+    picks = {level: [fine.index(k) for k in ("day", *level.KEYS)] for level in LEVELS}
+    coarse: dict = {level: {} for level in LEVELS}  # per level, (day, *KEYS): the fine histograms summed
     for key, row_id in ids.items():
         measures = found[row_id]
         change = {"id": row_id}
-        summed = coarse.setdefault(key[:3], {m: Histogram() for m in MEASURES})
         for measure, histogram in measures.items():
             change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
-            summed[measure].bins.update(histogram.bins)
+        for level in LEVELS:
+            summed = coarse[level].setdefault(tuple(key[i] for i in picks[level]),
+                                              {m: Histogram() for m in MEASURES})
+            for measure, histogram in measures.items():
+                summed[measure].bins.update(histogram.bins)
         changes.append(change)
     if changes:
         session.execute(update(MetricRollup), changes)
-    e = MetricEntityRollup
-    coarse_changes = []
-    for row_id, *key in session.execute(select(e.id, e.day, e.entity_id, e.metric_type)
-                                        .where(e.day >= since, e.day < until)):
-        change = {"id": row_id}
-        for measure, histogram in coarse.get(tuple(key), {m: Histogram() for m in MEASURES}).items():
-            change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
-        coarse_changes.append(change)
-    if coarse_changes:
-        session.execute(update(MetricEntityRollup), coarse_changes)
-    fill_running(session, since)
+    for level in LEVELS:
+        level_changes = []
+        for row_id, *key in session.execute(select(level.id, level.day, *(getattr(level, k) for k in level.KEYS))
+                                            .where(level.day >= since, level.day < until)):
+            change = {"id": row_id}
+            for measure, histogram in coarse[level].get(tuple(key), {m: Histogram() for m in MEASURES}).items():
+                change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
+            level_changes.append(change)
+        if level_changes:
+            session.execute(update(level), level_changes)
+        fill_running(session, level, since)
     return len(ids)
 
 
-def fill_running(session, since: date) -> int:
-    """Rewrite the running histograms of the entity level from `since` on (every later day's includes the days
-    rewritten): per entity and type, the running one of the last day before `since`, plus each day's in turn."""
-    e = MetricEntityRollup
+def fill_running(session, level, since: date) -> int:
+    """Rewrite the running histograms of a coarse level from `since` on (every later day's includes the days
+    rewritten): per key (`level.KEYS`), the running one of its last day before `since`, plus each day's in turn."""
+    keys = [getattr(level, k) for k in level.KEYS]
     running: dict = {}
-    last = select(e.entity_id, e.metric_type, func.max(e.day).label("day")).where(e.day < since) \
-        .group_by(e.entity_id, e.metric_type).subquery()
-    for entity_id, metric_type, *stored in session.execute(
-            select(e.entity_id, e.metric_type, *(getattr(e, f"{m}_run_{p}") for m in MEASURES
-                                                 for p in ("bins", "counts")))
-            .join(last, (e.entity_id == last.c.entity_id) & (e.metric_type == last.c.metric_type)
-                  & (e.day == last.c.day))):
-        histograms = running[(entity_id, metric_type)] = {m: Histogram() for m in MEASURES}
+    last = select(*keys, func.max(level.day).label("day")).where(level.day < since).group_by(*keys).subquery()
+    on = and_(level.day == last.c.day, *(_same(getattr(level, k), last.c[k]) for k in level.KEYS))
+    run_columns = [getattr(level, f"{m}_run_{p}") for m in MEASURES for p in ("bins", "counts")]
+    for row in session.execute(select(*keys, *run_columns).join(last, on)):
+        histograms = running[tuple(row[:len(keys)])] = {m: Histogram() for m in MEASURES}
+        stored = row[len(keys):]
         for i, m in enumerate(MEASURES):
             histograms[m].add_bins(stored[2 * i], stored[2 * i + 1])
     changes = []
-    for row_id, entity_id, metric_type, *stored in session.execute(
-            select(e.id, e.entity_id, e.metric_type, *(getattr(e, f"{m}_{p}") for m in MEASURES
-                                                       for p in ("bins", "bin_counts")))
-            .where(e.day >= since).order_by(e.entity_id, e.metric_type, e.day)):
-        histograms = running.setdefault((entity_id, metric_type), {m: Histogram() for m in MEASURES})
-        change = {"id": row_id}
+    day_columns = [getattr(level, f"{m}_{p}") for m in MEASURES for p in ("bins", "bin_counts")]
+    for row in session.execute(select(level.id, *keys, *day_columns).where(level.day >= since)
+                               .order_by(*keys, level.day)):
+        histograms = running.setdefault(tuple(row[1:1 + len(keys)]), {m: Histogram() for m in MEASURES})
+        stored = row[1 + len(keys):]
+        change = {"id": row[0]}
         for i, m in enumerate(MEASURES):
             histograms[m].add_bins(stored[2 * i], stored[2 * i + 1])
             change[f"{m}_run_bins"], change[f"{m}_run_counts"] = histograms[m].stored()
         changes.append(change)
     if changes:
-        session.execute(update(MetricEntityRollup), changes)
+        session.execute(update(level), changes)
     return len(changes)
+
+
+def _same(column, other):
+    """column = other, NULLs equal (no agent is a key like any other)."""
+    return or_(column == other, and_(column.is_(None), other.is_(None)))
 
 
 def _as_day(value) -> date:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from math import floor
 
-from sqlalchemy import false, func, select, true
+from sqlalchemy import and_, false, func, or_, select, true
 
-from mets.models import MetricEntityRollup, MetricRollup, ResponseMetric
+from mets.models import MetricAgentRollup, MetricEntityRollup, MetricRollup, ResponseMetric
 from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE
 from mets.services.directory import access
 from mets.services.metrics import rollups
@@ -109,9 +109,24 @@ class _Split:
 
     rolled: list  # on metric_rollups
     raw: list  # on response_metrics
-    coarse: list | None = None  # on metric_entity_rollups, when no priority or agent filter applies
     days: tuple = ()  # (first, raw_since): the days read from the rollups
     scope: set | None = None  # the entity ids (None: every entity)
+    priority: str | None = None
+    agent_id: int | None = None
+
+    def level(self, key: str):
+        """The coarsest rollup level that keeps apart what a figure grouped by `key` and these filters need."""
+        if not self.priority:
+            for level in (MetricEntityRollup, MetricAgentRollup):
+                if key in level.KEYS and (self.agent_id is None or "agent_id" in level.KEYS):
+                    return level
+        return MetricRollup
+
+    def conditions(self, level) -> list:
+        if level is MetricRollup:
+            return self.rolled
+        agent_id = self.agent_id if "agent_id" in level.KEYS else None
+        return [level.day >= self.days[0], level.day < self.days[1], *_filters(level, self.scope, None, agent_id)]
 
 
 def _split(session, user, entity_ids, since, until, priority, agent_id) -> _Split | None:
@@ -123,22 +138,19 @@ def _split(session, user, entity_ids, since, until, priority, agent_id) -> _Spli
     if raw_since <= first:
         return None
     scope = entity_scope(session, user, entity_ids)
-    e = MetricEntityRollup
-    coarse = None if priority or agent_id is not None else [e.day >= first, e.day < raw_since,
-                                                            *_filters(e, scope, None, None)]
     return _Split(rolled=[MetricRollup.day >= first, MetricRollup.day < raw_since,
                           *_filters(MetricRollup, scope, priority, agent_id)],
                   raw=scoped_conditions(session, user, entity_ids, raw_since, after, priority, agent_id),
-                  coarse=coarse, days=(first, raw_since), scope=scope)
+                  days=(first, raw_since), scope=scope, priority=priority, agent_id=agent_id)
 
 
 def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[dict, dict]:
     """From the rollups and the raw rows after them: {(group, measure): Distribution} and {(group, within): count}
     of the rows of `kinds`, grouped by the column named `key` (metric_type, agent_id, entity_id, priority). Without
     a priority or agent filter, and not grouped by either, the entity level of the rollups (fewer bins to merge)."""
-    coarse = split.coarse is not None and key in ("metric_type", "entity_id")
-    r, rm = (MetricEntityRollup if coarse else MetricRollup), ResponseMetric
-    rolled = [*(split.coarse if coarse else split.rolled), r.metric_type.in_(kinds)]
+    r, rm = split.level(key), ResponseMetric
+    coarse = r is not MetricRollup
+    rolled = [*split.conditions(r), r.metric_type.in_(kinds)]
     raw = [*split.raw, rm.metric_type.in_(kinds)]
     counts: dict = {}
     found = {measure: {} for measure in measures}
@@ -162,7 +174,7 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
         prefix = ROLLUP_MEASURES[measure]
         if coarse:  # the running histograms of the period's last day minus those of the day before it
             for day, sign in ((split.days[1], 1), (split.days[0], -1)):
-                _merge_running(session, found[measure], key, prefix, kinds, split.scope, day, sign)
+                _merge_running(session, found[measure], r, key, prefix, kinds, split, day, sign)
         else:
             _merge_bins(session, found[measure], r, getattr(r, key), getattr(r, f"{prefix}_bins"),
                         getattr(r, f"{prefix}_bin_counts"), rolled)
@@ -195,19 +207,23 @@ def _merge_bins(session, found: dict, table, key, bins, counts, where) -> None:
         found.setdefault(group, Histogram()).add_bins(stored_bins, stored_counts)
 
 
-def _merge_running(session, found: dict, key: str, prefix: str, kinds, scope, before: date, sign: int) -> None:
-    """Add (`sign` 1) or take away (-1) the running histograms of the entity level as they stood before `before`
-    (each entity and type's last row before it), per group: the column named `key` (metric_type, entity_id)."""
-    e = MetricEntityRollup
-    last = select(e.entity_id, e.metric_type, func.max(e.day).label("day")) \
-        .where(e.day < before, e.metric_type.in_(kinds), *_filters(e, scope, None, None)) \
-        .group_by(e.entity_id, e.metric_type).subquery()
-    on = (e.entity_id == last.c.entity_id) & (e.metric_type == last.c.metric_type) & (e.day == last.c.day)
-    bins, counts = getattr(e, f"{prefix}_run_bins"), getattr(e, f"{prefix}_run_counts")
-    group = getattr(e, key)
+def _merge_running(session, found: dict, level, key: str, prefix: str, kinds, split: _Split, before: date,
+                   sign: int) -> None:
+    """Add (`sign` 1) or take away (-1) the running histograms of a coarse level as they stood before `before`
+    (each key's last row before it, in scope and of the agent filter), per group: the column named `key`."""
+    keys = [getattr(level, k) for k in level.KEYS]
+    agent_id = split.agent_id if "agent_id" in level.KEYS else None
+    last = select(*keys, func.max(level.day).label("day")) \
+        .where(level.day < before, level.metric_type.in_(kinds), *_filters(level, split.scope, None, agent_id)) \
+        .group_by(*keys).subquery()
+    on = and_(level.day == last.c.day,
+              *(or_(getattr(level, k) == last.c[k], and_(getattr(level, k).is_(None), last.c[k].is_(None)))
+                if k == "agent_id" else getattr(level, k) == last.c[k] for k in level.KEYS))
+    bins, counts = getattr(level, f"{prefix}_run_bins"), getattr(level, f"{prefix}_run_counts")
+    group = getattr(level, key)
     if session.get_bind().dialect.name == "postgresql":
         pairs = func.unnest(bins, counts).table_valued("bin", "n").render_derived(name="h")
-        rows = session.execute(select(group, pairs.c.bin, func.sum(pairs.c.n)).select_from(e).join(last, on)
+        rows = session.execute(select(group, pairs.c.bin, func.sum(pairs.c.n)).select_from(level).join(last, on)
                                .join(pairs, true()).group_by(group, pairs.c.bin))
         for g, b, n in rows:
             found.setdefault(g, Histogram()).bins[b] += sign * int(n)
