@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import Date, DateTime, and_, case, cast, delete, func, insert, or_, select, update
 
-from mets import clock
+from mets import clock, transaction
 from mets.models import (AppSetting, MetricAgentRollup, MetricEntityRollup, MetricRollup, ResponseMetric, Ticket,
                          TicketRollup)
 from mets.services.metrics.histograms import Histogram
@@ -64,13 +64,26 @@ def day_bucket(session, column, period: str):
     return func.date(column)
 
 
+def _setting(session, key: str) -> AppSetting | None:
+    """The app setting `key`; a missing one is remembered for the transaction (a present one is in the session's
+    identity map: a page asks for these a dozen times)."""
+    missing = transaction.cache(session).setdefault("rollups.missing_settings", set())
+    if key in missing:
+        return None
+    setting = session.get(AppSetting, key)
+    if setting is None:
+        missing.add(key)
+    return setting
+
+
 def archived_before(session) -> date | None:
     """The first day whose raw rows are all still there (None: nothing archived)."""
-    setting = session.get(AppSetting, HORIZON_KEY)
+    setting = _setting(session, HORIZON_KEY)
     return date.fromisoformat(setting.value) if setting is not None and setting.value else None
 
 
 def _set_setting(session, key: str, value: str) -> None:
+    transaction.cache(session).get("rollups.missing_settings", set()).discard(key)
     setting = session.get(AppSetting, key)
     if setting is None:
         session.add(AppSetting(key=key, value=value))
@@ -85,7 +98,7 @@ def _set_horizon(session, day: date) -> None:
 
 def rolled_up(session) -> tuple[date, date] | None:
     """The days [first, after last) rolled up after they ended (None: none yet)."""
-    setting = session.get(AppSetting, COVERED_KEY)
+    setting = _setting(session, COVERED_KEY)
     if setting is None or not setting.value:
         return None
     first, after = setting.value.split("/")
@@ -249,7 +262,7 @@ def _as_day(value) -> date:
 def tickets_rolled_up(session) -> tuple[date, datetime] | None:
     """(the first created day not in `ticket_rollups`, the instant from which changed tickets are read raw), or None:
     nothing rolled up yet (the dashboard counts the tickets raw)."""
-    setting = session.get(AppSetting, TICKETS_KEY)
+    setting = _setting(session, TICKETS_KEY)
     if setting is None or not setting.value:
         return None
     day, at = setting.value.split("/")
