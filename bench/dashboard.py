@@ -130,7 +130,8 @@ def roll_up(app, url: str) -> None:
         print(f"rolled up {DAYS + 1} days: {written} rollup rows with histograms "
               f"in {time.perf_counter() - started:.1f}s")
     with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text("VACUUM ANALYZE metric_rollups"))
+        for table in ("metric_rollups", "metric_entity_rollups", "ticket_rollups"):
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
 
 
 def page(session, user, args):
@@ -146,45 +147,67 @@ def page(session, user, args):
     return shown
 
 
-# The same aggregates as the page reads them now: the rolled-up days [d0, today) from metric_rollups (counts, sums,
-# the histograms merged with unnest), today from the raw rows, the tickets' figures from the tickets.
+# The same aggregates as the page reads them now (migration 0026): the rolled-up days [d0, today) from the coarse
+# levels (sums; the histograms as the running ones before today minus those before d0, merged with unnest), today
+# from the raw rows; the tickets from ticket_rollups (created before today, no ticket changed since) and today's raw;
+# the clocks due from the tickets.
 R = "day >= :d0 AND day < :today {e}"
 RAW_TODAY = "end_at IS NOT NULL AND end_at >= :today_at AND end_at < :until {e}"
 KINDS = "metric_type IN ('first_response','response','full_resolution')"
+TICKETS_TODAY = "created_at >= :today_at {e}"
+
+
+def _running(table, keys, measure, kinds, group):
+    """The running histograms of `table` before :d0 (sign -1) and before :today (1), merged per `group`."""
+    on = " AND ".join(f"r.{k} IS NOT DISTINCT FROM l.{k}" for k in keys.split(", "))
+    return " UNION ALL ".join(f"""SELECT r.{group}, h.bin, {sign} * sum(h.n) FROM {table} r
+        JOIN (SELECT {keys}, max(day) AS day FROM {table} WHERE day < :{bound} AND {kinds} {{e}} GROUP BY {keys}) l
+        ON r.day = l.day AND {on}, unnest(r.{measure}_run_bins, r.{measure}_run_counts) AS h(bin, n) GROUP BY 1, 2"""
+                              for bound, sign in (("today", 1), ("d0", -1)))
+
+
 FLOOR = [
-    # summary: one pass over the rollups, today's compliance, then per measure the merged bins and today's values
+    # summary: one pass over the entity level, today's compliance, then per measure the running bins and today's values
     f"""SELECT metric_type, sum(within_sla), sum(breached), sum(business_count), sum(business_minutes),
-              sum(duration_count), sum(duration_minutes) FROM metric_rollups WHERE {R} AND {KINDS} GROUP BY 1""",
+              sum(duration_count), sum(duration_minutes) FROM metric_entity_rollups WHERE {R} AND {KINDS} GROUP BY 1""",
     f"""SELECT metric_type, within_sla, count(*) FROM response_metrics WHERE {RAW_TODAY} AND {KINDS}
         AND within_sla IS NOT NULL GROUP BY 1, 2""",
-    *[f"""SELECT metric_type, h.bin, sum(h.n) FROM metric_rollups, unnest({m}_bins, {m}_bin_counts) AS h(bin, n)
-          WHERE {R} AND {KINDS} GROUP BY 1, 2""" for m in ("business", "duration")],
+    *[_running("metric_entity_rollups", "entity_id, metric_type", m, KINDS, "metric_type")
+      for m in ("business", "duration")],
     *[f"""SELECT metric_type, {m}_minutes, count(*) FROM response_metrics WHERE {RAW_TODAY} AND {KINDS}
           AND {m}_minutes IS NOT NULL GROUP BY 1, 2""" for m in ("business", "duration")],
-    # volume: created (also the backlog trend's), resolved from the rollups and today's raw rows
-    """SELECT date_trunc('day', created_at AT TIME ZONE 'UTC')::date, count(*) FROM tickets
-       WHERE created_at >= :since AND created_at < :until {e} GROUP BY 1""",
-    f"""SELECT day, sum(count) FROM metric_rollups WHERE {R} AND metric_type = 'full_resolution' GROUP BY 1""",
+    # volume and backlog trend: the tickets changed since the roll-up, created and resolved per day (rollups and
+    # today), the full resolutions per day (entity level and today)
+    "SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM tickets WHERE updated_at >= :mark "
+    "AND created_at < :today_at",
+    "SELECT created_day, sum(count) FROM ticket_rollups WHERE created_day >= :d0 AND created_day < :today {e} "
+    "GROUP BY 1",
+    "SELECT resolved_day, sum(count) FROM ticket_rollups WHERE status IN ('resolved','closed') "
+    "AND resolved_day >= :d0 AND created_day < :today {e} GROUP BY 1",
+    f"""SELECT date_trunc('day', created_at AT TIME ZONE 'UTC')::date, count(*) FROM tickets
+        WHERE {TICKETS_TODAY} GROUP BY 1""",
+    f"""SELECT date_trunc('day', resolved_at AT TIME ZONE 'UTC')::date, count(*) FROM tickets
+        WHERE {TICKETS_TODAY} AND status IN ('resolved','closed') AND resolved_at >= :since GROUP BY 1""",
+    f"""SELECT day, sum(count) FROM metric_entity_rollups WHERE {R} AND metric_type = 'full_resolution' GROUP BY 1""",
     f"""SELECT date_trunc('day', end_at AT TIME ZONE 'UTC')::date, count(*) FROM response_metrics
         WHERE {RAW_TODAY} AND metric_type = 'full_resolution' GROUP BY 1""",
-    # backlog trend
-    """SELECT count(*) FROM tickets WHERE created_at < :since
-       AND (status NOT IN ('resolved','closed') OR resolved_at >= :since) {e}""",
-    """SELECT date_trunc('day', resolved_at AT TIME ZONE 'UTC')::date, count(*) FROM tickets
-       WHERE status IN ('resolved','closed') AND resolved_at >= :since AND resolved_at < :until {e} GROUP BY 1""",
-    # backlog and workload: the open tickets per status and assignee, once
-    """SELECT status, assignee_id, count(*), min(created_at), sum(CASE WHEN sla_nearest_due > now()
-              AND sla_nearest_due <= now() + interval '4 hours' THEN 1 ELSE 0 END),
+    # backlog and workload: the open tickets per status and assignee (rollups and today), the clocks due per assignee
+    "SELECT status, assignee_id, sum(count), min(oldest) FROM ticket_rollups WHERE created_day < :today "
+    "AND status NOT IN ('resolved','closed') {e} GROUP BY 1, 2",
+    f"""SELECT status, assignee_id, count(*), min(created_at) FROM tickets WHERE {TICKETS_TODAY}
+        AND status NOT IN ('resolved','closed') GROUP BY 1, 2""",
+    """SELECT assignee_id, sum(CASE WHEN sla_nearest_due > now() THEN 1 ELSE 0 END),
               sum(CASE WHEN sla_nearest_due <= now() THEN 1 ELSE 0 END)
-       FROM tickets WHERE status NOT IN ('resolved','closed') {e} GROUP BY 1, 2""",
-    # per agent: first response and full resolution, business minutes
+       FROM tickets WHERE sla_nearest_due <= now() + interval '4 hours' AND status NOT IN ('resolved','closed') {e}
+       GROUP BY 1""",
+    # per agent: first response and full resolution, business minutes, from the agent level and today
     *[q for k in ("first_response", "full_resolution") for q in (
         f"""SELECT agent_id, sum(within_sla), sum(breached), sum(business_count), sum(business_minutes)
-            FROM metric_rollups WHERE {R} AND metric_type = '{k}' GROUP BY 1""",
+            FROM metric_agent_rollups WHERE {R} AND metric_type = '{k}' GROUP BY 1""",
         f"""SELECT agent_id, within_sla, count(*) FROM response_metrics WHERE {RAW_TODAY} AND metric_type = '{k}'
             AND within_sla IS NOT NULL GROUP BY 1, 2""",
-        f"""SELECT agent_id, h.bin, sum(h.n) FROM metric_rollups, unnest(business_bins, business_bin_counts)
-            AS h(bin, n) WHERE {R} AND metric_type = '{k}' GROUP BY 1, 2""",
+        _running("metric_agent_rollups", "entity_id, metric_type, agent_id", "business", f"metric_type = '{k}'",
+                 "agent_id"),
         f"""SELECT agent_id, business_minutes, count(*) FROM response_metrics WHERE {RAW_TODAY}
             AND metric_type = '{k}' AND business_minutes IS NOT NULL GROUP BY 1, 2""")],
 ]
@@ -232,7 +255,7 @@ def floor(session, entity_id, since, until, today):
     """The page's aggregates as bare SQL (no scope lookups, no Python around them)."""
     only = "" if entity_id is None else f" AND entity_id = {int(entity_id)}"
     params = {"since": since, "until": until, "d0": since.date(), "today": today,
-              "today_at": dashboard._instant(today)}
+              "today_at": dashboard._instant(today), "mark": rollups.tickets_rolled_up(session)[1]}
     for sql in FLOOR:
         session.execute(text(sql.replace("{e}", only)), params).all()
 

@@ -100,7 +100,8 @@ def metrics_rebuild(since, until, batch_size):
 @click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]),
               help="Last UTC day (included), YYYY-MM-DD; default: today.")
 def metrics_rollup(since, until):
-    """Rewrite the daily rollups of the response metrics completed in a range of days (archived days are kept)."""
+    """Rewrite the daily rollups of the response metrics completed in a range of days (archived days are kept), and
+    of the tickets created then (the first time: every day; and the days of the tickets changed since the last)."""
     last = until.date() if until else clock.now().date()
     if last < since.date():
         raise click.ClickException("--until is before --since.")

@@ -144,7 +144,8 @@ def presence_prune() -> str:
 
 @periodic("metrics_rollup", "METRICS_ROLLUP_SECONDS")
 def metrics_rollup() -> str:
-    """Rewrite the daily rollups of the response metrics of today and the days just before it."""
+    """Rewrite the daily rollups of the response metrics of today and the days just before it, and the ticket
+    rollups of those days and of the days whose tickets changed since the last run."""
     written = metrics.rollups.roll_up_recent(db.session, clock.now().date())
     db.session.commit()
     return f"metrics rollup: {written} rollup rows written"

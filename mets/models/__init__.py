@@ -4,7 +4,8 @@ from mets.models.automation import SMS, TRIGGERS, WEBHOOK, AutomationRule, RuleE
 from mets.models.catalog import Macro, TicketCategory
 from mets.models.csat import CsatResponse
 from mets.models.entities import Entity
-from mets.models.metrics import METRIC_TYPES, MetricRollup, ResponseMetric
+from mets.models.metrics import (METRIC_TYPES, MetricAgentRollup, MetricEntityRollup, MetricRollup, ResponseMetric,
+                                 TicketRollup)
 from mets.models.escalation import (POLICY_CLOCKS, EscalationEvent, EscalationLevel, EscalationNotice,
                                     EscalationPolicy)
 from mets.models.mail import (CANCELLED, CRITICAL, FAILED, MAIL_STATUSES, NORMAL, PENDING, SENDING, SENT,
@@ -25,5 +26,7 @@ __all__ = ["Entity", "User", "Membership", "RedeemedLink", "Ticket", "TicketAlia
            "SlaRule", "SlaPause", "SlaFiring", "CLOCKS",
            "AutomationRule", "RuleExecution", "WebhookDelivery", "TRIGGERS", "WEBHOOK", "SMS", "JobRun",
            "TicketCategory", "Macro", "STATUSES", "PRIORITIES", "VIAS", "ROLES", "STAFF", "CUSTOMER"]
-__all__ += ["SavedView", "ResponseMetric", "MetricRollup", "METRIC_TYPES", "EscalationPolicy", "EscalationLevel",
-            "EscalationEvent", "EscalationNotice", "POLICY_CLOCKS", "CsatResponse", "WebhookEndpoint", "ApiToken"]
+__all__ += ["SavedView", "ResponseMetric", "MetricRollup", "MetricEntityRollup", "MetricAgentRollup",
+            "TicketRollup", "METRIC_TYPES",
+            "EscalationPolicy", "EscalationLevel", "EscalationEvent", "EscalationNotice", "POLICY_CLOCKS",
+            "CsatResponse", "WebhookEndpoint", "ApiToken"]

@@ -96,3 +96,84 @@ class MetricRollup(db.Model):
 
     def __repr__(self):
         return f"<MetricRollup {self.day} {self.metric_type} entity {self.entity_id}>"
+
+
+class _CoarseRollup:
+    """The columns of a coarse level of `metric_rollups` (migration 0026): the same sums, counts and histograms,
+    summed over the priorities (and the agents), and the running histograms: every day's of the same key up to this
+    one, summed (rollups.fill_running). A period's histogram is the running one of its last day minus that of the
+    day before it: two rows per key to merge, however long the period."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    metric_type: Mapped[str] = mapped_column(String(30))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    business_count: Mapped[int] = mapped_column(Integer, default=0)
+    business_minutes: Mapped[float] = mapped_column(Float, default=0.0)
+    duration_count: Mapped[int] = mapped_column(Integer, default=0)
+    duration_minutes: Mapped[float] = mapped_column(Float, default=0.0)
+    within_sla: Mapped[int] = mapped_column(Integer, default=0)
+    breached: Mapped[int] = mapped_column(Integer, default=0)
+    business_bins: Mapped[list | None] = mapped_column(INT_LIST)
+    business_bin_counts: Mapped[list | None] = mapped_column(INT_LIST)
+    duration_bins: Mapped[list | None] = mapped_column(INT_LIST)
+    duration_bin_counts: Mapped[list | None] = mapped_column(INT_LIST)
+    business_run_bins: Mapped[list | None] = mapped_column(INT_LIST)
+    business_run_counts: Mapped[list | None] = mapped_column(INT_LIST)
+    duration_run_bins: Mapped[list | None] = mapped_column(INT_LIST)
+    duration_run_counts: Mapped[list | None] = mapped_column(INT_LIST)
+
+
+class MetricEntityRollup(_CoarseRollup, db.Model):
+    """Per UTC day, entity and metric type (every priority and agent together): what a page without a priority or
+    agent filter reads."""
+
+    __tablename__ = "metric_entity_rollups"
+    __table_args__ = (Index("ix_metric_entity_rollups_day", "day", "entity_id"),
+                      Index("ix_metric_entity_rollups_running", "entity_id", "metric_type", "day"))
+    KEYS = ("entity_id", "metric_type")
+
+    def __repr__(self):
+        return f"<MetricEntityRollup {self.day} {self.metric_type} entity {self.entity_id}>"
+
+
+class MetricAgentRollup(_CoarseRollup, db.Model):
+    """Per UTC day, entity, metric type and agent (every priority together): the per-agent table, and a page
+    filtered to one agent, without a priority filter."""
+
+    __tablename__ = "metric_agent_rollups"
+    __table_args__ = (Index("ix_metric_agent_rollups_day", "day", "entity_id"),
+                      Index("ix_metric_agent_rollups_running", "entity_id", "metric_type", "agent_id", "day"))
+    KEYS = ("entity_id", "metric_type", "agent_id")
+
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    def __repr__(self):
+        return f"<MetricAgentRollup {self.day} {self.metric_type} entity {self.entity_id} agent {self.agent_id}>"
+
+
+class TicketRollup(db.Model):
+    """How many tickets created on one UTC day (`created_day`) are now of one status, entity, priority and assignee,
+    resolved or closed on `resolved_day` (None: not resolved or closed now), and the oldest one's creation
+    (services.metrics.rollups, migration 0026): the dashboard's created and resolved per day, its backlog trend and
+    its open tickets per status and assignee without reading every ticket. Keyed by the day a ticket was created, so
+    re-rolling that day puts back whatever a change did to it (status, resolution, priority, assignee, entity)."""
+
+    __tablename__ = "ticket_rollups"
+    __table_args__ = (Index("ix_ticket_rollups_created", "created_day", "entity_id"),
+                      Index("ix_ticket_rollups_resolved", "resolved_day", "entity_id"),
+                      Index("ix_ticket_rollups_status", "status", "entity_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_day: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))
+    resolved_day: Mapped[date | None] = mapped_column(Date)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    priority: Mapped[str] = mapped_column(String(20))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    oldest: Mapped[datetime] = mapped_column(UTCDateTime)  # the first created_at of them
+
+    def __repr__(self):
+        return f"<TicketRollup {self.created_day} {self.status} entity {self.entity_id}>"

@@ -27,6 +27,10 @@ class Ticket(db.Model):
         # read this index alone on PostgreSQL (an index-only scan; migration 0020).
         Index("ix_tickets_entity_created", "entity_id", "created_at",
               postgresql_include=["status", "priority", "assignee_id", "resolved_at", "sla_nearest_due"]),
+        # The ticket list's SLA filters and the dashboard's workload (running clocks due soon or past due, per
+        # assignee): covering on PostgreSQL, an index-only range scan (migration 0026).
+        Index("ix_tickets_sla_nearest_due", "sla_nearest_due",
+              postgresql_include=["status", "assignee_id", "entity_id", "priority"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,7 +66,7 @@ class Ticket(db.Model):
     # The earliest instant the tick must look at this ticket (next warning/breach/escalation point).
     sla_next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # The nearest running due time, for sorting and filtering the list by SLA state.
-    sla_nearest_due: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    sla_nearest_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Automation: minutes added to every target ("extend the deadlines"), a rule switched to by
     # hand or by a rule (kept when priority or category change), and the escalation level reached.
     sla_extension_minutes: Mapped[int] = mapped_column(default=0)

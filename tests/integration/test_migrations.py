@@ -250,3 +250,51 @@ def test_rule_webhook_secrets_become_whsec_secrets_with_the_same_key(migrated_ap
     with db.engine.connect() as conn:
         actions = conn.execute(text("SELECT actions FROM automation_rules")).scalar()
         assert (json.loads(actions) if isinstance(actions, str) else actions) == old
+
+
+def test_the_coarse_rollup_levels_are_filled_from_the_fine_rows(migrated_app, empty_database, tmp_path):
+    """0026: the entity and agent levels of the days already rolled up are the fine rows summed, with their running
+    histograms; the ticket rollups stay empty (the tickets are read raw until a roll-up)."""
+    db.session.remove()
+    db.engine.dispose()
+    flask_db(empty_database, tmp_path, "downgrade", "0025_webhook_endpoints")
+    db.engine.dispose()
+    pg = db.engine.dialect.name == "postgresql"
+
+    def ints(values):
+        return "{" + ",".join(map(str, values)) + "}" if pg else "[" + ",".join(map(str, values)) + "]"
+
+    entity = make_entity("Acme", "acme")
+    agent = make_staff(entity)
+    db.session.commit()
+    rows = [("2026-11-10", "normal", agent.id, 2, [5, 9], [1, 1]), ("2026-11-10", "high", None, 1, [9], [1]),
+            ("2026-11-11", "normal", agent.id, 1, [7], [1])]
+    with db.engine.begin() as conn:
+        for day, priority, agent_id, n, bins, counts in rows:
+            conn.execute(text(
+                "INSERT INTO metric_rollups (day, entity_id, metric_type, priority, agent_id, count, business_count, "
+                "business_minutes, duration_count, duration_minutes, within_sla, breached, business_bins, "
+                "business_bin_counts, duration_bins, duration_bin_counts) VALUES (:day, :entity, 'first_response', "
+                ":priority, :agent, :n, :n, 10.0, :n, 20.0, 1, 0, :bins, :counts, :bins, :counts)"),
+                {"day": day, "entity": entity.id, "priority": priority, "agent": agent_id, "n": n,
+                 "bins": ints(bins), "counts": ints(counts)})
+    flask_db(empty_database, tmp_path, "upgrade")
+    db.engine.dispose()
+
+    def listed(value):
+        import json
+        return json.loads(value) if isinstance(value, str) else list(value)
+
+    with db.engine.connect() as conn:
+        found = conn.execute(text("SELECT day, count, within_sla, business_bins, business_bin_counts, "
+                                  "business_run_bins, business_run_counts FROM metric_entity_rollups "
+                                  "ORDER BY day")).all()
+        assert [(str(r[0]), r[1], r[2], *map(listed, r[3:])) for r in found] == [
+            ("2026-11-10", 3, 2, [5, 9], [1, 2], [5, 9], [1, 2]),
+            ("2026-11-11", 1, 1, [7], [1], [5, 7, 9], [1, 1, 2])]
+        agents = conn.execute(text("SELECT day, agent_id, count, business_run_bins, business_run_counts "
+                                   "FROM metric_agent_rollups ORDER BY day, agent_id")).all()
+        assert sorted((str(r[0]), r[1] or 0, r[2], listed(r[3]), listed(r[4])) for r in agents) == [
+            ("2026-11-10", 0, 1, [9], [1]), ("2026-11-10", agent.id, 2, [5, 9], [1, 1]),
+            ("2026-11-11", agent.id, 1, [5, 7, 9], [1, 1, 1])]
+        assert conn.execute(text("SELECT count(*) FROM ticket_rollups")).scalar() == 0

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Integer, case, cast, false, func, or_, select
+from sqlalchemy import Date, Integer, and_, case, cast, false, func, not_, or_, select
 
 from mets import clock
 
 from mets.models import PRIORITIES, STATUSES, Entity, Membership, Ticket, User
-from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE, MetricRollup, ResponseMetric
+from mets.models.metrics import (FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE, MetricEntityRollup, MetricRollup,
+                                 ResponseMetric, TicketRollup)
 from mets.services.directory import access, entities
 from mets.services.metrics import rollups, stats
 from mets.services.validation import parse_id
@@ -265,13 +266,14 @@ class VolumePoint:
     resolved: int
 
 
-def volume(session, scope: Scope) -> list[VolumePoint]:
+def volume(session, scope: Scope, counts: "TicketCounts | None" = None) -> list[VolumePoint]:
     """Tickets created (by their entity, priority and assignee now) and resolved (full-resolution rows completed,
-    under the entity, priority and agent they had then) per bucket of the range; every bucket, zeros included."""
+    under the entity, priority and agent they had then) per bucket of the range; every bucket, zeros included.
+    `counts`: `ticket_counts`, when the caller has it."""
     f = scope.filters
     since, until = scope.instant(f.since), scope.instant(f.until)
     period = f.period
-    created = created_per_bucket(session, scope)
+    created = (counts or ticket_counts(session, scope, clock.now())).created
     # The rollups' UTC days serve a UTC scope; a zoned one reads them only where the raw rows were archived.
     raw_since, rolled = _split_at_horizon(session, scope, f.agent_id, FULL_RESOLUTION, covered=scope.zone == "UTC")
     resolved_where = [ResponseMetric.metric_type == FULL_RESOLUTION, ResponseMetric.end_at >= max(since, raw_since),
@@ -298,13 +300,83 @@ def _ticket_filters(scope: Scope) -> list:
     return where
 
 
-def created_per_bucket(session, scope: Scope) -> dict[date, int]:
-    """Tickets created per bucket of the range, in scope and of the filters: the volume's and the backlog trend's
-    (the dashboard reads it once for both: at all entities it counts every ticket)."""
+@dataclass(frozen=True)
+class _TicketSplit:
+    """Where the ticket rollups serve a page: their rows of the created days they hold that no ticket changed since
+    (`rolled`, on ticket_rollups) and the tickets left to read raw (`raw`, on tickets: those created since the last
+    roll-up, today at least, and those created on a day a ticket changed since), both in scope and of the filters."""
+
+    rolled: list
+    raw: list
+
+
+def _ticket_split(session, scope: Scope) -> _TicketSplit | None:
+    """None before any ticket roll-up: every ticket is read raw."""
+    found = rollups.tickets_rolled_up(session)
+    if found is None:
+        return None
+    after, mark = found
+    ranges: list[list[date]] = []
+    for day in sorted(rollups.changed_days(session, after, mark)):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1][1] = day + timedelta(days=1)
+        else:
+            ranges.append([day, day + timedelta(days=1)])
+    tr, f = TicketRollup, scope.filters
+    rolled = [tr.created_day < after, *_in_scope(tr.entity_id, scope),
+              *(not_(and_(tr.created_day >= a, tr.created_day < b)) for a, b in ranges)]
+    if f.priority:
+        rolled.append(tr.priority == f.priority)
+    if f.agent_id is not None:
+        rolled.append(tr.assignee_id == f.agent_id)
+    fresh = or_(Ticket.created_at >= _instant(after),
+                *(and_(Ticket.created_at >= _instant(a), Ticket.created_at < _instant(b)) for a, b in ranges))
+    return _TicketSplit(rolled, [*_ticket_filters(scope), fresh])
+
+
+@dataclass(frozen=True)
+class TicketCounts:
+    """The tickets in scope and of the filters (their own entity, priority and assignee now) created per bucket of
+    the range, and those resolved or closed now per bucket of their resolution; and both from the range's end to
+    now (the backlog trend counts back from the open tickets now)."""
+
+    created: dict[date, int]
+    resolved: dict[date, int]
+    created_after: int = 0
+    resolved_after: int = 0
+
+
+def ticket_counts(session, scope: Scope, now: datetime) -> TicketCounts:
+    """`TicketCounts` from the ticket rollups (UTC days) and the tickets they leave raw; a zoned scope, or a
+    database not rolled up yet, counts the tickets (one entity's: an index-only scan)."""
     f = scope.filters
-    return _counts_per_bucket(session, Ticket.created_at, [
-        *_ticket_filters(scope), Ticket.created_at >= scope.instant(f.since),
-        Ticket.created_at < scope.instant(f.until)], scope)
+    since, until = scope.instant(f.since), scope.instant(f.until)
+    split = _ticket_split(session, scope) if scope.zone == "UTC" else None
+    raw = split.raw if split is not None else _ticket_filters(scope)
+    stopped = Ticket.status.in_(CLOSED)
+    created = _counts_per_bucket(session, Ticket.created_at,
+                                 [*raw, Ticket.created_at >= since, Ticket.created_at < until], scope)
+    resolved = _counts_per_bucket(session, Ticket.resolved_at,
+                                  [*raw, stopped, Ticket.resolved_at >= since, Ticket.resolved_at < until], scope)
+    later = until <= now
+    created_after = resolved_after = 0
+    if later:
+        created_after = session.scalar(select(func.count()).where(*raw, Ticket.created_at >= until)) or 0
+        resolved_after = session.scalar(select(func.count()).where(*raw, stopped, Ticket.resolved_at >= until)) or 0
+    if split is not None:
+        tr = TicketRollup
+        for column, where in ((tr.created_day, []), (tr.resolved_day, [tr.status.in_(CLOSED)])):
+            key = rollups.day_bucket(session, column, f.period)
+            into = created if column is tr.created_day else resolved
+            for k, n in session.execute(select(key, func.sum(tr.count)).where(
+                    *split.rolled, *where, column >= f.since, column < f.until).group_by(key)):
+                into[_as_date(k)] = into.get(_as_date(k), 0) + int(n or 0)
+        if later:
+            created_after += int(session.scalar(select(func.sum(tr.count)).where(
+                *split.rolled, tr.created_day >= f.until)) or 0)
+            resolved_after += int(session.scalar(select(func.sum(tr.count)).where(
+                *split.rolled, tr.status.in_(CLOSED), tr.resolved_day >= f.until)) or 0)
+    return TicketCounts(created, resolved, created_after, resolved_after)
 
 
 def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str,
@@ -321,15 +393,16 @@ def _split_at_horizon(session, scope: Scope, agent_id: int | None, *kinds: str,
         rolled_until = f.since if horizon is None else max(f.since, min(horizon, f.until))
     if rolled_until <= f.since:
         return since, {}
-    key = rollups.day_bucket(session, MetricRollup.day, f.period)
-    where = [MetricRollup.metric_type.in_(kinds), MetricRollup.day >= f.since, MetricRollup.day < rolled_until,
-             *_in_scope(MetricRollup.entity_id, scope)]
+    # Without a priority or agent filter the entity level holds the same counts in far fewer rows.
+    r = MetricRollup if f.priority or agent_id is not None else MetricEntityRollup
+    key = rollups.day_bucket(session, r.day, f.period)
+    where = [r.metric_type.in_(kinds), r.day >= f.since, r.day < rolled_until, *_in_scope(r.entity_id, scope)]
     if f.priority:
-        where.append(MetricRollup.priority == f.priority)
+        where.append(r.priority == f.priority)
     if agent_id is not None:
-        where.append(MetricRollup.agent_id == agent_id)
+        where.append(r.agent_id == agent_id)
     counted = {_as_date(k): int(n or 0) for k, n in session.execute(
-        select(key, func.sum(MetricRollup.count)).where(*where).group_by(key))}
+        select(key, func.sum(r.count)).where(*where).group_by(key))}
     return _instant(rolled_until), counted
 
 
@@ -341,42 +414,67 @@ class BacklogRow:
 
 
 @dataclass(frozen=True)
-class OpenGroup:
-    """The open tickets of one status and assignee: how many, the oldest one's creation, how many have a running
-    clock due within DUE_SOON, and past due."""
+class OpenNow:
+    """The tickets not resolved or closed now: per status how many and the oldest one's creation; per assignee how
+    many, how many have a running clock due within DUE_SOON, and past due."""
 
-    status: str
-    assignee_id: int | None
-    count: int
-    oldest: datetime | None
-    due_soon: int
-    breached: int
+    statuses: dict[str, tuple[int, datetime | None]]
+    assignees: dict[int | None, tuple[int, int, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(n for n, _ in self.statuses.values())
 
 
-def open_now(session, scope: Scope, now: datetime) -> list[OpenGroup]:
-    """The tickets not resolved or closed now, in scope and of the priority and agent filters, per status and
-    assignee: what the backlog and the workload read (one query for both: at all entities it reads every open
-    ticket)."""
-    soon = case((Ticket.sla_nearest_due > now, case((Ticket.sla_nearest_due <= now + DUE_SOON, 1), else_=0)),
-                else_=0)
+def open_now(session, scope: Scope, now: datetime) -> OpenNow:
+    """The tickets not resolved or closed now, in scope and of the priority and agent filters: what the backlog and
+    the workload read. Counted from the ticket rollups and the tickets they leave raw; the clocks due (which move
+    with the time, and with a rule's or the hours' edit) from the tickets (`ix_tickets_sla_nearest_due`, covering on
+    PostgreSQL: `sla_nearest_due` is set only while a clock runs)."""
+    soon = case((Ticket.sla_nearest_due > now, 1), else_=0)
     breached = case((Ticket.sla_nearest_due <= now, 1), else_=0)
-    return [OpenGroup(status, assignee, n, oldest, int(s or 0), int(b or 0)) for status, assignee, n, oldest, s, b
-            in session.execute(select(Ticket.status, Ticket.assignee_id, func.count(), func.min(Ticket.created_at),
-                                      func.sum(soon), func.sum(breached))
-                               .where(Ticket.status.notin_(CLOSED), *_ticket_filters(scope))
-                               .group_by(Ticket.status, Ticket.assignee_id))]
+    split = _ticket_split(session, scope)
+    groups = []  # (status, assignee, count, oldest)
+    due: dict = {}
+    if split is None:  # one pass over the open tickets
+        for status, assignee, n, oldest, s, b in session.execute(
+                select(Ticket.status, Ticket.assignee_id, func.count(), func.min(Ticket.created_at),
+                       func.sum(case((Ticket.sla_nearest_due <= now + DUE_SOON, soon), else_=0)),
+                       func.sum(breached))
+                .where(Ticket.status.notin_(CLOSED), *_ticket_filters(scope))
+                .group_by(Ticket.status, Ticket.assignee_id)):
+            groups.append((status, assignee, n, oldest))
+            ds, db_ = due.get(assignee, (0, 0))
+            due[assignee] = (ds + int(s or 0), db_ + int(b or 0))
+    else:
+        tr = TicketRollup
+        groups += session.execute(select(tr.status, tr.assignee_id, func.sum(tr.count), func.min(tr.oldest))
+                                  .where(*split.rolled, tr.status.notin_(CLOSED))
+                                  .group_by(tr.status, tr.assignee_id)).all()
+        groups += session.execute(select(Ticket.status, Ticket.assignee_id, func.count(), func.min(Ticket.created_at))
+                                  .where(*split.raw, Ticket.status.notin_(CLOSED))
+                                  .group_by(Ticket.status, Ticket.assignee_id)).all()
+        for assignee, s, b in session.execute(
+                select(Ticket.assignee_id, func.sum(soon), func.sum(breached))
+                .where(Ticket.sla_nearest_due <= now + DUE_SOON, Ticket.status.notin_(CLOSED),
+                       *_ticket_filters(scope)).group_by(Ticket.assignee_id)):
+            due[assignee] = (int(s or 0), int(b or 0))
+    statuses: dict = {}
+    assignees: dict = {}
+    for status, assignee, n, oldest in groups:
+        n = int(n or 0)
+        count, first = statuses.get(status, (0, None))
+        statuses[status] = (count + n, oldest if first is None or (oldest is not None and oldest < first) else first)
+        assignees[assignee] = assignees.get(assignee, 0) + n
+    return OpenNow(statuses, {a: (n, *due.get(a, (0, 0))) for a, n in assignees.items()})
 
 
-def backlog(session, scope: Scope, groups: list[OpenGroup] | None = None) -> list[BacklogRow]:
+def backlog(session, scope: Scope, found: OpenNow | None = None) -> list[BacklogRow]:
     """The tickets not resolved or closed now, per status (with the oldest one's creation), in scope and of the
-    priority and assignee filters; the date range does not apply (a backlog is now). `groups`: `open_now`."""
-    if groups is None:
-        groups = open_now(session, scope, clock.now())
-    found: dict = {}
-    for g in groups:
-        n, oldest = found.get(g.status, (0, None))
-        found[g.status] = (n + g.count, g.oldest if oldest is None or (g.oldest and g.oldest < oldest) else oldest)
-    return [BacklogRow(status, *found.get(status, (0, None))) for status in STATUSES if status not in CLOSED]
+    priority and assignee filters; the date range does not apply (a backlog is now). `found`: `open_now`."""
+    if found is None:
+        found = open_now(session, scope, clock.now())
+    return [BacklogRow(status, *found.statuses.get(status, (0, None))) for status in STATUSES if status not in CLOSED]
 
 
 @dataclass(frozen=True)
@@ -385,29 +483,26 @@ class BacklogPoint:
     open: int  # not resolved or closed at the end of the bucket (or now, for the bucket holding today)
 
 
-def backlog_trend(session, scope: Scope, now: datetime, created: dict | None = None) -> list[BacklogPoint]:
+def backlog_trend(session, scope: Scope, now: datetime, counts: TicketCounts | None = None,
+                  open_total: int | None = None) -> list[BacklogPoint]:
     """How many tickets were open at the end of each bucket, from each ticket's current state (created before
     that instant, and still open or resolved at or after it: a reopened ticket counts as open since it was
-    created): the open ones at the start, plus those created, minus those resolved in each bucket (three grouped
-    counts; `created`: `created_per_bucket`, when the caller has it). The priority and assignee filters are the
-    tickets' own now."""
+    created): counted back from the open ones now, minus those created after the bucket, plus those resolved
+    after it (`counts`: `ticket_counts`; `open_total`: `open_now`'s, when the caller has them). The priority and
+    assignee filters are the tickets' own now."""
     f = scope.filters
-    since, until = scope.instant(f.since), scope.instant(f.until)
-    where = _ticket_filters(scope)
-    stopped = Ticket.status.in_(CLOSED)
-    before = session.scalar(select(func.count()).where(
-        *where, Ticket.created_at < since, or_(~stopped, Ticket.resolved_at >= since)))
-    if created is None:
-        created = created_per_bucket(session, scope)
-    resolved = _counts_per_bucket(session, Ticket.resolved_at,
-                                  [*where, stopped, Ticket.resolved_at >= since, Ticket.resolved_at < until], scope)
-    out, running = [], before or 0
-    for start in buckets(f.since, f.until, f.period):
-        if scope.instant(start) > now:
-            break
-        running += created.get(start, 0) - resolved.get(start, 0)
-        out.append(BacklogPoint(start, running))
-    return out
+    if counts is None:
+        counts = ticket_counts(session, scope, now)
+    if open_total is None:
+        open_total = open_now(session, scope, now).total
+    shown = [start for start in buckets(f.since, f.until, f.period) if scope.instant(start) <= now]
+    out, later_created, later_resolved = [], counts.created_after, counts.resolved_after
+    for start in buckets(f.since, f.until, f.period)[::-1]:
+        if start in shown:
+            out.append(BacklogPoint(start, open_total - later_created + later_resolved))
+        later_created += counts.created.get(start, 0)
+        later_resolved += counts.resolved.get(start, 0)
+    return out[::-1]
 
 
 @dataclass(frozen=True)
@@ -419,18 +514,15 @@ class WorkloadRow:
     breached: int
 
 
-def workload(session, scope: Scope, now: datetime, groups: list[OpenGroup] | None = None) -> list[WorkloadRow]:
+def workload(session, scope: Scope, now: datetime, found: OpenNow | None = None) -> list[WorkloadRow]:
     """Per assignee (unassigned last): open tickets now, those with a running SLA clock due within DUE_SOON, and
-    those with one past due (the ticket list's "due within 4 hours" and "breached" filters). `groups`: `open_now`."""
-    if groups is None:
-        groups = open_now(session, scope, now)
-    per: dict = {}
-    for g in groups:
-        n, s, b = per.get(g.assignee_id, (0, 0, 0))
-        per[g.assignee_id] = (n + g.count, s + g.due_soon, b + g.breached)
-    ids = [k for k in per if k is not None]
+    those with one past due (the ticket list's "due within 4 hours" and "breached" filters). `found`: `open_now`."""
+    if found is None:
+        found = open_now(session, scope, now)
+    ids = [k for k in found.assignees if k is not None]
     names = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
-    out = [WorkloadRow(agent_id, names.get(agent_id) or "Unassigned", n, s, b) for agent_id, (n, s, b) in per.items()]
+    out = [WorkloadRow(agent_id, names.get(agent_id) or "Unassigned", n, s, b)
+           for agent_id, (n, s, b) in found.assignees.items()]
     return sorted(out, key=lambda r: (r.agent_id is None, -r.open, r.name.lower()))
 
 

@@ -20,14 +20,21 @@ import csv
 import gzip
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import Date, DateTime, case, cast, delete, func, insert, select, update
+from sqlalchemy import Date, DateTime, and_, case, cast, delete, func, insert, or_, select, update
 
-from mets import clock
-from mets.models import AppSetting, MetricRollup, ResponseMetric
+from mets import clock, transaction
+from mets.models import (AppSetting, MetricAgentRollup, MetricEntityRollup, MetricRollup, ResponseMetric, Ticket,
+                         TicketRollup)
 from mets.services.metrics.histograms import Histogram
 
 HORIZON_KEY = "metrics_archived_before"
 COVERED_KEY = "metrics_rolled_up"
+TICKETS_KEY = "tickets_rolled_up"  # "<first day not rolled up>/<instant>": every ticket created before that day is
+# in `ticket_rollups` as it was at that instant (minus TICKETS_MARGIN), the tickets changed since read raw
+TICKETS_MARGIN = timedelta(minutes=5)  # a change whose `updated_at` was taken before the roll-up read, committed after
+STOPPED = ("resolved", "closed")
+LEVELS = (MetricEntityRollup, MetricAgentRollup)  # the coarse levels (their KEYS: what they keep apart)
+SUMS = ("count", "business_count", "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
 MEASURES = ("business", "duration")  # the rollup's column prefixes: business and calendar (duration) minutes
 RECENT_DAYS = 3  # the periodic job rolls up today and the days before it (reopens change a past day's rows)
 CSV_COLUMNS = ("id", "ticket_id", "metric_type", "seq", "start_at", "end_at", "duration_minutes", "business_minutes",
@@ -57,13 +64,26 @@ def day_bucket(session, column, period: str):
     return func.date(column)
 
 
+def _setting(session, key: str) -> AppSetting | None:
+    """The app setting `key`; a missing one is remembered for the transaction (a present one is in the session's
+    identity map: a page asks for these a dozen times)."""
+    missing = transaction.cache(session).setdefault("rollups.missing_settings", set())
+    if key in missing:
+        return None
+    setting = session.get(AppSetting, key)
+    if setting is None:
+        missing.add(key)
+    return setting
+
+
 def archived_before(session) -> date | None:
     """The first day whose raw rows are all still there (None: nothing archived)."""
-    setting = session.get(AppSetting, HORIZON_KEY)
+    setting = _setting(session, HORIZON_KEY)
     return date.fromisoformat(setting.value) if setting is not None and setting.value else None
 
 
 def _set_setting(session, key: str, value: str) -> None:
+    transaction.cache(session).get("rollups.missing_settings", set()).discard(key)
     setting = session.get(AppSetting, key)
     if setting is None:
         session.add(AppSetting(key=key, value=value))
@@ -78,7 +98,7 @@ def _set_horizon(session, day: date) -> None:
 
 def rolled_up(session) -> tuple[date, date] | None:
     """The days [first, after last) rolled up after they ended (None: none yet)."""
-    setting = session.get(AppSetting, COVERED_KEY)
+    setting = _setting(session, COVERED_KEY)
     if setting is None or not setting.value:
         return None
     first, after = setting.value.split("/")
@@ -136,8 +156,17 @@ def roll_up(session, since: date, until: date, now: datetime | None = None) -> i
     columns = ("day", "entity_id", "metric_type", "priority", "agent_id", "count", "business_count",
                "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
     session.execute(insert(MetricRollup).from_select(columns, query))
+    r = MetricRollup
+    for level in LEVELS:
+        keys = [getattr(r, k) for k in level.KEYS]
+        session.execute(delete(level).where(level.day >= since, level.day < until))
+        session.execute(insert(level).from_select(
+            ("day", *level.KEYS, *SUMS), select(r.day, *keys, *(func.sum(getattr(r, name)) for name in SUMS))
+            .where(r.day >= since, r.day < until).group_by(r.day, *keys)))
     written = _fill_histograms(session, since, until)
-    _note_rolled_up(session, since, until, now or clock.now())
+    now = now or clock.now()
+    _note_rolled_up(session, since, until, now)
+    roll_up_tickets(session, since, until, now)
     return written
 
 
@@ -159,19 +188,132 @@ def _fill_histograms(session, since: date, until: date) -> int:
                 .execution_options(yield_per=10000)):
             found[ids[(_as_day(row[0]), *row[1:5])]][measure].add_value(row[5], row[6])
     changes = []
-    for row_id, measures in found.items():
+    fine = ("day", "entity_id", "metric_type", "priority", "agent_id")
+    picks = {level: [fine.index(k) for k in ("day", *level.KEYS)] for level in LEVELS}
+    coarse: dict = {level: {} for level in LEVELS}  # per level, (day, *KEYS): the fine histograms summed
+    for key, row_id in ids.items():
+        measures = found[row_id]
         change = {"id": row_id}
         for measure, histogram in measures.items():
             change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
+        for level in LEVELS:
+            summed = coarse[level].setdefault(tuple(key[i] for i in picks[level]),
+                                              {m: Histogram() for m in MEASURES})
+            for measure, histogram in measures.items():
+                summed[measure].bins.update(histogram.bins)
         changes.append(change)
     if changes:
         session.execute(update(MetricRollup), changes)
+    for level in LEVELS:
+        level_changes = []
+        for row_id, *key in session.execute(select(level.id, level.day, *(getattr(level, k) for k in level.KEYS))
+                                            .where(level.day >= since, level.day < until)):
+            change = {"id": row_id}
+            for measure, histogram in coarse[level].get(tuple(key), {m: Histogram() for m in MEASURES}).items():
+                change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
+            level_changes.append(change)
+        if level_changes:
+            session.execute(update(level), level_changes)
+        fill_running(session, level, since)
     return len(ids)
+
+
+def fill_running(session, level, since: date) -> int:
+    """Rewrite the running histograms of a coarse level from `since` on (every later day's includes the days
+    rewritten): per key (`level.KEYS`), the running one of its last day before `since`, plus each day's in turn."""
+    keys = [getattr(level, k) for k in level.KEYS]
+    running: dict = {}
+    last = select(*keys, func.max(level.day).label("day")).where(level.day < since).group_by(*keys).subquery()
+    on = and_(level.day == last.c.day, *(_same(getattr(level, k), last.c[k]) for k in level.KEYS))
+    run_columns = [getattr(level, f"{m}_run_{p}") for m in MEASURES for p in ("bins", "counts")]
+    for row in session.execute(select(*keys, *run_columns).join(last, on)):
+        histograms = running[tuple(row[:len(keys)])] = {m: Histogram() for m in MEASURES}
+        stored = row[len(keys):]
+        for i, m in enumerate(MEASURES):
+            histograms[m].add_bins(stored[2 * i], stored[2 * i + 1])
+    changes = []
+    day_columns = [getattr(level, f"{m}_{p}") for m in MEASURES for p in ("bins", "bin_counts")]
+    for row in session.execute(select(level.id, *keys, *day_columns).where(level.day >= since)
+                               .order_by(*keys, level.day)):
+        histograms = running.setdefault(tuple(row[1:1 + len(keys)]), {m: Histogram() for m in MEASURES})
+        stored = row[1 + len(keys):]
+        change = {"id": row[0]}
+        for i, m in enumerate(MEASURES):
+            histograms[m].add_bins(stored[2 * i], stored[2 * i + 1])
+            change[f"{m}_run_bins"], change[f"{m}_run_counts"] = histograms[m].stored()
+        changes.append(change)
+    if changes:
+        session.execute(update(level), changes)
+    return len(changes)
+
+
+def _same(column, other):
+    """column = other, NULLs equal (no agent is a key like any other)."""
+    return or_(column == other, and_(column.is_(None), other.is_(None)))
 
 
 def _as_day(value) -> date:
     """A UTC day as the database gives it back (SQLite's date() is a string)."""
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+# --- the tickets ---------------------------------------------------------------------------------------------
+
+def tickets_rolled_up(session) -> tuple[date, datetime] | None:
+    """(the first created day not in `ticket_rollups`, the instant from which changed tickets are read raw), or None:
+    nothing rolled up yet (the dashboard counts the tickets raw)."""
+    setting = _setting(session, TICKETS_KEY)
+    if setting is None or not setting.value:
+        return None
+    day, at = setting.value.split("/")
+    return date.fromisoformat(day), datetime.fromisoformat(at)
+
+
+def changed_days(session, until: date, since: datetime) -> set[date]:
+    """The UTC days before `until` on which the tickets changed at or after `since` were created: their rows in
+    `ticket_rollups` may be stale (the ticket's `updated_at` index)."""
+    day = day_of(session, Ticket.created_at)
+    return {_as_day(d) for d in session.scalars(select(day).where(
+        Ticket.updated_at >= since, Ticket.created_at < _instant(until)).distinct())}
+
+
+def roll_up_tickets(session, since: date, until: date, now: datetime) -> int:
+    """Rewrite `ticket_rollups` for the tickets created on the days [since, until) before today, on the days between
+    the last roll-up and them, and on the days of the tickets changed since the last roll-up (the first time: every
+    day before today); the number of rows written."""
+    today = now.astimezone(timezone.utc).date()
+    found = tickets_rolled_up(session)
+    until = min(until, today)
+    if found is None:
+        first = session.scalar(select(func.min(Ticket.created_at)))
+        since = min(since, first.astimezone(timezone.utc).date() if first is not None else since)
+        ranges, after = [(since, until)], until
+    else:
+        after, mark = found
+        # The days asked for, and those between the last roll-up and them (a later range leaves no gap).
+        ranges = [(min(since, after), until) if until >= after else (since, until)]
+        ranges += [(d, d + timedelta(days=1)) for d in sorted(changed_days(session, after, mark))
+                   if not ranges[0][0] <= d < ranges[0][1]]
+        after = max(after, until)
+    written = sum(_write_ticket_days(session, start, end) for start, end in ranges if start < end)
+    _set_setting(session, TICKETS_KEY, f"{after.isoformat()}/{(now - TICKETS_MARGIN).isoformat()}")
+    return written
+
+
+def _write_ticket_days(session, since: date, until: date) -> int:
+    """Rewrite the `ticket_rollups` of the tickets created on the days [since, until) (one grouped INSERT ... SELECT
+    on `ix_tickets_created_at`)."""
+    t, tr = Ticket, TicketRollup
+    session.execute(delete(tr).where(tr.created_day >= since, tr.created_day < until))
+    created = day_of(session, t.created_at)
+    resolved = case((t.status.in_(STOPPED), day_of(session, t.resolved_at)), else_=None)
+    query = (select(created, t.status, resolved, t.entity_id, t.priority, t.assignee_id, func.count(),
+                    func.min(t.created_at))
+             .where(t.created_at >= _instant(since), t.created_at < _instant(until))
+             .group_by(created, t.status, resolved, t.entity_id, t.priority, t.assignee_id))
+    result = session.execute(insert(tr).from_select(
+        ("created_day", "status", "resolved_day", "entity_id", "priority", "assignee_id", "count", "oldest"), query))
+    return result.rowcount or 0
 
 
 def roll_up_recent(session, today: date, days: int = RECENT_DAYS) -> int:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from math import floor
 
-from sqlalchemy import false, func, select, true
+from sqlalchemy import and_, false, func, or_, select, true
 
-from mets.models import MetricRollup, ResponseMetric
+from mets.models import MetricAgentRollup, MetricEntityRollup, MetricRollup, ResponseMetric
 from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE
 from mets.services.directory import access
 from mets.services.metrics import rollups
@@ -109,6 +109,24 @@ class _Split:
 
     rolled: list  # on metric_rollups
     raw: list  # on response_metrics
+    days: tuple = ()  # (first, raw_since): the days read from the rollups
+    scope: set | None = None  # the entity ids (None: every entity)
+    priority: str | None = None
+    agent_id: int | None = None
+
+    def level(self, key: str):
+        """The coarsest rollup level that keeps apart what a figure grouped by `key` and these filters need."""
+        if not self.priority:
+            for level in (MetricEntityRollup, MetricAgentRollup):
+                if key in level.KEYS and (self.agent_id is None or "agent_id" in level.KEYS):
+                    return level
+        return MetricRollup
+
+    def conditions(self, level) -> list:
+        if level is MetricRollup:
+            return self.rolled
+        agent_id = self.agent_id if "agent_id" in level.KEYS else None
+        return [level.day >= self.days[0], level.day < self.days[1], *_filters(level, self.scope, None, agent_id)]
 
 
 def _split(session, user, entity_ids, since, until, priority, agent_id) -> _Split | None:
@@ -122,14 +140,17 @@ def _split(session, user, entity_ids, since, until, priority, agent_id) -> _Spli
     scope = entity_scope(session, user, entity_ids)
     return _Split(rolled=[MetricRollup.day >= first, MetricRollup.day < raw_since,
                           *_filters(MetricRollup, scope, priority, agent_id)],
-                  raw=scoped_conditions(session, user, entity_ids, raw_since, after, priority, agent_id))
+                  raw=scoped_conditions(session, user, entity_ids, raw_since, after, priority, agent_id),
+                  days=(first, raw_since), scope=scope, priority=priority, agent_id=agent_id)
 
 
 def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[dict, dict]:
     """From the rollups and the raw rows after them: {(group, measure): Distribution} and {(group, within): count}
-    of the rows of `kinds`, grouped by the column named `key` (metric_type, agent_id, entity_id, priority)."""
-    r, rm = MetricRollup, ResponseMetric
-    rolled = [*split.rolled, r.metric_type.in_(kinds)]
+    of the rows of `kinds`, grouped by the column named `key` (metric_type, agent_id, entity_id, priority). Without
+    a priority or agent filter, and not grouped by either, the entity level of the rollups (fewer bins to merge)."""
+    r, rm = split.level(key), ResponseMetric
+    coarse = r is not MetricRollup
+    rolled = [*split.conditions(r), r.metric_type.in_(kinds)]
     raw = [*split.raw, rm.metric_type.in_(kinds)]
     counts: dict = {}
     found = {measure: {} for measure in measures}
@@ -151,8 +172,12 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
     times = {}
     for measure in measures:
         prefix = ROLLUP_MEASURES[measure]
-        _merge_bins(session, found[measure], getattr(r, key), getattr(r, f"{prefix}_bins"),
-                    getattr(r, f"{prefix}_bin_counts"), rolled)
+        if coarse:  # the running histograms of the period's last day minus those of the day before it
+            for day, sign in ((split.days[1], 1), (split.days[0], -1)):
+                _merge_running(session, found[measure], r, key, prefix, kinds, split, day, sign)
+        else:
+            _merge_bins(session, found[measure], r, getattr(r, key), getattr(r, f"{prefix}_bins"),
+                        getattr(r, f"{prefix}_bin_counts"), rolled)
         column = MEASURES[measure]
         for group, value, n in session.execute(
                 select(getattr(rm, key), column, func.count()).where(*raw, column.is_not(None))
@@ -165,18 +190,48 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
     return times, counts
 
 
-def _merge_bins(session, found: dict, key, bins, counts, where) -> None:
+def _merge_bins(session, found: dict, table, key, bins, counts, where) -> None:
     """Add the rollups' stored bins to each group's histogram: summed in SQL on PostgreSQL (unnest: one row per
     group and bin comes back), in Python elsewhere."""
     if session.get_bind().dialect.name == "postgresql":
         pairs = func.unnest(bins, counts).table_valued("bin", "n").render_derived(name="h")
+        current, into = object(), None
         for group, b, n in session.execute(
-                select(key, pairs.c.bin, func.sum(pairs.c.n)).select_from(MetricRollup).join(pairs, true())
+                select(key, pairs.c.bin, func.sum(pairs.c.n)).select_from(table).join(pairs, true())
                 .where(*where).group_by(key, pairs.c.bin)):
-            found.setdefault(group, Histogram()).add_bins([b], [int(n)])
+            if group != current:  # rows come grouped: look the histogram up once per run of a group
+                current, into = group, found.setdefault(group, Histogram()).bins
+            into[b] += int(n)
         return
     for group, stored_bins, stored_counts in session.execute(select(key, bins, counts).where(*where)):
         found.setdefault(group, Histogram()).add_bins(stored_bins, stored_counts)
+
+
+def _merge_running(session, found: dict, level, key: str, prefix: str, kinds, split: _Split, before: date,
+                   sign: int) -> None:
+    """Add (`sign` 1) or take away (-1) the running histograms of a coarse level as they stood before `before`
+    (each key's last row before it, in scope and of the agent filter), per group: the column named `key`."""
+    keys = [getattr(level, k) for k in level.KEYS]
+    agent_id = split.agent_id if "agent_id" in level.KEYS else None
+    last = select(*keys, func.max(level.day).label("day")) \
+        .where(level.day < before, level.metric_type.in_(kinds), *_filters(level, split.scope, None, agent_id)) \
+        .group_by(*keys).subquery()
+    on = and_(level.day == last.c.day,
+              *(or_(getattr(level, k) == last.c[k], and_(getattr(level, k).is_(None), last.c[k].is_(None)))
+                if k == "agent_id" else getattr(level, k) == last.c[k] for k in level.KEYS))
+    bins, counts = getattr(level, f"{prefix}_run_bins"), getattr(level, f"{prefix}_run_counts")
+    group = getattr(level, key)
+    if session.get_bind().dialect.name == "postgresql":
+        pairs = func.unnest(bins, counts).table_valued("bin", "n").render_derived(name="h")
+        rows = session.execute(select(group, pairs.c.bin, func.sum(pairs.c.n)).select_from(level).join(last, on)
+                               .join(pairs, true()).group_by(group, pairs.c.bin))
+        for g, b, n in rows:
+            found.setdefault(g, Histogram()).bins[b] += sign * int(n)
+        return
+    for g, stored_bins, stored_counts in session.execute(select(group, bins, counts).join(last, on)):
+        histogram = found.setdefault(g, Histogram())
+        for b, n in zip(stored_bins or (), stored_counts or ()):
+            histogram.bins[b] += sign * n
 
 
 def summary(session, user, entity_ids, since, until, priority: str | None = None,

@@ -143,18 +143,18 @@ def dashboard_table(session, user: User, scope, name: str, now: datetime) -> Tab
 
 
 def dashboard_tables(session, user: User, scope, now: datetime) -> dict[str, Table]:
-    """Every table of the dashboard (the summary read once for the two it feeds, the tickets created per bucket for
-    the volume and the backlog trend, the open tickets for the backlog and the workload)."""
+    """Every table of the dashboard (the summary read once for the two it feeds, the ticket counts for the volume and
+    the backlog trend, the open tickets for the backlog, the backlog trend and the workload)."""
     f = scope.filters
     summary = figures.summary(session, user, scope)
-    volume = figures.volume(session, scope)
-    created = {p.start: p.created for p in volume}
-    groups = figures.open_now(session, scope, now)
+    counts = figures.ticket_counts(session, scope, now)
+    found = figures.open_now(session, scope, now)
     return {"compliance": compliance_table(summary), "times": times_table(summary),
-            "volume": volume_table(volume, f.period),
-            "backlog_trend": backlog_trend_table(figures.backlog_trend(session, scope, now, created), f.period),
-            "backlog": backlog_table(figures.backlog(session, scope, groups)),
-            "workload": workload_table(figures.workload(session, scope, now, groups)),
+            "volume": volume_table(figures.volume(session, scope, counts), f.period),
+            "backlog_trend": backlog_trend_table(figures.backlog_trend(session, scope, now, counts, found.total),
+                                                 f.period),
+            "backlog": backlog_table(figures.backlog(session, scope, found)),
+            "workload": workload_table(figures.workload(session, scope, now, found)),
             "agents": agents_table(figures.agent_breakdown(session, user, scope), f.measure),
             "csat": csat_table(csat.dashboard_figures(session, user, scope))}
 
