@@ -27,10 +27,11 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from flask import current_app
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import inspect, select, update
 
 from mets import clock, transaction
 from mets.models import CANCELLED, FAILED, PENDING, SENDING, AppSetting
+from mets.services import bulk_ids
 from mets.services.errors import DomainError
 
 log = logging.getLogger("mets.outbox")
@@ -76,25 +77,9 @@ def add(channel: Channel, session, row) -> None:
 
 
 def _number(channel: Channel, session) -> None:
-    """Before a flush, give its new rows their ids from the table's sequence in one query (PostgreSQL).
-
-    Rows whose primary key is known are written by the ORM as one executemany (psycopg pipelines it)
-    instead of INSERT ... RETURNING id, which PostgreSQL has to plan and answer row by row (the
-    SLA and escalation ticks queue thousands of mails in one flush: about 4x faster a row). One row
-    keeps its single INSERT ... RETURNING (one round trip, not two).
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    new = session.new
-    rows = [r for r in transaction.state(session).get(f"outbox.{channel.name}.new", ()) if r.id is None and r in new]
-    if len(rows) < 2:
-        return
-    table = channel.model.__table__.name
-    ids = session.connection().execute(
-        text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-        {"table": table, "n": len(rows)}).scalars().all()
-    for row, row_id in zip(rows, ids):
-        row.id = row_id
+    # Before a flush: its new rows' ids in one query (PostgreSQL), so the ORM writes them as one executemany
+    # instead of INSERT ... RETURNING id (the ticks queue thousands of mails a flush: about 4x faster a row).
+    bulk_ids.number(session, transaction.state(session).get(f"outbox.{channel.name}.new", []))
 
 
 def _collect(channel: Channel, session) -> None:
