@@ -1,4 +1,6 @@
 """The portal sign-in email: queued in the outbox as critical mail (the customer is waiting)."""
+from functools import lru_cache
+
 from flask import current_app, has_request_context, url_for
 
 from mets.services.directory import portal_auth
@@ -17,7 +19,14 @@ def _path(endpoint: str, **values) -> str:
     if has_request_context():
         return url_for(endpoint, **values)
     # Jobs run in an app context with no request, where url_for needs SERVER_NAME; the path alone does not.
-    return current_app.url_map.bind("localhost").build(endpoint, values)
+    return _built(current_app.url_map, endpoint, tuple(sorted(values.items())))
+
+
+@lru_cache(maxsize=4096)
+def _built(url_map, endpoint: str, values: tuple) -> str:
+    # A path is a pure function of the app's (fixed) routes and the values: the tick links each of its
+    # tickets in several mails (the SLA warning, each level), and every staff mail to the portal.
+    return url_map.bind("localhost").build(endpoint, dict(values))
 
 
 def absolute_url(endpoint: str, **values) -> str:

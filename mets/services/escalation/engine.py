@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from mets import clock, events, transaction
 from mets.models import EscalationEvent, Ticket, User
-from mets.services import tickets
+from mets.services import bulk_ids, tickets
 from mets.services.automation.actions import Run
 from mets.services.directory import access
 from mets.services.errors import DomainError
@@ -254,13 +254,20 @@ def _claim_many(session, due: list[tuple[Ticket, LevelDue]], now: datetime) -> d
     """`_claim` for many levels in one statement: (ticket id, level id, cycle) -> the event id of those inserted
     now (those another tick inserted first are left out)."""
     rows = [_claim_values(ticket, item, now, None, item.reason) for ticket, item in due]
+    table = EscalationEvent.__table__
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(EscalationEvent.__table__)
-                 .on_conflict_do_nothing(index_elements=["ticket_id", "level_id", "cycle"])
-                 .returning(EscalationEvent.ticket_id, EscalationEvent.level_id, EscalationEvent.cycle,
-                            EscalationEvent.id))
-    # Core executemany: one compiled statement, rows sent in pages ("insertmanyvalues"), as the SLA tick does.
-    return {(t, level, cycle): i for t, level, cycle, i in session.connection().execute(statement, rows)}
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["ticket_id", "level_id", "cycle"])
+    key = (table.c.ticket_id, table.c.level_id, table.c.cycle, table.c.id)
+    if ids := bulk_ids.take(session, table, len(rows)):
+        # PostgreSQL: the ids first, the rows in one executemany (pipelined), then which of those ids exist: the
+        # rows this tick inserted (an id is the sequence's, never another tick's; a conflicting row is skipped).
+        for row, row_id in zip(rows, ids):
+            row["id"] = row_id
+        session.connection().execute(statement, rows)
+        won = session.connection().execute(select(*key).where(table.c.id.in_(ids)))
+    else:  # Core executemany with RETURNING: rows sent in pages ("insertmanyvalues")
+        won = session.connection().execute(statement.returning(*key), rows)
+    return {(t, level, cycle): i for t, level, cycle, i in won}
 
 
 def _process(session, ticket: Ticket, now: datetime) -> list[EscalationEvent]:

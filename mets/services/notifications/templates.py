@@ -162,7 +162,7 @@ def _run(compiled: tuple, variables: dict, *, default: bool = False) -> Rendered
 
     A TemplateBudgetError carries `field`: the part that was rendering when the budget ran out.
     """
-    html_vars = {**variables, **{k: Markup(clean_html(variables.get(k) or "")) for k in SAFE_HTML}}
+    html_vars = {**variables, **{k: _clean(variables.get(k) or "") for k in SAFE_HTML}}
     parts = []
     # Its own budget, always: a failure is then this template's doing (render() remembers it as such).
     with trusted() if default else budget(fresh=True):
@@ -174,6 +174,12 @@ def _run(compiled: tuple, variables: dict, *, default: bool = False) -> Rendered
                 raise
     subject, text, body_html = parts
     return Rendered(one_line(subject), text, body_html)
+
+
+@lru_cache(maxsize=256)
+def _clean(html: str) -> Markup:
+    # A pure function of the text: the tick mails a ticket's content several times (warning, levels).
+    return Markup(clean_html(html))
 
 
 def one_line(subject: str) -> str:

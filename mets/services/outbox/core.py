@@ -31,6 +31,7 @@ from sqlalchemy import inspect, select, update
 
 from mets import clock, transaction
 from mets.models import CANCELLED, FAILED, PENDING, SENDING, AppSetting
+from mets.services import bulk_ids
 from mets.services.errors import DomainError
 
 log = logging.getLogger("mets.outbox")
@@ -71,12 +72,21 @@ def add(channel: Channel, session, row) -> None:
     """Add `row` in the caller's transaction; its id goes to the workers once the commit lands."""
     session.add(row)
     transaction.state(session).setdefault(f"outbox.{channel.name}.new", []).append(row)
+    transaction.before_flush(session, f"outbox.{channel.name}.number", lambda s: _number(channel, s))
     transaction.after_flush(session, f"outbox.{channel.name}.flush", lambda s: _collect(channel, s))
 
 
+def _number(channel: Channel, session) -> None:
+    # Before a flush: its new rows' ids in one query (PostgreSQL), so the ORM writes them as one executemany
+    # instead of INSERT ... RETURNING id (the ticks queue thousands of mails a flush: about 4x faster a row).
+    bulk_ids.number(session, transaction.state(session).get(f"outbox.{channel.name}.new", []))
+
+
 def _collect(channel: Channel, session) -> None:
-    # Rows are flushed together (one multi-row INSERT); their ids exist from here on.
-    rows = [r for r in transaction.state(session).pop(f"outbox.{channel.name}.new", ()) if r.id is not None]
+    # Rows are flushed together (one executemany, see `_number`); their ids exist from here on. A row a
+    # rolled-back savepoint took back before the flush is not in it (and not persistent).
+    rows = [r for r in transaction.state(session).pop(f"outbox.{channel.name}.new", ())
+            if r.id is not None and inspect(r).persistent]
     hand_over(channel, session, [channel.item(r) for r in rows], rows)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.header import Header
 from email.utils import formataddr, formatdate, parseaddr
+from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import bindparam, func, select, update
@@ -61,7 +62,13 @@ MAIL = core.Channel(
 # -- addresses and headers ----------------------------------------------------------------------
 
 def sender_domain(config) -> str:
-    address = parseaddr(config["MAIL_DEFAULT_SENDER"])[1]
+    return _domain_of(config["MAIL_DEFAULT_SENDER"])
+
+
+@lru_cache(maxsize=16)
+def _domain_of(sender: str) -> str:
+    # parseaddr costs more than the rest of queueing a row: read once per setting's value.
+    address = parseaddr(sender)[1]
     return address.rsplit("@", 1)[-1] if "@" in address else "mets.localhost"
 
 

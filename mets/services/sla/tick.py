@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from mets import clock, events
 from mets.models import SlaFiring, SlaPause, Ticket, TicketEvent
-from mets.services import sla
+from mets.services import bulk_ids, sla
 
 EVENTS = {"breach": "sla_breach_occurred"}  # anything else is a warning
 WARNING_EVENT = "sla_breach_warning"
@@ -79,11 +79,16 @@ def _process(session, batch: list[Ticket], now: datetime, result: TickResult) ->
     emitted = [_event(ticket_id, clock_name, point_name, due_at, now)
                for ticket_id, clock_name, point_name, _cycle, due_at in inserted]
     if emitted:
-        # RETURNING makes SQLAlchemy send many rows per INSERT instead of one statement per row.
-        ids = session.connection().execute(
-            insert(TicketEvent.__table__).returning(TicketEvent.id, sort_by_parameter_order=True), emitted).scalars()
-        for event, event_id in zip(emitted, ids):
-            event["id"] = event_id  # handlers key what they write on it (e.g. the outbox's dedupe key)
+        table = TicketEvent.__table__
+        if ids := bulk_ids.take(session, table, len(emitted)):  # PostgreSQL: the ids first, then one executemany
+            for event, event_id in zip(emitted, ids):
+                event["id"] = event_id
+            session.connection().execute(insert(table), emitted)
+        else:  # RETURNING makes SQLAlchemy send many rows per INSERT instead of one statement per row.
+            ids = session.connection().execute(
+                insert(table).returning(TicketEvent.id, sort_by_parameter_order=True), emitted).scalars()
+            for event, event_id in zip(emitted, ids):
+                event["id"] = event_id  # handlers key what they write on it (e.g. the outbox's dedupe key)
         # An open ticket page polls the version: the new lines of its activity trail show up there. Moved here, not
         # by an UPDATE ... version + 1 of its own: the batch's rows are locked (FOR UPDATE on PostgreSQL; SQLite's
         # one writer), so the loaded version is the row's, and it goes out in the ticket's one UPDATE of the flush
@@ -113,13 +118,19 @@ def _insert_firings(session, due_points, now: datetime) -> list:
         return []
     rows = [{"ticket_id": t.id, "clock": p.clock, "point": p.name, "cycle": p.cycle, "due_at": p.at,
              "fired_at": now, "suppressed": False} for t, p in due_points]
+    table = SlaFiring.__table__
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(SlaFiring.__table__)
-                 .on_conflict_do_nothing(index_elements=["ticket_id", "clock", "point", "cycle"])
-                 .returning(SlaFiring.ticket_id, SlaFiring.clock, SlaFiring.point, SlaFiring.cycle,
-                            SlaFiring.due_at))
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["ticket_id", "clock", "point", "cycle"])
+    key = (table.c.ticket_id, table.c.clock, table.c.point, table.c.cycle, table.c.due_at)
+    if ids := bulk_ids.take(session, table, len(rows)):
+        # PostgreSQL: the ids first, the rows in one executemany (pipelined), then which of those ids exist: the
+        # points this tick inserted (an id is the sequence's, never another tick's; a conflicting row is skipped).
+        for row, row_id in zip(rows, ids):
+            row["id"] = row_id
+        session.connection().execute(statement, rows)
+        return session.connection().execute(select(*key).where(table.c.id.in_(ids)).order_by(table.c.id)).all()
     # Core executemany: one compiled statement, rows sent in pages ("insertmanyvalues").
-    return session.connection().execute(statement, rows).all()
+    return session.connection().execute(statement.returning(*key), rows).all()
 
 
 def _event(ticket_id: int, clock_name: str, point_name: str, due_at: datetime, now: datetime) -> dict:

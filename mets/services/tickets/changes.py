@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from mets import clock, events, transaction
 from mets.models import PRIORITIES, STATUSES, VIAS, Entity, Reply, SlaRule, Ticket, TicketAlias, TicketEvent, User
-from mets.services import sla
+from mets.services import bulk_ids, sla
 from mets.services.directory import access
 from mets.services.directory.categories import check_category
 from mets.services.errors import DomainError, check
@@ -398,6 +398,7 @@ def escalate_many(session, items: list[tuple[Ticket, int, str, dict]], *, now: d
         _record(session, change, "escalation_due", None, _raise_level(ticket, level, reason, details), now,
                 bumped=True)
         done.append(change)
+    bulk_ids.number(session, [event for change in done for event in change.events])  # one executemany
     session.flush()
     return [_dispatch(session, change, None, now) for change in done]
 

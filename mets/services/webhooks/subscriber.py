@@ -34,6 +34,11 @@ def listeners(session, entity: Entity) -> list[WebhookEndpoint]:
     return cache[entity.id]
 
 
+def wanted(session, entity: Entity, event_type: str) -> bool:
+    """Whether any active endpoint heard by `entity`'s tickets subscribes to `event_type`."""
+    return any(event_type in (endpoint.event_types or []) for endpoint in listeners(session, entity))
+
+
 def queue_event(session, entity: Entity, event_type: str, data: dict, *, key: str, now: datetime,
                 ticket: Ticket | None = None, event_name: str | None = None) -> int:
     """One delivery of `{"type", "timestamp", "data"}` per endpoint that subscribes to `event_type`; how many."""
@@ -86,6 +91,8 @@ def ticket_changed(session, change, actor: User | None, now: datetime) -> int:
         event_type = FROM_TICKET_EVENT.get(event.event)
         if event_type is None:
             continue
+        if not wanted(session, change.ticket.entity, event_type):
+            continue  # no payload to build (the SLA and escalation ticks emit thousands of changes)
         reply = change.reply if event.event == "reply_added" else None
         data = ticket_data(session, change.ticket, changes=event.changes, actor=actor, reply=reply)
         queued += queue_event(session, change.ticket.entity, event_type, data, key=f"event:{event.id}", now=now,
@@ -95,6 +102,8 @@ def ticket_changed(session, change, actor: User | None, now: datetime) -> int:
 
 def _on_sla_event(session, ticket: Ticket, event: dict) -> None:
     event_type = FROM_TICKET_EVENT[event["event"]]
+    if not wanted(session, ticket.entity, event_type):
+        return
     data = ticket_data(session, ticket, changes=event["changes"], actor=None)
     queue_event(session, ticket.entity, event_type, data, key=f"event:{event['id']}", now=event["at"], ticket=ticket,
                 event_name=event["event"])
