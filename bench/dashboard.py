@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, select, text  # noqa: E402
 
-from bench.ticket_list import DAYS, spread, timed  # noqa: E402  (the dates and the timing ticket_list uses)
+from bench.ticket_list import DAYS, fresh_app, spread, timed  # noqa: E402  (the dates and the timing ticket_list uses)
 from mets import clock, create_app  # noqa: E402
 from mets.extensions import db  # noqa: E402
 from mets.services.directory import entities, users  # noqa: E402
@@ -34,16 +34,8 @@ TARGET_MS = 300
 
 
 def build(url: str, count: int, metrics: int):
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"})
+    app = fresh_app(url)
     with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
         s = db.session
         ents = [entities.create_entity(s, {"name": f"Entity {i}", "slug": f"e{i}", "timezone": "UTC"})
                 for i in range(20)]

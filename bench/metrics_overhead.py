@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
 
-from mets import clock, create_app, transaction  # noqa: E402
+from bench.ticket_list import fresh_app  # noqa: E402  (the schema rebuilt as every bench does)
+from mets import clock, transaction  # noqa: E402
 from mets.extensions import db  # noqa: E402
 from mets.models import SlaRule  # noqa: E402
 from mets.services import metrics, tickets  # noqa: E402
@@ -36,16 +36,8 @@ CHANGES_PER_TICKET = 6
 
 
 def build(url: str):
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"})
+    app = fresh_app(url)
     with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
         s = db.session
         entity = entities.create_entity(s, {"name": "Acme", "slug": "acme", "timezone": "America/New_York"})
         s.add(SlaRule(entity_id=entity.id, name="Standard", response_minutes=240, next_reply_minutes=240,

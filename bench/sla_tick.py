@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from mets import clock, create_app  # noqa: E402
+from bench.ticket_list import fresh_app  # noqa: E402  (the schema rebuilt as every bench does)
+from mets import clock  # noqa: E402
 from mets.extensions import db  # noqa: E402
 from mets.models import SlaRule  # noqa: E402
 from mets.services.directory import users  # noqa: E402
@@ -37,15 +38,8 @@ from mets.services.sla import tick as sla_tick  # noqa: E402
 
 
 def build(url: str, count: int, policies: bool = False):
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"})  # a server database needs one
+    app = fresh_app(url)
     with app.app_context():
-        from flask_migrate import upgrade
-
-        upgrade()
         s = db.session
         entity = entities.create_entity(s, {"name": "Acme", "slug": "acme", "timezone": "America/New_York"})
         customer = users.get_or_create_customer(s, "customer@bench.example", "Customer")
@@ -74,7 +68,7 @@ def build(url: str, count: int, policies: bool = False):
             FROM generate_series(1, :count) AS g
         """), {"entity": entity.id, "customer": customer.id, "rule": rule.id, "count": count, "policies": policies})
         s.commit()
-    with engine.connect() as conn:
+    with create_engine(url).connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE tickets"))
     print(f"loaded {count} open tickets in {time.perf_counter() - started:.1f}s")
     return app

@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from mets import create_app  # noqa: E402
@@ -33,7 +34,8 @@ def spread(index: str = "g", count: str = ":per_entity", days: int = DAYS) -> st
     return f"now() - ({index}::bigint * {days * 86400} / {count}) * interval '1 second'"
 
 
-def build(url: str, count: int):
+def fresh_app(url: str):
+    """The app on `url` with its public schema dropped and rebuilt by the migrations (every bench's first step)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -41,9 +43,13 @@ def build(url: str, count: int):
     engine.dispose()
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"})  # a server database needs one
     with app.app_context():
-        from flask_migrate import upgrade
-
         upgrade()
+    return app
+
+
+def build(url: str, count: int):
+    app = fresh_app(url)
+    with app.app_context():
         s = db.session
         ents = [entities.create_entity(s, {"name": f"Entity {i}", "slug": f"e{i}", "timezone": "UTC"})
                 for i in range(20)]
