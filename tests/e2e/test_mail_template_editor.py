@@ -31,6 +31,8 @@ def test_admin_previews_an_email_template_with_a_ticket_and_saves_it(live_server
     row = page.locator("#mt-ticket-reply-customer")
     expect(row).to_contain_text("Default")
     row.get_by_role("link", name="ticket-reply-customer").first.click()
+    # The editor's page loaded (and htmx bound its form) before typing: the server-drawn preview alone shows earlier.
+    page.wait_for_url("**/ticket-reply-customer")
 
     box = page.locator("#mt-preview")
     expect(box).to_contain_text("With sample data.")
