@@ -24,6 +24,16 @@ def with_descendants(session, entity_ids) -> set[int]:
     return seen
 
 
+def managed_entity_ids(session, user: User) -> set[int] | None:
+    """The entities `user` manages: None (every one) for admins; for others the entities of their manager
+    memberships with the departments below them (empty: none). Callers check that the user is active staff."""
+    if user.is_admin:
+        return None
+    managed = session.scalars(select(Membership.entity_id).where(Membership.user_id == user.id,
+                                                                 Membership.role == "manager")).all()
+    return with_descendants(session, managed) if managed else set()
+
+
 def ancestors(session, entity: Entity) -> list[Entity]:
     """Parent, grandparent, ... (nearest first)."""
     chain, seen, current = [], {entity.id}, entity.parent

@@ -42,11 +42,7 @@ def dashboard_scope(session, user: User) -> set[int] | None:
     with their departments for managers, none for anyone else."""
     if not user.is_staff or not user.active:
         return set()
-    if user.is_admin:
-        return None
-    managed = session.scalars(select(Membership.entity_id).where(Membership.user_id == user.id,
-                                                                 Membership.role == "manager")).all()
-    return access.with_descendants(session, managed) if managed else set()
+    return access.managed_entity_ids(session, user)
 
 
 def can_view_dashboard(session, user: User) -> bool:

@@ -66,9 +66,7 @@ def shareable_entities(session, user: User) -> list[Entity]:
         return []
     if user.is_admin:
         return access.visible_entities(session, user)
-    managed = session.scalars(select(Membership.entity_id).where(Membership.user_id == user.id,
-                                                                 Membership.role == "manager")).all()
-    ids = access.with_descendants(session, managed)
+    ids = access.managed_entity_ids(session, user)
     return [e for e in access.visible_entities(session, user) if e.id in ids]
 
 

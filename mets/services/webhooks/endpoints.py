@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from mets import clock
-from mets.models import Entity, Membership, User
+from mets.models import Entity, User
 from mets.models.automation import WebhookDelivery
 from mets.models.webhooks import WebhookEndpoint
 from mets.services.directory import access, entities, portal_mail
@@ -32,12 +32,8 @@ def managed_entities(session, user: User) -> list[Entity]:
     if not user.is_staff or not user.active:
         return []
     tree = [entity for entity, _depth in entities.entity_tree(session)]
-    if user.is_admin:
-        return tree
-    managed = session.scalars(select(Membership.entity_id).where(Membership.user_id == user.id,
-                                                                 Membership.role == "manager")).all()
-    ids = access.with_descendants(session, managed) if managed else set()
-    return [e for e in tree if e.id in ids]
+    ids = access.managed_entity_ids(session, user)
+    return tree if ids is None else [e for e in tree if e.id in ids]
 
 
 def endpoints_by_entity(session, entity_list: list[Entity]) -> dict[int, list[WebhookEndpoint]]:
