@@ -183,15 +183,16 @@ FLOOR = [
     f"""SELECT day, sum(count) FROM metric_entity_rollups WHERE {R} AND metric_type = 'full_resolution' GROUP BY 1""",
     f"""SELECT date_trunc('day', end_at AT TIME ZONE 'UTC')::date, count(*) FROM response_metrics
         WHERE {RAW_TODAY} AND metric_type = 'full_resolution' GROUP BY 1""",
-    # backlog and workload: the open tickets per status and assignee (rollups and today), the clocks due per assignee
-    "SELECT status, assignee_id, sum(count), min(oldest) FROM ticket_rollups WHERE created_day < :today "
-    "AND status NOT IN ('resolved','closed') {e} GROUP BY 1, 2",
-    f"""SELECT status, assignee_id, count(*), min(created_at) FROM tickets WHERE {TICKETS_TODAY}
-        AND status NOT IN ('resolved','closed') GROUP BY 1, 2""",
+    # backlog and workload: the open tickets per status and assignee with their clocks due (rollups by the mark, and
+    # today), the clocks of the rolled-up tickets that fell due since the mark or fall due within 4 hours
+    "SELECT status, assignee_id, sum(count), min(oldest), sum(due_by_mark) FROM ticket_rollups "
+    "WHERE created_day < :today AND status NOT IN ('resolved','closed') {e} GROUP BY 1, 2",
+    f"""SELECT status, assignee_id, count(*), min(created_at), sum(CASE WHEN sla_nearest_due <= :mark THEN 1 ELSE 0 END)
+        FROM tickets WHERE {TICKETS_TODAY} AND status NOT IN ('resolved','closed') GROUP BY 1, 2""",
     """SELECT assignee_id, sum(CASE WHEN sla_nearest_due > now() THEN 1 ELSE 0 END),
               sum(CASE WHEN sla_nearest_due <= now() THEN 1 ELSE 0 END)
-       FROM tickets WHERE sla_nearest_due <= now() + interval '4 hours' AND status NOT IN ('resolved','closed') {e}
-       GROUP BY 1""",
+       FROM tickets WHERE sla_nearest_due > :mark AND sla_nearest_due <= now() + interval '4 hours'
+       AND status NOT IN ('resolved','closed') {e} GROUP BY 1""",
     # per agent: first response and full resolution, business minutes, from the agent level and today
     *[q for k in ("first_response", "full_resolution") for q in (
         f"""SELECT agent_id, sum(within_sla), sum(breached), sum(business_count), sum(business_minutes)

@@ -157,8 +157,9 @@ class TicketRollup(db.Model):
     """How many tickets created on one UTC day (`created_day`) are now of one status, entity, priority and assignee,
     resolved or closed on `resolved_day` (None: not resolved or closed now), and the oldest one's creation
     (services.metrics.rollups, migration 0026): the dashboard's created and resolved per day, its backlog trend and
-    its open tickets per status and assignee without reading every ticket. Keyed by the day a ticket was created, so
-    re-rolling that day puts back whatever a change did to it (status, resolution, priority, assignee, entity)."""
+    its open tickets per status and assignee (and their clocks due) without reading every ticket. Keyed by the day a
+    ticket was created, so re-rolling that day puts back whatever a change did to it (status, resolution, priority,
+    assignee, entity)."""
 
     __tablename__ = "ticket_rollups"
     __table_args__ = (Index("ix_ticket_rollups_created", "created_day", "entity_id"),
@@ -174,6 +175,9 @@ class TicketRollup(db.Model):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     count: Mapped[int] = mapped_column(Integer, default=0)
     oldest: Mapped[datetime] = mapped_column(UTCDateTime)  # the first created_at of them
+    # Of them, how many had a running SLA clock due at or before the roll-up's mark (`rollups.tickets_rolled_up`;
+    # migration 0027): the workload adds those that fell due since from the tickets' own index.
+    due_by_mark: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self):
         return f"<TicketRollup {self.created_day} {self.status} entity {self.entity_id}>"

@@ -21,7 +21,9 @@ from mets.services.metrics.stats import (  # noqa: F401
 
 
 def init_app(app) -> None:
-    """Write the metric rows of every ticket change, in its transaction; schedule and send satisfaction surveys."""
+    """Write the metric rows of every ticket change, in its transaction; schedule and send satisfaction surveys;
+    note the days of tickets an SLA edit retimed (their ticket rollups are read raw until rolled up again)."""
     events.subscribe(events.TICKET_CHANGED, ticket_changed)
     events.subscribe(events.TICKET_CHANGED, csat.ticket_changed)
     events.subscribe(events.TICK, lambda session, now: csat.tick(session, now))
+    events.subscribe(events.SLA_RETIMED, rollups.tickets_retimed)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Integer, and_, case, cast, false, func, not_, or_, select
+from sqlalchemy import Date, Integer, and_, case, cast, false, func, literal, not_, or_, select
 
 from mets import clock
 
@@ -304,6 +304,7 @@ class _TicketSplit:
 
     rolled: list
     raw: list
+    mark: datetime  # the roll-up's instant: its rows count the clocks due by then (`due_by_mark`)
 
 
 def _ticket_split(session, scope: Scope) -> _TicketSplit | None:
@@ -327,7 +328,7 @@ def _ticket_split(session, scope: Scope) -> _TicketSplit | None:
         rolled.append(tr.assignee_id == f.agent_id)
     fresh = or_(Ticket.created_at >= _instant(after),
                 *(and_(Ticket.created_at >= _instant(a), Ticket.created_at < _instant(b)) for a, b in ranges))
-    return _TicketSplit(rolled, [*_ticket_filters(scope), fresh])
+    return _TicketSplit(rolled, [*_ticket_filters(scope), fresh], mark)
 
 
 @dataclass(frozen=True)
@@ -424,37 +425,47 @@ class OpenNow:
 
 def open_now(session, scope: Scope, now: datetime) -> OpenNow:
     """The tickets not resolved or closed now, in scope and of the priority and agent filters: what the backlog and
-    the workload read. Counted from the ticket rollups and the tickets they leave raw; the clocks due (which move
-    with the time, and with a rule's or the hours' edit) from the tickets (`ix_tickets_sla_nearest_due`, covering on
-    PostgreSQL: `sla_nearest_due` is set only while a clock runs)."""
-    soon = case((Ticket.sla_nearest_due > now, 1), else_=0)
-    breached = case((Ticket.sla_nearest_due <= now, 1), else_=0)
+    the workload read. Counted from the ticket rollups and the tickets they leave raw. The clocks due move with the
+    time: a rolled-up group keeps how many were due by the roll-up's mark, and those that fell due since (or fall due
+    within DUE_SOON) come from the tickets (`ix_tickets_sla_nearest_due`, covering on PostgreSQL: `sla_nearest_due`
+    is set only while a clock runs), a range of hours whatever the backlog; an SLA edit that retimes tickets makes
+    their days raw until the next roll-up (`rollups.tickets_retimed`)."""
+    due = Ticket.sla_nearest_due
+    soon = func.sum(case((and_(due > now, due <= now + DUE_SOON), 1), else_=0))
+    breached = func.sum(case((due <= now, 1), else_=0))
     split = _ticket_split(session, scope)
     groups = []  # (status, assignee, count, oldest)
-    due: dict = {}
-    if split is None:  # one pass over the open tickets
-        for status, assignee, n, oldest, s, b in session.execute(
-                select(Ticket.status, Ticket.assignee_id, func.count(), func.min(Ticket.created_at),
-                       func.sum(case((Ticket.sla_nearest_due <= now + DUE_SOON, soon), else_=0)),
-                       func.sum(breached))
-                .where(Ticket.status.notin_(CLOSED), *_ticket_filters(scope))
-                .group_by(Ticket.status, Ticket.assignee_id)):
-            groups.append((status, assignee, n, oldest))
-            ds, db_ = due.get(assignee, (0, 0))
-            due[assignee] = (ds + int(s or 0), db_ + int(b or 0))
-    else:
+    dues: dict = {}  # assignee: [due soon, breached]
+
+    def add_due(assignee, s, b) -> None:
+        counted = dues.setdefault(assignee, [0, 0])
+        counted[0] += int(s or 0)
+        counted[1] += int(b or 0)
+
+    tickets_open = Ticket.status.notin_(CLOSED)
+    if split is None:  # one pass over every open ticket
+        raw, soon_raw, breached_raw = _ticket_filters(scope), soon, breached
+    else:  # the tickets read raw: only their clocks due by the mark (those due since are counted below)
+        raw, soon_raw, breached_raw = split.raw, literal(0), func.sum(case((due <= split.mark, 1), else_=0))
+    for status, assignee, n, oldest, s, b in session.execute(
+            select(Ticket.status, Ticket.assignee_id, func.count(), func.min(Ticket.created_at), soon_raw, breached_raw)
+            .where(tickets_open, *raw).group_by(Ticket.status, Ticket.assignee_id)):
+        groups.append((status, assignee, n, oldest))
+        add_due(assignee, s, b)
+    if split is not None:
+        # The rolled-up groups with their clocks due by the mark; then, for every ticket, the clocks that fell due
+        # since the mark or fall due within DUE_SOON: a few hours of the index, however many are breached.
         tr = TicketRollup
-        groups += session.execute(select(tr.status, tr.assignee_id, func.sum(tr.count), func.min(tr.oldest))
-                                  .where(*split.rolled, tr.status.notin_(CLOSED))
-                                  .group_by(tr.status, tr.assignee_id)).all()
-        groups += session.execute(select(Ticket.status, Ticket.assignee_id, func.count(), func.min(Ticket.created_at))
-                                  .where(*split.raw, Ticket.status.notin_(CLOSED))
-                                  .group_by(Ticket.status, Ticket.assignee_id)).all()
+        for status, assignee, n, oldest, by_mark in session.execute(
+                select(tr.status, tr.assignee_id, func.sum(tr.count), func.min(tr.oldest), func.sum(tr.due_by_mark))
+                .where(*split.rolled, tr.status.notin_(CLOSED)).group_by(tr.status, tr.assignee_id)):
+            groups.append((status, assignee, n, oldest))
+            add_due(assignee, 0, by_mark)
         for assignee, s, b in session.execute(
-                select(Ticket.assignee_id, func.sum(soon), func.sum(breached))
-                .where(Ticket.sla_nearest_due <= now + DUE_SOON, Ticket.status.notin_(CLOSED),
-                       *_ticket_filters(scope)).group_by(Ticket.assignee_id)):
-            due[assignee] = (int(s or 0), int(b or 0))
+                select(Ticket.assignee_id, soon, breached)
+                .where(due > split.mark, due <= now + DUE_SOON, tickets_open, *_ticket_filters(scope))
+                .group_by(Ticket.assignee_id)):
+            add_due(assignee, s, b)
     statuses: dict = {}
     assignees: dict = {}
     for status, assignee, n, oldest in groups:
@@ -462,7 +473,7 @@ def open_now(session, scope: Scope, now: datetime) -> OpenNow:
         count, first = statuses.get(status, (0, None))
         statuses[status] = (count + n, oldest if first is None or (oldest is not None and oldest < first) else first)
         assignees[assignee] = assignees.get(assignee, 0) + n
-    return OpenNow(statuses, {a: (n, *due.get(a, (0, 0))) for a, n in assignees.items()})
+    return OpenNow(statuses, {a: (n, *dues.get(a, (0, 0))) for a, n in assignees.items()})
 
 
 def backlog(session, scope: Scope, found: OpenNow | None = None) -> list[BacklogRow]:

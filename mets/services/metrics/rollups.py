@@ -31,6 +31,7 @@ HORIZON_KEY = "metrics_archived_before"
 COVERED_KEY = "metrics_rolled_up"
 TICKETS_KEY = "tickets_rolled_up"  # "<first day not rolled up>/<instant>": every ticket created before that day is
 # in `ticket_rollups` as it was at that instant (minus TICKETS_MARGIN), the tickets changed since read raw
+RETIMED_KEY = "tickets_retimed_days"  # "<day>,<day>...": created days whose tickets an SLA edit retimed since then
 TICKETS_MARGIN = timedelta(minutes=5)  # a change whose `updated_at` was taken before the roll-up read, committed after
 STOPPED = ("resolved", "closed")
 LEVELS = (MetricEntityRollup, MetricAgentRollup)  # the coarse levels (their KEYS: what they keep apart)
@@ -64,26 +65,38 @@ def day_bucket(session, column, period: str):
     return func.date(column)
 
 
-def _setting(session, key: str) -> AppSetting | None:
-    """The app setting `key`; a missing one is remembered for the transaction (a present one is in the session's
-    identity map: a page asks for these a dozen times)."""
-    missing = transaction.cache(session).setdefault("rollups.missing_settings", set())
-    if key in missing:
-        return None
-    setting = session.get(AppSetting, key)
-    if setting is None:
-        missing.add(key)
-    return setting
+_READ_ONCE = "rollups.read_once"
+
+
+def _read_once(session, name: str, key, load):
+    """`load()`, remembered for the transaction until its next flush (a flush may change what it read): a dashboard
+    page asks for the same settings a dozen times and for the changed days twice, and flushes nothing."""
+    cache = transaction.cache(session)
+    if _READ_ONCE not in cache:
+        cache[_READ_ONCE] = {}
+        transaction.after_flush(session, _READ_ONCE, lambda s: transaction.cache(s).pop(_READ_ONCE, None))
+    found = cache[_READ_ONCE].setdefault(name, {})
+    if key not in found:
+        found[key] = load()
+    return found[key]
+
+
+def _setting(session, key: str) -> str | None:
+    """The value of the app setting `key`, one of this module's (None: missing or empty); the three read together."""
+    def load():
+        found = dict(session.execute(select(AppSetting.key, AppSetting.value).where(
+            AppSetting.key.in_((HORIZON_KEY, COVERED_KEY, TICKETS_KEY, RETIMED_KEY)))).all())
+        return {k: v or None for k, v in found.items()}
+    return _read_once(session, "settings", None, load).get(key)
 
 
 def archived_before(session) -> date | None:
     """The first day whose raw rows are all still there (None: nothing archived)."""
-    setting = _setting(session, HORIZON_KEY)
-    return date.fromisoformat(setting.value) if setting is not None and setting.value else None
+    value = _setting(session, HORIZON_KEY)
+    return date.fromisoformat(value) if value else None
 
 
 def _set_setting(session, key: str, value: str) -> None:
-    transaction.cache(session).get("rollups.missing_settings", set()).discard(key)
     setting = session.get(AppSetting, key)
     if setting is None:
         session.add(AppSetting(key=key, value=value))
@@ -98,10 +111,10 @@ def _set_horizon(session, day: date) -> None:
 
 def rolled_up(session) -> tuple[date, date] | None:
     """The days [first, after last) rolled up after they ended (None: none yet)."""
-    setting = _setting(session, COVERED_KEY)
-    if setting is None or not setting.value:
+    value = _setting(session, COVERED_KEY)
+    if value is None:
         return None
-    first, after = setting.value.split("/")
+    first, after = value.split("/")
     return date.fromisoformat(first), date.fromisoformat(after)
 
 
@@ -262,19 +275,21 @@ def _as_day(value) -> date:
 def tickets_rolled_up(session) -> tuple[date, datetime] | None:
     """(the first created day not in `ticket_rollups`, the instant from which changed tickets are read raw), or None:
     nothing rolled up yet (the dashboard counts the tickets raw)."""
-    setting = _setting(session, TICKETS_KEY)
-    if setting is None or not setting.value:
+    value = _setting(session, TICKETS_KEY)
+    if value is None:
         return None
-    day, at = setting.value.split("/")
+    day, at = value.split("/")
     return date.fromisoformat(day), datetime.fromisoformat(at)
 
 
 def changed_days(session, until: date, since: datetime) -> set[date]:
-    """The UTC days before `until` on which the tickets changed at or after `since` were created: their rows in
-    `ticket_rollups` may be stale (the ticket's `updated_at` index)."""
+    """The UTC days before `until` on which the tickets changed at or after `since` were created (the ticket's
+    `updated_at` index), and those whose tickets an SLA edit retimed since the last roll-up: their rows in
+    `ticket_rollups` may be stale."""
     day = day_of(session, Ticket.created_at)
-    return {_as_day(d) for d in session.scalars(select(day).where(
-        Ticket.updated_at >= since, Ticket.created_at < _instant(until)).distinct())}
+    changed = _read_once(session, "changed_days", (until, since), lambda: {_as_day(d) for d in session.scalars(
+        select(day).where(Ticket.updated_at >= since, Ticket.created_at < _instant(until)).distinct())})
+    return changed | {d for d in retimed_days(session) if d < until}
 
 
 def roll_up_tickets(session, since: date, until: date, now: datetime) -> int:
@@ -295,25 +310,48 @@ def roll_up_tickets(session, since: date, until: date, now: datetime) -> int:
         ranges += [(d, d + timedelta(days=1)) for d in sorted(changed_days(session, after, mark))
                    if not ranges[0][0] <= d < ranges[0][1]]
         after = max(after, until)
-    written = sum(_write_ticket_days(session, start, end) for start, end in ranges if start < end)
-    _set_setting(session, TICKETS_KEY, f"{after.isoformat()}/{(now - TICKETS_MARGIN).isoformat()}")
+    mark = now - TICKETS_MARGIN
+    written = sum(_write_ticket_days(session, start, end, mark) for start, end in ranges if start < end)
+    _set_setting(session, TICKETS_KEY, f"{after.isoformat()}/{mark.isoformat()}")
+    if retimed_days(session):  # every retimed day was among the changed ones: written again
+        _set_setting(session, RETIMED_KEY, "")
     return written
 
 
-def _write_ticket_days(session, since: date, until: date) -> int:
+def _write_ticket_days(session, since: date, until: date, mark: datetime) -> int:
     """Rewrite the `ticket_rollups` of the tickets created on the days [since, until) (one grouped INSERT ... SELECT
-    on `ix_tickets_created_at`)."""
+    on `ix_tickets_created_at`), their clocks due by `mark` counted."""
     t, tr = Ticket, TicketRollup
     session.execute(delete(tr).where(tr.created_day >= since, tr.created_day < until))
     created = day_of(session, t.created_at)
     resolved = case((t.status.in_(STOPPED), day_of(session, t.resolved_at)), else_=None)
     query = (select(created, t.status, resolved, t.entity_id, t.priority, t.assignee_id, func.count(),
-                    func.min(t.created_at))
+                    func.min(t.created_at), func.count(case((t.sla_nearest_due <= mark, 1))))
              .where(t.created_at >= _instant(since), t.created_at < _instant(until))
              .group_by(created, t.status, resolved, t.entity_id, t.priority, t.assignee_id))
     result = session.execute(insert(tr).from_select(
-        ("created_day", "status", "resolved_day", "entity_id", "priority", "assignee_id", "count", "oldest"), query))
+        ("created_day", "status", "resolved_day", "entity_id", "priority", "assignee_id", "count", "oldest",
+         "due_by_mark"), query))
     return result.rowcount or 0
+
+
+def tickets_retimed(session, tickets, now: datetime) -> None:
+    """An SLA rule or hours edit moved these tickets' clocks without changing them (their `updated_at` stays): the
+    days they were created on count as changed (`changed_days`) until the next roll-up writes them again, so the
+    dashboard reads their tickets raw and their clocks due as they are now."""
+    found = tickets_rolled_up(session)
+    if found is None:
+        return
+    days = retimed_days(session)
+    more = {t.created_at.astimezone(timezone.utc).date() for t in tickets} - days
+    more = {day for day in more if day < found[0]}
+    if more:
+        _set_setting(session, RETIMED_KEY, ",".join(sorted(d.isoformat() for d in days | more)))
+
+
+def retimed_days(session) -> set[date]:
+    value = _setting(session, RETIMED_KEY)
+    return {date.fromisoformat(d) for d in value.split(",")} if value else set()
 
 
 def roll_up_recent(session, today: date, days: int = RECENT_DAYS) -> int:

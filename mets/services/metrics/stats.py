@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from math import floor
 
-from sqlalchemy import and_, false, func, or_, select, true
+from sqlalchemy import and_, case, false, func, or_, select, true, tuple_, union_all
 
 from mets.models import MetricAgentRollup, MetricEntityRollup, MetricRollup, ResponseMetric
 from mets.models.metrics import FIRST_RESPONSE, FULL_RESOLUTION, RESPONSE
 from mets.services.directory import access
 from mets.services.metrics import rollups
-from mets.services.metrics.histograms import Histogram
+from mets.services.metrics.histograms import FLOOR, RATIO, Histogram
 
 # The rows each SLA clock's compliance is counted from.
 COMPLIANCE_ROWS = {"response": FIRST_RESPONSE, "next_reply": RESPONSE, "resolution": FULL_RESOLUTION}
@@ -165,24 +165,15 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
         for i, measure in enumerate(measures):
             if totals[2 * i]:
                 found[measure].setdefault(group, Histogram()).add_totals(int(totals[2 * i]), float(totals[2 * i + 1]))
-    for group, within, n in session.execute(
-            select(getattr(rm, key), rm.within_sla, func.count()).where(*raw, rm.within_sla.is_not(None))
-            .group_by(getattr(rm, key), rm.within_sla)):
-        counts[(group, within)] = counts.get((group, within), 0) + n
+    _add_raw(session, getattr(rm, key), raw, measures, counts, found)
     times = {}
     for measure in measures:
         prefix = ROLLUP_MEASURES[measure]
         if coarse:  # the running histograms of the period's last day minus those of the day before it
-            for day, sign in ((split.days[1], 1), (split.days[0], -1)):
-                _merge_running(session, found[measure], r, key, prefix, kinds, split, day, sign)
+            _merge_running(session, found[measure], r, key, prefix, kinds, split)
         else:
             _merge_bins(session, found[measure], r, getattr(r, key), getattr(r, f"{prefix}_bins"),
                         getattr(r, f"{prefix}_bin_counts"), rolled)
-        column = MEASURES[measure]
-        for group, value, n in session.execute(
-                select(getattr(rm, key), column, func.count()).where(*raw, column.is_not(None))
-                .group_by(getattr(rm, key), column)):
-            found[measure].setdefault(group, Histogram()).add_value(value, n)
         for group, h in found[measure].items():
             if h.count:
                 times[(group, measure)] = Distribution(h.count, h.percentile(0.5), h.percentile(0.9),
@@ -207,31 +198,85 @@ def _merge_bins(session, found: dict, table, key, bins, counts, where) -> None:
         found.setdefault(group, Histogram()).add_bins(stored_bins, stored_counts)
 
 
-def _merge_running(session, found: dict, level, key: str, prefix: str, kinds, split: _Split, before: date,
-                   sign: int) -> None:
-    """Add (`sign` 1) or take away (-1) the running histograms of a coarse level as they stood before `before`
-    (each key's last row before it, in scope and of the agent filter), per group: the column named `key`."""
+def _add_raw(session, key, raw: list, measures, counts: dict, found: dict) -> None:
+    """Add the raw rows after the rollups (today, at least) to the compliance `counts` {(group, within): n} and to
+    each measure's histograms in `found`, grouped by `key`. PostgreSQL reads them once, binned in SQL (one grouping
+    set for the compliance, one per measure); elsewhere one query each, binned here."""
+    rm, measures = ResponseMetric, list(measures)
+    if session.get_bind().dialect.name != "postgresql":
+        for group, within, n in session.execute(select(key, rm.within_sla, func.count())
+                                                .where(*raw, rm.within_sla.is_not(None)).group_by(key, rm.within_sla)):
+            counts[(group, within)] = counts.get((group, within), 0) + n
+        for measure in measures:
+            column = MEASURES[measure]
+            for group, value, n in session.execute(select(key, column, func.count())
+                                                   .where(*raw, column.is_not(None)).group_by(key, column)):
+                found[measure].setdefault(group, Histogram()).add_value(value, n)
+        return
+    bins = [_sql_bin(MEASURES[m]) for m in measures]
+    sets = [tuple_(key, rm.within_sla), *(tuple_(key, b) for b in bins)]
+    rows = session.execute(select(key, func.grouping(rm.within_sla, *bins), rm.within_sla, *bins, func.count(),
+                                  *(func.sum(MEASURES[m]) for m in measures))
+                           .where(*raw).group_by(func.grouping_sets(*sets)))
+    # grouping() has a bit for each of within_sla and the bins, set when a grouping set leaves it out.
+    whole = (1 << len(bins) + 1) - 1
+    compliance = whole ^ (1 << len(bins))
+    measure_of = {whole ^ (1 << len(bins) - 1 - i): i for i in range(len(bins))}
+    for group, left_out, within, *rest in rows:
+        n = rest[len(bins)]
+        if left_out == compliance:
+            if within is not None:
+                counts[(group, within)] = counts.get((group, within), 0) + n
+            continue
+        i = measure_of[left_out]
+        if rest[i] is not None:  # NULL: rows without this measure
+            histogram = found[measures[i]].get(group) or found[measures[i]].setdefault(group, Histogram())
+            histogram.bins[int(rest[i])] += n
+            histogram.add_totals(n, float(rest[len(bins) + 1 + i]))
+
+
+def _sql_bin(column):
+    """`histograms.bin_of` in SQL (PostgreSQL's ln is the C library's log, as Python's: the same bins)."""
+    return case((column.is_(None), None), (column <= 0, 0),
+                else_=1 + func.greatest(0, func.floor(func.ln(column / FLOOR) / func.ln(RATIO)))).label(None)
+
+
+def _merge_running(session, found: dict, level, key: str, prefix: str, kinds, split: _Split) -> None:
+    """Add the running histograms of a coarse level as they stood before the period's last rolled-up day, and take
+    away those before its first (each key's last row before either, in scope and of the agent filter), per group:
+    the column named `key`. One statement on PostgreSQL."""
     keys = [getattr(level, k) for k in level.KEYS]
     agent_id = split.agent_id if "agent_id" in level.KEYS else None
-    last = select(*keys, func.max(level.day).label("day")) \
-        .where(level.day < before, level.metric_type.in_(kinds), *_filters(level, split.scope, None, agent_id)) \
-        .group_by(*keys).subquery()
-    on = and_(level.day == last.c.day,
-              *(or_(getattr(level, k) == last.c[k], and_(getattr(level, k).is_(None), last.c[k].is_(None)))
-                if k == "agent_id" else getattr(level, k) == last.c[k] for k in level.KEYS))
     bins, counts = getattr(level, f"{prefix}_run_bins"), getattr(level, f"{prefix}_run_counts")
     group = getattr(level, key)
+
+    def last_rows(before: date):
+        last = select(*keys, func.max(level.day).label("day")) \
+            .where(level.day < before, level.metric_type.in_(kinds), *_filters(level, split.scope, None, agent_id)) \
+            .group_by(*keys).subquery()
+        return last, and_(level.day == last.c.day,
+                          *(or_(getattr(level, k) == last.c[k], and_(getattr(level, k).is_(None), last.c[k].is_(None)))
+                            if k == "agent_id" else getattr(level, k) == last.c[k] for k in level.KEYS))
+
+    signed = ((split.days[1], 1), (split.days[0], -1))
     if session.get_bind().dialect.name == "postgresql":
         pairs = func.unnest(bins, counts).table_valued("bin", "n").render_derived(name="h")
-        rows = session.execute(select(group, pairs.c.bin, func.sum(pairs.c.n)).select_from(level).join(last, on)
-                               .join(pairs, true()).group_by(group, pairs.c.bin))
-        for g, b, n in rows:
-            found.setdefault(g, Histogram()).bins[b] += sign * int(n)
+        parts = []
+        for before, sign in signed:
+            last, on = last_rows(before)
+            parts.append(select(group.label("g"), pairs.c.bin, (sign * pairs.c.n).label("n"))
+                         .select_from(level).join(last, on).join(pairs, true()))
+        both = union_all(*parts).subquery()
+        for g, b, n in session.execute(select(both.c.g, both.c.bin, func.sum(both.c.n)).group_by(both.c.g, both.c.bin)):
+            if n:
+                (found.get(g) or found.setdefault(g, Histogram())).bins[b] += int(n)
         return
-    for g, stored_bins, stored_counts in session.execute(select(group, bins, counts).join(last, on)):
-        histogram = found.setdefault(g, Histogram())
-        for b, n in zip(stored_bins or (), stored_counts or ()):
-            histogram.bins[b] += sign * n
+    for before, sign in signed:
+        last, on = last_rows(before)
+        for g, stored_bins, stored_counts in session.execute(select(group, bins, counts).join(last, on)):
+            histogram = found.setdefault(g, Histogram())
+            for b, n in zip(stored_bins or (), stored_counts or ()):
+                histogram.bins[b] += sign * n
 
 
 def summary(session, user, entity_ids, since, until, priority: str | None = None,

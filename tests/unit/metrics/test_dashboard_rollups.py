@@ -4,9 +4,11 @@ roll-up; the coarse metric levels' percentiles within the histograms' bound."""
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
 
-from mets.models import AppSetting
+from mets.models import AppSetting, SlaRule
 from mets.services import tickets
+from mets.services.sla import admin as sla_admin
 from mets.services.metrics import dashboard, histograms, rollups, tables
 from tests.factories import make_entity, make_staff, make_ticket
 
@@ -99,3 +101,57 @@ def test_tickets_changed_after_the_roll_up_are_read_raw_until_the_next(session, 
         again = _page(session, desk, args)
         for name in ("volume", "backlog_trend", "backlog", "workload"):
             assert page[name].rows == again[name].rows, (args, name)
+
+
+def _workload_raw(session, desk, args):
+    """The workload as the tickets alone say it (no ticket rollups), the setting put back after."""
+    setting = session.get(AppSetting, rollups.TICKETS_KEY)
+    kept, setting.value = setting.value, ""
+    session.flush()
+    rows = _page(session, desk, args)["workload"].rows
+    setting.value = kept
+    session.flush()
+    return rows
+
+
+@pytest.fixture
+def timed(session, desk):
+    """A 24/7 resolution target of 3 days on Acme (its open tickets fall due Nov 23 to Dec 2), and two more Acme
+    tickets: one falling due between the roll-up (NOW - 2h) and NOW, one due within 4 hours of NOW."""
+    sla_admin.create_rule(session, desk["acme"], {"name": "Three days", "resolution": "3d",
+                                                  "business_hours_only": False}, now=utc(2026, 11, 20))
+    between = make_ticket(desk["acme"], now=utc(2026, 11, 27, 10, 30))
+    soon = make_ticket(desk["acme"], now=utc(2026, 11, 27, 14))
+    tickets.assign(session, between, desk["ann"], actor=desk["ann"], now=utc(2026, 11, 27, 11))
+    tickets.assign(session, soon, desk["ann"], actor=desk["ann"], now=utc(2026, 11, 27, 14, 5))
+    session.flush()
+    return between, soon
+
+
+def test_clocks_falling_due_after_the_roll_up_are_counted_as_breached(session, desk, timed):
+    between, soon = timed
+    assert NOW - timedelta(hours=2) < between.sla_nearest_due <= NOW < soon.sla_nearest_due <= NOW + timedelta(hours=4)
+    rollups.roll_up(session, date(2026, 11, 1), date(2026, 12, 1), now=NOW - timedelta(hours=2))
+    for args in ARGS:
+        rows = _page(session, desk, args)["workload"].rows
+        assert rows == _workload_raw(session, desk, args), args
+    ann = next(r for r in _page(session, desk, {})["workload"].rows if r[0] == desk["ann"].name)
+    breached = sum(1 for t in desk["tickets"] + [between, soon] if t.assignee_id == desk["ann"].id
+                   and t.status not in ("resolved", "closed") and t.sla_nearest_due and t.sla_nearest_due <= NOW)
+    assert ann[2:] == (1, breached) and breached >= 2  # `between` breached since the roll-up, `soon` due soon
+
+
+def test_an_sla_edit_after_the_roll_up_retimes_the_workload(session, desk, timed):
+    rollups.roll_up(session, date(2026, 11, 1), date(2026, 12, 1), now=NOW - timedelta(hours=2))
+    before = _page(session, desk, {})["workload"].rows
+    rule = session.scalar(select(SlaRule).where(SlaRule.name == "Three days"))
+    # Five days: Acme's tickets of Nov 25-29 are no longer breached, with no ticket changed (updated_at stays).
+    sla_admin.update_rule(session, rule, {"name": "Five days", "resolution": "5d", "business_hours_only": False},
+                          now=NOW)
+    assert rollups.changed_days(session, *rollups.tickets_rolled_up(session))
+    after = _page(session, desk, {})["workload"].rows
+    assert after == _workload_raw(session, desk, {}) and after != before
+    # The next roll-up writes the retimed days again: nothing left raw, the same figures.
+    rollups.roll_up(session, date(2026, 11, 28), date(2026, 12, 1), now=NOW)
+    assert rollups.changed_days(session, *rollups.tickets_rolled_up(session)) == set()
+    assert _page(session, desk, {})["workload"].rows == after
