@@ -122,7 +122,7 @@ def roll_up(app, url: str) -> None:
         print(f"rolled up {DAYS + 1} days: {written} rollup rows with histograms "
               f"in {time.perf_counter() - started:.1f}s")
     with create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-        for table in ("metric_rollups", "metric_entity_rollups", "ticket_rollups"):
+        for table in ("metric_rollups", "metric_entity_rollups", "metric_agent_rollups", "ticket_rollups"):
             conn.execute(text(f"VACUUM ANALYZE {table}"))
 
 
