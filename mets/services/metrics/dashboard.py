@@ -588,10 +588,10 @@ def agent_breakdown(session, user: User, scope: Scope) -> list[tuple[User | None
     """Per agent: first response and resolution times and compliance, in scope, by agent name."""
     f = scope.filters
     entity_ids = scope.asked if scope.asked != [] else [0]
-    first = {g.key: g for g in stats.breakdown(session, user, entity_ids, *scope.period, "agent", FIRST_RESPONSE,
-                                               f.measure, f.priority, f.agent_id)}
-    resolution = {g.key: g for g in stats.breakdown(session, user, entity_ids, *scope.period, "agent",
-                                                    FULL_RESOLUTION, f.measure, f.priority, f.agent_id)}
+    both = stats.breakdowns(session, user, entity_ids, *scope.period, "agent", (FIRST_RESPONSE, FULL_RESOLUTION),
+                            f.measure, f.priority, f.agent_id)
+    first = {g.key: g for g in both[FIRST_RESPONSE]}
+    resolution = {g.key: g for g in both[FULL_RESOLUTION]}
     ids = [k for k in set(first) | set(resolution) if k is not None]
     people = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
     empty = stats.Group(None, stats.Distribution(0, None, None, None), stats.Compliance(0, 0))

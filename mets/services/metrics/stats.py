@@ -114,11 +114,11 @@ class _Split:
     priority: str | None = None
     agent_id: int | None = None
 
-    def level(self, key: str):
-        """The coarsest rollup level that keeps apart what a figure grouped by `key` and these filters need."""
+    def level(self, keys: tuple[str, ...]):
+        """The coarsest rollup level that keeps apart what a figure grouped by `keys` and these filters need."""
         if not self.priority:
             for level in (MetricEntityRollup, MetricAgentRollup):
-                if key in level.KEYS and (self.agent_id is None or "agent_id" in level.KEYS):
+                if set(keys) <= set(level.KEYS) and (self.agent_id is None or "agent_id" in level.KEYS):
                     return level
         return MetricRollup
 
@@ -144,11 +144,12 @@ def _split(session, user, entity_ids, since, until, priority, agent_id) -> _Spli
                   days=(first, raw_since), scope=scope, priority=priority, agent_id=agent_id)
 
 
-def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[dict, dict]:
+def _rolled_figures(session, split: _Split, keys: tuple[str, ...], kinds, measures) -> tuple[dict, dict]:
     """From the rollups and the raw rows after them: {(group, measure): Distribution} and {(group, within): count}
-    of the rows of `kinds`, grouped by the column named `key` (metric_type, agent_id, entity_id, priority). Without
-    a priority or agent filter, and not grouped by either, the entity level of the rollups (fewer bins to merge)."""
-    r, rm = split.level(key), ResponseMetric
+    of the rows of `kinds`, grouped by the columns named `keys` (metric_type, agent_id, entity_id, priority; a group
+    is the value of one key, the tuple of several). Without a priority or agent filter, and not grouped by either,
+    the entity level of the rollups (fewer bins to merge)."""
+    r, rm = split.level(keys), ResponseMetric
     coarse = r is not MetricRollup
     rolled = [*split.conditions(r), r.metric_type.in_(kinds)]
     raw = [*split.raw, rm.metric_type.in_(kinds)]
@@ -157,22 +158,23 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
     # One pass over the rollups for the compliance counts and every measure's count and sum (the means, exactly).
     sums = [column for measure in measures for column in (getattr(r, f"{ROLLUP_MEASURES[measure]}_count"),
                                                           getattr(r, f"{ROLLUP_MEASURES[measure]}_minutes"))]
-    for group, within, breached, *totals in session.execute(
-            select(getattr(r, key), func.sum(r.within_sla), func.sum(r.breached), *map(func.sum, sums))
-            .where(*rolled).group_by(getattr(r, key))):
+    columns = [getattr(r, k) for k in keys]
+    for row in session.execute(select(*columns, func.sum(r.within_sla), func.sum(r.breached), *map(func.sum, sums))
+                               .where(*rolled).group_by(*columns)):
+        group, (within, breached, *totals) = _group(row, len(keys)), row[len(keys):]
         counts[(group, True)] = int(within or 0)
         counts[(group, False)] = int(breached or 0)
         for i, measure in enumerate(measures):
             if totals[2 * i]:
                 found[measure].setdefault(group, Histogram()).add_totals(int(totals[2 * i]), float(totals[2 * i + 1]))
-    _add_raw(session, getattr(rm, key), raw, measures, counts, found)
+    _add_raw(session, [getattr(rm, k) for k in keys], raw, measures, counts, found)
     times = {}
     for measure in measures:
         prefix = ROLLUP_MEASURES[measure]
         if coarse:  # the running histograms of the period's last day minus those of the day before it
-            _merge_running(session, found[measure], r, key, prefix, kinds, split)
+            _merge_running(session, found[measure], r, keys, prefix, kinds, split)
         else:
-            _merge_bins(session, found[measure], r, getattr(r, key), getattr(r, f"{prefix}_bins"),
+            _merge_bins(session, found[measure], r, columns, getattr(r, f"{prefix}_bins"),
                         getattr(r, f"{prefix}_bin_counts"), rolled)
         for group, h in found[measure].items():
             if h.count:
@@ -181,48 +183,56 @@ def _rolled_figures(session, split: _Split, key: str, kinds, measures) -> tuple[
     return times, counts
 
 
-def _merge_bins(session, found: dict, table, key, bins, counts, where) -> None:
-    """Add the rollups' stored bins to each group's histogram: summed in SQL on PostgreSQL (unnest: one row per
-    group and bin comes back), in Python elsewhere."""
+def _group(row, n: int):
+    """A row's group: its first column, or the tuple of its first `n`."""
+    return row[0] if n == 1 else tuple(row[:n])
+
+
+def _merge_bins(session, found: dict, table, keys: list, bins, counts, where) -> None:
+    """Add the rollups' stored bins to each group's histogram (grouped by the columns `keys`): summed in SQL on
+    PostgreSQL (unnest: one row per group and bin comes back), in Python elsewhere."""
+    n = len(keys)
     if session.get_bind().dialect.name == "postgresql":
         pairs = func.unnest(bins, counts).table_valued("bin", "n").render_derived(name="h")
         current, into = object(), None
-        for group, b, n in session.execute(
-                select(key, pairs.c.bin, func.sum(pairs.c.n)).select_from(table).join(pairs, true())
-                .where(*where).group_by(key, pairs.c.bin)):
+        for row in session.execute(select(*keys, pairs.c.bin, func.sum(pairs.c.n)).select_from(table)
+                                   .join(pairs, true()).where(*where).group_by(*keys, pairs.c.bin)):
+            group, b, count = _group(row, n), row[n], row[n + 1]
             if group != current:  # rows come grouped: look the histogram up once per run of a group
                 current, into = group, found.setdefault(group, Histogram()).bins
-            into[b] += int(n)
+            into[b] += int(count)
         return
-    for group, stored_bins, stored_counts in session.execute(select(key, bins, counts).where(*where)):
-        found.setdefault(group, Histogram()).add_bins(stored_bins, stored_counts)
+    for row in session.execute(select(*keys, bins, counts).where(*where)):
+        found.setdefault(_group(row, n), Histogram()).add_bins(row[n], row[n + 1])
 
 
-def _add_raw(session, key, raw: list, measures, counts: dict, found: dict) -> None:
+def _add_raw(session, keys: list, raw: list, measures, counts: dict, found: dict) -> None:
     """Add the raw rows after the rollups (today, at least) to the compliance `counts` {(group, within): n} and to
-    each measure's histograms in `found`, grouped by `key`. PostgreSQL reads them once, binned in SQL (one grouping
-    set for the compliance, one per measure); elsewhere one query each, binned here."""
-    rm, measures = ResponseMetric, list(measures)
+    each measure's histograms in `found`, grouped by the columns `keys`. PostgreSQL reads them once, binned in SQL
+    (one grouping set for the compliance, one per measure); elsewhere one query each, binned here."""
+    rm, measures, k = ResponseMetric, list(measures), len(keys)
     if session.get_bind().dialect.name != "postgresql":
-        for group, within, n in session.execute(select(key, rm.within_sla, func.count())
-                                                .where(*raw, rm.within_sla.is_not(None)).group_by(key, rm.within_sla)):
-            counts[(group, within)] = counts.get((group, within), 0) + n
+        for row in session.execute(select(*keys, rm.within_sla, func.count())
+                                   .where(*raw, rm.within_sla.is_not(None)).group_by(*keys, rm.within_sla)):
+            key = (_group(row, k), row[k])
+            counts[key] = counts.get(key, 0) + row[k + 1]
         for measure in measures:
             column = MEASURES[measure]
-            for group, value, n in session.execute(select(key, column, func.count())
-                                                   .where(*raw, column.is_not(None)).group_by(key, column)):
-                found[measure].setdefault(group, Histogram()).add_value(value, n)
+            for row in session.execute(select(*keys, column, func.count())
+                                       .where(*raw, column.is_not(None)).group_by(*keys, column)):
+                found[measure].setdefault(_group(row, k), Histogram()).add_value(row[k], row[k + 1])
         return
     bins = [_sql_bin(MEASURES[m]) for m in measures]
-    sets = [tuple_(key, rm.within_sla), *(tuple_(key, b) for b in bins)]
-    rows = session.execute(select(key, func.grouping(rm.within_sla, *bins), rm.within_sla, *bins, func.count(),
+    sets = [tuple_(*keys, rm.within_sla), *(tuple_(*keys, b) for b in bins)]
+    rows = session.execute(select(*keys, func.grouping(rm.within_sla, *bins), rm.within_sla, *bins, func.count(),
                                   *(func.sum(MEASURES[m]) for m in measures))
                            .where(*raw).group_by(func.grouping_sets(*sets)))
     # grouping() has a bit for each of within_sla and the bins, set when a grouping set leaves it out.
     whole = (1 << len(bins) + 1) - 1
     compliance = whole ^ (1 << len(bins))
     measure_of = {whole ^ (1 << len(bins) - 1 - i): i for i in range(len(bins))}
-    for group, left_out, within, *rest in rows:
+    for row in rows:
+        group, left_out, within, rest = _group(row, k), row[k], row[k + 1], row[k + 2:]
         n = rest[len(bins)]
         if left_out == compliance:
             if within is not None:
@@ -241,19 +251,19 @@ def _sql_bin(column):
                 else_=1 + func.greatest(0, func.floor(func.ln(column / FLOOR) / func.ln(RATIO)))).label(None)
 
 
-def _merge_running(session, found: dict, level, key: str, prefix: str, kinds, split: _Split) -> None:
+def _merge_running(session, found: dict, level, keys: tuple[str, ...], prefix: str, kinds, split: _Split) -> None:
     """Add the running histograms of a coarse level as they stood before the period's last rolled-up day, and take
-    away those before its first (each key's last row before either, in scope and of the agent filter), per group:
-    the column named `key`. One statement on PostgreSQL."""
-    keys = [getattr(level, k) for k in level.KEYS]
+    away those before its first (each level key's last row before either, in scope and of the agent filter), per
+    group: the columns named `keys`. One statement on PostgreSQL."""
+    level_keys = [getattr(level, k) for k in level.KEYS]
     agent_id = split.agent_id if "agent_id" in level.KEYS else None
     bins, counts = getattr(level, f"{prefix}_run_bins"), getattr(level, f"{prefix}_run_counts")
-    group = getattr(level, key)
+    groups, n = [getattr(level, k) for k in keys], len(keys)
 
     def last_rows(before: date):
-        last = select(*keys, func.max(level.day).label("day")) \
+        last = select(*level_keys, func.max(level.day).label("day")) \
             .where(level.day < before, level.metric_type.in_(kinds), *_filters(level, split.scope, None, agent_id)) \
-            .group_by(*keys).subquery()
+            .group_by(*level_keys).subquery()
         return last, and_(level.day == last.c.day,
                           *(or_(getattr(level, k) == last.c[k], and_(getattr(level, k).is_(None), last.c[k].is_(None)))
                             if k == "agent_id" else getattr(level, k) == last.c[k] for k in level.KEYS))
@@ -264,19 +274,21 @@ def _merge_running(session, found: dict, level, key: str, prefix: str, kinds, sp
         parts = []
         for before, sign in signed:
             last, on = last_rows(before)
-            parts.append(select(group.label("g"), pairs.c.bin, (sign * pairs.c.n).label("n"))
-                         .select_from(level).join(last, on).join(pairs, true()))
+            parts.append(select(*(g.label(f"g{i}") for i, g in enumerate(groups)), pairs.c.bin,
+                                (sign * pairs.c.n).label("n")).select_from(level).join(last, on).join(pairs, true()))
         both = union_all(*parts).subquery()
-        for g, b, n in session.execute(select(both.c.g, both.c.bin, func.sum(both.c.n)).group_by(both.c.g, both.c.bin)):
-            if n:
-                (found.get(g) or found.setdefault(g, Histogram())).bins[b] += int(n)
+        by = [both.c[f"g{i}"] for i in range(n)]
+        for row in session.execute(select(*by, both.c.bin, func.sum(both.c.n)).group_by(*by, both.c.bin)):
+            if row[n + 1]:
+                group = _group(row, n)
+                (found.get(group) or found.setdefault(group, Histogram())).bins[row[n]] += int(row[n + 1])
         return
     for before, sign in signed:
         last, on = last_rows(before)
-        for g, stored_bins, stored_counts in session.execute(select(group, bins, counts).join(last, on)):
-            histogram = found.setdefault(g, Histogram())
-            for b, n in zip(stored_bins or (), stored_counts or ()):
-                histogram.bins[b] += sign * n
+        for row in session.execute(select(*groups, bins, counts).join(last, on)):
+            histogram = found.setdefault(_group(row, n), Histogram())
+            for b, count in zip(row[n] or (), row[n + 1] or ()):
+                histogram.bins[b] += sign * count
 
 
 def summary(session, user, entity_ids, since, until, priority: str | None = None,
@@ -286,7 +298,7 @@ def summary(session, user, entity_ids, since, until, priority: str | None = None
     empty = Distribution(0, None, None, None)
     split = _split(session, user, entity_ids, since, until, priority, agent_id)
     if split is not None:
-        found, counts = _rolled_figures(session, split, "metric_type", kinds, MEASURES)
+        found, counts = _rolled_figures(session, split, ("metric_type",), kinds, MEASURES)
 
         def rolled_times(kind):
             return {name: found.get((kind, name), empty) for name in MEASURES}
@@ -319,28 +331,43 @@ def summary(session, user, entity_ids, since, until, priority: str | None = None
 def breakdown(session, user, entity_ids, since, until, by: str, kind: str = FIRST_RESPONSE,
               measure: str = "business", priority: str | None = None, agent_id: int | None = None) -> list[Group]:
     """One kind of row's times and compliance per entity, agent or priority (`by`), in scope; by key."""
+    return breakdowns(session, user, entity_ids, since, until, by, (kind,), measure, priority, agent_id)[kind]
+
+
+def breakdowns(session, user, entity_ids, since, until, by: str, kinds: tuple[str, ...],
+               measure: str = "business", priority: str | None = None,
+               agent_id: int | None = None) -> dict[str, list[Group]]:
+    """`breakdown` for each of `kinds` (read together from the rollups: one pass for them all)."""
     if by not in GROUPS or measure not in MEASURES:
         raise ValueError(f"breakdown by one of {sorted(GROUPS)}, measure one of {sorted(MEASURES)}")
     key = GROUPS[by]
-    counts: dict = {}
+    times: dict = {kind: {} for kind in kinds}
+    counts: dict = {kind: {} for kind in kinds}
     split = _split(session, user, entity_ids, since, until, priority, agent_id)
     if split is not None:
-        found, flat = _rolled_figures(session, split, key.key, (kind,), (measure,))
-        times = {group: d for (group, _), d in found.items()}
-        for (group, within), n in flat.items():
-            counts.setdefault(group, {})[within] = n
+        found, flat = _rolled_figures(session, split, ("metric_type", key.key), kinds, (measure,))
+        for ((kind, group), _), d in found.items():
+            times[kind][group] = d
+        for ((kind, group), within), n in flat.items():
+            counts[kind].setdefault(group, {})[within] = n
     else:
-        where = [*scoped_conditions(session, user, entity_ids, since, until, priority, agent_id),
-                 ResponseMetric.metric_type == kind]
-        times = distributions_by(session, MEASURES[measure], key, *where)
-        for group, within, n in session.execute(
-                select(key, ResponseMetric.within_sla, func.count())
-                .where(*where, ResponseMetric.within_sla.is_not(None)).group_by(key, ResponseMetric.within_sla)):
-            counts.setdefault(group, {})[within] = n
+        for kind in kinds:
+            where = [*scoped_conditions(session, user, entity_ids, since, until, priority, agent_id),
+                     ResponseMetric.metric_type == kind]
+            times[kind] = distributions_by(session, MEASURES[measure], key, *where)
+            for group, within, n in session.execute(
+                    select(key, ResponseMetric.within_sla, func.count())
+                    .where(*where, ResponseMetric.within_sla.is_not(None)).group_by(key, ResponseMetric.within_sla)):
+                counts[kind].setdefault(group, {})[within] = n
     empty = Distribution(0, None, None, None)
-    return [Group(group, times.get(group, empty), Compliance(counts.get(group, {}).get(True, 0),
-                                                              counts.get(group, {}).get(False, 0)))
-            for group in sorted(set(times) | set(counts), key=lambda g: (g is None, str(g) if g is not None else ""))]
+
+    def groups(kind):
+        found, counted = times[kind], counts[kind]
+        return [Group(group, found.get(group, empty), Compliance(counted.get(group, {}).get(True, 0),
+                                                                  counted.get(group, {}).get(False, 0)))
+                for group in sorted(set(found) | set(counted),
+                                    key=lambda g: (g is None, str(g) if g is not None else ""))]
+    return {kind: groups(kind) for kind in kinds}
 
 
 def distribution(session, column, *where) -> Distribution:
