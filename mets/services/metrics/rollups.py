@@ -155,95 +155,115 @@ def roll_up(session, since: date, until: date, now: datetime | None = None) -> i
     if since >= until:
         return 0
     session.flush()
+    fine = _fine_rows(session, since, until)
     session.execute(delete(MetricRollup).where(MetricRollup.day >= since, MetricRollup.day < until))
-    rm = ResponseMetric
-    day = day_of(session, rm.end_at)
-    business, duration = rm.business_minutes, rm.duration_minutes
-    query = (select(day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id, func.count(),
-                    func.count(business), func.coalesce(func.sum(business), 0.0),
-                    func.count(duration), func.coalesce(func.sum(duration), 0.0),
-                    func.coalesce(func.sum(case((rm.within_sla.is_(True), 1), else_=0)), 0),
-                    func.coalesce(func.sum(case((rm.within_sla.is_(False), 1), else_=0)), 0))
-             .where(rm.end_at.is_not(None), rm.end_at >= _instant(since), rm.end_at < _instant(until))
-             .group_by(day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id))
-    columns = ("day", "entity_id", "metric_type", "priority", "agent_id", "count", "business_count",
-               "business_minutes", "duration_count", "duration_minutes", "within_sla", "breached")
-    session.execute(insert(MetricRollup).from_select(columns, query))
-    r = MetricRollup
+    if fine:
+        session.execute(insert(MetricRollup), [row.values(FINE_KEYS) for row in fine.values()])
     for level in LEVELS:
-        keys = [getattr(r, k) for k in level.KEYS]
-        session.execute(delete(level).where(level.day >= since, level.day < until))
-        session.execute(insert(level).from_select(
-            ("day", *level.KEYS, *SUMS), select(r.day, *keys, *(func.sum(getattr(r, name)) for name in SUMS))
-            .where(r.day >= since, r.day < until).group_by(r.day, *keys)))
-    written = _fill_histograms(session, since, until)
+        _write_level(session, level, fine, since, until)
     now = now or clock.now()
     _note_rolled_up(session, since, until, now)
     roll_up_tickets(session, since, until, now)
-    return written
+    return len(fine)
 
 
-def _fill_histograms(session, since: date, until: date) -> int:
-    """Each rollup row of [since, until)'s histograms of business and calendar minutes, from its raw rows (read once,
-    equal values counted together); the number of rollup rows."""
-    r, rm = MetricRollup, ResponseMetric
-    ids = {tuple(key): row_id for row_id, *key in session.execute(
-        select(r.id, r.day, r.entity_id, r.metric_type, r.priority, r.agent_id).where(r.day >= since, r.day < until))}
-    found = {row_id: {m: Histogram() for m in MEASURES} for row_id in ids.values()}
+FINE_KEYS = ("day", "entity_id", "metric_type", "priority", "agent_id")
+
+
+class _Row:
+    """One rollup row being written: its sums and a histogram per measure (each row is written once, complete:
+    inserted and then updated, a row left two or three dead versions, and a full roll-up tables several times their
+    size)."""
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self.sums = dict.fromkeys(SUMS, 0)
+        self.histograms = {m: Histogram() for m in MEASURES}
+
+    def add(self, other: "_Row") -> None:
+        for name in SUMS:
+            self.sums[name] += other.sums[name]
+        for m in MEASURES:
+            self.histograms[m].bins.update(other.histograms[m].bins)
+
+    def values(self, keys: tuple, running: dict | None = None) -> dict:
+        out = {**dict(zip(keys, self.key)), **self.sums}
+        for m in MEASURES:
+            out[f"{m}_bins"], out[f"{m}_bin_counts"] = self.histograms[m].stored()
+            if running is not None:
+                out[f"{m}_run_bins"], out[f"{m}_run_counts"] = running[m].stored()
+        return out
+
+
+def _fine_rows(session, since: date, until: date) -> dict[tuple, _Row]:
+    """The `metric_rollups` rows of [since, until) from the completed raw rows, by (day, entity, type, priority,
+    agent): the counts in one grouped pass, then each measure's values (equal values counted together)."""
+    rm = ResponseMetric
     day = day_of(session, rm.end_at)
+    keys = (day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id)
+    completed = (rm.end_at.is_not(None), rm.end_at >= _instant(since), rm.end_at < _instant(until))
+    rows: dict[tuple, _Row] = {}
+    for *key, count, within, breached in session.execute(
+            select(*keys, func.count(), func.coalesce(func.sum(case((rm.within_sla.is_(True), 1), else_=0)), 0),
+                   func.coalesce(func.sum(case((rm.within_sla.is_(False), 1), else_=0)), 0))
+            .where(*completed).group_by(*keys)):
+        row = rows[(_as_day(key[0]), *key[1:])] = _Row((_as_day(key[0]), *key[1:]))
+        row.sums.update(count=count, within_sla=int(within), breached=int(breached))
     for measure in MEASURES:
         column = getattr(rm, f"{measure}_minutes")
-        for row in session.execute(
-                select(day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id, column, func.count())
-                .where(rm.end_at.is_not(None), rm.end_at >= _instant(since), rm.end_at < _instant(until),
-                       column.is_not(None))
-                .group_by(day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id, column)
-                .execution_options(yield_per=10000)):
-            found[ids[(_as_day(row[0]), *row[1:5])]][measure].add_value(row[5], row[6])
-    changes = []
-    fine = ("day", "entity_id", "metric_type", "priority", "agent_id")
-    picks = {level: [fine.index(k) for k in ("day", *level.KEYS)] for level in LEVELS}
-    coarse: dict = {level: {} for level in LEVELS}  # per level, (day, *KEYS): the fine histograms summed
-    for key, row_id in ids.items():
-        measures = found[row_id]
-        change = {"id": row_id}
-        for measure, histogram in measures.items():
-            change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
-        for level in LEVELS:
-            summed = coarse[level].setdefault(tuple(key[i] for i in picks[level]),
-                                              {m: Histogram() for m in MEASURES})
-            for measure, histogram in measures.items():
-                summed[measure].bins.update(histogram.bins)
-        changes.append(change)
-    if changes:
-        session.execute(update(MetricRollup), changes)
-    for level in LEVELS:
-        level_changes = []
-        for row_id, *key in session.execute(select(level.id, level.day, *(getattr(level, k) for k in level.KEYS))
-                                            .where(level.day >= since, level.day < until)):
-            change = {"id": row_id}
-            for measure, histogram in coarse[level].get(tuple(key), {m: Histogram() for m in MEASURES}).items():
-                change[f"{measure}_bins"], change[f"{measure}_bin_counts"] = histogram.stored()
-            level_changes.append(change)
-        if level_changes:
-            session.execute(update(level), level_changes)
-        fill_running(session, level, since)
-    return len(ids)
+        for *key, value, n in session.execute(select(*keys, column, func.count())
+                                              .where(*completed, column.is_not(None)).group_by(*keys, column)
+                                              .execution_options(yield_per=10000)):
+            row = rows[(_as_day(key[0]), *key[1:])]
+            row.histograms[measure].add_value(value, n)
+            row.sums[f"{measure}_count"] += n
+            row.sums[f"{measure}_minutes"] += value * n
+    return rows
+
+
+def _write_level(session, level, fine: dict[tuple, _Row], since: date, until: date) -> None:
+    """Rewrite a coarse level's rows of [since, until): the fine rows summed per (day, *level.KEYS), each with its
+    running histograms (those of its key's last row before `since`, plus each day's in turn); the running ones of
+    any later day follow (`fill_running`)."""
+    picks = [FINE_KEYS.index(k) for k in ("day", *level.KEYS)]
+    rows: dict[tuple, _Row] = {}
+    for key, row in fine.items():
+        coarse = tuple(key[i] for i in picks)
+        (rows.get(coarse) or rows.setdefault(coarse, _Row(coarse))).add(row)
+    running = _running_before(session, level, since)
+    out = []
+    for key in sorted(rows, key=lambda k: (tuple((v is None, v) for v in k[1:]), k[0])):
+        histograms = running.setdefault(key[1:], {m: Histogram() for m in MEASURES})
+        for m in MEASURES:
+            histograms[m].bins.update(rows[key].histograms[m].bins)
+        out.append(rows[key].values(("day", *level.KEYS), histograms))
+    session.execute(delete(level).where(level.day >= since, level.day < until))
+    if out:
+        session.execute(insert(level), out)
+    if session.scalar(select(func.count()).where(level.day >= until)):
+        fill_running(session, level, until)
+
+
+def _running_before(session, level, since: date) -> dict[tuple, dict[str, Histogram]]:
+    """Per key of `level`, the running histograms of its last row before `since`."""
+    keys = [getattr(level, k) for k in level.KEYS]
+    last = select(*keys, func.max(level.day).label("day")).where(level.day < since).group_by(*keys).subquery()
+    on = and_(level.day == last.c.day, *(_same(getattr(level, k), last.c[k]) for k in level.KEYS))
+    run_columns = [getattr(level, f"{m}_run_{p}") for m in MEASURES for p in ("bins", "counts")]
+    running: dict = {}
+    for row in session.execute(select(*keys, *run_columns).join(last, on)):
+        histograms = running[tuple(row[:len(keys)])] = {m: Histogram() for m in MEASURES}
+        stored = row[len(keys):]
+        for i, m in enumerate(MEASURES):
+            histograms[m].add_bins(stored[2 * i], stored[2 * i + 1])
+    return running
 
 
 def fill_running(session, level, since: date) -> int:
     """Rewrite the running histograms of a coarse level from `since` on (every later day's includes the days
     rewritten): per key (`level.KEYS`), the running one of its last day before `since`, plus each day's in turn."""
     keys = [getattr(level, k) for k in level.KEYS]
-    running: dict = {}
-    last = select(*keys, func.max(level.day).label("day")).where(level.day < since).group_by(*keys).subquery()
-    on = and_(level.day == last.c.day, *(_same(getattr(level, k), last.c[k]) for k in level.KEYS))
-    run_columns = [getattr(level, f"{m}_run_{p}") for m in MEASURES for p in ("bins", "counts")]
-    for row in session.execute(select(*keys, *run_columns).join(last, on)):
-        histograms = running[tuple(row[:len(keys)])] = {m: Histogram() for m in MEASURES}
-        stored = row[len(keys):]
-        for i, m in enumerate(MEASURES):
-            histograms[m].add_bins(stored[2 * i], stored[2 * i + 1])
+    running = _running_before(session, level, since)
     changes = []
     day_columns = [getattr(level, f"{m}_{p}") for m in MEASURES for p in ("bins", "bin_counts")]
     for row in session.execute(select(level.id, *keys, *day_columns).where(level.day >= since)
