@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, render_template, request, st
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
-from mets import clock
+from mets import clock, transaction
 from mets.api import auth, spec
 from mets.api import schemas as s
 from mets.api.requests import (Invalid, decode_cursor, encode_cursor, entity_named, load_body, load_query,
@@ -26,6 +26,8 @@ csrf.exempt(bp)  # no cookie authenticates here (mets.api.auth): a forged cross-
 limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=auth.rate_key)(bp)
 
 PUBLIC = {"api.openapi", "api.docs"}
+# Reads run without a transaction (mets.transaction.autocommit) but these: a server-side cursor lives in one.
+STREAMED = {"api.export_tickets", "api.export_sla_report"}
 NO_ENTITY = ((404, "No entity you work in has this slug"),)
 
 
@@ -34,6 +36,8 @@ def authenticate():
     """Every request reads its token's row and user: a revoked token or a deactivated user fails at once."""
     if request.endpoint in PUBLIC:
         return
+    if request.method in ("GET", "HEAD") and request.endpoint not in STREAMED:
+        transaction.autocommit(db.session)  # no BEGIN, no ROLLBACK: the request reads (but its token's mark)
     presented = api_tokens.authenticate(db.session, auth.bearer_token(), clock.now())
     if presented.touched:  # (at most once a minute per token: a commit expires the user, to be read again)
         commit(lambda: None)
