@@ -29,6 +29,7 @@ PUBLIC = {"api.openapi", "api.docs"}
 # Reads run without a transaction (mets.transaction.autocommit) but these: a server-side cursor lives in one.
 STREAMED = {"api.export_tickets", "api.export_sla_report"}
 NO_ENTITY = ((404, "No entity you work in has this slug"),)
+SLA_RELATIONS = (joinedload(Ticket.sla_rule), joinedload(Ticket.entity))  # the SLA status' (one statement, built once)
 
 
 @bp.before_request
@@ -141,7 +142,7 @@ def ticket_sla(number):
     """Each clock of the ticket's SLA rule: its due instant, business minutes used, and whether it was met."""
     # One statement for the ticket (its scope within), its rule and entity (the calendar's, cached per process:
     # services.hours), one for its pauses.
-    ticket = load_ticket(number, options=(joinedload(Ticket.sla_rule), joinedload(Ticket.entity)))
+    ticket = load_ticket(number, options=SLA_RELATIONS)
     return {"ticket": ticket.number, **payload.sla_payload(ticket),
             "clocks": [payload.clock_payload(state) for state in sla.clocks(db.session, ticket, clock.now())]}
 

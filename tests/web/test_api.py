@@ -10,8 +10,8 @@ from sqlalchemy import event, select
 
 from mets import clock
 from mets.extensions import db
-from mets.models import ApiToken, Ticket, User
-from mets.services.directory import api_tokens
+from mets.models import ApiToken, Entity, Ticket, User
+from mets.services.directory import api_tokens, users
 from mets.services.errors import DomainError
 from tests.conftest import login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
@@ -209,6 +209,27 @@ def test_lists_show_only_the_tokens_scope(app, world):
     hours = api.get("/api/v1/business-hours", headers=bearer(world["tokens"]["manager"])).get_json()["items"]
     assert {h["entity"] for h in hours} == {"acme", "billing"}
     assert {h["follows"] for h in hours if h["entity"] == "billing"} == {"acme"}  # a department follows its parent
+
+
+def test_a_membership_change_counts_from_the_next_request(app, session, world):
+    """The scope is read with the token on every request (and the list's statement is kept per scope): a membership
+    added or removed changes the very next list and ticket."""
+    api, headers = app.test_client(), bearer(world["tokens"]["agent"])
+
+    def listed():
+        return {t["number"] for t in api.get("/api/v1/tickets?status=all", headers=headers).get_json()["items"]}
+
+    sla = f"/api/v1/tickets/{world['acme_number']}/sla"
+    assert listed() == {world["globex_number"]} and api.get(sla, headers=headers).status_code == 404
+    agent = session.get(User, world["agent_id"])
+    acme = session.scalar(select(Entity).where(Entity.slug == "acme"))
+    membership = users.set_membership(session, agent, acme, "agent", 1, [])
+    session.commit()
+    assert listed() == {world["globex_number"], world["acme_number"]}
+    assert api.get(sla, headers=headers).status_code == 200
+    users.remove_membership(session, membership)
+    session.commit()
+    assert listed() == {world["globex_number"]} and api.get(sla, headers=headers).status_code == 404
 
 
 def test_an_agent_cannot_reply_to_or_change_another_entitys_ticket(app, session, world):

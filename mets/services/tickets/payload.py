@@ -15,7 +15,9 @@ def instant(at: datetime | None) -> str | None:
     """`2026-12-01T18:30:00Z` (seconds kept exact, UTC), or None."""
     if at is None:
         return None
-    return at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    if at.tzinfo is not timezone.utc:  # (the models' instants are UTC already: a page has some 200 of them)
+        at = at.astimezone(timezone.utc)
+    return at.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def person(user) -> dict | None:
