@@ -1,7 +1,7 @@
 """The staff ticket list: filters, sorting and pagination, always scoped to what the user may see."""
 import re
 import string
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
@@ -328,7 +328,7 @@ def _feed_statement(session, user: User, f: TicketFilters, entity_ids, now: date
     key = None
     if not (f.q or f.sla):
         key = (user.id, user.is_customer, None if entity_ids is None else tuple(sorted(entity_ids)),
-               astuple(f), after_cursor)
+               tuple(vars(f).values()), after_cursor)
         if (statement := _FEEDS.get(key)) is not None:
             return statement
     query = filtered_query(session, user, f, now, entity_ids)
