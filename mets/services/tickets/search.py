@@ -355,8 +355,10 @@ def ticket_feed(session, user: User, f: TicketFilters, before_id: int | None, li
     statement = _feed_statement(session, user, f, entity_ids, now, before_id is not None)
     # Columns, not Tickets: one statement with the entity, people and rule within, and no ORM objects to build (the
     # API answers many small pages; building 26 tickets and their relations cost more than the query). Run on the
-    # session's connection: the rows are plain, and the ORM's execution around them cost as much as the query.
+    # session's connection: the rows are plain, and the ORM's execution around them cost as much as the query (its
+    # autoflush is the one thing kept: nothing to write, in a request that reads, costs nothing).
     params = {"rows": limit + 1} if before_id is None else {"rows": limit + 1, "before_id": before_id}
+    session.flush()
     items = session.connection().execute(statement, params).all()
     more = len(items) > limit
     items = items[:limit]
