@@ -114,6 +114,20 @@ def _forget_at_end(session, transaction) -> None:
         session.info.pop(_HOOKS, None)
 
 
+# --- reading without a transaction -----------------------------------------------------------------
+
+def autocommit(session) -> None:
+    """Before the session's first statement: each of its statements commits by itself (the database's autocommit)
+    until its transaction ends, so a request that only reads sends no BEGIN and no ROLLBACK. Under READ COMMITTED,
+    PostgreSQL's default, each statement of a transaction sees what was committed when it began: a read-only
+    request sees what it did before. A commit (an API request marking its token used) hands the connection back;
+    the session's next statement begins an ordinary transaction. A session in a transaction already stays in it."""
+    if isinstance(session, scoped_session):
+        session = session()
+    if not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 # --- scopes: values for the length of a block ------------------------------------------------------
 
 @contextmanager

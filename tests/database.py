@@ -106,6 +106,10 @@ class TestConnection(Connection):
         self._owner = threading.get_ident()
         event.listen(self, "before_cursor_execute", self._same_thread)
 
+    def execution_options(self, **options) -> "TestConnection":
+        options.pop("isolation_level", None)  # AUTOCOMMIT (mets.transaction.autocommit) would leave the test's
+        return super().execution_options(**options)  # transaction: the request's reads stay inside it
+
     def _same_thread(self, *_args) -> None:
         if threading.get_ident() != self._owner:
             raise RuntimeError("this test uses the database from another thread: mark it `committing`")

@@ -1,6 +1,7 @@
 """Reading an API request: its JSON body and query string through a schema, the list's filters and cursor.
 Each refusal is an HTTPException whose `errors` (field -> messages) mets.errors puts in the problem document."""
 import re
+from functools import cache
 
 from flask import request
 from marshmallow import ValidationError
@@ -44,6 +45,12 @@ def service_errors(errors: dict[str, str]) -> dict[str, list[str]]:
     return {FIELD_NAMES.get(name, name): [message] for name, message in errors.items()}
 
 
+@cache
+def _schema(schema_class):
+    """One instance of each schema (loading changes nothing in it; making one per request cost more than loading)."""
+    return schema_class()
+
+
 def load_body(schema_class) -> dict:
     """The request's JSON body, validated: 415 when it is not JSON, 400 when it does not parse, 422 for its fields."""
     if not request.is_json:
@@ -53,14 +60,14 @@ def load_body(schema_class) -> dict:
     except BadRequest:
         raise BadRequest("The body is not valid JSON.") from None
     try:
-        return schema_class().load(data)
+        return _schema(schema_class).load(data)
     except ValidationError as exc:
         raise Invalid(_flat(exc.messages)) from None
 
 
 def load_query(schema_class) -> dict:
     try:
-        return schema_class().load(request.args.to_dict(flat=True))
+        return _schema(schema_class).load(request.args.to_dict(flat=True))
     except ValidationError as exc:
         raise BadQuery(_flat(exc.messages)) from None
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, render_template, request, st
 from flask_login import current_user
 from sqlalchemy.orm import joinedload
 
-from mets import clock
+from mets import clock, transaction
 from mets.api import auth, spec
 from mets.api import schemas as s
 from mets.api.requests import (Invalid, decode_cursor, encode_cursor, entity_named, load_body, load_query,
@@ -26,7 +26,10 @@ csrf.exempt(bp)  # no cookie authenticates here (mets.api.auth): a forged cross-
 limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=auth.rate_key)(bp)
 
 PUBLIC = {"api.openapi", "api.docs"}
+# Reads run without a transaction (mets.transaction.autocommit) but these: a server-side cursor lives in one.
+STREAMED = {"api.export_tickets", "api.export_sla_report"}
 NO_ENTITY = ((404, "No entity you work in has this slug"),)
+SLA_RELATIONS = (joinedload(Ticket.sla_rule), joinedload(Ticket.entity))  # the SLA status' (one statement, built once)
 
 
 @bp.before_request
@@ -34,6 +37,8 @@ def authenticate():
     """Every request reads its token's row and user: a revoked token or a deactivated user fails at once."""
     if request.endpoint in PUBLIC:
         return
+    if request.method in ("GET", "HEAD") and request.endpoint not in STREAMED:
+        transaction.autocommit(db.session)  # no BEGIN, no ROLLBACK: the request reads (but its token's mark)
     presented = api_tokens.authenticate(db.session, auth.bearer_token(), clock.now())
     if presented.touched:  # (at most once a minute per token: a commit expires the user, to be read again)
         commit(lambda: None)
@@ -137,7 +142,7 @@ def ticket_sla(number):
     """Each clock of the ticket's SLA rule: its due instant, business minutes used, and whether it was met."""
     # One statement for the ticket (its scope within), its rule and entity (the calendar's, cached per process:
     # services.hours), one for its pauses.
-    ticket = load_ticket(number, options=(joinedload(Ticket.sla_rule), joinedload(Ticket.entity)))
+    ticket = load_ticket(number, options=SLA_RELATIONS)
     return {"ticket": ticket.number, **payload.sla_payload(ticket),
             "clocks": [payload.clock_payload(state) for state in sla.clocks(db.session, ticket, clock.now())]}
 

@@ -23,8 +23,18 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        return _utc(value)
+
+    def result_processor(self, dialect, coltype):
+        # `_utc` itself on PostgreSQL (whose driver gives datetimes), not TypeDecorator's wrapper calling
+        # process_result_value: one call a value instead of two (a page of the API reads some 200 instants).
+        impl = self.impl_instance.result_processor(dialect, coltype)
+        return _utc if impl is None else lambda value: _utc(impl(value))
+
+
+def _utc(value):
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)

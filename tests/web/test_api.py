@@ -6,11 +6,12 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from mets import clock
-from mets.models import ApiToken, Ticket, User
-from mets.services.directory import api_tokens
+from mets.extensions import db
+from mets.models import ApiToken, Entity, Ticket, User
+from mets.services.directory import api_tokens, users
 from mets.services.errors import DomainError
 from tests.conftest import login, login_customer
 from tests.factories import make_customer, make_entity, make_rule, make_staff, make_ticket
@@ -208,6 +209,27 @@ def test_lists_show_only_the_tokens_scope(app, world):
     hours = api.get("/api/v1/business-hours", headers=bearer(world["tokens"]["manager"])).get_json()["items"]
     assert {h["entity"] for h in hours} == {"acme", "billing"}
     assert {h["follows"] for h in hours if h["entity"] == "billing"} == {"acme"}  # a department follows its parent
+
+
+def test_a_membership_change_counts_from_the_next_request(app, session, world):
+    """The scope is read with the token on every request (and the list's statement is kept per scope): a membership
+    added or removed changes the very next list and ticket."""
+    api, headers = app.test_client(), bearer(world["tokens"]["agent"])
+
+    def listed():
+        return {t["number"] for t in api.get("/api/v1/tickets?status=all", headers=headers).get_json()["items"]}
+
+    sla = f"/api/v1/tickets/{world['acme_number']}/sla"
+    assert listed() == {world["globex_number"]} and api.get(sla, headers=headers).status_code == 404
+    agent = session.get(User, world["agent_id"])
+    acme = session.scalar(select(Entity).where(Entity.slug == "acme"))
+    membership = users.set_membership(session, agent, acme, "agent", 1, [])
+    session.commit()
+    assert listed() == {world["globex_number"], world["acme_number"]}
+    assert api.get(sla, headers=headers).status_code == 200
+    users.remove_membership(session, membership)
+    session.commit()
+    assert listed() == {world["globex_number"]} and api.get(sla, headers=headers).status_code == 404
 
 
 def test_an_agent_cannot_reply_to_or_change_another_entitys_ticket(app, session, world):
@@ -438,3 +460,51 @@ def test_an_export_streams_after_its_request_was_torn_down(app, session, path):
     thread.start()
     thread.join(timeout=60)
     assert {row[0] for row in got["rows"][1:]} == numbers
+
+
+@pytest.mark.committing
+def test_reads_run_without_a_transaction_and_changes_in_one(app, session):
+    """A GET sends no BEGIN and no ROLLBACK (each statement commits by itself, mets.transaction.autocommit); a change,
+    and an export (its server-side cursor lives in a transaction), run in a transaction as before."""
+    entity = make_entity("Acme", "acme")
+    make_rule(entity, "Standard", response_minutes=60)
+    manager = make_staff(entity, role="manager")
+    number = make_ticket(entity).number
+    token = token_for(session, manager)
+    token_row = session.scalar(select(ApiToken).where(ApiToken.user_id == manager.id))
+    token_row.last_used_at = clock.now()  # marked used a moment ago: the requests below write nothing
+    session.commit()
+    seen = []
+
+    def record(conn, _cursor, statement, *_args):
+        dbapi = conn.connection.dbapi_connection  # psycopg's autocommit; pysqlite's is isolation_level None
+        autocommit = dbapi.autocommit if conn.dialect.name == "postgresql" else dbapi.isolation_level is None
+        seen.append((autocommit, statement.split(None, 1)[0]))
+
+    def call(method, path, **kwargs):  # a thread with no app context: the request's session is its own
+        got = {}
+
+        def run():
+            response = app.test_client().open(path, method=method, headers=bearer(token), **kwargs)
+            got.update(status=response.status_code, body=response.get_data(as_text=True))
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=60)
+        return got["status"], got["body"]
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        for path in ("/api/v1/tickets", f"/api/v1/tickets/{number}/sla", f"/api/v1/tickets/{number}"):
+            seen.clear()
+            assert call("GET", path)[0] == 200
+            assert seen and all(autocommit for autocommit, _ in seen), (path, seen)
+        seen.clear()
+        assert call("POST", f"/api/v1/tickets/{number}/replies", json={"body": "On it"})[0] == 201
+        assert seen and not any(autocommit for autocommit, _ in seen)
+        seen.clear()
+        status, body = call("GET", "/api/v1/exports/tickets.csv?status=all")
+        assert status == 200 and number in body
+        assert seen and not any(autocommit for autocommit, _ in seen)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)

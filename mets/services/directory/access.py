@@ -1,6 +1,7 @@
 """Who may see what. Every ticket, rule or metric query goes through `scope_tickets`."""
 from sqlalchemy import bindparam, false, select
 
+from mets import transaction
 from mets.models import Entity, Membership, Ticket, TicketAlias, User
 
 
@@ -49,15 +50,15 @@ def lineage(session, entity: Entity) -> list[Entity]:
     return [entity, *ancestors(session, entity)]
 
 
-def _worked_in_statement():
-    tree = select(Membership.entity_id.label("id")).where(Membership.user_id == bindparam("worked_in_user")) \
+def _worked_in_statement(user_id):
+    tree = select(Membership.entity_id.label("id")).where(Membership.user_id == user_id) \
         .cte("worked_in", recursive=True)
     tree = tree.union(select(Entity.id).where(Entity.parent_id == tree.c.id))
     return select(tree.c.id)
 
 
 # Built once (building a recursive CTE costs more than running it): the user is a parameter.
-_WORKED_IN = _worked_in_statement()
+_WORKED_IN = _worked_in_statement(bindparam("worked_in_user"))
 
 
 def worked_in():
@@ -67,18 +68,39 @@ def worked_in():
     return _WORKED_IN
 
 
+def worked_in_of(user_id):
+    """`worked_in` of the user whose id `user_id` (a SQL expression) is: for a statement that finds the user too
+    (the API's token lookup reads its user's scope with it)."""
+    return _worked_in_statement(user_id)
+
+
 def scope_params(user: User) -> dict:
-    """The parameters of `worked_in` and `scope_in_sql` for `user` (harmless for a statement without them)."""
+    """The parameters of `worked_in` and `scope_in_sql` for `user` (harmless for a statement without them): the user,
+    whose entities a staff member's scope walks and whose own tickets a customer's is."""
     return {"worked_in_user": user.id}
 
 
+_KNOWN = "directory.visible_entity_ids"  # transaction.cache: (user id, ids) read by a statement of the transaction
+
+
 def visible_entity_ids(session, user: User) -> set[int] | None:
-    """Entities a staff user works in (memberships and their children); None means all (admin). One query."""
+    """Entities a staff user works in (memberships and their children); None means all (admin). One query, or none
+    when this transaction read them already (`known_entity_ids`)."""
     if user.is_admin:
         return None
     if not user.is_staff:
         return set()
+    known = transaction.cache(session).get(_KNOWN)
+    if known is not None and known[0] == user.id:
+        return set(known[1])
     return set(session.scalars(_WORKED_IN, scope_params(user)))
+
+
+def known_entity_ids(session, user: User, entity_ids) -> None:
+    """`entity_ids`, the `worked_in` of `user` read by a statement of this transaction (the API's token lookup), are
+    what `visible_entity_ids` answers until the transaction ends: the transaction changes no membership (a request of
+    the API), and the next one reads them again, so a changed membership counts from the next request."""
+    transaction.cache(session)[_KNOWN] = (user.id, frozenset(entity_ids))
 
 
 def visible_entities(session, user: User) -> list[Entity]:
@@ -107,10 +129,10 @@ def scope_to_entities(query, user: User, entity_ids: set[int] | None):
 def scope_in_sql(query, user: User):
     """`scope_tickets` with the scope computed by the database inside the query (`worked_in`), for a query that
     finds tickets by something selective (a number): no statement of its own. Execute it with `scope_params(user)`
-    (without them it fails: a value is required for the parameter). A list keeps `scope_tickets`' literal ids,
-    which let the planner weigh how many tickets an entity has."""
+    (without them it fails: a value is required for the parameter), so one statement serves every user of a kind.
+    A list keeps `scope_tickets`' literal ids, which let the planner weigh how many tickets an entity has."""
     if user.is_customer:
-        return query.where(Ticket.customer_id == user.id)
+        return query.where(Ticket.customer_id == bindparam("worked_in_user"))
     if user.is_admin:
         return query
     if not user.is_staff:
@@ -118,16 +140,34 @@ def scope_in_sql(query, user: User):
     return query.where(Ticket.entity_id.in_(_WORKED_IN))
 
 
-def find_ticket(session, user: User, number: str, options=()) -> Ticket | None:
-    """The ticket with this number, or that had it before it moved, if `user` may see it, else None: one statement
-    (the scope within it), two for an old number. `options`: loader options (relations the caller reads)."""
-    number = number.upper()
-    ticket = session.scalars(scope_in_sql(select(Ticket).where(Ticket.number == number), user)
-                             .options(*options), scope_params(user)).first()
-    if ticket is None:
+# find_ticket's two statements (by number, by an old number), per kind of user and loader options: built once each
+# (building them cost more than running them). Options are a caller's constant tuple.
+_FIND: dict[tuple, tuple] = {}
+
+
+def _find_statements(user: User, options: tuple) -> tuple:
+    kind = "customer" if user.is_customer else "admin" if user.is_admin else "staff" if user.is_staff else "none"
+    found = _FIND.get((kind, options))
+    if found is None:
+        number = bindparam("number")
         moved = select(TicketAlias.ticket_id).where(TicketAlias.number == number).scalar_subquery()
-        ticket = session.scalars(scope_in_sql(select(Ticket).where(Ticket.id == moved), user)
-                                 .options(*options), scope_params(user)).first()
+        found = tuple(scope_in_sql(select(Ticket).where(condition), user).options(*options)
+                      for condition in (Ticket.number == number, Ticket.id == moved))
+        if len(_FIND) >= 64:
+            _FIND.clear()
+        _FIND[(kind, options)] = found
+    return found
+
+
+def find_ticket(session, user: User, number: str, options: tuple = ()) -> Ticket | None:
+    """The ticket with this number, or that had it before it moved, if `user` may see it, else None: one statement
+    (the scope within it), two for an old number. `options`: loader options (relations the caller reads), a tuple
+    built once (a module's constant)."""
+    by_number, by_old_number = _find_statements(user, tuple(options))
+    params = {**scope_params(user), "number": number.upper()}
+    ticket = session.scalars(by_number, params).first()
+    if ticket is None:
+        ticket = session.scalars(by_old_number, params).first()
     return ticket
 
 

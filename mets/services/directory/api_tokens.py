@@ -12,9 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, true, update
 
 from mets.models import ApiToken, User
+from mets.services.directory import access
 from mets.services.errors import DomainError, check
 from mets.services.validation import text_error
 
@@ -84,20 +85,35 @@ class Presented:
     touched: bool = False
 
 
+def _lookup_statement():
+    """The token's columns, its user (the only object built) and its user's scope (`access.worked_in_of`: one row per
+    entity, one with None for none), by the token's prefix: one indexed lookup."""
+    owner = select(ApiToken.user_id).where(ApiToken.prefix == bindparam("prefix")).scalar_subquery()
+    scope = access.worked_in_of(owner).subquery("scope")
+    return (select(ApiToken.id, ApiToken.secret_hash, ApiToken.revoked_at, ApiToken.last_used_at, User,
+                   scope.c.id.label("scope_id"))
+            .join(User, User.id == ApiToken.user_id).outerjoin(scope, true())
+            .where(ApiToken.prefix == bindparam("prefix")))
+
+
+_LOOKUP = _lookup_statement()  # built once: building it cost more than running it
+
+
 def authenticate(session, token: str | None, now: datetime) -> Presented:
     """The user a presented token acts as, or None: malformed, unknown, revoked, or whose user is no longer active
-    staff. Marks the token used (at most once per LAST_USED_EVERY)."""
+    staff. Marks the token used (at most once per LAST_USED_EVERY). Its user's scope is read in the same statement
+    and is what `access.visible_entity_ids` answers for the rest of the transaction."""
     match = _SHAPE.fullmatch(token or "")
     if match is None:
         return Presented(None)
-    # One indexed lookup: the token's columns and its user (the only object built), joined.
-    row = session.execute(select(ApiToken.id, ApiToken.secret_hash, ApiToken.revoked_at, ApiToken.last_used_at, User)
-                          .join(User, User.id == ApiToken.user_id).where(ApiToken.prefix == match.group(1))).first()
+    rows = session.execute(_LOOKUP, {"prefix": match.group(1)}).all()
+    row = rows[0] if rows else None
     if row is None or not hmac.compare_digest(row.secret_hash, _digest(token)) or row.revoked_at is not None:
         return Presented(None)
     user = row.User
     if not user.active or not user.is_staff:
         return Presented(None)
+    access.known_entity_ids(session, user, {r.scope_id for r in rows if r.scope_id is not None})
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
         # A plain UPDATE, not the ORM: concurrent calls of one token both write, neither conflicts.
         session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now)

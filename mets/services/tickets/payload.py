@@ -6,7 +6,7 @@ of it: the API's conversation endpoint and the `reply_added` webhook carry a rep
 """
 from datetime import datetime, timezone
 
-from sqlalchemy.orm import aliased
+from sqlalchemy import select
 
 from mets.models import Entity, SlaRule, Ticket, User
 
@@ -15,7 +15,9 @@ def instant(at: datetime | None) -> str | None:
     """`2026-12-01T18:30:00Z` (seconds kept exact, UTC), or None."""
     if at is None:
         return None
-    return at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    if at.tzinfo is not timezone.utc:  # (the models' instants are UTC already: a page has some 200 of them)
+        at = at.astimezone(timezone.utc)
+    return at.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def person(user) -> dict | None:
@@ -66,13 +68,23 @@ def ticket_payload(ticket: Ticket) -> dict:
 
 
 # A page of the API's list is read as these columns, not as Tickets: the ORM building 26 tickets with four
-# related rows each cost more than the query. Named as the Ticket's attributes, so `_ticket` reads either.
-_customer, _assignee = aliased(User, name="customer"), aliased(User, name="assignee")
+# related rows each cost more than the query. Named as the Ticket's attributes, so `_ticket` reads either. The
+# related rows' columns are scalar subqueries, not joins: PostgreSQL planned the five-table join anew for every page
+# (1 ms, twice the query's run), while a subquery per column is a primary-key lookup it plans in a fraction of that.
+def _of(column, key):
+    """`column` of the row whose id is `key` (a column of the ticket), or NULL."""
+    return select(column).where(column.class_.id == key).scalar_subquery()
+
+
 ROW_COLUMNS = (
-    Ticket.id, Ticket.number, Entity.slug.label("entity_slug"), Ticket.subject, Ticket.status, Ticket.priority,
-    Ticket.category, _customer.email.label("customer_email"), _customer.name.label("customer_name"),
-    _assignee.email.label("assignee_email"), _assignee.name.label("assignee_name"), Ticket.escalation_level,
-    Ticket.created_at, Ticket.updated_at, Ticket.resolved_at, SlaRule.name.label("rule_name"),
+    Ticket.id, Ticket.number, _of(Entity.slug, Ticket.entity_id).label("entity_slug"), Ticket.subject,
+    Ticket.status, Ticket.priority, Ticket.category,
+    _of(User.email, Ticket.customer_id).label("customer_email"),
+    _of(User.name, Ticket.customer_id).label("customer_name"),
+    _of(User.email, Ticket.assignee_id).label("assignee_email"),
+    _of(User.name, Ticket.assignee_id).label("assignee_name"),
+    Ticket.escalation_level, Ticket.created_at, Ticket.updated_at, Ticket.resolved_at,
+    _of(SlaRule.name, Ticket.sla_rule_id).label("rule_name"),
     Ticket.sla_response_due, Ticket.sla_next_reply_due, Ticket.sla_resolution_due, Ticket.sla_response_breached,
     Ticket.sla_next_reply_breached, Ticket.sla_resolution_breached, Ticket.sla_nearest_due,
     Ticket.first_response_at,
@@ -80,13 +92,9 @@ ROW_COLUMNS = (
 
 
 def payload_rows(query):
-    """A select over Ticket (its filters, order and limit kept) reading ROW_COLUMNS instead, the related rows
-    joined: one statement, whose rows `row_payload` shapes."""
-    return (query.with_only_columns(*ROW_COLUMNS, maintain_column_froms=True)
-            .join(Entity, Entity.id == Ticket.entity_id)
-            .outerjoin(_customer, _customer.id == Ticket.customer_id)
-            .outerjoin(_assignee, _assignee.id == Ticket.assignee_id)
-            .outerjoin(SlaRule, SlaRule.id == Ticket.sla_rule_id))
+    """A select over Ticket (its filters, order and limit kept) reading ROW_COLUMNS instead, the related rows'
+    columns within: one statement, whose rows `row_payload` shapes."""
+    return query.with_only_columns(*ROW_COLUMNS, maintain_column_froms=True)
 
 
 def _person(email: str | None, name: str | None) -> dict | None:

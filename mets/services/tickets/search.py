@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
-from sqlalchemy import and_, any_, case, column, func, literal_column, or_, select, table
+from sqlalchemy import and_, any_, bindparam, case, column, func, literal_column, or_, select, table
 from sqlalchemy.orm import selectinload
 
 from mets import clock
@@ -315,21 +315,51 @@ def customer_tickets(session, customer: User) -> list[Ticket]:
 
 
 MAX_FEED = 100
+# The feed's statements, built once per (user, scope, filters): building the select and its cache key cost more
+# than running it. A text search or an SLA window is built per request (words are many; a window moves with the
+# time). At most FEED_CACHE of them, then they are built afresh.
+FEED_CACHE = 256
+_FEEDS: dict[tuple, object] = {}
+
+
+def _feed_statement(session, user: User, f: TicketFilters, entity_ids, now: datetime | None, after_cursor: bool):
+    """The feed's select, its cursor (`before_id`) and row count (`rows`) parameters; everything else it depends on
+    is in its key: the user (their id: "mine", a customer's own), the scope read for them, the filters."""
+    key = None
+    if not (f.q or f.sla):
+        key = (user.id, user.is_customer, None if entity_ids is None else tuple(sorted(entity_ids)),
+               tuple(vars(f).values()), after_cursor)
+        if (statement := _FEEDS.get(key)) is not None:
+            return statement
+    query = filtered_query(session, user, f, now, entity_ids)
+    if after_cursor:
+        query = query.where(Ticket.id < bindparam("before_id"))
+    statement = payload.payload_rows(query.order_by(Ticket.id.desc()).limit(bindparam("rows")))
+    if key is not None:
+        if len(_FEEDS) >= FEED_CACHE:
+            _FEEDS.clear()
+        _FEEDS[key] = statement
+    return statement
 
 
 def ticket_feed(session, user: User, f: TicketFilters, before_id: int | None, limit: int,
-                now: datetime | None = None) -> tuple[list, int | None]:
+                now: datetime | None = None, entity_ids=_UNREAD) -> tuple[list, int | None]:
     """The API's list, as rows for `payload.row_payload`: tickets matching the filters among those `user` may see,
     newest first by id, after a cursor (`before_id`: the last id of the previous page). Keyset, not offset: ids are
     unique and never reused, so a walk visits each ticket that existed when it began exactly once, however many are
     inserted meanwhile (new ones have higher ids, before the cursor). Answers the page and the id to continue
-    before, or None at the end. The text search filters but does not rank here (ranking would reorder pages)."""
-    query = filtered_query(session, user, f, now)
-    if before_id is not None:
-        query = query.where(Ticket.id < before_id)
-    # Columns, not Tickets: one statement with the entity, people and rule joined, and no ORM objects to build
-    # (the API answers many small pages; building 26 tickets and their relations cost more than the query).
-    items = session.execute(payload.payload_rows(query.order_by(Ticket.id.desc()).limit(limit + 1))).all()
+    before, or None at the end. The text search filters but does not rank here (ranking would reorder pages).
+    `entity_ids`: the user's access.visible_entity_ids, when the caller has read them already."""
+    if entity_ids is _UNREAD:
+        entity_ids = None if user.is_customer else access.visible_entity_ids(session, user)
+    statement = _feed_statement(session, user, f, entity_ids, now, before_id is not None)
+    # Columns, not Tickets: one statement with the entity, people and rule within, and no ORM objects to build (the
+    # API answers many small pages; building 26 tickets and their relations cost more than the query). Run on the
+    # session's connection: the rows are plain, and the ORM's execution around them cost as much as the query (its
+    # autoflush is the one thing kept: nothing to write, in a request that reads, costs nothing).
+    params = {"rows": limit + 1} if before_id is None else {"rows": limit + 1, "before_id": before_id}
+    session.flush()
+    items = session.connection().execute(statement, params).all()
     more = len(items) > limit
     items = items[:limit]
     return items, (items[-1].id if more else None)
