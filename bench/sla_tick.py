@@ -15,6 +15,7 @@ With --policies an escalation policy is in place (the entity's own, watching the
 tick then fires the SLA points and, through its `tick` event, the levels and the held-notice sender.
 """
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -28,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.ticket_list import fresh_app  # noqa: E402  (the schema rebuilt as every bench does)
-from mets import clock  # noqa: E402
+from mets import clock, transaction  # noqa: E402
 from mets.extensions import db  # noqa: E402
 from mets.models import SlaRule  # noqa: E402
 from mets.services.directory import users  # noqa: E402
-from mets.services import escalation  # noqa: E402
+from mets.services import escalation, metrics  # noqa: E402
 from mets.services.directory import entities  # noqa: E402
 from mets.services.sla import tick as sla_tick  # noqa: E402
 
@@ -105,6 +106,38 @@ def timed_tick(label: str):
     return rate
 
 
+@contextlib.contextmanager
+def _metrics_off():
+    """The metrics package out of the tick: its change subscribers muted (`metrics.MUTED`, the demo's switch) and the
+    survey sender (`csat.tick`, on the `tick` event) replaced by nothing for the block."""
+    sender = metrics.csat.tick
+    metrics.csat.tick = lambda session, now=None, batch_size=200: []
+    try:
+        with transaction.muted(db.session, metrics.MUTED):
+            yield
+    finally:
+        metrics.csat.tick = sender
+
+
+def metrics_overhead(args, first_rate: float) -> None:
+    """What the metrics package adds to the tick's rate: pairs of newly due ticks (fresh tickets each time), one with
+    metrics off (`_metrics_off`) and one not, in alternating order; the median over the pairs of
+    (rate off / rate on) - 1."""
+    ratios, offset = [], args.due
+    for i in range(args.metrics_pairs):
+        rates = {}
+        for muted in ((True, False) if i % 2 == 0 else (False, True)):
+            make_due(args.due, offset, "200 minutes", args.policies)
+            offset += args.due
+            with _metrics_off() if muted else contextlib.nullcontext():
+                rates[muted] = timed_tick(f"newly due, metrics {'muted' if muted else 'on'}")
+        ratios.append(rates[True] / rates[False])
+    overhead = (statistics.median(ratios) - 1) * 100
+    print(f"bench sla_tick metrics: {overhead:+.1f}% tick rate lost to metrics at event time (median of "
+          f"{len(ratios)} pairs: {', '.join(f'{r:.2f}' for r in ratios)}; first tick {first_rate:.0f}/s; "
+          f"target < 10%)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=1_000_000)
@@ -112,6 +145,8 @@ def main() -> int:
     parser.add_argument("--policies", action="store_true", help="with an escalation policy and levels due")
     parser.add_argument("--newly-due-only", action="store_true",
                         help="measure the idle tick and the newly due tick only (no backlog or memory runs)")
+    parser.add_argument("--metrics-pairs", type=int, default=0,
+                        help="then N pairs of newly due ticks with the metrics package muted and not (issue 14)")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench")
     app = build(url, args.tickets, args.policies)
@@ -127,6 +162,8 @@ def main() -> int:
 
         make_due(args.due, 0, "200 minutes", args.policies)
         rate = timed_tick("newly due (one point each)" + (" and level 1" if args.policies else ""))
+        if args.metrics_pairs:
+            metrics_overhead(args, rate)
         if args.newly_due_only:
             print(f"bench sla_tick: {rate:.0f} tickets/s with {args.due} due among {args.tickets}"
                   f"{' with escalation policies' if args.policies else ''} "
