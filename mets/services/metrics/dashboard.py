@@ -434,6 +434,8 @@ def open_now(session, scope: Scope, now: datetime) -> OpenNow:
     soon = func.sum(case((and_(due > now, due <= now + DUE_SOON), 1), else_=0))
     breached = func.sum(case((due <= now, 1), else_=0))
     split = _ticket_split(session, scope)
+    if split is not None and now < split.mark:
+        split = None  # an instant before the roll-up's mark (a clock set back): its clocks due do not hold, read raw
     groups = []  # (status, assignee, count, oldest)
     dues: dict = {}  # assignee: [due soon, breached]
 

@@ -155,3 +155,19 @@ def test_an_sla_edit_after_the_roll_up_retimes_the_workload(session, desk, timed
     rollups.roll_up(session, date(2026, 11, 28), date(2026, 12, 1), now=NOW)
     assert rollups.changed_days(session, *rollups.tickets_rolled_up(session)) == set()
     assert _page(session, desk, {})["workload"].rows == after
+
+
+def test_a_page_timed_before_the_roll_up_counts_its_clocks_due_then(session, desk, timed):
+    earlier = NOW - timedelta(hours=3)  # before the roll-up's mark (NOW - 2h05)
+    before_mark = make_ticket(desk["acme"], now=utc(2026, 11, 27, 9, 30))  # due between `earlier` and the mark
+    tickets.assign(session, before_mark, desk["ann"], actor=desk["ann"], now=utc(2026, 11, 27, 9, 40))
+    session.flush()
+    rollups.roll_up(session, date(2026, 11, 1), date(2026, 12, 1), now=NOW - timedelta(hours=2))
+    scope = dashboard.scope_for(session, None, dashboard.Filters.from_args(
+        {"from": "2026-11-20", "to": "2026-11-30"}, NOW.date()))
+    rows = tables.dashboard_tables(session, desk["admin"], scope, earlier)["workload"].rows
+    ann = next(r for r in rows if r[0] == desk["ann"].name)
+    breached = sum(1 for t in desk["tickets"] + [*timed, before_mark] if t.assignee_id == desk["ann"].id
+                   and t.status not in ("resolved", "closed") and t.sla_nearest_due and t.sla_nearest_due <= earlier)
+    assert earlier < before_mark.sla_nearest_due <= NOW - timedelta(hours=2, minutes=5)
+    assert ann[3] == breached
