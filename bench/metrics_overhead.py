@@ -1,11 +1,11 @@
 """Benchmark: what writing response metrics at event time adds to ticket changes (PostgreSQL).
 
-    BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_dash python bench/metrics_overhead.py
+    BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_overhead python bench/metrics_overhead.py
 
 The SLA tick writes no metric rows (its points emit sla_* events, which metrics does not hear; its `tick` event only
 runs `csat.tick`, an indexed read of the surveys due), so the cost is measured where the rows are written: every
 `services.tickets` change, through `metrics.subscriber.ticket_changed`. Drops and rebuilds the database's public
-schema by migrations (the dashboard bench's data too: run it after that one), then runs ticket lives through
+schema by migrations (its own database: `createdb mets_bench_overhead` first), then runs ticket lives through
 `services.tickets` as the web requests do (one commit per change): a customer opens, an agent is assigned and
 answers, the customer writes again, the agent answers and resolves: six changes, of which four write or complete
 metric rows. Rounds alternate between metrics on and metrics muted (`transaction.muted(session, metrics.MUTED)`: the
@@ -81,7 +81,7 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=150, help="ticket lives per round")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per side (alternating)")
     args = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_dash")
+    url = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/mets_bench_overhead")
     app = build(url)
     with app.app_context():
         from mets.models import Entity, MetricRollup, ResponseMetric, User  # noqa: F401
