@@ -103,6 +103,13 @@ def _load(model, row_id, allowed, optional: bool = False):
     abort(404)
 
 
+def _found(row):
+    """`row`, or a 404 when a lookup found nothing the current user may see."""
+    if row is None:
+        abort(404)
+    return row
+
+
 def _works_in(entity_id: int | None) -> bool:
     """The current user works in this entity (access: admins every one, staff theirs and their departments);
     None ("all entities") is the admins' only."""
@@ -113,9 +120,7 @@ def _works_in(entity_id: int | None) -> bool:
 def load_ticket(number: str, options=()):
     """The ticket if the current user may see it (access.find_ticket); an old number of a moved ticket (or a
     lower-case one) redirects a GET to the number it has now. `options`: loader options for its relations."""
-    ticket = access.find_ticket(db.session, current_user, number, options)
-    if ticket is None:
-        abort(404)
+    ticket = _found(access.find_ticket(db.session, current_user, number, options))
     if ticket.number != number and request.method == "GET" and request.endpoint:
         abort(redirect(url_for(request.endpoint, **{**request.view_args, "number": ticket.number})))
     return ticket
@@ -177,18 +182,12 @@ def load_macro(entity: Entity, macro_id) -> Macro:
 
 def load_ticket_macro(ticket: Ticket, macro_id) -> Macro:
     """A macro an agent may use on `ticket`: of its entity or one above (another entity's is a 404)."""
-    macro = macros.available(db.session, ticket, macro_id)
-    if macro is None:
-        abort(404)
-    return macro
+    return _found(macros.available(db.session, ticket, macro_id))
 
 
 def load_saved_view(view_id):
     """A saved view of the ticket list the current user may see (theirs, or shared with an entity they work in)."""
-    view = tickets_views.find_view(db.session, current_user, parse_id(view_id))
-    if view is None:
-        abort(404)
-    return view
+    return _found(tickets_views.find_view(db.session, current_user, parse_id(view_id)))
 
 
 def load_outbox_row(channel, row_id):
@@ -203,18 +202,12 @@ def load_webhook_endpoint(endpoint_id) -> WebhookEndpoint:
 
 def load_endpoint_delivery(endpoint: WebhookEndpoint, delivery_id):
     """One of `endpoint`'s deliveries (another endpoint's is a 404, as a missing one)."""
-    row = webhooks.endpoints.delivery_of(db.session, endpoint, parse_id(delivery_id))
-    if row is None:
-        abort(404)
-    return row
+    return _found(webhooks.endpoints.delivery_of(db.session, endpoint, parse_id(delivery_id)))
 
 
 def load_api_token(token_id):
     """One of the current user's own API tokens not revoked (anyone else's is a 404: a token is personal)."""
-    token = api_tokens.find_own_token(db.session, current_user, parse_id(token_id))
-    if token is None:
-        abort(404)
-    return token
+    return _found(api_tokens.find_own_token(db.session, current_user, parse_id(token_id)))
 
 
 def load_metrics_agent(user_id):
