@@ -3,6 +3,7 @@ from sqlalchemy import bindparam, false, select
 
 from mets import transaction
 from mets.models import Entity, Membership, Ticket, TicketAlias, User
+from mets.services.statements import Built
 
 
 def _children_map(session) -> dict[int | None, list[int]]:
@@ -142,21 +143,18 @@ def scope_in_sql(query, user: User):
 
 # find_ticket's two statements (by number, by an old number), per kind of user and loader options: built once each
 # (building them cost more than running them). Options are a caller's constant tuple.
-_FIND: dict[tuple, tuple] = {}
+_FIND = Built(64)
 
 
 def _find_statements(user: User, options: tuple) -> tuple:
     kind = "customer" if user.is_customer else "admin" if user.is_admin else "staff" if user.is_staff else "none"
-    found = _FIND.get((kind, options))
-    if found is None:
+
+    def build():
         number = bindparam("number")
         moved = select(TicketAlias.ticket_id).where(TicketAlias.number == number).scalar_subquery()
-        found = tuple(scope_in_sql(select(Ticket).where(condition), user).options(*options)
-                      for condition in (Ticket.number == number, Ticket.id == moved))
-        if len(_FIND) >= 64:
-            _FIND.clear()
-        _FIND[(kind, options)] = found
-    return found
+        return tuple(scope_in_sql(select(Ticket).where(condition), user).options(*options)
+                     for condition in (Ticket.number == number, Ticket.id == moved))
+    return _FIND.get((kind, options), build)
 
 
 def find_ticket(session, user: User, number: str, options: tuple = ()) -> Ticket | None:

@@ -13,6 +13,7 @@ from mets.models import PRIORITIES, STATUSES, Ticket, TicketAlias, User
 from mets.models.tickets import PRIORITY_RANK
 from mets.services.directory import access
 from mets.services.html import message_text
+from mets.services.statements import Built
 from mets.services.tickets import payload
 from mets.services.validation import parse_id, parse_int
 
@@ -319,27 +320,23 @@ MAX_FEED = 100
 # than running it. A text search or an SLA window is built per request (words are many; a window moves with the
 # time). At most FEED_CACHE of them, then they are built afresh.
 FEED_CACHE = 256
-_FEEDS: dict[tuple, object] = {}
+_FEEDS = Built(FEED_CACHE)
 
 
 def _feed_statement(session, user: User, f: TicketFilters, entity_ids, now: datetime | None, after_cursor: bool):
     """The feed's select, its cursor (`before_id`) and row count (`rows`) parameters; everything else it depends on
     is in its key: the user (their id: "mine", a customer's own), the scope read for them, the filters."""
-    key = None
-    if not (f.q or f.sla):
-        key = (user.id, user.is_customer, None if entity_ids is None else tuple(sorted(entity_ids)),
-               tuple(vars(f).values()), after_cursor)
-        if (statement := _FEEDS.get(key)) is not None:
-            return statement
-    query = filtered_query(session, user, f, now, entity_ids)
-    if after_cursor:
-        query = query.where(Ticket.id < bindparam("before_id"))
-    statement = payload.payload_rows(query.order_by(Ticket.id.desc()).limit(bindparam("rows")))
-    if key is not None:
-        if len(_FEEDS) >= FEED_CACHE:
-            _FEEDS.clear()
-        _FEEDS[key] = statement
-    return statement
+    def build():
+        query = filtered_query(session, user, f, now, entity_ids)
+        if after_cursor:
+            query = query.where(Ticket.id < bindparam("before_id"))
+        return payload.payload_rows(query.order_by(Ticket.id.desc()).limit(bindparam("rows")))
+
+    if f.q or f.sla:
+        return build()
+    key = (user.id, user.is_customer, None if entity_ids is None else tuple(sorted(entity_ids)),
+           tuple(vars(f).values()), after_cursor)
+    return _FEEDS.get(key, build)
 
 
 def ticket_feed(session, user: User, f: TicketFilters, before_id: int | None, limit: int,
