@@ -203,18 +203,19 @@ def _fine_rows(session, since: date, until: date) -> dict[tuple, _Row]:
     keys = (day, rm.entity_id, rm.metric_type, rm.priority, rm.agent_id)
     completed = (rm.end_at.is_not(None), rm.end_at >= _instant(since), rm.end_at < _instant(until))
     rows: dict[tuple, _Row] = {}
-    for *key, count, within, breached in session.execute(
+    for day_, *key, count, within, breached in session.execute(
             select(*keys, func.count(), func.coalesce(func.sum(case((rm.within_sla.is_(True), 1), else_=0)), 0),
                    func.coalesce(func.sum(case((rm.within_sla.is_(False), 1), else_=0)), 0))
             .where(*completed).group_by(*keys)):
-        row = rows[(_as_day(key[0]), *key[1:])] = _Row((_as_day(key[0]), *key[1:]))
+        row = _Row((_as_day(day_), *key))
+        rows[row.key] = row
         row.sums.update(count=count, within_sla=int(within), breached=int(breached))
     for measure in MEASURES:
         column = getattr(rm, f"{measure}_minutes")
-        for *key, value, n in session.execute(select(*keys, column, func.count())
-                                              .where(*completed, column.is_not(None)).group_by(*keys, column)
-                                              .execution_options(yield_per=10000)):
-            row = rows[(_as_day(key[0]), *key[1:])]
+        for day_, *key, value, n in session.execute(select(*keys, column, func.count())
+                                                    .where(*completed, column.is_not(None)).group_by(*keys, column)
+                                                    .execution_options(yield_per=10000)):
+            row = rows[(_as_day(day_), *key)]
             row.histograms[measure].add_value(value, n)
             row.sums[f"{measure}_count"] += n
             row.sums[f"{measure}_minutes"] += value * n
